@@ -1,0 +1,44 @@
+"""ament_python build for space_clip_ros.
+
+Runtime Python dependencies (torch, open_clip, ...) live in requirements/*.txt rather than in
+install_requires: colcon runs this file with setuptools, which would otherwise try to fetch
+multi-GB wheels itself. See README.md for the two supported installs (colcon and pip).
+"""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "space_clip_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    python_requires=">=3.10",
+    maintainer="space_clip_ros developers",
+    maintainer_email="space-clip-ros@example.com",
+    description="Metric monocular depth for ROS 2 with SPACE-CLIP (frozen CLIP encoder + dual-pathway decoder).",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            # ROS executables (ros2 run space_clip_ros <name>) use ROS-style underscores.
+            f"space_clip_depth = {PACKAGE}.ros.depth_node:main",
+            f"space_clip_bag_replay = {PACKAGE}.ros.bag_replay:main",
+            f"space_clip_accuracy = {PACKAGE}.ros.accuracy_node:main",
+            # Offline command-line tools use dashes.
+            f"space-clip-depth = {PACKAGE}.cli:main",
+            f"space-clip-demo = {PACKAGE}.demo:main",
+            f"space-clip-kitti2bag = {PACKAGE}.kitti.to_bag:main",
+            f"space-clip-bag-accuracy = {PACKAGE}.kitti.bag_accuracy:main",
+        ],
+    },
+)
