@@ -1,0 +1,139 @@
+"""Pinhole camera geometry: intrinsics, resizing, back-projection to point arrays.
+
+Pure numpy, no ROS. The ROS layer turns these arrays into PointCloud2; the KITTI tools use the
+same code to project LiDAR into the camera, so a mistake here shows up in every test.
+Conventions follow REP 103/104 optical frames: x right, y down, z forward, metres.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics of an image of a given size (pixel centres at integer coordinates)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.fx) and np.isfinite(self.fy) and self.fx > 0 and self.fy > 0):
+            raise ValueError(f"focal lengths must be finite and positive, got fx={self.fx}, fy={self.fy}")
+        if not (np.isfinite(self.cx) and np.isfinite(self.cy)):
+            raise ValueError(f"principal point must be finite, got cx={self.cx}, cy={self.cy}")
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
+
+    @classmethod
+    def from_matrix(cls, k: np.ndarray, width: int, height: int) -> "Intrinsics":
+        """From a 3x3 K or a 3x4 P (only the left 3x3 block is read)."""
+        m = np.asarray(k, dtype=np.float64)
+        if m.shape == (9,):
+            m = m.reshape(3, 3)
+        elif m.shape == (12,):
+            m = m.reshape(3, 4)
+        if m.shape not in ((3, 3), (3, 4)):
+            raise ValueError(f"expected a 3x3 or 3x4 camera matrix, got shape {m.shape}")
+        return cls(float(m[0, 0]), float(m[1, 1]), float(m[0, 2]), float(m[1, 2]), int(width), int(height))
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    def scaled(self, width: int, height: int) -> "Intrinsics":
+        """Intrinsics of the same camera after resizing the image to width x height.
+
+        Uses the pixel-area convention (the image border, not the first pixel centre, maps to the
+        border), which is what cv2.resize / torch interpolate(align_corners=False) implement.
+        """
+        sx = width / self.width
+        sy = height / self.height
+        return Intrinsics(
+            fx=self.fx * sx,
+            fy=self.fy * sy,
+            cx=(self.cx + 0.5) * sx - 0.5,
+            cy=(self.cy + 0.5) * sy - 0.5,
+            width=int(width),
+            height=int(height),
+        )
+
+
+@lru_cache(maxsize=16)
+def _ray_grid(intr: Intrinsics, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel (u - cx) / fx and (v - cy) / fy, cached: the camera rarely changes."""
+    u = (np.arange(0, intr.width, step, dtype=np.float32) - np.float32(intr.cx)) / np.float32(intr.fx)
+    v = (np.arange(0, intr.height, step, dtype=np.float32) - np.float32(intr.cy)) / np.float32(intr.fy)
+    return u[None, :], v[:, None]
+
+
+def decimate(image: np.ndarray, step: int) -> np.ndarray:
+    """Every step-th pixel in both directions (a view, no copy)."""
+    if step < 1:
+        raise ValueError(f"decimation step must be >= 1, got {step}")
+    return image[::step, ::step]
+
+
+def backproject(depth: np.ndarray, intr: Intrinsics, step: int = 1) -> np.ndarray:
+    """Organized (H', W', 3) float32 points in the optical frame for a z-depth image.
+
+    Invalid depth (NaN, inf, <= 0) gives NaN points, so the organized structure survives and
+    consumers (rviz2, PCL) skip them: the one convention for invalid points throughout.
+    """
+    if depth.shape != (intr.height, intr.width):
+        raise ValueError(
+            f"depth is {depth.shape[1]}x{depth.shape[0]} but intrinsics are for {intr.width}x{intr.height}"
+        )
+    z = decimate(depth, step).astype(np.float32, copy=False)
+    u, v = _ray_grid(intr, step)
+    points = np.empty(z.shape + (3,), dtype=np.float32)
+    valid = np.isfinite(z) & (z > 0)
+    z = np.where(valid, z, np.float32(np.nan))
+    np.multiply(u, z, out=points[..., 0])
+    np.multiply(v, z, out=points[..., 1])
+    points[..., 2] = z
+    return points
+
+
+def project(points: np.ndarray, intr: Intrinsics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel coordinates (u, v) and depth z of (N, 3) optical-frame points; z <= 0 gives NaN u, v."""
+    pts = np.asarray(points, dtype=np.float64)
+    z = pts[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        front = z > 0
+        u = np.where(front, intr.fx * pts[:, 0] / z + intr.cx, np.nan)
+        v = np.where(front, intr.fy * pts[:, 1] / z + intr.cy, np.nan)
+    return u, v, z
+
+
+def sparse_depth_from_points(points: np.ndarray, intr: Intrinsics) -> np.ndarray:
+    """Rasterise optical-frame points into a z-depth image (0 = no measurement), nearest point wins.
+
+    This is how LiDAR ground truth is built (KITTI's own devkit does the same: round to the
+    pixel, keep the closest return where several land on one pixel).
+    """
+    u, v, z = project(points, intr)
+    ui = np.round(u)
+    vi = np.round(v)
+    ok = np.isfinite(ui) & np.isfinite(vi) & (z > 0)
+    ok &= (ui >= 0) & (ui < intr.width) & (vi >= 0) & (vi < intr.height)
+    ui, vi, z = ui[ok].astype(np.int64), vi[ok].astype(np.int64), z[ok]
+    depth = np.zeros((intr.height, intr.width), dtype=np.float32)
+    order = np.argsort(-z)  # far first, so the nearest return is written last and wins
+    depth[vi[order], ui[order]] = z[order]
+    return depth
+
+
+def transform_points(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 (or 3x4) rigid transform to (N, 3) points."""
+    t = np.asarray(transform, dtype=np.float64)
+    if t.shape not in ((4, 4), (3, 4)):
+        raise ValueError(f"expected a 3x4 or 4x4 transform, got shape {t.shape}")
+    pts = np.asarray(points, dtype=np.float64)
+    return pts @ t[:3, :3].T + t[:3, 3]

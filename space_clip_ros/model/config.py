@@ -1,0 +1,201 @@
+"""Typed model configuration and its strict YAML/JSON (de)serialisation.
+
+Configuration flows one way: file or ROS parameters -> these dataclasses -> code. Parsing is
+strict (unknown keys, wrong types and impossible values are errors that name the file, the field
+and the fix) because a silently ignored typo in a model config produces a model that loads but
+predicts garbage.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+CONFIG_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names source, field and fix."""
+
+
+@dataclass
+class BackboneConfig:
+    """Which frozen open_clip vision tower to run, and at what input size.
+
+    pretrained is an open_clip pretrained tag (downloaded by open_clip on a machine with internet),
+    a path to a local CLIP checkpoint (.safetensors, or a torch file loaded with weights_only),
+    or null for random weights (tests and dry runs only). model_cfg, when given, is a full
+    open_clip model config (embed_dim + vision_cfg) that replaces the registry entry for
+    model_name: that is how custom and tiny test towers are described.
+    """
+
+    model_name: str = "ViT-B-16"
+    pretrained: Optional[str] = "openai"
+    model_cfg: Optional[dict] = None
+    # Encoder input (height, width). (224, 224) is the paper's squashed square input; a
+    # multiple of the patch size with another aspect (e.g. 224 x 672 for KITTI) keeps the
+    # frame's aspect ratio and interpolates the positional embeddings.
+    input_size: tuple[int, int] = (224, 224)
+
+
+@dataclass
+class DecoderConfig:
+    """SPACE-CLIP decoder hyper-parameters (paper defaults; None layer lists derive from depth).
+
+    With None, semantic layers are [L, 3L/4, L/2, L/4] and structural layers [2, 1, 0] for an
+    L-block tower, which is exactly the paper's [12, 9, 6, 3] / [2, 1, 0] for ViT-B/16 and scales
+    to deeper towers (ViT-L/14: [24, 18, 12, 6]).
+    """
+
+    semantic_layers: Optional[list[int]] = None
+    structural_layers: Optional[list[int]] = None
+    semantic_channels: list[int] = field(default_factory=lambda: [256, 128, 64, 32])
+    structural_channels: list[int] = field(default_factory=lambda: [256, 128, 64])
+    film_hidden: int = 256
+    use_film: bool = True
+    use_structural: bool = True
+    dropout: float = 0.1
+    head_hidden: int = 16
+    aux_heads: int = 3
+
+
+@dataclass
+class SpaceClipConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    version: int = CONFIG_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<config>") -> "SpaceClipConfig":
+        cfg = _build(cls, data, source, "")
+        if cfg.version != CONFIG_VERSION:
+            raise ConfigError(
+                f"{source}: field 'version' is {cfg.version}, this package reads version {CONFIG_VERSION}. "
+                "Fix: re-export the checkpoint with this version of training/export.py."
+            )
+        validate(cfg, source)
+        return cfg
+
+    def save(self, path: Union[str, Path]) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "SpaceClipConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found. Fix: point to the config.yaml written beside the checkpoint.")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML/JSON ({exc}). Fix: correct the syntax at the reported line.") from exc
+        return cls.from_dict(data, source=str(path))
+
+
+def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
+    """Value checks that types alone cannot express."""
+    b, d = cfg.backbone, cfg.decoder
+
+    def bad(name: str, why: str, fix: str) -> ConfigError:
+        return ConfigError(f"{source}: field '{name}' {why}. Fix: {fix}.")
+
+    if len(b.input_size) != 2 or min(b.input_size) < 16:
+        raise bad("backbone.input_size", f"is {list(b.input_size)}", "give [height, width], each a multiple of the patch size (>= 16)")
+    if len(d.semantic_channels) != 4:
+        raise bad("decoder.semantic_channels", f"has {len(d.semantic_channels)} entries", "give 4 channel widths, one per decoder stage")
+    if len(d.structural_channels) != 3:
+        raise bad("decoder.structural_channels", f"has {len(d.structural_channels)} entries", "give 3 channel widths")
+    if d.use_structural and list(d.structural_channels) != list(d.semantic_channels[:3]):
+        raise bad(
+            "decoder.structural_channels",
+            f"is {list(d.structural_channels)} but the fused stages have {list(d.semantic_channels[:3])}",
+            "use the first three semantic_channels (the gates fuse equal widths)",
+        )
+    for name in ("semantic_channels", "structural_channels"):
+        if any(c <= 0 for c in getattr(d, name)):
+            raise bad(f"decoder.{name}", "contains a non-positive width", "use positive integers")
+    if d.semantic_layers is not None and len(d.semantic_layers) != 4:
+        raise bad("decoder.semantic_layers", f"has {len(d.semantic_layers)} entries", "give 4 hidden-state indices (deep to shallow) or null")
+    if d.structural_layers is not None and len(d.structural_layers) != 3:
+        raise bad("decoder.structural_layers", f"has {len(d.structural_layers)} entries", "give 3 hidden-state indices or null")
+    if not 0.0 <= d.dropout < 1.0:
+        raise bad("decoder.dropout", f"is {d.dropout}", "use a probability in [0, 1)")
+    if not 0 <= d.aux_heads <= 3:
+        raise bad("decoder.aux_heads", f"is {d.aux_heads}", "use 0..3 (one per non-final stage)")
+    if d.film_hidden <= 0 or d.head_hidden <= 0:
+        raise bad("decoder.film_hidden/head_hidden", "is not positive", "use positive integers")
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {where} must be a mapping, got {type(data).__name__}. Fix: use 'key: value' entries.")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known fields: {', '.join(names)}"
+            raise ConfigError(f"{source}: unknown field '{prefix}{key}'. Fix: remove it or correct the name ({hint}).")
+    kwargs = {}
+    for name in names:
+        if name in data:
+            kwargs[name] = _coerce(hints[name], data[name], source, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, source: str, name: str) -> Any:
+    origin, args = get_origin(tp), get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, source, f"{name}.")
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, source, name)
+
+    def wrong(expected: str) -> ConfigError:
+        return ConfigError(f"{source}: field '{name}' must be {expected}, got {value!r}. Fix: set it to {expected}.")
+
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise wrong("a list")
+        items = [_coerce(args[0], v, source, f"{name}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong("a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise wrong("a mapping")
+        return value
+    raise TypeError(f"unsupported config type {tp} for {name}")
