@@ -36,6 +36,12 @@ class BackboneConfig:
     model_name: str = "ViT-B-16"
     pretrained: Optional[str] = "openai"
     model_cfg: Optional[dict] = None
+    # QuickGELU (OpenAI weights) vs GELU; null takes it from the pretrained tag / model_cfg.
+    # Getting it wrong does not fail, it silently degrades features: set it for local OpenAI files.
+    quick_gelu: Optional[bool] = None
+    # Normalisation; null takes the pretrained tag's values (CLIP's OpenAI mean/std otherwise).
+    mean: Optional[tuple[float, float, float]] = None
+    std: Optional[tuple[float, float, float]] = None
     # Encoder input (height, width). (224, 224) is the paper's squashed square input; a
     # multiple of the patch size with another aspect (e.g. 224 x 672 for KITTI) keeps the
     # frame's aspect ratio and interpolates the positional embeddings.

@@ -1,0 +1,2 @@
+"""space_clip_ros: metric monocular depth for ROS 2 with SPACE-CLIP."""
+__version__ = "0.1.0"

@@ -1,0 +1,206 @@
+"""Frozen open_clip vision tower exposing every block's hidden state and the global embedding.
+
+open_clip's own forward returns only the pooled embedding (and forward_intermediates does not
+expose hidden state 0, the sequence entering the first block), so this adapter walks the
+tower's submodules itself. It works for every open_clip-native ViT (ViT-B/32, B/16, L/14, H/14,
+custom configs) and refuses other towers with a clear message.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.model import CLIPVisionCfg, _build_vision_tower
+from open_clip.transformer import VisionTransformer
+from torch import nn
+
+from .config import BackboneConfig, ConfigError
+
+log = logging.getLogger(__name__)
+
+# Seed for towers built without pretrained weights: makes "random" backbones reproducible, so a
+# test checkpoint saved and reloaded predicts exactly the same depth.
+RANDOM_BACKBONE_SEED = 0
+
+
+class BackboneWeightsError(RuntimeError):
+    """The backbone's pretrained weights could not be obtained or do not fit the architecture."""
+
+
+@dataclass
+class BackboneFeatures:
+    hidden: dict[int, torch.Tensor]  # layer index -> (B, width, grid_h, grid_w)
+    global_embedding: torch.Tensor  # (B, width): class token after the final LayerNorm, before projection
+
+
+class ClipVisionBackbone(nn.Module):
+    def __init__(self, cfg: BackboneConfig, weights_override: str | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        model_cfg = cfg.model_cfg if cfg.model_cfg is not None else open_clip.get_model_config(cfg.model_name)
+        if model_cfg is None:
+            raise ConfigError(
+                f"backbone.model_name '{cfg.model_name}' is not an open_clip architecture. "
+                f"Fix: use one of open_clip.list_models() (e.g. ViT-B-16, ViT-L-14) or give backbone.model_cfg."
+            )
+        # The config's pretrained tag fixes activation and normalisation even when the weights
+        # themselves come from an override file (a local copy of the same tag).
+        tag_cfg = _pretrained_tag_cfg(cfg.model_name, cfg.pretrained)
+        pretrained = weights_override if weights_override is not None else cfg.pretrained
+        quick_gelu = cfg.quick_gelu
+        if quick_gelu is None:
+            quick_gelu = bool(tag_cfg.get("quick_gelu", False) or model_cfg.get("quick_gelu", False))
+        vision_cfg = CLIPVisionCfg(**model_cfg["vision_cfg"])
+        if vision_cfg.timm_model_name:
+            raise ConfigError(
+                f"backbone '{cfg.model_name}' is a timm tower ({vision_cfg.timm_model_name}); only open_clip-native "
+                "ViT towers expose the per-block hidden states SPACE-CLIP needs. Fix: pick a native ViT "
+                "(ViT-B-16, ViT-L-14, ViT-H-14, ...)."
+            )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_BACKBONE_SEED)
+            visual = _build_vision_tower(model_cfg["embed_dim"], vision_cfg, quick_gelu=quick_gelu)
+        if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
+            raise ConfigError(
+                f"backbone '{cfg.model_name}' builds a {type(visual).__name__} with attentional pooling or a "
+                "non-ViT trunk. Fix: use a plain open_clip ViT."
+            )
+        # The projection to the joint text-image space is never used (the decoder reads the
+        # pre-projection class token); dropping it makes the count match the paper's 85.8 M.
+        visual.proj = None
+        self.visual = visual
+        if pretrained:
+            self._load_weights(pretrained, tag_cfg)
+        elif weights_override is None:
+            log.warning("backbone %s has RANDOM weights (pretrained: null): features are meaningless", cfg.model_name)
+
+        self.width: int = visual.transformer.width
+        self.num_layers: int = len(visual.transformer.resblocks)
+        self.patch_size: tuple[int, int] = tuple(visual.patch_size)
+        self.native_grid: tuple[int, int] = tuple(visual.grid_size)
+        if any(s % p for s, p in zip(cfg.input_size, self.patch_size)):
+            raise ConfigError(
+                f"backbone.input_size {list(cfg.input_size)} is not a multiple of the patch size "
+                f"{list(self.patch_size)}. Fix: round each side to a multiple of the patch size."
+            )
+        mean = cfg.mean or tag_cfg.get("mean") or open_clip.OPENAI_DATASET_MEAN
+        std = cfg.std or tag_cfg.get("std") or open_clip.OPENAI_DATASET_STD
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "ClipVisionBackbone":
+        """Always eval: the backbone is frozen, so dropout / patch dropout must never switch on."""
+        return super().train(False)
+
+    def _load_weights(self, pretrained: str, tag_cfg: dict) -> None:
+        path = Path(os.path.expanduser(pretrained))
+        if not path.is_file():
+            if not tag_cfg or pretrained != self.cfg.pretrained:
+                tags = open_clip.list_pretrained_tags_by_model(self.cfg.model_name)
+                raise BackboneWeightsError(
+                    f"backbone.pretrained '{pretrained}' is neither a file nor an open_clip pretrained tag for "
+                    f"{self.cfg.model_name} (known tags: {', '.join(tags) or 'none'}). Fix: give a tag, an existing "
+                    "weights file, or null for random weights."
+                )
+            try:
+                path = Path(open_clip.pretrained.download_pretrained(tag_cfg))
+            except Exception as exc:  # network, HF hub and filesystem errors all end here
+                raise BackboneWeightsError(
+                    f"could not fetch open_clip weights {self.cfg.model_name}/{pretrained} ({type(exc).__name__}: {exc}). "
+                    "Fix: on a machine with internet run `python -c \"import open_clip; open_clip.create_model("
+                    f"'{self.cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, or set "
+                    "backbone.pretrained (or the backbone_weights override) to a local weights file."
+                ) from exc
+        state = _read_state_dict(path)
+        state = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")} or state
+        state.pop("proj", None)
+        result = self.visual.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise BackboneWeightsError(
+                f"{path}: weights do not fit backbone {self.cfg.model_name} (missing {result.missing_keys[:3]}, "
+                f"unexpected {result.unexpected_keys[:3]}). Fix: use weights of the same open_clip architecture."
+            )
+        log.info("backbone %s: loaded weights from %s", self.cfg.model_name, path)
+
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        return height // self.patch_size[0], width // self.patch_size[1]
+
+    def _positional_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
+        """Positional embeddings for a token grid, bicubically interpolated if it is not the native one."""
+        pos = self.visual.positional_embedding
+        if grid == self.native_grid:
+            return pos
+        cls_pos, patch_pos = pos[:1], pos[1:]
+        gh, gw = self.native_grid
+        patch_pos = patch_pos.reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
+        patch_pos = F.interpolate(patch_pos.float(), size=grid, mode="bicubic", align_corners=False)
+        patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)
+        return torch.cat([cls_pos, patch_pos], dim=0)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+
+    def forward(self, images: torch.Tensor, layers: list[int]) -> BackboneFeatures:
+        """Hidden states of the requested layers (0 = after ln_pre, k = output of block k).
+
+        images: CLIP-normalised (B, 3, H, W) with H, W multiples of the patch size.
+        """
+        v = self.visual
+        dtype = v.conv1.weight.dtype
+        x = v.conv1(images.to(dtype))
+        b, c, gh, gw = x.shape
+        x = x.flatten(2).transpose(1, 2)
+        cls = v.class_embedding.to(x.dtype).expand(b, 1, -1)
+        x = torch.cat([cls, x], dim=1) + self._positional_embedding((gh, gw)).to(x.dtype)
+        x = v.ln_pre(x)
+
+        def to_grid(tokens: torch.Tensor) -> torch.Tensor:
+            return tokens[:, 1:].transpose(1, 2).reshape(b, c, gh, gw)
+
+        wanted = set(layers)
+        hidden = {0: to_grid(x)} if 0 in wanted else {}
+        batch_first = getattr(v.transformer, "batch_first", True)
+        if not batch_first:
+            x = x.transpose(0, 1)
+        for k, block in enumerate(v.transformer.resblocks, start=1):
+            x = block(x)
+            if k in wanted:
+                hidden[k] = to_grid(x if batch_first else x.transpose(0, 1))
+        if not batch_first:
+            x = x.transpose(0, 1)
+        pooled, _ = v._pool(x)
+        return BackboneFeatures(hidden=hidden, global_embedding=pooled)
+
+
+def _pretrained_tag_cfg(model_name: str, pretrained: str | None) -> dict:
+    if not pretrained or Path(os.path.expanduser(pretrained)).is_file():
+        return {}
+    return dict(open_clip.get_pretrained_cfg(model_name, pretrained) or {})
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from a .safetensors file or a torch file, never unpickling arbitrary objects."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BackboneWeightsError(
+            f"{path}: cannot read backbone weights ({type(exc).__name__}: {exc}). Fix: use an open_clip "
+            "state dict saved as .safetensors or with torch.save (TorchScript archives are not loaded)."
+        ) from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise BackboneWeightsError(f"{path}: expected a state dict of tensors, found {type(state).__name__}.")
+    return {k.removeprefix("module."): v for k, v in state.items()}

@@ -1,0 +1,107 @@
+"""Checkpoint I/O: decoder-only safetensors + the config that built it.
+
+A checkpoint is a directory holding decoder.safetensors (tensors only: nothing is unpickled, so
+loading a downloaded file is safe) and config.yaml (backbone name + weights source and every
+decoder hyper-parameter). The backbone is never stored: it is frozen and comes from open_clip.
+Loading checks the two files against each other and names the file, the key and the fix.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Union
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ConfigError, SpaceClipConfig
+from .space_clip import SpaceClip, build_model
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "decoder.safetensors"
+CONFIG_FILE = "config.yaml"
+FORMAT_TAG = "space_clip_ros.decoder"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be loaded; the message names the file, the key and the fix."""
+
+
+def save_checkpoint(model: SpaceClip, directory: Union[str, Path], metadata: dict | None = None) -> Path:
+    """Write decoder.safetensors + config.yaml into directory (created if needed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
+             for k, v in model.decoder.state_dict().items()}
+    meta = {"format": FORMAT_TAG, "config": json.dumps(model.config.to_dict())}
+    meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
+    save_file(state, str(directory / WEIGHTS_FILE), metadata=meta)
+    model.config.save(directory / CONFIG_FILE)
+    return directory
+
+
+def resolve_checkpoint(path: Union[str, Path]) -> tuple[Path, Path]:
+    """(weights file, config file) for a checkpoint directory or its .safetensors file."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(
+            f"{path}: checkpoint not found. Fix: point to a directory holding {WEIGHTS_FILE} and {CONFIG_FILE} "
+            "(written by training/export.py), or leave the checkpoint empty to run the untrained model."
+        )
+    weights = path / WEIGHTS_FILE if path.is_dir() else path
+    config = weights.parent / CONFIG_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: missing. Fix: the checkpoint directory must contain {WEIGHTS_FILE}.")
+    if weights.suffix != ".safetensors":
+        raise CheckpointError(
+            f"{weights}: not a .safetensors file. Fix: convert it with training/export.py; pickled torch files are "
+            "never loaded by the node."
+        )
+    if not config.is_file():
+        raise CheckpointError(f"{config}: missing. Fix: put the {CONFIG_FILE} written with these weights beside {weights.name}.")
+    return weights, config
+
+
+def load_checkpoint(
+    path: Union[str, Path], device: Union[str, torch.device] = "cpu", backbone_weights: str | None = None
+) -> SpaceClip:
+    """Build the model from config.yaml and load the decoder tensors, strictly."""
+    weights, config_path = resolve_checkpoint(path)
+    try:
+        config = SpaceClipConfig.load(config_path)
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from exc
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc}). Fix: re-export or re-download it.") from exc
+    model = build_model(config, backbone_weights=backbone_weights)
+    _check_state(model, state, weights, config_path)
+    model.decoder.load_state_dict(state, strict=True)
+    log.info("loaded checkpoint %s (%s)", weights, config.backbone.model_name)
+    return model.to(device).eval()
+
+
+def _check_state(model: SpaceClip, state: dict[str, torch.Tensor], weights: Path, config_path: Path) -> None:
+    expected = model.decoder.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    fix = f"Fix: use the {CONFIG_FILE} that was saved with these weights (the two must come from the same run)."
+    if missing:
+        raise CheckpointError(
+            f"{weights}: missing key '{missing[0]}' ({len(missing)} missing) required by {config_path} "
+            f"(use_film={model.config.decoder.use_film}, use_structural={model.config.decoder.use_structural}). {fix}"
+        )
+    if unexpected:
+        raise CheckpointError(
+            f"{weights}: unexpected key '{unexpected[0]}' ({len(unexpected)} unexpected) not built by {config_path}. {fix}"
+        )
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{weights}: key '{key}' has shape {tuple(state[key].shape)} but {config_path} builds "
+                f"{tuple(tensor.shape)} (backbone '{model.config.backbone.model_name}', width {model.backbone.width}). {fix}"
+            )

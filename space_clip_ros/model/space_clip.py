@@ -1,0 +1,91 @@
+"""SpaceClip: frozen CLIP vision tower + trainable dual-pathway decoder, images in, metres out.
+
+The module owns its preprocessing (resize to the encoder input, CLIP normalisation) so that the
+node, the CLI, training and the ONNX export all feed it the same thing: RGB floats in [0, 1].
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import ClipVisionBackbone
+from .config import ConfigError, SpaceClipConfig
+from .decoder import SpaceClipDecoder
+
+
+def resolve_layers(cfg: SpaceClipConfig, num_layers: int) -> SpaceClipConfig:
+    """A copy of cfg with the layer lists filled in for an L-block tower and checked against L."""
+    cfg = copy.deepcopy(cfg)
+    d = cfg.decoder
+    if d.semantic_layers is None:
+        d.semantic_layers = [num_layers, 3 * num_layers // 4, num_layers // 2, num_layers // 4]
+    if d.structural_layers is None:
+        d.structural_layers = [2, 1, 0]
+    for name in ("semantic_layers", "structural_layers"):
+        bad = [k for k in getattr(d, name) if not 0 <= k <= num_layers]
+        if bad:
+            raise ConfigError(
+                f"decoder.{name} contains {bad}, but backbone '{cfg.backbone.model_name}' has hidden states "
+                f"0..{num_layers}. Fix: use indices in that range or null for the default."
+            )
+    return cfg
+
+
+class SpaceClip(nn.Module):
+    def __init__(self, config: SpaceClipConfig, backbone_weights: str | None = None) -> None:
+        super().__init__()
+        self.backbone = ClipVisionBackbone(config.backbone, weights_override=backbone_weights)
+        self.config = resolve_layers(config, self.backbone.num_layers)
+        self.decoder = SpaceClipDecoder(self.backbone.width, self.config.decoder)
+        d = self.config.decoder
+        self._layers = sorted(set(d.semantic_layers) | (set(d.structural_layers) if d.use_structural else set()))
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.config.backbone.input_size)
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        output_size: tuple[int, int] | None = None,
+        return_aux: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Metric depth (B, 1, H_out, W_out) for RGB images (B, 3, H, W) in [0, 1].
+
+        output_size defaults to the input size; aux maps (return_aux) stay at their stage resolution
+        so the loss can resize them to whatever ground truth it compares with.
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+        out_size = tuple(output_size) if output_size is not None else tuple(images.shape[-2:])
+        x = images
+        if tuple(x.shape[-2:]) != self.input_size:
+            shrinking = x.shape[-2] > self.input_size[0] or x.shape[-1] > self.input_size[1]
+            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=shrinking)
+        x = self.backbone.normalize(x)
+        d = self.config.decoder
+        with torch.no_grad():
+            feats = self.backbone(x, self._layers)
+        dtype = self.decoder.head[1].weight.dtype
+        hidden = {k: h.to(dtype) for k, h in feats.hidden.items()}
+        depth, aux = self.decoder(
+            [hidden[k] for k in d.semantic_layers],
+            [hidden[k] for k in d.structural_layers] if d.use_structural else [],
+            feats.global_embedding.to(dtype),
+            return_aux=return_aux,
+        )
+        if tuple(depth.shape[-2:]) != out_size:
+            depth = F.interpolate(depth, size=out_size, mode="bilinear", align_corners=False)
+        return (depth, aux) if return_aux else depth
+
+
+def build_model(config: SpaceClipConfig, backbone_weights: str | None = None) -> SpaceClip:
+    """The one place every SpaceClip is built: node, CLI, training and export all call this."""
+    return SpaceClip(config, backbone_weights=backbone_weights)
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
