@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import open_clip
 import torch
@@ -110,7 +112,7 @@ class ClipVisionBackbone(nn.Module):
                     "weights file, or null for random weights."
                 )
             try:
-                path = Path(open_clip.pretrained.download_pretrained(tag_cfg))
+                path = _fetch_pretrained(tag_cfg)
             except Exception as exc:  # network, HF hub and filesystem errors all end here
                 raise BackboneWeightsError(
                     f"could not fetch open_clip weights {self.cfg.model_name}/{pretrained} ({type(exc).__name__}: {exc}). "
@@ -121,7 +123,13 @@ class ClipVisionBackbone(nn.Module):
         state = _read_state_dict(path)
         state = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")} or state
         state.pop("proj", None)
-        result = self.visual.load_state_dict(state, strict=False)
+        try:
+            result = self.visual.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise BackboneWeightsError(
+                f"{path}: weights do not fit backbone {self.cfg.model_name}: {exc}. Fix: use weights of the same "
+                "open_clip architecture as backbone.model_name."
+            ) from exc
         if result.missing_keys or result.unexpected_keys:
             raise BackboneWeightsError(
                 f"{path}: weights do not fit backbone {self.cfg.model_name} (missing {result.missing_keys[:3]}, "
@@ -183,6 +191,38 @@ def _pretrained_tag_cfg(model_name: str, pretrained: str | None) -> dict:
     if not pretrained or Path(os.path.expanduser(pretrained)).is_file():
         return {}
     return dict(open_clip.get_pretrained_cfg(model_name, pretrained) or {})
+
+
+def _fetch_pretrained(tag_cfg: dict) -> Path:
+    """Cached file or open_clip download; fails in seconds, not minutes, when offline.
+
+    open_clip/huggingface_hub retry an unreachable hub for about a minute before looking in the
+    cache, so a robot without internet would stall at start-up. Probe the host first and, when
+    it is unreachable, answer from the local cache or fail at once.
+    """
+    hf_hub = tag_cfg.get("hf_hub") or ""
+    url = tag_cfg.get("url") or ""
+    host = "huggingface.co" if hf_hub else urlparse(url).hostname
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if host and (offline or not _reachable(host)):
+        if hf_hub:
+            from huggingface_hub import try_to_load_from_cache
+
+            repo_id, filename = os.path.split(hf_hub)  # open_clip's own convention: "org/repo/[file]"
+            for name in [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]:
+                cached = try_to_load_from_cache(repo_id, name)
+                if isinstance(cached, str):
+                    return Path(cached)
+        raise ConnectionError(f"{host} is unreachable (or HF_HUB_OFFLINE is set) and the weights are not in the local cache")
+    return Path(open_clip.pretrained.download_pretrained(tag_cfg))
+
+
+def _reachable(host: str, timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

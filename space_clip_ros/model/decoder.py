@@ -59,10 +59,19 @@ class SkipGate(nn.Module):
 
 
 class DepthHead(nn.Sequential):
-    """3x3 conv (c -> hidden)-BN-ReLU-3x3 conv (hidden -> 1)-ReLU: non-negative metric depth."""
+    """3x3 conv (c -> hidden)-BN-ReLU-3x3 conv (hidden -> 1)-ReLU: non-negative metric depth.
+
+    The last conv starts near a constant INITIAL_DEPTH_M. With PyTorch's default init the final
+    ReLU is often dead everywhere (all-zero depth, no gradient, log-losses undefined); starting at a
+    plausible depth keeps it alive. The paper does not specify an initialisation.
+    """
+
+    INITIAL_DEPTH_M = 10.0
 
     def __init__(self, cin: int, hidden: int) -> None:
         super().__init__(conv_bn_relu(cin, hidden), nn.Conv2d(hidden, 1, 3, padding=1), nn.ReLU())
+        nn.init.normal_(self[1].weight, std=1e-2)
+        nn.init.constant_(self[1].bias, self.INITIAL_DEPTH_M)
 
 
 class FiLM(nn.Module):

@@ -1,0 +1,114 @@
+"""DepthEstimator: numpy images in, metric depth out. The one inference path the node and CLI share.
+
+Uploads uint8 pixels as-is and does colour-order, scaling, resizing and normalisation on the
+device (a 1242x375 uint8 frame is 1.4 MB; as float32 on the host it would be 5.6 MB to copy).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal, Union
+
+import numpy as np
+import torch
+
+from .model import BackboneConfig, BackboneWeightsError, SpaceClip, SpaceClipConfig, build_model, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "fp16", "bf16"]
+ColorOrder = Literal["rgb", "bgr"]
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+UNTRAINED_WARNING = (
+    "NO TRAINED CHECKPOINT: running SPACE-CLIP with an untrained (random) decoder. The whole pipeline runs, "
+    "but the depth values are MEANINGLESS. Train one with training/ or pass a checkpoint directory."
+)
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA on a machine without it is an error, not a fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}' requested but CUDA is not available. Fix: use 'auto' or 'cpu'.")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"unknown device '{device}'. Fix: use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    return torch.device(device)
+
+
+def untrained_model(backbone_weights: str | None = None) -> SpaceClip:
+    """The default architecture without a trained decoder, for demos and dry runs.
+
+    Tries the real CLIP weights first; when they cannot be fetched (offline) the backbone is
+    random too, and the warning says so.
+    """
+    log.warning(UNTRAINED_WARNING)
+    try:
+        return build_model(SpaceClipConfig(), backbone_weights=backbone_weights)
+    except BackboneWeightsError as exc:
+        log.warning("CLIP weights unavailable (%s); the backbone is random as well.", exc)
+        return build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None)))
+
+
+class DepthEstimator:
+    def __init__(self, model: SpaceClip, device: str = "auto", precision: Precision = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision '{precision}'. Fix: use one of {', '.join(PRECISIONS)}.")
+        self.device = resolve_device(device)
+        self.precision = precision
+        self.model = model.to(self.device).eval()
+        self.trained = True
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: Union[str, Path, None],
+        device: str = "auto",
+        precision: Precision = "fp32",
+        backbone_weights: str | None = None,
+    ) -> "DepthEstimator":
+        """Load a checkpoint directory; None (or '') runs the untrained default model, loudly."""
+        if checkpoint:
+            return cls(load_checkpoint(checkpoint, backbone_weights=backbone_weights), device, precision)
+        estimator = cls(untrained_model(backbone_weights), device, precision)
+        estimator.trained = False
+        return estimator
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.model.input_size
+
+    def _validate(self, image: np.ndarray) -> np.ndarray:
+        if not isinstance(image, np.ndarray):
+            raise ValueError(f"expected a numpy array, got {type(image).__name__}")
+        if image.dtype != np.uint8:
+            raise ValueError(f"expected uint8 pixels, got dtype {image.dtype}. Fix: convert 8-bit images, e.g. img.astype(np.uint8).")
+        if image.ndim not in (3, 4) or image.shape[-1] != 3:
+            raise ValueError(f"expected HxWx3 or NxHxWx3, got shape {image.shape}. Fix: drop alpha / expand grey to 3 channels.")
+        if image.size == 0:
+            raise ValueError(f"empty image, shape {image.shape}")
+        return image
+
+    def predict(self, image: np.ndarray, color_order: ColorOrder = "rgb") -> np.ndarray:
+        """float32 depth in metres at the input resolution: HxW for one image, NxHxW for a batch."""
+        if color_order not in ("rgb", "bgr"):
+            raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
+        image = self._validate(image)
+        batch = image[None] if image.ndim == 3 else image
+        pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            x = pixels.permute(0, 3, 1, 2)
+            if color_order == "bgr":
+                x = x.flip(1)
+            x = x.float().div_(255.0)
+            with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision], enabled=self.precision != "fp32"):
+                depth = self.model(x, output_size=batch.shape[1:3])
+            out = depth[:, 0].float().cpu().numpy()
+        return out[0] if image.ndim == 3 else out
+
+    def warmup(self, height: int, width: int, iterations: int = 2) -> None:
+        """Run a few frames so lazy CUDA/cuDNN initialisation does not land on the first real frame."""
+        dummy = np.zeros((height, width, 3), dtype=np.uint8)
+        for _ in range(iterations):
+            self.predict(dummy)

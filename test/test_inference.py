@@ -1,0 +1,106 @@
+"""DepthEstimator: the numpy-in, metres-out contract the node and CLI rely on."""
+import numpy as np
+import pytest
+import torch
+
+from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
+from space_clip_ros.model import build_model, save_checkpoint
+from space_clip_ros.model.tiny import tiny_config
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    torch.manual_seed(0)
+    return DepthEstimator(build_model(tiny_config()), device="cpu")
+
+
+@pytest.fixture()
+def image():
+    return np.random.default_rng(0).integers(0, 256, (48, 160, 3), dtype=np.uint8)
+
+
+def test_single_image_gives_float32_depth_at_input_resolution(estimator, image):
+    depth = estimator.predict(image)
+    assert depth.shape == (48, 160) and depth.dtype == np.float32
+    assert np.isfinite(depth).all() and (depth > 0).all()
+
+
+def test_batch_equals_single_images(estimator, image):
+    other = image[::-1].copy()
+    batch = estimator.predict(np.stack([image, other]))
+    assert batch.shape == (2, 48, 160)
+    np.testing.assert_allclose(batch[0], estimator.predict(image), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(batch[1], estimator.predict(other), rtol=1e-5, atol=1e-5)
+
+
+def test_same_input_same_output(estimator, image):
+    assert np.array_equal(estimator.predict(image), estimator.predict(image))
+
+
+def test_bgr_order_is_honoured(estimator, image):
+    np.testing.assert_array_equal(estimator.predict(image[..., ::-1].copy(), color_order="bgr"), estimator.predict(image))
+    assert not np.array_equal(estimator.predict(image, color_order="bgr"), estimator.predict(image))
+
+
+def test_non_contiguous_views_are_accepted(estimator, image):
+    view = np.zeros((96, 160, 3), np.uint8)[::2]
+    view[:] = image
+    np.testing.assert_array_equal(estimator.predict(view), estimator.predict(image))
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((48, 160, 3), np.float32), "uint8"),
+        (np.zeros((48, 160), np.uint8), "HxWx3"),
+        (np.zeros((48, 160, 4), np.uint8), "HxWx3"),
+        (np.zeros((0, 160, 3), np.uint8), "empty"),
+        (np.zeros((2, 1, 48, 160, 3), np.uint8), "HxWx3"),
+        ([[1, 2, 3]], "numpy array"),
+    ],
+)
+def test_invalid_input_is_a_clear_value_error(estimator, bad, match):
+    with pytest.raises(ValueError, match=match):
+        estimator.predict(bad)
+
+
+def test_invalid_options():
+    model = build_model(tiny_config())
+    with pytest.raises(ValueError, match="precision"):
+        DepthEstimator(model, device="cpu", precision="int8")
+    with pytest.raises(ValueError, match="unknown device"):
+        DepthEstimator(model, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            DepthEstimator(model, device="cuda")
+    with pytest.raises(ValueError, match="color_order"):
+        DepthEstimator(model, device="cpu").predict(np.zeros((8, 8, 3), np.uint8), color_order="rgba")
+
+
+def test_bf16_autocast_runs_close_to_fp32(image):
+    model = build_model(tiny_config())
+    fp32 = DepthEstimator(model, device="cpu").predict(image)
+    bf16 = DepthEstimator(model, device="cpu", precision="bf16").predict(image)
+    assert bf16.dtype == np.float32
+    assert np.abs(bf16 - fp32).max() / np.abs(fp32).max() < 0.1
+
+
+def test_from_checkpoint_matches_model(tmp_path, image):
+    model = build_model(tiny_config())
+    save_checkpoint(model, tmp_path / "ck")
+    loaded = DepthEstimator.from_checkpoint(tmp_path / "ck", device="cpu")
+    assert loaded.trained
+    np.testing.assert_array_equal(loaded.predict(image), DepthEstimator(model, device="cpu").predict(image))
+
+
+def test_no_checkpoint_runs_untrained_default_loudly(caplog, image):
+    with caplog.at_level("WARNING"):
+        est = DepthEstimator.from_checkpoint(None, device="cpu")
+    assert not est.trained
+    assert UNTRAINED_WARNING in caplog.text
+    assert "backbone is random as well" in caplog.text  # offline: no CLIP weights either
+    assert est.input_size == (224, 224)
+    est.warmup(32, 96, iterations=1)
+    assert est.predict(image).shape == (48, 160)

@@ -1,0 +1,160 @@
+"""SPACE-CLIP architecture: shapes, parameter counts, frozen backbone, ablation switches."""
+import pytest
+import torch
+
+from space_clip_ros.model import BackboneConfig, ConfigError, SpaceClipConfig, build_model, count_parameters
+from space_clip_ros.model.tiny import tiny_config
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return build_model(tiny_config()).eval()
+
+
+@pytest.mark.parametrize("size", [(64, 64), (48, 160), (375, 1242), (17, 23)])
+def test_output_is_metric_depth_at_requested_size(tiny, size):
+    with torch.no_grad():
+        depth = tiny(torch.rand(2, 3, *size))
+    assert depth.shape == (2, 1, *size)
+    assert torch.isfinite(depth).all() and (depth >= 0).all()
+
+
+def test_output_size_overrides_input_size(tiny):
+    with torch.no_grad():
+        depth = tiny(torch.rand(1, 3, 64, 64), output_size=(30, 40))
+    assert depth.shape == (1, 1, 30, 40)
+
+
+def test_aux_maps_are_stage_resolutions(tiny):
+    depth, aux = tiny(torch.rand(1, 3, 64, 64), return_aux=True)
+    grid = 64 // 16
+    assert [a.shape[-1] for a in aux] == [grid * 2, grid * 4, grid * 8]
+    assert depth.shape[-1] == 64
+
+
+def test_rejects_wrong_layout(tiny):
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        tiny(torch.rand(1, 64, 64, 3))
+
+
+def test_paper_parameter_counts():
+    """ViT-B/16 with the paper's settings: decoder 12,052,788 (paper: 'about 12.05 M'), backbone 85.8 M.
+
+    The backbone count excludes open_clip's image->joint-space projection (768x512), which SPACE-CLIP
+    never uses (it reads the pre-projection class token); with it the tower would be 86.19 M.
+    """
+    model = build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None)))
+    assert count_parameters(model.decoder, trainable_only=True) == 12_052_788
+    assert count_parameters(model.backbone) == 85_799_424
+    assert count_parameters(model.backbone, trainable_only=True) == 0
+    assert model.config.decoder.semantic_layers == [12, 9, 6, 3]
+    assert model.config.decoder.structural_layers == [2, 1, 0]
+    no_film = build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None)))
+    no_film = build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None), decoder=type(model.config.decoder)(use_film=False)))
+    # four FiLM MLPs: Linear(768, 256) + Linear(256, 1536)
+    assert count_parameters(model.decoder) - count_parameters(no_film.decoder) == 4 * (768 * 256 + 256 + 256 * 1536 + 1536)
+
+
+def test_layer_defaults_scale_with_depth():
+    cfg = tiny_config()
+    model = build_model(cfg)
+    assert model.config.decoder.semantic_layers == [4, 3, 2, 1]
+    with pytest.raises(ConfigError, match="0..4"):
+        build_model(tiny_config(semantic_layers=[9, 3, 2, 1]))
+
+
+def test_backbone_is_frozen_and_stays_in_eval(tiny):
+    model = build_model(tiny_config())
+    model.train()
+    assert model.decoder.training and not model.backbone.training
+    assert not any(m.training for m in model.backbone.modules())
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    depth, aux = model(torch.rand(2, 3, 64, 64), return_aux=True)
+    (depth.mean() + sum(a.mean() for a in aux)).backward()
+    opt.step()
+    assert all(p.grad is None for p in model.backbone.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
+
+
+def _perturb_backbone_output(model, layer=None, global_embedding=False):
+    """Run the model twice, the second time with one hidden state or the global embedding changed."""
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        base = model(x)
+        original = model.backbone.forward
+
+        def patched(images, layers):
+            feats = original(images, layers)
+            if layer is not None:
+                feats.hidden[layer] = feats.hidden[layer] + 5.0
+            if global_embedding:
+                feats.global_embedding = feats.global_embedding * -3.0 + 1.0
+            return feats
+
+        model.backbone.forward = patched
+        try:
+            changed = model(x)
+        finally:
+            del model.backbone.forward
+    return (changed - base).abs().max().item()
+
+
+def test_film_switch_controls_global_conditioning():
+    torch.manual_seed(0)
+    with_film = build_model(tiny_config()).eval()
+    without = build_model(tiny_config(use_film=False)).eval()
+    assert _perturb_backbone_output(with_film, global_embedding=True) > 1e-4
+    assert _perturb_backbone_output(without, global_embedding=True) == 0.0
+
+
+def test_structural_switch_controls_low_level_pathway():
+    """Hidden state 0 feeds only the structural pathway (tiny semantic layers are [4, 3, 2, 1])."""
+    torch.manual_seed(0)
+    with_struct = build_model(tiny_config()).eval()
+    without = build_model(tiny_config(use_structural=False)).eval()
+    assert _perturb_backbone_output(with_struct, layer=0) > 1e-4
+    assert 0 not in without._layers
+    assert without.decoder.structural is None
+
+
+def test_hidden_states_match_open_clip(tiny):
+    """Hidden state k >= 1 is block k's output and the global embedding is ln_post(class token)."""
+    visual = tiny.backbone.visual
+    x = tiny.backbone.normalize(torch.rand(2, 3, 64, 64))
+    with torch.no_grad():
+        ours = tiny.backbone(x, [0, 1, 2, 3, 4])
+        ref = visual.forward_intermediates(x, indices=[0, 1, 2, 3], output_fmt="NCHW", intermediates_only=True)
+        embeds = visual._embeds(x)
+        pooled, _ = visual._pool(visual.transformer(embeds))
+    for k in range(1, 5):
+        torch.testing.assert_close(ours.hidden[k], ref["image_intermediates"][k - 1])
+    grid0 = embeds[:, 1:].transpose(1, 2).reshape(2, -1, 4, 4)
+    torch.testing.assert_close(ours.hidden[0], grid0)
+    torch.testing.assert_close(ours.global_embedding, pooled)
+
+
+def test_aspect_preserving_input_interpolates_positions():
+    cfg = tiny_config()
+    cfg.backbone.input_size = (64, 192)
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        feats = model.backbone(model.backbone.normalize(torch.rand(1, 3, 64, 192)), [4])
+        depth = model(torch.rand(1, 3, 100, 300))
+    assert feats.hidden[4].shape[-2:] == (4, 12)
+    assert depth.shape == (1, 1, 100, 300)
+    bad = tiny_config()
+    bad.backbone.input_size = (64, 100)
+    with pytest.raises(ConfigError, match="multiple of the patch size"):
+        build_model(bad)
+
+
+def test_timm_towers_are_refused_with_a_reason():
+    with pytest.raises(ConfigError, match="timm tower"):
+        build_model(SpaceClipConfig(backbone=BackboneConfig(model_name="ViT-B-16-SigLIP", pretrained=None)))
+    with pytest.raises(ConfigError, match="not an open_clip architecture"):
+        build_model(SpaceClipConfig(backbone=BackboneConfig(model_name="ViT-Nope", pretrained=None)))
