@@ -1,0 +1,51 @@
+"""Velodyne points as sparse depth ground truth in a camera, and the metrics against it.
+
+Shared by the offline bag tool and the live accuracy node so both report the same number for
+the same frame. The projection is geometry.transform_points + sparse_depth_from_points: the
+nearest return wins where several land on one pixel, as in the KITTI devkit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from space_clip_ros.geometry import Intrinsics, sparse_depth_from_points, transform_points
+from space_clip_ros.metrics import Crop, compute_metrics, valid_mask
+
+
+@dataclass(frozen=True)
+class AccuracySettings:
+    """The evaluation protocol: KITTI's 80 m cap; the Garg crop is the usual one for LiDAR ground truth."""
+
+    min_depth: float = 1e-3
+    max_depth: float = 80.0
+    crop: Crop = "garg"
+
+
+def lidar_depth(points: np.ndarray, camera_from_lidar: np.ndarray, intr: Intrinsics) -> np.ndarray:
+    """H x W float32 z-depth (0 = no return) of LiDAR points (N x >=3, LiDAR frame) seen by the camera."""
+    xyz = np.asarray(points)[:, :3]
+    xyz = xyz[np.isfinite(xyz).all(axis=1)]
+    return sparse_depth_from_points(transform_points(xyz, camera_from_lidar), intr)
+
+
+def frame_metrics(
+    depth: np.ndarray,
+    points: np.ndarray,
+    camera_from_lidar: np.ndarray,
+    intr: Intrinsics,
+    settings: AccuracySettings = AccuracySettings(),
+) -> dict[str, float]:
+    """Metrics of one predicted depth image against the LiDAR scan taken with it.
+
+    `intr` may describe the camera at another resolution (e.g. the camera_info of the raw image
+    while the depth is decimated); it is rescaled to the depth image so the LiDAR is rasterised at
+    the prediction's own pixels.
+    """
+    height, width = depth.shape
+    if (intr.width, intr.height) != (width, height):
+        intr = intr.scaled(width, height)
+    gt = lidar_depth(points, camera_from_lidar, intr)
+    mask = valid_mask(gt, settings.min_depth, settings.max_depth, settings.crop)
+    return compute_metrics(depth, gt, mask, settings.min_depth, settings.max_depth)
