@@ -1,0 +1,71 @@
+"""Start the SPACE-CLIP depth node (and optionally rviz2) on a camera.
+
+    ros2 launch space_clip_ros depth.launch.py image:=/camera/image_raw camera_info:=/camera/camera_info \\
+        checkpoint:=/path/to/checkpoint device:=cuda use_rviz:=true
+
+Outputs appear under the namespace: <namespace>/depth, <namespace>/depth/camera_info,
+<namespace>/points, <namespace>/depth/colorized. checkpoint and device override the params file
+only when given, so a params file alone can configure everything.
+The module-level names below are what this file references; a test checks they exist in the
+installed package.
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+PACKAGE = "space_clip_ros"
+EXECUTABLE = "space_clip_depth"
+NODE_NAME = "space_clip_depth"
+PARAMS_FILE = "config/depth.yaml"
+RVIZ_CONFIG = "config/depth.rviz"
+
+ARGUMENTS = {
+    "image": ("/kitti/camera_color_left/image_raw", "Input sensor_msgs/Image topic (its /compressed is used with use_compressed)."),
+    "camera_info": ("/kitti/camera_color_left/camera_info", "Input sensor_msgs/CameraInfo topic."),
+    "namespace": ("", "Namespace of the node and its outputs (one per camera when running several)."),
+    "params_file": ("", f"Parameter YAML; empty uses the package's {PARAMS_FILE}."),
+    "checkpoint": ("", "Checkpoint directory or .safetensors; empty keeps the params file's value."),
+    "device": ("", "auto, cpu, cuda or cuda:N; empty keeps the params file's value."),
+    "use_rviz": ("false", f"Also start rviz2 with {RVIZ_CONFIG}."),
+}
+
+
+def _nodes(context):
+    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    share = get_package_share_directory(PACKAGE)
+    parameters = [value["params_file"] or os.path.join(share, PARAMS_FILE)]
+    overrides = {name: value[name] for name in ("checkpoint", "device") if value[name]}
+    if overrides:
+        parameters.append(overrides)
+    actions = [
+        Node(
+            package=PACKAGE,
+            executable=EXECUTABLE,
+            name=NODE_NAME,
+            namespace=value["namespace"],
+            parameters=parameters,
+            remappings=[
+                ("image", value["image"]),
+                ("image/compressed", value["image"] + "/compressed"),
+                ("camera_info", value["camera_info"]),
+            ],
+            output="screen",
+            emulate_tty=True,
+        )
+    ]
+    if value["use_rviz"].lower() in ("true", "1", "yes"):
+        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2",
+                            arguments=["-d", os.path.join(share, RVIZ_CONFIG)], output="screen"))
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=text)
+         for name, (default, text) in ARGUMENTS.items()]
+        + [OpaqueFunction(function=_nodes)]
+    )

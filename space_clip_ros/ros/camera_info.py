@@ -1,0 +1,65 @@
+"""sensor_msgs CameraInfo <-> geometry.Intrinsics, and CameraInfo for a resized depth image.
+
+The projection matrix P is preferred over K, as depth_image_proc does: P describes the
+rectified image, which is what a depth image derived from image_rect refers to, and it is what
+downstream consumers of `depth/camera_info` read. K is the fallback for drivers that leave P zero.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import Header
+
+from space_clip_ros.geometry import Intrinsics
+
+
+class CameraInfoError(ValueError):
+    """A CameraInfo cannot give intrinsics (zero focal length, zero size, ...)."""
+
+
+def intrinsics_from_camera_info(msg: CameraInfo) -> Intrinsics:
+    """Intrinsics from P (or K when P is all zero) at the message's width x height."""
+    if msg.width <= 0 or msg.height <= 0:
+        raise CameraInfoError(f"camera_info has zero size ({msg.width}x{msg.height})")
+    p = np.asarray(msg.p, dtype=np.float64)
+    matrix, name = (p, "P") if np.any(p) else (np.asarray(msg.k, dtype=np.float64), "K")
+    try:
+        return Intrinsics.from_matrix(matrix, msg.width, msg.height)
+    except ValueError as exc:
+        raise CameraInfoError(f"camera_info {name} is unusable: {exc}") from exc
+
+
+def scale_camera_info(msg: CameraInfo, width: int, height: int, header: Header) -> CameraInfo:
+    """The CameraInfo of the same camera for an image resized to width x height, stamped `header`.
+
+    K and P are scaled with the pixel-area convention of geometry.Intrinsics.scaled (pixel
+    centres at integer coordinates, image borders map to borders: c' = (c + 0.5) * s - 0.5),
+    which matches how bilinear resizing with align_corners=False samples. P's translation column
+    (fx * baseline) scales with fx. Distortion and rectification stay as they are: they are
+    defined in normalised coordinates. Binning and ROI are reset because they describe the
+    full-resolution sensor readout that the resized image no longer corresponds to.
+    """
+    out = copy.deepcopy(msg)
+    out.header = header
+    sx, sy = width / msg.width, height / msg.height
+    if (int(width), int(height)) != (msg.width, msg.height):
+        for field in ("k", "p"):
+            original = np.asarray(getattr(msg, field), dtype=np.float64).reshape(3, -1)
+            if not np.any(original):
+                continue  # an unset matrix stays unset rather than gaining a bogus principal point
+            m = original.copy()
+            m[0, :] *= sx
+            m[1, :] *= sy
+            # The principal point is a pixel position: it follows the pixel-area convention,
+            # not a plain scale. Row 2 of K / P is (0, 0, 1[, 0]) and carries no pixels.
+            m[0, 2] = (original[0, 2] + 0.5) * sx - 0.5
+            m[1, 2] = (original[1, 2] + 0.5) * sy - 0.5
+            setattr(out, field, m.ravel())
+        out.width, out.height = int(width), int(height)
+        out.binning_x = out.binning_y = 0
+        out.roi.x_offset = out.roi.y_offset = out.roi.width = out.roi.height = 0
+        out.roi.do_rectify = False
+    return out
+

@@ -1,0 +1,163 @@
+"""Frame statistics (rate, latency, drops, rejects) and their /diagnostics form; throttled logging.
+
+The receipt callback, the inference worker and the diagnostics timer run on different threads,
+so FrameStats guards its counters with a lock. Latency is receipt-to-publish on the node's
+monotonic clock: the part of the pipeline this node is responsible for.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+RATE_WINDOW_S = 10.0
+LATENCY_SAMPLES = 100
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    received: int
+    processed: int
+    dropped: int
+    rejected: dict[str, int]
+    errors: int
+    rate_hz: float
+    latency_mean_ms: float
+    latency_p95_ms: float
+    latency_max_ms: float
+    seconds_since_output: float  # inf before the first output
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def summary(self) -> str:
+        return (
+            f"{self.rate_hz:.1f} Hz, latency {self.latency_mean_ms:.0f} ms (p95 {self.latency_p95_ms:.0f}, "
+            f"max {self.latency_max_ms:.0f}), received {self.received}, processed {self.processed}, "
+            f"dropped {self.dropped} stale, rejected {self.rejected_total}, errors {self.errors}"
+        )
+
+
+@dataclass
+class FrameStats:
+    """Counters of what happened to each incoming frame; all methods are thread-safe."""
+
+    clock: Callable[[], float] = time.monotonic
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _received: int = field(default=0, init=False)
+    _processed: int = field(default=0, init=False)
+    _dropped: int = field(default=0, init=False)
+    _errors: int = field(default=0, init=False)
+    _rejected: Counter = field(default_factory=Counter, init=False)
+    _done_at: deque = field(default_factory=lambda: deque(maxlen=10_000), init=False)
+    _latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES), init=False)
+
+    def received(self) -> None:
+        with self._lock:
+            self._received += 1
+
+    def dropped(self) -> None:
+        with self._lock:
+            self._dropped += 1
+
+    def rejected(self, reason: str) -> None:
+        with self._lock:
+            self._rejected[reason] += 1
+
+    def error(self) -> None:
+        with self._lock:
+            self._errors += 1
+
+    def processed(self, received_at: float) -> None:
+        now = self.clock()
+        with self._lock:
+            self._processed += 1
+            self._done_at.append(now)
+            self._latencies.append(now - received_at)
+
+    def snapshot(self) -> StatsSnapshot:
+        now = self.clock()
+        with self._lock:
+            recent = [t for t in self._done_at if now - t <= RATE_WINDOW_S]
+            latencies = np.asarray(self._latencies, dtype=np.float64) * 1e3
+            if len(recent) >= 2:
+                rate = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+            else:
+                rate = 0.0
+            return StatsSnapshot(
+                received=self._received,
+                processed=self._processed,
+                dropped=self._dropped,
+                rejected=dict(self._rejected),
+                errors=self._errors,
+                rate_hz=rate,
+                latency_mean_ms=float(latencies.mean()) if latencies.size else 0.0,
+                latency_p95_ms=float(np.percentile(latencies, 95)) if latencies.size else 0.0,
+                latency_max_ms=float(latencies.max()) if latencies.size else 0.0,
+                seconds_since_output=now - self._done_at[-1] if self._done_at else float("inf"),
+            )
+
+
+def diagnostic_array(snapshot: StatsSnapshot, name: str, hardware_id: str, stamp: Time,
+                     extra: dict[str, str], waiting_for_input: bool) -> DiagnosticArray:
+    """One DiagnosticStatus: OK while frames flow, WARN when frames arrive but none come out."""
+    if snapshot.received and snapshot.seconds_since_output > 5.0 and not waiting_for_input:
+        level, message = DiagnosticStatus.WARN, "frames received but no depth produced for 5 s"
+    elif snapshot.errors:
+        level, message = DiagnosticStatus.WARN, f"{snapshot.errors} frames failed in inference"
+    else:
+        level, message = DiagnosticStatus.OK, "running" if snapshot.processed else "waiting for images"
+    values = {
+        "rate_hz": f"{snapshot.rate_hz:.2f}",
+        "latency_mean_ms": f"{snapshot.latency_mean_ms:.1f}",
+        "latency_p95_ms": f"{snapshot.latency_p95_ms:.1f}",
+        "latency_max_ms": f"{snapshot.latency_max_ms:.1f}",
+        "frames_received": str(snapshot.received),
+        "frames_processed": str(snapshot.processed),
+        "frames_dropped_stale": str(snapshot.dropped),
+        "frames_rejected": str(snapshot.rejected_total),
+        "inference_errors": str(snapshot.errors),
+        **{f"rejected_{reason}": str(n) for reason, n in sorted(snapshot.rejected.items())},
+        **extra,
+    }
+    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=v) for k, v in values.items()])
+    array = DiagnosticArray()
+    array.header.stamp = stamp
+    array.status = [status]
+    return array
+
+
+class ThrottledLog:
+    """At most one message per key per period; the next one says how many were suppressed.
+
+    rclpy's own throttling is keyed by call site, which would let one bad-input reason hide
+    every other one behind a single shared logging line.
+    """
+
+    def __init__(self, emit: Callable[[str], None], period_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self._emit = emit
+        self._period = period_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str, message: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._period:
+                self._suppressed[key] += 1
+                return False
+            self._last[key] = now
+            suppressed = self._suppressed.pop(key, 0)
+        self._emit(message + (f" ({suppressed} similar suppressed)" if suppressed else ""))
+        return True
