@@ -1,0 +1,156 @@
+"""Typed training configuration: YAML file -> dataclasses, with ``--set a.b=value`` overrides.
+
+Parsing reuses the model config's strict reader, so a misspelt key in a training recipe is an
+error naming the file and the field, not a silently ignored option.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from space_clip_ros.model.config import ConfigError, SpaceClipConfig, _build, validate
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/kitti"
+    # BTS/AdaBins-format lists; relative paths are relative to root.
+    train_list: str = "splits/kitti_eigen_train_files_with_gt.txt"
+    val_list: str = "splits/kitti_eigen_test_files_with_gt.txt"
+    strict: bool = True  # False: missing/corrupt files are counted, logged and skipped
+    crop_size: tuple[int, int] = (352, 704)  # random training crop (height, width)
+    kb_crop: tuple[int, int] = (352, 1216)  # KITTI benchmark crop (bottom-centre), train and eval
+    rotate_deg: float = 1.0
+    hflip: bool = True
+    color_range: tuple[float, float] = (0.9, 1.1)  # gamma, brightness and per-channel factors
+    color_prob: float = 0.5
+    min_depth: float = 1e-3
+    max_depth: float = 80.0
+    num_workers: int = 8
+    val_max_samples: int = 0  # 0 = the whole validation list
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = 64  # global batch, split evenly over the DDP ranks
+    epochs: int = 20
+    warmup_frac: float = 0.05
+    grad_clip: float = 1.0  # max global grad norm; 0 disables
+    max_steps: int = 0  # stop after this many steps (smoke runs); 0 = epochs * steps_per_epoch
+
+
+@dataclass
+class LossConfig:
+    silog_weight: float = 0.5
+    ssim_weight: float = 0.5
+    aux_weights: list[float] = field(default_factory=lambda: [0.10, 0.05, 0.0])
+    variance_focus: float = 0.85
+
+
+@dataclass
+class EvalConfig:
+    crop: str = "eigen"  # eigen | garg | none
+    flip_tta: bool = False  # during training; evaluate.py --flip-tta for the final numbers
+    every_epochs: int = 1
+    select: str = "abs_rel"  # metric for the best checkpoint (lower is better)
+
+
+@dataclass
+class RunConfig:
+    out_dir: str = "runs/kitti"
+    seed: int = 42
+    precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp16; fp32 on CPU) | fp32 | bf16 | fp16
+    ema_decay: float = 0.996  # 0 disables the EMA
+    log_every: int = 20
+    image_every: int = 500
+    # End this invocation after N more steps, leaving a resumable state (time-limited cluster
+    # jobs); unlike optim.max_steps it does not change the schedule. 0 = run to the end.
+    stop_after: int = 0
+    resume: Optional[str] = None  # a state_*.pt written by this trainer, or "auto" (out_dir/state_last.pt)
+    tqdm: bool = True
+
+
+@dataclass
+class TrainConfig:
+    model: SpaceClipConfig = field(default_factory=SpaceClipConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self))
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (numbers, lists, null)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value. Fix: e.g. --set optim.lr=3e-4.")
+    key, raw = assignment.split("=", 1)
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {assignment!r}: '{part}' is not a section. Fix: check the key path.")
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads '3e-4' (no dot) as a string; on a command line it means a number
+            value = float(value)
+        except ValueError:
+            pass
+    node[parts[-1]] = value
+
+
+def load_train_config(path: Optional[Union[str, Path]], overrides: list[str] = ()) -> TrainConfig:
+    data: dict = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: config file not found. Fix: pass e.g. training/configs/kitti.yaml.") from exc
+    for assignment in overrides:
+        apply_override(data, assignment)
+    cfg = _build(TrainConfig, data, source, "")
+    validate(cfg.model, f"{source} (model)")
+    _validate(cfg, source)
+    return cfg
+
+
+def _validate(cfg: TrainConfig, source: str) -> None:
+    def bad(name: str, why: str, fix: str) -> ConfigError:
+        return ConfigError(f"{source}: field '{name}' {why}. Fix: {fix}.")
+
+    if cfg.eval.crop not in ("eigen", "garg", "none"):
+        raise bad("eval.crop", f"is {cfg.eval.crop!r}", "use eigen, garg or none")
+    if cfg.run.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise bad("run.precision", f"is {cfg.run.precision!r}", "use auto, fp32, bf16 or fp16")
+    if len(cfg.loss.aux_weights) > cfg.model.decoder.aux_heads and any(cfg.loss.aux_weights[cfg.model.decoder.aux_heads:]):
+        raise bad("loss.aux_weights", f"weights {cfg.loss.aux_weights} but the decoder has {cfg.model.decoder.aux_heads} aux heads",
+                  "give one weight per auxiliary head")
+    if cfg.optim.batch_size <= 0 or cfg.optim.epochs <= 0:
+        raise bad("optim.batch_size/epochs", "is not positive", "use positive integers")
+    if not 0.0 <= cfg.optim.warmup_frac < 1.0:
+        raise bad("optim.warmup_frac", f"is {cfg.optim.warmup_frac}", "use a fraction in [0, 1)")
+    if not 0.0 <= cfg.run.ema_decay < 1.0:
+        raise bad("run.ema_decay", f"is {cfg.run.ema_decay}", "use a decay in [0, 1); 0 disables the EMA")
+    if any(c > k for c, k in zip(cfg.data.crop_size, cfg.data.kb_crop)):
+        raise bad("data.crop_size", f"{list(cfg.data.crop_size)} exceeds data.kb_crop {list(cfg.data.kb_crop)}", "crop inside the KB crop")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

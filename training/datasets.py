@@ -1,0 +1,191 @@
+"""KITTI Eigen split with the annotated ground truth, the paper's augmentations and KB-crop eval.
+
+File lists use the BTS/AdaBins format, one sample per line:
+``<date>/<drive>_sync/image_02/data/<frame>.png <drive>_sync/proj_depth/groundtruth/image_02/<frame>.png <focal>``
+(``None`` instead of the depth path where a frame has no annotated depth; older BTS lists omit the
+leading date folder, which is accepted). Images are read from ``<root>/raw/``, depth from
+``<root>/annotated/train/`` or ``<root>/annotated/val/`` (whichever holds the drive).
+
+Augmentation randomness comes from a generator seeded by (seed, epoch, index), so a sample is the
+same whichever worker loads it and a resumed run sees exactly the batches it would have seen.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from training.config import DataConfig
+
+LOG = logging.getLogger(__name__)
+DATE_RE = re.compile(r"^\d{4}_\d{2}_\d{2}$")
+MAX_LISTED = 10
+
+
+class DatasetError(RuntimeError):
+    """A file list or data file is missing or unreadable; the message names the paths."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: Path
+    depth: Optional[Path]
+    focal: float
+
+
+def read_filelist(list_path: Path, root: Path) -> list[Sample]:
+    """Parse a BTS/AdaBins list and resolve its entries against the KITTI tree under root."""
+    if not list_path.is_file():
+        raise DatasetError(f"{list_path}: file list not found. Fix: run training/prepare_kitti.py or set data.train_list/val_list.")
+    samples = []
+    for line_no, line in enumerate(list_path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 3:
+            raise DatasetError(f"{list_path}:{line_no}: expected '<image> <depth|None> <focal>', got {line!r}.")
+        image_rel, depth_rel, focal = parts
+        first = Path(image_rel).parts[0]
+        if not DATE_RE.match(first):  # old BTS lists: drive folder without its date parent
+            image_rel = f"{first[:10]}/{image_rel}"
+        depth = None if depth_rel == "None" else _resolve_depth(root, depth_rel)
+        samples.append(Sample(root / "raw" / image_rel, depth, float(focal)))
+    return samples
+
+
+def _resolve_depth(root: Path, rel: str) -> Path:
+    for split in ("train", "val"):
+        candidate = root / "annotated" / split / rel
+        if candidate.exists():
+            return candidate
+    return root / "annotated" / "train" / rel  # reported as missing by the existence check
+
+
+def load_image(path: Path) -> np.ndarray:
+    """float32 RGB in [0, 1], HxWx3."""
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def load_depth(path: Path) -> np.ndarray:
+    """Metres from a KITTI uint16 depth PNG (value / 256; 0 = no measurement)."""
+    with Image.open(path) as img:
+        raw = np.asarray(img)
+    if raw.dtype not in (np.uint16, np.int32, np.uint32):
+        raise DatasetError(f"{path}: depth PNG has dtype {raw.dtype}, expected 16-bit. Fix: use data_depth_annotated PNGs.")
+    return raw.astype(np.float32) / 256.0
+
+
+def kb_crop_box(height: int, width: int, kb: tuple[int, int], path: Path) -> tuple[int, int]:
+    """(top, left) of the KITTI-benchmark crop: the bottom rows, centred horizontally."""
+    kh, kw = kb
+    if height < kh or width < kw:
+        raise DatasetError(f"{path}: image {height}x{width} is smaller than the KB crop {kh}x{kw}. Fix: set data.kb_crop.")
+    return height - kh, (width - kw) // 2
+
+
+def augment(image: np.ndarray, depth: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation, random crop, flip and photometric jitter, as in BTS/AdaBins and the paper."""
+    if cfg.rotate_deg > 0:
+        angle = float(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
+        image = _rotate_float(image, angle, Image.BILINEAR)
+        depth = _rotate_float(depth[..., None], angle, Image.NEAREST)[..., 0]
+    ch, cw = cfg.crop_size
+    h, w = depth.shape
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    image, depth = image[top:top + ch, left:left + cw], depth[top:top + ch, left:left + cw]
+    if cfg.hflip and rng.random() < 0.5:
+        image, depth = image[:, ::-1], depth[:, ::-1]
+    if rng.random() < cfg.color_prob:
+        lo, hi = cfg.color_range
+        gamma, brightness = rng.uniform(lo, hi), rng.uniform(lo, hi)
+        colours = rng.uniform(lo, hi, size=3).astype(np.float32)
+        image = np.clip(image**gamma * brightness * colours, 0.0, 1.0)
+    return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(depth, dtype=np.float32)
+
+
+def _rotate_float(array: np.ndarray, angle: float, resample: int) -> np.ndarray:
+    """Rotate each channel of a float HxWxC array about its centre (PIL mode 'F')."""
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(array[..., c])).rotate(angle, resample))
+                for c in range(array.shape[-1])]
+    return np.stack(channels, axis=-1)
+
+
+class KittiDepth(Dataset):
+    """Training mode: augmented crops with depth and mask. Eval mode: KB-cropped image + full GT.
+
+    Items are dicts. train: image (3,h,w) float [0,1], depth (1,h,w) metres, mask (1,h,w) bool.
+    eval: image (3,kh,kw), gt (H,W) at native resolution, box (top, left) of the crop in gt.
+    """
+
+    def __init__(self, cfg: DataConfig, list_path: Path, train: bool, seed: int = 0, max_samples: int = 0):
+        self.cfg, self.train, self.seed, self.epoch = cfg, train, seed, 0
+        root = Path(cfg.root)
+        samples = read_filelist(list_path if list_path.is_absolute() else root / list_path, root)
+        self.no_gt = sum(s.depth is None for s in samples)  # the split's known gaps, not errors
+        samples = [s for s in samples if s.depth is not None]
+        missing = [str(p) for s in samples for p in (s.image, s.depth) if not p.exists()]
+        if missing:
+            listed = "\n  ".join(missing[:MAX_LISTED]) + (f"\n  ... and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else "")
+            message = f"{len(missing)} file(s) from {list_path} are missing:\n  {listed}"
+            if cfg.strict:
+                raise DatasetError(message + "\nFix: run training/prepare_kitti.py, or set data.strict=false to skip them.")
+            LOG.warning("%s\nskipping them (data.strict=false)", message)
+            gone = set(missing)
+            samples = [s for s in samples if str(s.image) not in gone and str(s.depth) not in gone]
+        self.skipped: list[str] = missing
+        self.samples = samples[:max_samples] if max_samples > 0 else samples
+        if not self.samples:
+            raise DatasetError(f"{list_path}: no usable samples under {root}. Fix: check data.root and the list.")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        for attempt in range(len(self.samples)):
+            sample = self.samples[(index + attempt) % len(self.samples)]
+            try:
+                return self._load(sample, index)
+            except (OSError, UnidentifiedImageError, ValueError, DatasetError) as exc:
+                message = f"cannot read sample {sample.image} / {sample.depth}: {exc}"
+                if self.cfg.strict:
+                    raise DatasetError(message + ". Fix: re-extract the file, or set data.strict=false to skip it.") from exc
+                self.skipped.append(str(sample.image))
+                LOG.warning("%s; skipped (%d so far in this worker)", message, len(self.skipped))
+        raise DatasetError(f"no readable sample in {len(self.samples)} entries; see the warnings above.")
+
+    def _load(self, sample: Sample, index: int) -> dict:
+        image, depth = load_image(sample.image), load_depth(sample.depth)
+        if image.shape[:2] != depth.shape:
+            raise DatasetError(f"{sample.image} is {image.shape[:2]} but {sample.depth} is {depth.shape}")
+        top, left = kb_crop_box(*depth.shape, self.cfg.kb_crop, sample.image)
+        kh, kw = self.cfg.kb_crop
+        if not self.train:
+            return {"image": _chw(image[top:top + kh, left:left + kw]), "gt": torch.from_numpy(depth),
+                    "box": torch.tensor([top, left])}
+        image, depth = image[top:top + kh, left:left + kw], depth[top:top + kh, left:left + kw]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image, depth = augment(image, depth, self.cfg, rng)
+        depth_t = torch.from_numpy(depth)[None]
+        mask = (depth_t > self.cfg.min_depth) & (depth_t < self.cfg.max_depth)
+        return {"image": _chw(image), "depth": depth_t, "mask": mask}
+
+
+def _chw(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+def collate_eval(items: list[dict]) -> dict:
+    """Stack the equal-size KB crops; keep ground truths (native sizes differ by drive) as a list."""
+    return {"image": torch.stack([i["image"] for i in items]), "gt": [i["gt"] for i in items],
+            "box": torch.stack([i["box"] for i in items])}

@@ -1,0 +1,98 @@
+"""The paper's training objective: 0.5 * SILog + 0.5 * SSIM loss + weighted auxiliary SILog terms.
+
+All terms are computed in float32 over valid ground-truth pixels only (sparse LiDAR ground truth:
+most pixels carry no measurement), whatever precision the forward pass ran in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from training.config import LossConfig
+
+MIN_PRED = 1e-3  # the head's ReLU can output 0; log needs a floor (= the evaluation's min depth)
+
+
+def silog_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, variance_focus: float = 0.85) -> torch.Tensor:
+    """10 * sqrt(mean(g^2) - variance_focus * mean(g)^2), g = log pred - log gt over the batch's valid pixels.
+
+    Equal to 10 * sqrt(Var(g) + (1 - variance_focus) * Mean(g)^2): mostly scale-invariant, with a
+    little weight on the absolute scale so the network still learns metres.
+    """
+    if not mask.any():
+        return pred.sum() * 0.0  # keeps the graph (and DDP's gradient hooks) intact
+    g = torch.log(pred.float()[mask].clamp_min(MIN_PRED)) - torch.log(gt.float()[mask])
+    d = (g**2).mean() - variance_focus * g.mean() ** 2
+    return 10.0 * torch.sqrt(d.clamp_min(1e-12))
+
+
+def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float32, device=device) - size // 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> torch.Tensor:
+    """Per-pixel SSIM (Wang et al. 2004) of (B,1,H,W) maps with a Gaussian window, zero padding."""
+    w = _gaussian_window(window, sigma, x.device)
+    pad = window // 2
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_x, mu_y = F.conv2d(x, w, padding=pad), F.conv2d(y, w, padding=pad)
+    var_x = F.conv2d(x * x, w, padding=pad) - mu_x**2
+    var_y = F.conv2d(y * y, w, padding=pad) - mu_y**2
+    cov = F.conv2d(x * y, w, padding=pad) - mu_x * mu_y
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+
+
+def ssim_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of 1 - SSIM over valid pixels, both maps scaled per image by the valid GT's range.
+
+    SSIM's constants assume values in [0, 1], so each image is mapped with (d - min) / (max - min)
+    of its own valid ground truth (as in the SPACE-CLIP release) and clamped to [0, 1].
+    """
+    if not mask.any():
+        return pred.sum() * 0.0
+    pred, gt = pred.float(), gt.float()
+    big = torch.finfo(torch.float32).max
+    lo = torch.where(mask, gt, big).amin(dim=(1, 2, 3), keepdim=True)
+    hi = torch.where(mask, gt, -big).amax(dim=(1, 2, 3), keepdim=True)
+    has = mask.any(dim=(1, 2, 3), keepdim=True)
+    lo, hi = torch.where(has, lo, 0.0), torch.where(has, hi, 1.0)
+    scale = (hi - lo).clamp_min(1e-6)
+    x = ((pred - lo) / scale).clamp(0.0, 1.0)
+    y = ((gt - lo) / scale).clamp(0.0, 1.0)
+    return (1.0 - ssim_map(x, y))[mask].mean()
+
+
+@dataclass
+class LossTerms:
+    total: torch.Tensor
+    silog: torch.Tensor
+    ssim: torch.Tensor
+    aux: list[torch.Tensor]
+
+    def scalars(self) -> dict[str, float]:
+        out = {"loss": self.total.item(), "silog": self.silog.item(), "ssim": self.ssim.item()}
+        out.update({f"aux{i}": a.item() for i, a in enumerate(self.aux)})
+        return out
+
+
+def depth_loss(pred: torch.Tensor, aux: list[torch.Tensor], gt: torch.Tensor, mask: torch.Tensor, cfg: LossConfig) -> LossTerms:
+    """The full objective; aux maps (stage resolution) are resized bilinearly to the GT size.
+
+    A zero-weight term is still added (times 0): every decoder parameter then takes part in the
+    graph, which DistributedDataParallel requires without the cost of find_unused_parameters.
+    """
+    silog = silog_loss(pred, gt, mask, cfg.variance_focus)
+    ssim = ssim_loss(pred, gt, mask)
+    total = cfg.silog_weight * silog + cfg.ssim_weight * ssim
+    aux_terms = []
+    for weight, aux_map in zip(cfg.aux_weights, aux):
+        up = F.interpolate(aux_map.float(), size=gt.shape[-2:], mode="bilinear", align_corners=False)
+        term = silog_loss(up, gt, mask, cfg.variance_focus)
+        aux_terms.append(term)
+        total = total + weight * term
+    return LossTerms(total, silog, ssim, aux_terms)
