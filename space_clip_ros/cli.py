@@ -1,0 +1,308 @@
+"""space-clip-depth: metric depth for image files and folders, or for the built-in synthetic drive.
+
+No ROS needed. Writes, per input image, a KITTI-convention 16-bit PNG (metres x 256), a float32
+.npy and a colourised preview over a fixed metric range. With --synthetic N it renders N frames
+of the built-in synthetic street (space_clip_ros.synthetic), writes the RGB and the exact ground
+truth beside the predictions and prints the standard depth metrics: a first run needs neither
+images, nor a dataset, nor weights.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from space_clip_ros import depth_io
+from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
+from space_clip_ros.synthetic import DriveConfig, SyntheticDrive
+
+log = logging.getLogger("space-clip-depth")
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+FORMATS = ("png16", "npy", "preview")
+# Outputs sit next to each other in one folder, so each kind gets its own name suffix.
+OUTPUT_SUFFIX = {"png16": "_depth.png", "npy": "_depth.npy", "preview": "_preview.png"}
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+UNTRAINED_BANNER = """
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!!  NO --checkpoint GIVEN: the SPACE-CLIP decoder is UNTRAINED (random weights). !!
+!!  Every depth value written by this run is MEANINGLESS.                        !!
+!!  The whole pipeline still runs, so you can try the tool and its outputs.      !!
+!!  For real depth pass --checkpoint DIR (decoder.safetensors + config.yaml,     !!
+!!  produced by training/).                                                      !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"""
+
+EPILOG = """\
+examples:
+  # one image -> out/photo_depth.png (16-bit, metres*256), out/photo_depth.npy, out/photo_preview.png
+  space-clip-depth photo.jpg --checkpoint checkpoints/kitti --output-dir out
+
+  # a whole folder tree on the GPU in half precision, only the 16-bit PNGs, 8 images per batch
+  space-clip-depth drive/image_02/data --recursive --checkpoint checkpoints/kitti \\
+      --device cuda --precision fp16 --png16 --batch-size 8 --output-dir out
+
+  # no images at hand: 20 frames of the built-in synthetic street, with metrics against its
+  # exact ground truth (without --checkpoint the model is untrained and says so loudly)
+  space-clip-depth --synthetic 20 --output-dir out
+
+outputs:
+  <name>_depth.png    16-bit PNG, KITTI convention: value / 256 = metres, 0 = no depth
+  <name>_depth.npy    float32 metres, HxW, the same size as the input image
+  <name>_preview.png  Turbo colours over the fixed --min-depth..--max-depth range
+                      (red = near, blue = far; the same colour is the same distance in
+                      every image)
+  Files from a folder keep their path relative to it, under a subfolder named after it.
+  Unreadable images are reported with their path and skipped; the exit code is then 1.
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input image and the output path stem (without suffix) its results are written to."""
+
+    source: Path
+    out_stem: Path
+
+
+class UsageError(ValueError):
+    """The command line asks for something impossible; reported before any model is loaded."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="space-clip-depth",
+        description="Metric monocular depth with SPACE-CLIP for image files and folders (no ROS needed).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="*", type=Path, help="image files and/or folders of images")
+    parser.add_argument("-r", "--recursive", action="store_true", help="also take images from subfolders")
+    parser.add_argument(
+        "--synthetic", type=int, default=0, metavar="N",
+        help="also run on N frames of the built-in synthetic driving sequence and print metrics against its ground truth",
+    )
+    parser.add_argument(
+        "--synthetic-size", type=parse_size, default=(1242, 375), metavar="WxH",
+        help="image size of the synthetic frames (default: KITTI's 1242x375)",
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, metavar="DIR",
+        help="trained checkpoint: a directory with decoder.safetensors + config.yaml (or the .safetensors file). "
+        "Without it an UNTRAINED model runs and the depth is meaningless.",
+    )
+    parser.add_argument(
+        "--backbone-weights", metavar="TAG_OR_FILE",
+        help="override where the frozen CLIP backbone's weights come from: an open_clip pretrained tag or a local file",
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="inference precision (default: fp32)")
+    parser.add_argument("-o", "--output-dir", type=Path, default=Path("depth_output"), help="where results go (default: ./depth_output)")
+    parser.add_argument("--png16", action="store_true", help="write 16-bit KITTI-convention depth PNGs")
+    parser.add_argument("--npy", action="store_true", help="write float32 .npy depth in metres")
+    parser.add_argument("--preview", action="store_true", help="write colourised preview PNGs")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass; same-size images are batched (default: 4)")
+    parser.add_argument("--min-depth", type=float, default=1.0, help="preview colour range start in metres (default: 1)")
+    parser.add_argument("--max-depth", type=float, default=80.0, help="preview colour range end in metres (default: 80)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def selected_formats(args: argparse.Namespace) -> tuple[str, ...]:
+    """The formats asked for; none asked for means all three."""
+    chosen = tuple(f for f in FORMATS if getattr(args, f))
+    return chosen or FORMATS
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """argparse type for WIDTHxHEIGHT."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 1242x375") from None
+    if width < 8 or height < 8:
+        raise argparse.ArgumentTypeError(f"{text!r}: each side must be at least 8 pixels")
+    return width, height
+
+
+def validate(args: argparse.Namespace) -> None:
+    if not args.inputs and args.synthetic <= 0:
+        raise UsageError("nothing to do: give image files or folders, or --synthetic N (see --help)")
+    if args.synthetic < 0:
+        raise UsageError(f"--synthetic must be >= 0, got {args.synthetic}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not (0 <= args.min_depth < args.max_depth):
+        raise UsageError(f"need 0 <= --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}")
+
+
+def collect_jobs(inputs: Sequence[Path], output_dir: Path, recursive: bool) -> list[Job]:
+    """Expand files and folders into jobs; a folder's files keep their relative path under <out>/<folder name>."""
+    jobs: list[Job] = []
+    for path in inputs:
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                hint = "" if recursive else " (use --recursive to search subfolders)"
+                raise UsageError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) found{hint}")
+            base = output_dir / path.resolve().name
+            jobs.extend(Job(f, base / f.relative_to(path).with_suffix("")) for f in files)
+        elif path.is_file():
+            jobs.append(Job(path, output_dir / path.stem))  # explicitly named: tried whatever its suffix
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        if job.out_stem in seen:
+            raise UsageError(
+                f"{seen[job.out_stem]} and {job.source} would both write {job.out_stem}_*; "
+                "rename one or process them in separate runs with different --output-dir"
+            )
+        seen[job.out_stem] = job.source
+    return jobs
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """HxWx3 uint8 RGB, upright as viewers show it (EXIF orientation applied); grey/alpha/palette converted."""
+    with Image.open(path) as img:
+        img.load()  # decode now, so truncated files fail here and not later
+        return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
+
+
+def write_outputs(
+    depth: np.ndarray, out_stem: Path, formats: Iterable[str], min_depth: float, max_depth: float
+) -> None:
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        path = out_stem.parent / (out_stem.name + OUTPUT_SUFFIX[fmt])
+        if fmt == "png16":
+            depth_io.write_png16(path, depth)
+        elif fmt == "npy":
+            depth_io.write_npy(path, depth)
+        else:
+            depth_io.write_preview(path, depth, min_depth, max_depth)
+
+
+def _loaded_batches(
+    jobs: Sequence[Job], batch_size: int, failed: list[Path], bar: tqdm
+) -> Iterator[list[tuple[Job, np.ndarray]]]:
+    """Consecutive readable images of one size, up to batch_size; unreadable ones are reported and skipped."""
+    batch: list[tuple[Job, np.ndarray]] = []
+    for job in jobs:
+        try:
+            image = load_rgb(job.source)
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for unreadable/corrupt files
+            log.error("%s: cannot read image (%s); skipped", job.source, exc)
+            failed.append(job.source)
+            bar.update(1)
+            continue
+        if batch and (len(batch) == batch_size or batch[0][1].shape != image.shape):
+            yield batch
+            batch = []
+        batch.append((job, image))
+    if batch:
+        yield batch
+
+
+def run_images(estimator, jobs: Sequence[Job], args: argparse.Namespace, formats: tuple[str, ...]) -> list[Path]:
+    """Predict and write every job; returns the sources that could not be read."""
+    failed: list[Path] = []
+    show_bar = len(jobs) > 1 and not args.no_progress
+    with tqdm(total=len(jobs), unit="img", desc="depth", disable=not show_bar) as bar:
+        for batch in _loaded_batches(jobs, args.batch_size, failed, bar):
+            depths = estimator.predict(np.stack([image for _, image in batch]))
+            for (job, _), depth in zip(batch, depths):
+                write_outputs(depth, job.out_stem, formats, args.min_depth, args.max_depth)
+            bar.update(len(batch))
+    return failed
+
+
+def run_synthetic(estimator, args: argparse.Namespace, formats: tuple[str, ...]) -> dict[str, float]:
+    """Predict on the synthetic drive, write RGB + ground truth + predictions, print metrics; returns the means."""
+    width, height = args.synthetic_size
+    drive = SyntheticDrive(DriveConfig(width=width, height=height))
+    out_dir = args.output_dir / "synthetic"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    running, scaled = RunningMetrics(), RunningMetrics()
+    rows = []
+    frames = tqdm(drive.frames(args.synthetic), total=args.synthetic, unit="frame", desc="synthetic",
+                  disable=args.synthetic <= 1 or args.no_progress)
+    for frame in frames:
+        stem = out_dir / f"{frame.index:06d}"
+        Image.fromarray(frame.rgb).save(stem.with_name(stem.name + "_rgb.png"))
+        depth_io.write_png16(stem.with_name(stem.name + "_gt.png"), frame.depth)
+        depth = estimator.predict(frame.rgb)
+        write_outputs(depth, stem, formats, args.min_depth, args.max_depth)
+        metrics = compute_metrics(depth, frame.depth)
+        running.update(metrics)
+        scaled.update(compute_metrics(depth, frame.depth, median_scaling=True))
+        rows.append((f"frame {frame.index}", metrics))
+    means = running.mean()
+    rows += [("mean", means), ("med-scaled", scaled.mean())]
+    print(f"\nSynthetic drive, {args.synthetic} frame(s) at {width}x{height}, ground truth 1e-3..80 m "
+          "('med-scaled': predictions median-scaled to the ground truth, i.e. scale ignored):")
+    print(format_table(rows))
+    summary = {"frames": args.synthetic, "size": [width, height], "mean": means, "mean_median_scaled": scaled.mean()}
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    log.info("synthetic RGB, ground truth (*_gt.png), predictions and metrics.json written to %s", out_dir)
+    return means
+
+
+def load_estimator(args: argparse.Namespace):
+    """The DepthEstimator for the command line's checkpoint/device/precision (torch imported only here)."""
+    from space_clip_ros.inference import DepthEstimator  # heavy import: keep --help fast
+
+    if args.checkpoint is None:
+        log.warning(UNTRAINED_BANNER)
+    return DepthEstimator.from_checkpoint(
+        args.checkpoint, device=args.device, precision=args.precision, backbone_weights=args.backbone_weights
+    )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    formats = selected_formats(args)
+    try:
+        validate(args)
+        jobs = collect_jobs(args.inputs, args.output_dir, args.recursive)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"space-clip-depth: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        estimator = load_estimator(args)
+    except (ValueError, RuntimeError) as exc:  # CheckpointError, ConfigError, bad device/precision, weights
+        print(f"space-clip-depth: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    log.info("model ready on %s (%s)", estimator.device, estimator.precision)
+
+    with logging_redirect_tqdm():
+        failed = run_images(estimator, jobs, args, formats) if jobs else []
+        if args.synthetic:
+            run_synthetic(estimator, args, formats)
+
+    written = len(jobs) - len(failed)
+    if jobs:
+        log.info("%d of %d image(s) written to %s (%s)", written, len(jobs), args.output_dir, ", ".join(formats))
+    if args.checkpoint is None:
+        log.warning("reminder: no --checkpoint was given, so these depths come from an UNTRAINED model")
+    if failed:
+        log.error("%d image(s) could not be read:\n  %s", len(failed), "\n  ".join(str(p) for p in failed))
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
