@@ -14,7 +14,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -24,6 +24,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from space_clip_ros import depth_io
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
 from space_clip_ros.synthetic import DriveConfig, SyntheticDrive
+
+if TYPE_CHECKING:  # torch is imported lazily, after argument parsing, to keep --help instant
+    from space_clip_ros.inference import DepthEstimator
 
 log = logging.getLogger("space-clip-depth")
 
@@ -62,7 +65,13 @@ outputs:
                       (red = near, blue = far; the same colour is the same distance in
                       every image)
   Files from a folder keep their path relative to it, under a subfolder named after it.
-  Unreadable images are reported with their path and skipped; the exit code is then 1.
+  --synthetic writes <output-dir>/synthetic/<frame>_rgb.png (the rendered image),
+  <frame>_gt.png (exact ground truth, 16-bit KITTI convention, 0 = sky), the predictions
+  named as above, and metrics.json.
+
+exit status:
+  0 all done; 1 some images could not be read (reported with their paths and skipped,
+  the others are written); 2 bad arguments, inputs or checkpoint (nothing is written).
 """
 
 
@@ -85,35 +94,54 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="*", type=Path, help="image files and/or folders of images")
-    parser.add_argument("-r", "--recursive", action="store_true", help="also take images from subfolders")
-    parser.add_argument(
+    inputs = parser.add_argument_group("inputs")
+    inputs.add_argument("inputs", nargs="*", type=Path, help="image files and/or folders of images")
+    inputs.add_argument("-r", "--recursive", action="store_true", help="also take images from subfolders")
+    inputs.add_argument(
         "--synthetic", type=int, default=0, metavar="N",
-        help="also run on N frames of the built-in synthetic driving sequence and print metrics against its ground truth",
+        help="also run on N frames of the built-in synthetic driving sequence and print metrics against "
+        "its exact ground truth",
     )
-    parser.add_argument(
+    inputs.add_argument(
         "--synthetic-size", type=parse_size, default=(1242, 375), metavar="WxH",
         help="image size of the synthetic frames (default: KITTI's 1242x375)",
     )
-    parser.add_argument(
+
+    model = parser.add_argument_group("model")
+    model.add_argument(
         "--checkpoint", type=Path, metavar="DIR",
-        help="trained checkpoint: a directory with decoder.safetensors + config.yaml (or the .safetensors file). "
-        "Without it an UNTRAINED model runs and the depth is meaningless.",
+        help="trained checkpoint: a directory with decoder.safetensors + config.yaml (or the .safetensors "
+        "file). Without it an UNTRAINED model runs and the depth is meaningless.",
     )
-    parser.add_argument(
+    model.add_argument(
         "--backbone-weights", metavar="TAG_OR_FILE",
-        help="override where the frozen CLIP backbone's weights come from: an open_clip pretrained tag or a local file",
+        help="where the frozen CLIP backbone's weights come from, overriding the checkpoint's config: "
+        "an open_clip pretrained tag or a local file",
     )
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="inference precision (default: fp32)")
-    parser.add_argument("-o", "--output-dir", type=Path, default=Path("depth_output"), help="where results go (default: ./depth_output)")
-    parser.add_argument("--png16", action="store_true", help="write 16-bit KITTI-convention depth PNGs")
-    parser.add_argument("--npy", action="store_true", help="write float32 .npy depth in metres")
-    parser.add_argument("--preview", action="store_true", help="write colourised preview PNGs")
-    parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass; same-size images are batched (default: 4)")
-    parser.add_argument("--min-depth", type=float, default=1.0, help="preview colour range start in metres (default: 1)")
-    parser.add_argument("--max-depth", type=float, default=80.0, help="preview colour range end in metres (default: 80)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    model.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)")
+    model.add_argument(
+        "--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="inference precision (default: fp32)"
+    )
+    model.add_argument(
+        "--batch-size", type=int, default=4, metavar="N",
+        help="images per forward pass; consecutive images of one size are batched (default: 4)",
+    )
+
+    outputs = parser.add_argument_group("outputs (none of --png16/--npy/--preview given: all three)")
+    outputs.add_argument(
+        "-o", "--output-dir", type=Path, default=Path("depth_output"), metavar="DIR",
+        help="where results go (default: ./depth_output)",
+    )
+    outputs.add_argument("--png16", action="store_true", help="write 16-bit KITTI-convention depth PNGs")
+    outputs.add_argument("--npy", action="store_true", help="write float32 .npy depth in metres")
+    outputs.add_argument("--preview", action="store_true", help="write colourised preview PNGs")
+    outputs.add_argument(
+        "--min-depth", type=float, default=1.0, metavar="M", help="preview colour range start, metres (default: 1)"
+    )
+    outputs.add_argument(
+        "--max-depth", type=float, default=80.0, metavar="M", help="preview colour range end, metres (default: 80)"
+    )
+    outputs.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
@@ -201,7 +229,7 @@ def _loaded_batches(
     for job in jobs:
         try:
             image = load_rgb(job.source)
-        except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for unreadable/corrupt files
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's "cannot read"
             log.error("%s: cannot read image (%s); skipped", job.source, exc)
             failed.append(job.source)
             bar.update(1)
@@ -214,7 +242,9 @@ def _loaded_batches(
         yield batch
 
 
-def run_images(estimator, jobs: Sequence[Job], args: argparse.Namespace, formats: tuple[str, ...]) -> list[Path]:
+def run_images(
+    estimator: "DepthEstimator", jobs: Sequence[Job], args: argparse.Namespace, formats: tuple[str, ...]
+) -> list[Path]:
     """Predict and write every job; returns the sources that could not be read."""
     failed: list[Path] = []
     show_bar = len(jobs) > 1 and not args.no_progress
@@ -227,7 +257,7 @@ def run_images(estimator, jobs: Sequence[Job], args: argparse.Namespace, formats
     return failed
 
 
-def run_synthetic(estimator, args: argparse.Namespace, formats: tuple[str, ...]) -> dict[str, float]:
+def run_synthetic(estimator: "DepthEstimator", args: argparse.Namespace, formats: tuple[str, ...]) -> dict[str, float]:
     """Predict on the synthetic drive, write RGB + ground truth + predictions, print metrics; returns the means."""
     width, height = args.synthetic_size
     drive = SyntheticDrive(DriveConfig(width=width, height=height))
@@ -258,7 +288,7 @@ def run_synthetic(estimator, args: argparse.Namespace, formats: tuple[str, ...])
     return means
 
 
-def load_estimator(args: argparse.Namespace):
+def load_estimator(args: argparse.Namespace) -> "DepthEstimator":
     """The DepthEstimator for the command line's checkpoint/device/precision (torch imported only here)."""
     from space_clip_ros.inference import DepthEstimator  # heavy import: keep --help fast
 

@@ -177,7 +177,8 @@ def _hit_ground(hit: _Hits, rays: np.ndarray, origin: np.ndarray, scene: Scene) 
     finite = np.isfinite(t)
     x = np.where(finite, origin[0] + t * rays[..., 0], 0.0)
     z = np.where(finite, origin[2] + t * rays[..., 2], 0.0)
-    hit.update(slice(None), slice(None), t, np.array([0.0, -1.0, 0.0], np.float32), _ground_albedo(x, z, scene.texture_seed))
+    up = np.array([0.0, -1.0, 0.0], np.float32)
+    hit.update(slice(None), slice(None), t, up, _ground_albedo(x, z, scene.texture_seed))
 
 
 def _hit_box(
@@ -318,7 +319,8 @@ def _ground_albedo(x: np.ndarray, z: np.ndarray, seed: int) -> np.ndarray:
     tiles = ((np.mod(x, 1.2) < 0.04) | (np.mod(z, 1.2) < 0.04))[..., None]
     concrete = np.where(tiles, 0.45, (0.62 + 0.08 * fine)[..., None]) * np.array([1.0, 0.98, 0.94], np.float32)
     grass = np.stack([0.20 + 0.10 * coarse, 0.38 + 0.15 * fine, 0.12 + 0.05 * coarse], axis=-1)
-    albedo = np.where((ax < ROAD_HALF_WIDTH)[..., None], asphalt, np.where((ax < ROAD_HALF_WIDTH + PAVEMENT_WIDTH)[..., None], concrete, grass))
+    beside_road = np.where((ax < ROAD_HALF_WIDTH + PAVEMENT_WIDTH)[..., None], concrete, grass)
+    albedo = np.where((ax < ROAD_HALF_WIDTH)[..., None], asphalt, beside_road)
     dashed = (np.abs(ax - LANE_WIDTH / 2) < 0.075) & (np.mod(z, 12.0) < 4.0)
     edge = np.abs(ax - (ROAD_HALF_WIDTH - 0.3)) < 0.1
     albedo[dashed | edge] = 0.9
@@ -380,7 +382,8 @@ def _segment(seed: int, index: int, ground_y: float) -> tuple[tuple[Box, ...], t
         for slot in np.arange(z0, z1, 6.0):  # parked or waiting cars in the outer lanes
             if rng.random() < 0.45:
                 x = side * (LANE_WIDTH + rng.uniform(-0.3, 0.6))
-                boxes.extend(car(x, slot + rng.uniform(0.0, 1.5), ground_y, _CAR_COLORS[rng.integers(len(_CAR_COLORS))]))
+                color = _CAR_COLORS[rng.integers(len(_CAR_COLORS))]
+                boxes.extend(car(x, slot + rng.uniform(0.0, 1.5), ground_y, color))
     poles = [
         Cylinder(side * (ROAD_HALF_WIDTH + 0.6), float(z), 0.12, ground_y - 7.0, _POLE_COLOR)
         for side in (-1.0, 1.0)
