@@ -1,0 +1,110 @@
+"""Replay a KITTI bag (from space-clip-kitti2bag) through the depth node, score it against the LiDAR, show it in rviz2.
+
+    ros2 launch space_clip_ros kitti_replay.launch.py bag:=/data/2011_09_26_drive_0002_sync \\
+        checkpoint:=/path/to/checkpoint device:=cuda
+
+  * player:=ros2 (default) plays with `ros2 bag play` (latched /tf_static re-offered from the bag's
+    QoS metadata); player:=replay uses space_clip_bag_replay in lockstep with the node (every frame
+    scored however slow the device; tf_static needs tf2_msgs).
+  * The depth node runs in namespace /kitti/camera_color_left with image:=image_raw, so it reads the
+    bag's image_raw / camera_info and publishes .../depth, .../depth/camera_info, .../points,
+    .../depth/colorized.
+  * space_clip_accuracy (same namespace, lidar_points:=/kitti/velo/pointcloud) publishes
+    .../accuracy (diagnostic_msgs/DiagnosticArray) and prints the metrics table when the launch ends;
+    the velo->camera transform comes from /tf_static, or from calib_dir:=<KITTI date folder>.
+  * With exit_on_end:=true (default) everything stops a few seconds after the bag ends, so the table
+    (and output_json) appear without Ctrl-C.
+"""
+import os
+
+import yaml
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction, RegisterEventHandler, TimerAction
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+PACKAGE = "space_clip_ros"
+DEPTH_EXECUTABLE = "space_clip_depth"
+ACCURACY_EXECUTABLE = "space_clip_accuracy"
+REPLAY_EXECUTABLE = "space_clip_bag_replay"
+PARAMS_FILE = "config/depth.yaml"
+RVIZ_CONFIG = "config/kitti_replay.rviz"
+CAMERA_NAMESPACE = "/kitti/camera_color_left"
+VELO_TOPIC = "/kitti/velo/pointcloud"
+GRACE_AFTER_BAG_S = 5.0
+
+ARGUMENTS = {
+    "bag": ("", "rosbag2 folder written by space-clip-kitti2bag (required)."),
+    "rate": ("1.0", "Playback speed factor (player:=ros2 and player:=replay without lockstep)."),
+    "player": ("ros2", "ros2: `ros2 bag play`; replay: space_clip_bag_replay in lockstep with the depth node."),
+    "params_file": ("", f"Depth node parameter YAML; empty uses the package's {PARAMS_FILE}."),
+    "checkpoint": ("", "Checkpoint directory or .safetensors; empty keeps the params file's value."),
+    "device": ("", "auto, cpu, cuda or cuda:N; empty keeps the params file's value."),
+    "calib_dir": ("", "KITTI date folder for the velo->camera transform; empty: use /tf_static from the bag."),
+    "output_json": ("", "Where space_clip_accuracy writes per-frame metrics and the mean at exit (empty: none)."),
+    "max_dt": ("0.05", "Max stamp difference (s) when pairing depth with a Velodyne scan."),
+    "use_rviz": ("true", f"Start rviz2 with {RVIZ_CONFIG}."),
+    "exit_on_end": ("true", f"Shut everything down {GRACE_AFTER_BAG_S:.0f} s after the bag ends."),
+}
+
+
+def _ros_parameters(path: str) -> dict:
+    """The ros__parameters of a params file, whatever node name it is keyed by.
+
+    Passed as a dict, launch_ros applies them to the node in any namespace; a file keyed
+    `space_clip_depth:` would not match the namespaced /kitti/camera_color_left/space_clip_depth.
+    """
+    with open(path) as stream:
+        sections = [v for v in (yaml.safe_load(stream) or {}).values() if isinstance(v, dict) and "ros__parameters" in v]
+    if len(sections) != 1:
+        raise RuntimeError(f"{path}: expected one node section with ros__parameters, found {len(sections)}")
+    return sections[0]["ros__parameters"]
+
+
+def _actions(context):
+    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    if not value["bag"]:
+        raise RuntimeError("kitti_replay.launch.py needs bag:=<rosbag2 folder> (make one with space-clip-kitti2bag)")
+    share = get_package_share_directory(PACKAGE)
+    depth_params = [_ros_parameters(value["params_file"] or os.path.join(share, PARAMS_FILE))]
+    overrides = {name: value[name] for name in ("checkpoint", "device") if value[name]}
+    if overrides:
+        depth_params.append(overrides)
+
+    if value["player"] == "ros2":
+        player = ExecuteProcess(cmd=["ros2", "bag", "play", value["bag"], "--rate", value["rate"]], output="screen")
+    elif value["player"] == "replay":
+        player = Node(package=PACKAGE, executable=REPLAY_EXECUTABLE, output="screen",
+                      arguments=[value["bag"], "--wait-for", f"{CAMERA_NAMESPACE}/depth", "--wait-timeout", "30"])
+    else:
+        raise RuntimeError(f"player:={value['player']}: use ros2 or replay")
+
+    actions = [
+        Node(package=PACKAGE, executable=DEPTH_EXECUTABLE, name="space_clip_depth", namespace=CAMERA_NAMESPACE,
+             parameters=depth_params, remappings=[("image", "image_raw"), ("image/compressed", "image_raw/compressed")],
+             output="screen", emulate_tty=True),
+        Node(package=PACKAGE, executable=ACCURACY_EXECUTABLE, name="space_clip_accuracy", namespace=CAMERA_NAMESPACE,
+             parameters=[{"calib_dir": value["calib_dir"], "output_json": value["output_json"],
+                          "max_dt": float(value["max_dt"])}],
+             remappings=[("lidar_points", VELO_TOPIC)], output="screen", emulate_tty=True),
+        # The player starts once the nodes had a moment to subscribe, so the first frames are not lost.
+        TimerAction(period=3.0, actions=[player]),
+    ]
+    if value["use_rviz"].lower() in ("true", "1", "yes"):
+        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2",
+                            arguments=["-d", os.path.join(share, RVIZ_CONFIG)], output="screen"))
+    if value["exit_on_end"].lower() in ("true", "1", "yes"):
+        actions.append(RegisterEventHandler(OnProcessExit(target_action=player, on_exit=[
+            TimerAction(period=GRACE_AFTER_BAG_S, actions=[EmitEvent(event=Shutdown(reason="bag finished"))])])))
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=text)
+         for name, (default, text) in ARGUMENTS.items()]
+        + [OpaqueFunction(function=_actions)]
+    )
