@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from space_clip_ros.geometry import Intrinsics, project, transform_points
+from space_clip_ros.geometry import project, transform_points
 from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, KittiCalibration, RectifiedCamera, load_calibration
 from space_clip_ros.kitti.drive import KittiDrive
 from space_clip_ros.kitti.errors import KittiFormatError

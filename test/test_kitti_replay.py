@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,7 +179,6 @@ def to_rclpy(message, cls):
 
 def test_bag_drives_depth_node_into_accuracy_node(kitti, tmp_path):
     """The full chain, each piece its own process as users run it, the player in lockstep with the node."""
-    pytest.importorskip("space_clip_ros.ros.depth_node", reason="the depth node (issue 3) is not in the repo yet")
     from space_clip_ros.model import build_model, save_checkpoint
     from space_clip_ros.model.tiny import tiny_config
 
