@@ -110,9 +110,22 @@ def _logged(transition: Callable[["DepthNode", LifecycleState], TransitionCallba
     return wrapper
 
 
+def load_estimator(cfg: params.NodeConfig) -> DepthEstimator:
+    """The model the parameters name, warmed up so the first frame is not the slow one."""
+    estimator = DepthEstimator.from_checkpoint(
+        cfg.checkpoint or None, device=cfg.device, precision=cfg.precision,
+        backbone_weights=cfg.backbone_weights or None)
+    estimator.warmup(*WARMUP_SHAPE)
+    return estimator
+
+
 class DepthNode(LifecycleNode):
-    def __init__(self, node_name: str = NODE_NAME, **kwargs) -> None:
+    """estimator_factory replaces load_estimator, e.g. to feed a known depth in tests."""
+
+    def __init__(self, node_name: str = NODE_NAME, *,
+                 estimator_factory: Callable[[params.NodeConfig], DepthEstimator] = load_estimator, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
+        self._estimator_factory = estimator_factory
         try:
             self.config = params.declare_and_read(self)
         except params.ParameterError:
@@ -150,10 +163,7 @@ class DepthNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         cfg = self.config
         try:
-            estimator = DepthEstimator.from_checkpoint(
-                cfg.checkpoint or None, device=cfg.device, precision=cfg.precision,
-                backbone_weights=cfg.backbone_weights or None)
-            estimator.warmup(*WARMUP_SHAPE)
+            estimator = self._estimator_factory(cfg)
         except Exception as exc:  # a failed load must leave the node unconfigured, never crash it
             self.get_logger().error(f"cannot load the model (checkpoint '{cfg.checkpoint}'): {exc}")
             return TransitionCallbackReturn.FAILURE

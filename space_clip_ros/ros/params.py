@@ -132,7 +132,11 @@ _ROS_TYPE_HINT = {bool: "true or false", int: "an integer (no decimal point)", f
 
 
 def declare_and_read(node: Node) -> NodeConfig:
-    """Declare every parameter on `node` (once) and read a validated NodeConfig."""
+    """Declare every parameter on `node` (once) and read a validated NodeConfig.
+
+    A rejected override (wrong type, out of range) is declared with its default instead, so the
+    remaining values are still validated and every problem is reported in one error.
+    """
     problems = []
     for name, default in defaults().items():
         if node.has_parameter(name):
@@ -143,9 +147,14 @@ def declare_and_read(node: Node) -> NodeConfig:
             problems.append(f"{name}: wrong type ({exc}); write {_ROS_TYPE_HINT[type(default)]}")
         except InvalidParameterValueException as exc:
             problems.append(f"{name}: {exc}; pick a value in the declared range (ros2 param describe)")
+        else:
+            continue
+        node.declare_parameter(name, default, descriptor(name), ignore_override=True)
+    values = {name: node.get_parameter(name).value for name in defaults()}
+    problems += NodeConfig(**values).problems()
     if problems:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
-    return read(node)
+    return NodeConfig(**values)
 
 
 def read(node: Node, changes: dict[str, ParamValue] | None = None) -> NodeConfig:
