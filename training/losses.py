@@ -28,8 +28,8 @@ def silog_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, varianc
     return 10.0 * torch.sqrt(d.clamp_min(1e-12))
 
 
-def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float32, device=device) - size // 2
+def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    coords = torch.arange(size, dtype=like.dtype, device=like.device) - size // 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = g / g.sum()
     return (g[:, None] * g[None, :])[None, None]
@@ -37,7 +37,7 @@ def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Ten
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> torch.Tensor:
     """Per-pixel SSIM (Wang et al. 2004) of (B,1,H,W) maps with a Gaussian window, zero padding."""
-    w = _gaussian_window(window, sigma, x.device)
+    w = _gaussian_window(window, sigma, x)
     pad = window // 2
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mu_x, mu_y = F.conv2d(x, w, padding=pad), F.conv2d(y, w, padding=pad)

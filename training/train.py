@@ -233,6 +233,7 @@ class Trainer:
         params = [p for p in self.model.decoder.parameters() if p.requires_grad]
         clip = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        self.last_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -262,7 +263,7 @@ class Trainer:
 
     def log_step(self, terms: LossTerms, grad_norm: float, batch: dict, pred: torch.Tensor, seconds: float) -> None:
         scalars = terms.scalars()
-        scalars.update({"lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+        scalars.update({"lr": self.last_lr, "grad_norm": grad_norm,
                         "images_per_s": self.cfg.optim.batch_size / max(seconds, 1e-9)})
         with open(self.out / "history.jsonl", "a") as history:
             history.write(json.dumps({"step": self.step, **scalars}) + "\n")

@@ -1,0 +1,129 @@
+"""Turn a training run into what deployments load: the node's checkpoint and/or an ONNX model.
+
+    # node checkpoint (decoder.safetensors + config.yaml) from a run's resumable state, EMA weights
+    python -m training.export --run runs/kitti --weights ema --out checkpoints/kitti_ema
+    # whole model (frozen backbone + decoder) to ONNX, checked against PyTorch with onnxruntime
+    python -m training.export --checkpoint runs/kitti/checkpoints/best_ema --onnx space_clip.onnx
+
+The trainer already writes node checkpoints (``checkpoints/{last,best}[_ema]``); this tool
+converts any ``state_*.pt`` (e.g. a preempted run) and exports ONNX. The ONNX graph takes
+``image``: float32 RGB in [0, 1], shape (batch, 3, H, W) at the encoder input size
+(config backbone.input_size, 224x224 for the paper's ViT-B/16; resize frames to it first), and
+returns ``depth``: (batch, 1, H, W) metres at that size. The batch axis is dynamic.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from space_clip_ros.model import CheckpointError, SpaceClip, SpaceClipConfig, build_model, load_checkpoint, save_checkpoint
+from training.state import STATE_LAST, load_state
+
+LOG = logging.getLogger("export")
+EMA_PREFIX = "module."
+
+
+def model_from_state(state_path: Path, weights: str = "ema", backbone_weights: Optional[str] = None) -> SpaceClip:
+    """Rebuild the model of a training state and load its raw or EMA decoder weights."""
+    state = load_state(state_path)
+    model = build_model(SpaceClipConfig.from_dict(state["config"]["model"], source=f"{state_path} (config.model)"),
+                        backbone_weights=backbone_weights)
+    if weights == "ema":
+        if state.get("ema") is None:
+            raise CheckpointError(f"{state_path}: holds no EMA weights (run.ema_decay was 0). Fix: use --weights raw.")
+        decoder = {k[len(EMA_PREFIX):]: v for k, v in state["ema"].items() if k.startswith(EMA_PREFIX)}
+    else:
+        decoder = state["decoder"]
+    model.decoder.load_state_dict(decoder, strict=True)
+    return model.eval()
+
+
+def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -> Path:
+    """Trace the whole model at the encoder input size with a dynamic batch axis."""
+    model = model.eval().float()
+    h, w = model.input_size
+    dummy = torch.rand(batch, 3, h, w)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernel has no ONNX symbolic
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: needs no onnxscript
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: fixed H, W
+            torch.onnx.export(model, (dummy,), str(path), dynamo=False, opset_version=opset,
+                              input_names=["image"], output_names=["depth"],
+                              dynamic_axes={"image": {0: "batch"}, "depth": {0: "batch"}})
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    return path
+
+
+def check_onnx(model: SpaceClip, path: Path, batch: int = 2, seed: int = 0) -> float:
+    """Max |onnxruntime - PyTorch| in metres on random images, at a batch size other than the traced one."""
+    import onnx
+    import onnxruntime as ort
+
+    onnx.checker.check_model(str(path))
+    h, w = model.input_size
+    images = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        expected = model.eval().float()(images).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["depth"], {"image": images.numpy()})
+    if got.shape != expected.shape:
+        raise RuntimeError(f"{path}: ONNX output shape {got.shape} differs from PyTorch {expected.shape}")
+    return float(np.max(np.abs(got - expected)))
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Export a trained SPACE-CLIP: node checkpoint and/or ONNX.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help=f"training out_dir (reads its {STATE_LAST})")
+    source.add_argument("--state", type=Path, help="a training state file written by training/train.py")
+    source.add_argument("--checkpoint", type=Path, help="a node-format checkpoint directory")
+    parser.add_argument("--weights", choices=["ema", "raw"], default="ema", help="which decoder weights of a training state")
+    parser.add_argument("--out", type=Path, help="write the node checkpoint (decoder.safetensors + config.yaml) here")
+    parser.add_argument("--onnx", type=Path, help="write the whole model as ONNX here")
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--backbone-weights", help="local CLIP weights file instead of the config's pretrained source")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    if not args.out and not args.onnx:
+        print("error: nothing to do. Fix: give --out (node checkpoint) and/or --onnx.", file=sys.stderr)
+        return 2
+    if args.opset < 17:
+        print(f"error: --opset {args.opset} is too old. Fix: use 17 or newer.", file=sys.stderr)
+        return 2
+    try:
+        if args.checkpoint:
+            model = load_checkpoint(args.checkpoint, backbone_weights=args.backbone_weights)
+        else:
+            model = model_from_state(args.state or args.run / STATE_LAST, args.weights, args.backbone_weights)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.out:
+        save_checkpoint(model, args.out)
+        print(f"wrote node checkpoint {args.out}")
+    if args.onnx:
+        export_onnx(model, args.onnx, args.opset)
+        error = check_onnx(model, args.onnx)
+        h, w = model.input_size
+        print(f"wrote {args.onnx}: input 'image' (batch, 3, {h}, {w}) RGB [0,1] -> 'depth' (batch, 1, {h}, {w}) m; "
+              f"onnxruntime vs PyTorch max abs error {error:.3g} m")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
