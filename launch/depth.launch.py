@@ -27,10 +27,10 @@ ARGUMENTS = {
     "image": ("/kitti/camera_color_left/image_raw", "Input sensor_msgs/Image topic (its /compressed is used with use_compressed)."),
     "camera_info": ("/kitti/camera_color_left/camera_info", "Input sensor_msgs/CameraInfo topic."),
     "namespace": ("", "Namespace of the node and its outputs (one per camera when running several)."),
-    "params_file": ("", f"Parameter YAML; empty uses the package's {PARAMS_FILE}."),
+    "params_file": ("", "Parameter YAML; empty uses the package's config/depth.yaml."),
     "checkpoint": ("", "Checkpoint directory or .safetensors; empty keeps the params file's value."),
     "device": ("", "auto, cpu, cuda or cuda:N; empty keeps the params file's value."),
-    "use_rviz": ("false", f"Also start rviz2 with {RVIZ_CONFIG}."),
+    "use_rviz": ("false", "Also start rviz2 with config/depth.rviz."),
 }
 
 

@@ -1,0 +1,220 @@
+"""launch/depth.launch.py, config/depth.yaml and config/depth.rviz.
+
+Three levels: (1) always: everything the launch file references exists and would be installed
+by setup.py, and depth.yaml is exactly the node's declared parameters with their defaults;
+(2) always: the launch file's node construction (remappings, parameter files, overrides, rviz)
+run against recording stand-ins for the launch API; (3) where `launch` / `launch_ros` are
+importable and the package is installed (a sourced colcon workspace): the real launch
+description is executed and depth must come out.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import runpy
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+import setuptools
+import yaml
+from rclpy.parameter import Parameter
+
+from space_clip_ros.ros import params
+from space_clip_ros.ros.depth_node import NODE_NAME, DepthNode
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = REPO / "launch" / "depth.launch.py"
+REQUIRED_ARGUMENTS = {"image", "camera_info", "namespace", "params_file", "checkpoint", "device", "use_rviz"}
+
+
+def launch_constants() -> dict:
+    """Module-level constant assignments of the launch file, read without importing launch."""
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    out = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            try:
+                out[stmt.targets[0].id] = ast.literal_eval(stmt.value)
+            except ValueError:
+                pass  # not a literal (e.g. built from other names)
+    return out
+
+
+def setup_kwargs() -> dict:
+    """What setup.py passes to setuptools.setup, evaluated from the repository root as colcon does."""
+    captured = {}
+    original, cwd = setuptools.setup, os.getcwd()
+    setuptools.setup = lambda **kw: captured.update(kw)
+    try:
+        os.chdir(REPO)
+        runpy.run_path(str(REPO / "setup.py"), run_name="__main__")
+    finally:
+        setuptools.setup = original
+        os.chdir(cwd)
+    return captured
+
+
+def installed_files(kwargs: dict) -> set[str]:
+    return {f"{dest}/{Path(src).name}" for dest, sources in kwargs["data_files"] for src in sources}
+
+
+def test_everything_the_launch_file_references_is_in_the_package_and_installed():
+    constants = launch_constants()
+    kwargs = setup_kwargs()
+    package = constants["PACKAGE"]
+    assert kwargs["name"] == package
+    executables = {entry.split("=")[0].strip() for entry in kwargs["entry_points"]["console_scripts"]}
+    assert constants["EXECUTABLE"] in executables
+    target = next(e for e in kwargs["entry_points"]["console_scripts"] if e.startswith(constants["EXECUTABLE"]))
+    module, function = target.split("=")[1].strip().split(":")
+    assert callable(getattr(importlib.import_module(module), function))
+    installed = installed_files(kwargs)
+    for relative in (constants["PARAMS_FILE"], constants["RVIZ_CONFIG"]):
+        assert (REPO / relative).is_file(), relative
+        assert f"share/{package}/{relative}" in installed, relative
+    assert f"share/{package}/launch/{LAUNCH_FILE.name}" in installed
+    assert constants["NODE_NAME"] == NODE_NAME
+    assert REQUIRED_ARGUMENTS <= set(constants["ARGUMENTS"])
+
+
+def test_depth_yaml_lists_every_declared_parameter_with_its_default():
+    data = yaml.safe_load((REPO / launch_constants()["PARAMS_FILE"]).read_text())
+    assert list(data) == [NODE_NAME]
+    values = data[NODE_NAME]["ros__parameters"]
+    assert values == params.defaults()
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:  # the yaml must load into a real node: same names, same types
+        node = DepthNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+        assert all(node.has_parameter(k) for k in values)
+        assert set(values) == {name for name in node._parameters if not name.startswith(("use_sim_time", "start_type"))}
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_rviz_config_shows_camera_colorized_depth_and_cloud_in_the_camera_frame():
+    rviz = yaml.safe_load((REPO / launch_constants()["RVIZ_CONFIG"]).read_text())
+    manager = rviz["Visualization Manager"]
+    displays = {d["Class"]: d for d in manager["Displays"] if "Topic" in d}
+    topics = {d["Topic"]["Value"] for d in manager["Displays"] if "Topic" in d}
+    image_default = launch_constants()["ARGUMENTS"]["image"][0]
+    assert {image_default, "/depth/colorized", "/points"} <= topics
+    assert displays["rviz_default_plugins/PointCloud2"]["Color Transformer"] == "RGB8"
+    assert all(d["Topic"]["Reliability Policy"] == "Reliable" for d in manager["Displays"] if "Topic" in d)
+    assert manager["Global Options"]["Fixed Frame"] == "camera_color_left"
+
+
+class _Recorded:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class _Configuration:
+    def __init__(self, name):
+        self.name = name
+
+    def perform(self, context):
+        return context[self.name]
+
+
+@pytest.fixture
+def fake_launch(monkeypatch, tmp_path):
+    """Recording stand-ins for launch, launch_ros and the ament index, so the launch file's own
+    logic runs without a ROS install."""
+    modules = {
+        "launch": types.SimpleNamespace(LaunchDescription=lambda entities: list(entities)),
+        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=_Recorded, OpaqueFunction=_Recorded),
+        "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=_Configuration),
+        "launch_ros": types.SimpleNamespace(),
+        "launch_ros.actions": types.SimpleNamespace(Node=_Recorded),
+        "ament_index_python": types.SimpleNamespace(),
+        "ament_index_python.packages": types.SimpleNamespace(get_package_share_directory=lambda p: str(tmp_path / p)),
+    }
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location("depth_launch_under_test", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, tmp_path / "space_clip_ros"
+
+
+def run_opaque(module, **arguments):
+    entities = module.generate_launch_description()
+    declared = {e.args[0] if e.args else e.kwargs["name"]: e.kwargs["default_value"] for e in entities[:-1]}
+    assert REQUIRED_ARGUMENTS <= set(declared)
+    context = {**declared, **arguments}
+    return entities[-1].kwargs["function"](context)
+
+
+def test_launch_file_remaps_inputs_and_layers_parameters(fake_launch):
+    module, share = fake_launch
+    (node,) = run_opaque(module, image="/cam/image_raw", camera_info="/cam/camera_info", namespace="front")
+    kw = node.kwargs
+    assert (kw["package"], kw["executable"], kw["name"], kw["namespace"]) == (
+        "space_clip_ros", "space_clip_depth", NODE_NAME, "front")
+    assert kw["remappings"] == [("image", "/cam/image_raw"), ("image/compressed", "/cam/image_raw/compressed"),
+                                ("camera_info", "/cam/camera_info")]
+    assert kw["parameters"] == [str(share / "config" / "depth.yaml")]  # nothing overrides the file
+
+    node, rviz = run_opaque(module, params_file="/my.yaml", checkpoint="/ckpt", device="cuda", use_rviz="true")
+    assert node.kwargs["parameters"] == ["/my.yaml", {"checkpoint": "/ckpt", "device": "cuda"}]
+    assert (rviz.kwargs["package"], rviz.kwargs["arguments"]) == ("rviz2", ["-d", str(share / "config" / "depth.rviz")])
+
+
+def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path):
+    launch = pytest.importorskip("launch", reason="the launch package comes with a ROS install, not as a wheel")
+    if not hasattr(launch, "LaunchService"):  # only the repository's launch/ folder, as a namespace package
+        pytest.skip("the ROS launch package is not installed (comes with a ROS install, not as a wheel)")
+    pytest.importorskip("launch_ros", reason="launch_ros comes with a ROS install, not as a wheel")
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    from launch.actions import IncludeLaunchDescription, Shutdown, TimerAction
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    from sensor_msgs.msg import Image
+
+    from space_clip_ros.model import build_model, save_checkpoint
+    from space_clip_ros.model.tiny import tiny_config
+
+    try:
+        get_package_share_directory("space_clip_ros")
+    except PackageNotFoundError:
+        pytest.skip("space_clip_ros is not installed in an ament index: colcon build, source install/setup.bash")
+    checkpoint = tmp_path / "tiny"
+    save_checkpoint(build_model(tiny_config()), checkpoint)
+    service = launch.LaunchService()
+    service.include_launch_description(launch.LaunchDescription([
+        IncludeLaunchDescription(PythonLaunchDescriptionSource(str(LAUNCH_FILE)), launch_arguments={
+            "namespace": "launch_test", "image": "/launch_test_cam/image", "camera_info": "/launch_test_cam/camera_info",
+            "checkpoint": str(checkpoint), "device": "cpu", "use_rviz": "false"}.items()),
+        TimerAction(period=90.0, actions=[Shutdown(reason="launch test timed out")]),
+    ]))
+    received: list = []
+
+    def client() -> None:
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        node = rclpy.create_node("launch_test_client", context=context)
+        node.create_subscription(Image, "/launch_test/depth", received.append, 10)
+        pub = node.create_publisher(Image, "/launch_test_cam/image", 10)
+        end = time.monotonic() + 80
+        while not received and time.monotonic() < end:
+            msg = Image(height=48, width=160, encoding="rgb8", step=480, data=np.zeros(48 * 480, np.uint8).tobytes())
+            msg.header.frame_id = "launch_test_optical"
+            pub.publish(msg)
+            rclpy.spin_once(node, timeout_sec=0.5)
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        service.shutdown()
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    service.run()
+    thread.join(timeout=10)
+    assert received and received[0].header.frame_id == "launch_test_optical" and received[0].encoding == "32FC1"
