@@ -114,8 +114,11 @@ class Trainer:
         self.train_set = KittiDepth(cfg.data, Path(cfg.data.train_list), train=True, seed=cfg.run.seed)
         self.sampler = ResumableSampler(
             DistributedSampler(self.train_set, self.world, self.rank, shuffle=True, seed=cfg.run.seed), self.local_batch)
+        # Its own generator: starting an iterator draws a worker seed, which must not shift the
+        # global stream that dropout uses, or a mid-epoch resume would not be exact.
         self.loader = DataLoader(self.train_set, batch_size=self.local_batch, sampler=self.sampler, drop_last=True,
-                                 num_workers=cfg.data.num_workers, pin_memory=self.device.type == "cuda")
+                                 num_workers=cfg.data.num_workers, pin_memory=self.device.type == "cuda",
+                                 generator=torch.Generator().manual_seed(cfg.run.seed + self.rank))
         self.steps_per_epoch = len(self.sampler.inner) // self.local_batch
         if self.steps_per_epoch == 0:
             raise DatasetError(f"{len(self.train_set)} training samples give no full batch of {self.local_batch} per rank. "
