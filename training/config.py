@@ -11,7 +11,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from space_clip_ros.model.config import ConfigError, SpaceClipConfig, _build, validate
+from space_clip_ros.model.config import ConfigError, SpaceClipConfig, build_dataclass, validate
 
 
 @dataclass
@@ -121,7 +121,7 @@ def load_train_config(path: Optional[Union[str, Path]], overrides: list[str] = (
             raise ConfigError(f"{path}: config file not found. Fix: pass e.g. training/configs/kitti.yaml.") from exc
     for assignment in overrides:
         apply_override(data, assignment)
-    cfg = _build(TrainConfig, data, source, "")
+    cfg = build_dataclass(TrainConfig, data, source, "")
     validate(cfg.model, f"{source} (model)")
     _validate(cfg, source)
     return cfg

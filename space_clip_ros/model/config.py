@@ -80,7 +80,7 @@ class SpaceClipConfig:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<config>") -> "SpaceClipConfig":
-        cfg = _build(cls, data, source, "")
+        cfg = build_dataclass(cls, data, source, "")
         if cfg.version != CONFIG_VERSION:
             raise ConfigError(
                 f"{source}: field 'version' is {cfg.version}, this package reads version {CONFIG_VERSION}. "
@@ -146,7 +146,11 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
-def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+def build_dataclass(cls: type, data: Any, source: str, prefix: str = "") -> Any:
+    """Strictly build dataclass cls (nested dataclasses included) from plain YAML/JSON data.
+
+    Shared with training/config.py so training configs get the same errors as model configs.
+    """
     where = prefix.rstrip(".") or "top level"
     if data is None:
         data = {}
@@ -169,7 +173,7 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
 def _coerce(tp: Any, value: Any, source: str, name: str) -> Any:
     origin, args = get_origin(tp), get_args(tp)
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, source, f"{name}.")
+        return build_dataclass(tp, value, source, f"{name}.")
     if origin is Union:
         if value is None and type(None) in args:
             return None
