@@ -287,10 +287,10 @@ def test_compressed_input(ros):
     buf = io.BytesIO()
     PILImage.fromarray(np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)).save(buf, "JPEG")
     pub.publish(CompressedImage(header=make_header(8), format="jpeg", data=b"garbage, not a jpeg"))
+    assert wait_for(lambda: ros.nodes[0].stats.snapshot().rejected.get("undecodable") == 1)
     pub.publish(CompressedImage(header=make_header(9), format="jpeg", data=buf.getvalue()))
     assert wait_for(lambda: out["depth"])
     assert (out["depth"][0].header.stamp.sec, out["depth"][0].width, out["depth"][0].height) == (9, W, H)
-    assert wait_for(lambda: ros.nodes[0].stats.snapshot().rejected.get("undecodable") == 1)
 
 
 # --------------------------------------------------------------------------- real-time behaviour

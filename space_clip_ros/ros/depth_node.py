@@ -28,7 +28,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from PIL import Image as PILImage
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -96,11 +96,11 @@ class LatestFrameSlot:
             self._cond.notify_all()
 
 
-def _logged(transition: Callable[["DepthNode", LifecycleState], TransitionCallbackReturn]):
+def _logged(transition: Callable[["DepthNode", State], TransitionCallbackReturn]):
     """rclpy turns an exception in a transition into a silent ERROR; log it first."""
 
     @functools.wraps(transition)
-    def wrapper(self: "DepthNode", state: LifecycleState) -> TransitionCallbackReturn:
+    def wrapper(self: "DepthNode", state: State) -> TransitionCallbackReturn:
         try:
             return transition(self, state)
         except Exception:
@@ -155,7 +155,7 @@ class DepthNode(LifecycleNode):
         return True
 
     @_logged
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             self.config = params.read(self)
         except params.ParameterError as exc:
@@ -185,7 +185,7 @@ class DepthNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     @_logged
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
         cfg = self.config
         if cfg.input_reliability == "best_available" and BEST_AVAILABLE is None:
             self.get_logger().info(
@@ -212,22 +212,22 @@ class DepthNode(LifecycleNode):
         return super().on_activate(state)
 
     @_logged
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_work()
         return super().on_deactivate(state)
 
     @_logged
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self._release_model()
         return super().on_cleanup(state)
 
     @_logged
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self.release()
         return super().on_shutdown(state)
 
     @_logged
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def on_error(self, state: State) -> TransitionCallbackReturn:
         self.release()
         return TransitionCallbackReturn.SUCCESS
 

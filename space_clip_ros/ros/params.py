@@ -118,6 +118,8 @@ def descriptor(name: str) -> ParameterDescriptor:
     desc = ParameterDescriptor(name=name, description=meta["description"])
     if meta["choices"]:
         desc.additional_constraints = "one of: " + ", ".join(meta["choices"])
+    if meta["pattern"]:
+        desc.additional_constraints = f"matches: {meta['pattern']}"
     if meta["range"] is not None:
         low, high = meta["range"]
         if isinstance(low, int) and isinstance(high, int):
