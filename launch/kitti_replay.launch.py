@@ -17,7 +17,6 @@
 """
 import os
 
-import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction, RegisterEventHandler, TimerAction
@@ -51,25 +50,12 @@ ARGUMENTS = {
 }
 
 
-def _ros_parameters(path: str) -> dict:
-    """The ros__parameters of a params file, whatever node name it is keyed by.
-
-    Passed as a dict, launch_ros applies them to the node in any namespace; a file keyed
-    `space_clip_depth:` would not match the namespaced /kitti/camera_color_left/space_clip_depth.
-    """
-    with open(path) as stream:
-        sections = [v for v in (yaml.safe_load(stream) or {}).values() if isinstance(v, dict) and "ros__parameters" in v]
-    if len(sections) != 1:
-        raise RuntimeError(f"{path}: expected one node section with ros__parameters, found {len(sections)}")
-    return sections[0]["ros__parameters"]
-
-
 def _actions(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     if not value["bag"]:
         raise RuntimeError("kitti_replay.launch.py needs bag:=<rosbag2 folder> (make one with space-clip-kitti2bag)")
     share = get_package_share_directory(PACKAGE)
-    depth_params = [_ros_parameters(value["params_file"] or os.path.join(share, PARAMS_FILE))]
+    depth_params = [value["params_file"] or os.path.join(share, PARAMS_FILE)]
     overrides = {name: value[name] for name in ("checkpoint", "device") if value[name]}
     if overrides:
         depth_params.append(overrides)

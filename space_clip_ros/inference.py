@@ -6,6 +6,7 @@ device (a 1242x375 uint8 frame is 1.4 MB; as float32 on the host it would be 5.6
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Literal, Union
 
@@ -96,7 +97,10 @@ class DepthEstimator:
             raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
         image = self._validate(image)
         batch = image[None] if image.ndim == 3 else image
-        pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
+        with warnings.catch_warnings():
+            # ROS message buffers are read-only; the tensor is only read (copied by .float()), never written.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
         with torch.inference_mode():
             x = pixels.permute(0, 3, 1, 2)
             if color_order == "bgr":

@@ -31,6 +31,7 @@ from space_clip_ros.ros.depth_node import NODE_NAME, DepthNode
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "depth.launch.py"
+PARAMS_KEY = f"/**/{NODE_NAME}"
 REQUIRED_ARGUMENTS = {"image", "camera_info", "namespace", "params_file", "checkpoint", "device", "use_rviz"}
 
 
@@ -86,8 +87,8 @@ def test_everything_the_launch_file_references_is_in_the_package_and_installed()
 
 def test_depth_yaml_lists_every_declared_parameter_with_its_default():
     data = yaml.safe_load((REPO / launch_constants()["PARAMS_FILE"]).read_text())
-    assert list(data) == [NODE_NAME]
-    values = data[NODE_NAME]["ros__parameters"]
+    assert list(data) == [PARAMS_KEY]
+    values = data[PARAMS_KEY]["ros__parameters"]
     assert values == params.defaults()
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -95,6 +96,23 @@ def test_depth_yaml_lists_every_declared_parameter_with_its_default():
         node = DepthNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
         assert all(node.has_parameter(k) for k in values)
         assert set(values) == {name for name in node._parameters if not name.startswith(("use_sim_time", "start_type"))}
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_params_file_applies_to_a_node_in_any_namespace(tmp_path):
+    """As `ros2 launch depth.launch.py namespace:=front params_file:=...` passes it: --params-file."""
+    data = yaml.safe_load((REPO / launch_constants()["PARAMS_FILE"]).read_text())
+    data[PARAMS_KEY]["ros__parameters"]["max_depth"] = 42.0
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(data))
+    context = rclpy.Context()
+    rclpy.init(context=context, args=["--ros-args", "-r", "__ns:=/front/left", "--params-file", str(path)])
+    try:
+        node = DepthNode(context=context)
+        assert node.get_fully_qualified_name() == f"/front/left/{NODE_NAME}"
+        assert node.get_parameter("max_depth").value == 42.0
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)

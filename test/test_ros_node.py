@@ -35,7 +35,7 @@ from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.model import build_model, save_checkpoint
 from space_clip_ros.model.tiny import tiny_config
 from space_clip_ros.ros import depth_node as depth_node_module
-from space_clip_ros.ros.camera_info import intrinsics_from_camera_info
+from space_clip_ros.ros.camera_info import camera_info_from_intrinsics, intrinsics_from_camera_info
 from space_clip_ros.ros.depth_node import DepthNode
 from space_clip_ros.ros.image_codec import array_to_image, image_to_depth
 from space_clip_ros.ros.params import ParameterError
@@ -72,11 +72,7 @@ def make_image(sec: int, width: int = W, height: int = H, encoding: str = "rgb8"
 
 
 def make_camera_info(intr: Intrinsics = INTR, sec: int = 0) -> CameraInfo:
-    msg = CameraInfo(header=make_header(sec), width=intr.width, height=intr.height, distortion_model="plumb_bob")
-    msg.k = intr.matrix.ravel().tolist()
-    msg.p = np.hstack([intr.matrix, np.zeros((3, 1))]).ravel().tolist()
-    msg.d = [0.0] * 5
-    return msg
+    return camera_info_from_intrinsics(intr, make_header(sec))
 
 
 class KnownDepth:

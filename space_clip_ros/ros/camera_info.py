@@ -63,3 +63,13 @@ def scale_camera_info(msg: CameraInfo, width: int, height: int, header: Header) 
         out.roi.do_rectify = False
     return out
 
+
+
+def camera_info_from_intrinsics(intr: Intrinsics, header: Header) -> CameraInfo:
+    """A CameraInfo for an ideal rectified pinhole camera (no distortion, P = [K | 0])."""
+    msg = CameraInfo(header=header, width=intr.width, height=intr.height, distortion_model="plumb_bob")
+    msg.k = intr.matrix.ravel().tolist()
+    msg.p = np.hstack([intr.matrix, np.zeros((3, 1))]).ravel().tolist()
+    msg.r = np.eye(3).ravel().tolist()
+    msg.d = [0.0] * 5
+    return msg

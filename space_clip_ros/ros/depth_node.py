@@ -144,6 +144,11 @@ class DepthNode(LifecycleNode):
         self._camera_infos: dict[tuple[int, int], tuple[CameraInfo, Intrinsics]] = {}
         self._camera_lock = threading.Lock()
 
+    @property
+    def estimator_trained(self) -> bool:
+        """False while no model is loaded or when it runs without a trained checkpoint."""
+        return self._estimator is not None and self._estimator.trained
+
     # ----------------------------------------------------------------- lifecycle
 
     def autostart(self) -> bool:
