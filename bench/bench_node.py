@@ -25,7 +25,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", "87")
 
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
@@ -94,7 +94,9 @@ def bench_node(estimator: DepthEstimator, images: list[np.ndarray], seconds: flo
     node = DepthNode(namespace="/bench", context=context, estimator_factory=lambda cfg: timed,
                      parameter_overrides=[Parameter("log_period", value=0.0)])
     client = Node("bench_client", context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    # As in the node's main(): a MultiThreadedExecutor's Python threads contend for the GIL with
+    # the inference thread and slowed predict() 2-3x on 2 cores (bench/RESULTS.md).
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     executor.add_node(client)
     assert node.autostart()

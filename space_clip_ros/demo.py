@@ -68,7 +68,7 @@ def run_over_ros(frames: list[SyntheticFrame], node_params: dict, timeout_s: flo
     the newest frame by design and would drop the rest of a burst.
     """
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from std_msgs.msg import Header
@@ -86,7 +86,7 @@ def run_over_ros(frames: list[SyntheticFrame], node_params: dict, timeout_s: flo
     overrides = [Parameter(k, value=v) for k, v in node_params.items()]
     depth_node = DepthNode(context=context, parameter_overrides=overrides)
     camera = rclpy.create_node("synthetic_camera", context=context)
-    executor = MultiThreadedExecutor(context=context)
+    executor = SingleThreadedExecutor(context=context)
     try:
         if not depth_node.autostart():
             raise RuntimeError("the depth node failed to start (see the log above)")
