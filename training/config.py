@@ -11,7 +11,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from space_clip_ros.model.config import ConfigError, SpaceClipConfig, build_dataclass, validate
+from space_clip_ros.model.config import ConfigError, SpaceClipConfig, build_dataclass, to_plain, validate
 
 
 @dataclass
@@ -87,7 +87,7 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        return to_plain(asdict(self))
 
 
 def apply_override(data: dict, assignment: str) -> None:
@@ -146,11 +146,3 @@ def _validate(cfg: TrainConfig, source: str) -> None:
         raise bad("run.ema_decay", f"is {cfg.run.ema_decay}", "use a decay in [0, 1); 0 disables the EMA")
     if any(c > k for c, k in zip(cfg.data.crop_size, cfg.data.kb_crop)):
         raise bad("data.crop_size", f"{list(cfg.data.crop_size)} exceeds data.kb_crop {list(cfg.data.kb_crop)}", "crop inside the KB crop")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

@@ -76,7 +76,7 @@ class SpaceClipConfig:
     version: int = CONFIG_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(dataclasses.asdict(self))
+        return to_plain(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<config>") -> "SpaceClipConfig":
@@ -138,11 +138,12 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
         raise bad("decoder.film_hidden/head_hidden", "is not positive", "use positive integers")
 
 
-def _to_plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
+    """Dataclass-asdict output as YAML-safe plain types (tuples become lists)."""
     if isinstance(value, dict):
-        return {k: _to_plain(v) for k, v in value.items()}
+        return {k: to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_to_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     return value
 
 
