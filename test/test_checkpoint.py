@@ -15,7 +15,7 @@ from space_clip_ros.model import (
     load_checkpoint,
     save_checkpoint,
 )
-from space_clip_ros.model.tiny import tiny_config
+from space_clip_ros.model.tiny import tiny_config, tiny_timm_config
 
 torch.set_num_threads(2)
 
@@ -220,3 +220,29 @@ def test_offline_tag_fails_fast_with_fix(monkeypatch):
     cfg = SpaceClipConfig()
     with pytest.raises(BackboneWeightsError, match="could not fetch open_clip weights ViT-B-16/openai.*Fix"):
         build_model(cfg)
+
+
+def test_positional_embeddings_are_resampled_for_another_input_size(tmp_path):
+    """Square pretrained weights into an aspect-preserving encoder: positions resampled, the rest verbatim."""
+    donor, path = _tiny_clip_weights(tmp_path, ".safetensors")
+    cfg = tiny_config()
+    cfg.backbone.pretrained, cfg.backbone.input_size = str(path), (64, 192)
+    model = build_model(cfg)
+    pos = model.backbone.visual.positional_embedding
+    assert pos.shape == (1 + 4 * 12, 32)
+    torch.testing.assert_close(pos[0], donor.backbone.visual.positional_embedding[0])  # class token untouched
+    assert torch.equal(model.backbone.visual.conv1.weight, donor.backbone.visual.conv1.weight)
+
+
+def test_timm_tower_weights_from_an_open_clip_file(tmp_path):
+    donor = build_model(tiny_timm_config())
+    with torch.no_grad():
+        for p in donor.backbone.parameters():
+            p.normal_()
+    path = tmp_path / "timm_clip.safetensors"
+    save_file({f"visual.trunk.{k}": v.contiguous() for k, v in donor.backbone.visual.state_dict().items()}, str(path))
+    cfg = tiny_timm_config(input_size=(64, 128))
+    cfg.backbone.pretrained = str(path)
+    model = build_model(cfg)
+    assert model.backbone.visual.pos_embed.shape[1] == 1 + 4 * 8
+    assert torch.equal(model.backbone.visual.blocks[3].mlp.fc1.weight, donor.backbone.visual.blocks[3].mlp.fc1.weight)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from space_clip_ros.model import BackboneConfig, ConfigError, SpaceClipConfig, build_model, count_parameters
-from space_clip_ros.model.tiny import tiny_config
+from space_clip_ros.model.tiny import tiny_config, tiny_timm_config
 
 torch.set_num_threads(2)
 
@@ -153,8 +153,36 @@ def test_aspect_preserving_input_interpolates_positions():
         build_model(bad)
 
 
-def test_timm_towers_are_refused_with_a_reason():
-    with pytest.raises(ConfigError, match="timm tower"):
-        build_model(SpaceClipConfig(backbone=BackboneConfig(model_name="ViT-B-16-SigLIP", pretrained=None)))
+def test_timm_tower_hidden_states_and_global_embedding_match_timm():
+    model = build_model(tiny_timm_config()).eval()
+    trunk = model.backbone.visual
+    assert model.backbone.num_layers == 6 and model.config.decoder.semantic_layers == [6, 4, 3, 1]
+    x = model.backbone.normalize(torch.rand(2, 3, 64, 64))
+    with torch.no_grad():
+        ours = model.backbone(x, [0, 2, 6])
+        ref = trunk.forward_intermediates(x, indices=[1, 5], norm=False, output_fmt="NCHW", intermediates_only=True)
+        pooled = trunk.forward_head(trunk.forward_features(x), pre_logits=True)
+        depth = model(torch.rand(1, 3, 40, 100))
+    torch.testing.assert_close(ours.hidden[2], ref[0])
+    torch.testing.assert_close(ours.hidden[6], ref[1])
+    torch.testing.assert_close(ours.global_embedding, pooled)
+    assert ours.hidden[0].shape == (2, 64, 4, 4)
+    assert depth.shape == (1, 1, 40, 100)
+
+
+def test_siglip_tower_without_class_token_at_kitti_aspect():
+    """SigLIP: no class token, attention-pool global embedding; built at a 1:3 input directly."""
+    cfg = SpaceClipConfig(backbone=BackboneConfig(model_name="ViT-B-16-SigLIP", pretrained=None, input_size=(224, 672)))
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        feats = model.backbone(model.backbone.normalize(torch.rand(1, 3, 224, 672)), [0, 12])
+    assert feats.hidden[0].shape == (1, 768, 14, 42) and feats.hidden[12].shape == (1, 768, 14, 42)
+    assert feats.global_embedding.shape == (1, 768)
+    assert count_parameters(model.decoder) == 12_052_788  # same widths as ViT-B/16: same decoder
+
+
+def test_unsupported_towers_are_refused_with_a_reason():
+    with pytest.raises(ConfigError, match="only timm VisionTransformer"):
+        build_model(SpaceClipConfig(backbone=BackboneConfig(model_name="EVA02-B-16", pretrained=None)))
     with pytest.raises(ConfigError, match="not an open_clip architecture"):
         build_model(SpaceClipConfig(backbone=BackboneConfig(model_name="ViT-Nope", pretrained=None)))

@@ -2,8 +2,13 @@
 
 open_clip's own forward returns only the pooled embedding (and forward_intermediates does not
 expose hidden state 0, the sequence entering the first block), so this adapter walks the
-tower's submodules itself. It works for every open_clip-native ViT (ViT-B/32, B/16, L/14, H/14,
-custom configs) and refuses other towers with a clear message.
+tower's submodules itself. Two tower families are supported, each by a small walker:
+open_clip-native ViTs (ViT-B/32, B/16, L/14, H/14, custom configs) and timm VisionTransformer
+trunks (SigLIP and other open_clip configs with a `timm_model_name`). Anything else (EVA's
+rotary towers, ConvNeXt, ResNets) is refused with a clear message.
+
+The tower is built at the configured input size; pretrained positional embeddings are resampled
+to that grid when the weights are loaded, so an aspect-preserving input costs nothing per frame.
 """
 from __future__ import annotations
 
@@ -15,10 +20,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import open_clip
+import timm
 import torch
-import torch.nn.functional as F
 from open_clip.model import CLIPVisionCfg, _build_vision_tower
 from open_clip.transformer import VisionTransformer
+from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import VisionTransformer as TimmVisionTransformer
 from torch import nn
 
 from .config import BackboneConfig, ConfigError
@@ -57,34 +64,21 @@ class ClipVisionBackbone(nn.Module):
         quick_gelu = cfg.quick_gelu
         if quick_gelu is None:
             quick_gelu = bool(tag_cfg.get("quick_gelu", False) or model_cfg.get("quick_gelu", False))
-        vision_cfg = CLIPVisionCfg(**model_cfg["vision_cfg"])
-        if vision_cfg.timm_model_name:
-            raise ConfigError(
-                f"backbone '{cfg.model_name}' is a timm tower ({vision_cfg.timm_model_name}); only open_clip-native "
-                "ViT towers expose the per-block hidden states SPACE-CLIP needs. Fix: pick a native ViT "
-                "(ViT-B-16, ViT-L-14, ViT-H-14, ...)."
-            )
+        vision_cfg = CLIPVisionCfg(**{**model_cfg["vision_cfg"], "image_size": tuple(cfg.input_size)})
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_BACKBONE_SEED)
-            visual = _build_vision_tower(model_cfg["embed_dim"], vision_cfg, quick_gelu=quick_gelu)
-        if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
-            raise ConfigError(
-                f"backbone '{cfg.model_name}' builds a {type(visual).__name__} with attentional pooling or a "
-                "non-ViT trunk. Fix: use a plain open_clip ViT."
-            )
-        # The projection to the joint text-image space is never used (the decoder reads the
-        # pre-projection class token); dropping it makes the count match the paper's 85.8 M.
-        visual.proj = None
-        self.visual = visual
+            if vision_cfg.timm_model_name:
+                self.tower: _Tower = _TimmViT.build(cfg.model_name, vision_cfg)
+            else:
+                self.tower = _OpenClipViT.build(cfg.model_name, model_cfg["embed_dim"], vision_cfg, quick_gelu)
+        self.visual = self.tower.module
         if pretrained:
             self._load_weights(pretrained, tag_cfg)
         elif weights_override is None:
             log.warning("backbone %s has RANDOM weights (pretrained: null): features are meaningless", cfg.model_name)
 
-        self.width: int = visual.transformer.width
-        self.num_layers: int = len(visual.transformer.resblocks)
-        self.patch_size: tuple[int, int] = tuple(visual.patch_size)
-        self.native_grid: tuple[int, int] = tuple(visual.grid_size)
+        self.width, self.num_layers = self.tower.width, self.tower.num_layers
+        self.patch_size: tuple[int, int] = self.tower.patch_size
         if any(s % p for s, p in zip(cfg.input_size, self.patch_size)):
             raise ConfigError(
                 f"backbone.input_size {list(cfg.input_size)} is not a multiple of the patch size "
@@ -120,9 +114,7 @@ class ClipVisionBackbone(nn.Module):
                     f"'{self.cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, or set "
                     "backbone.pretrained (or the backbone_weights override) to a local weights file."
                 ) from exc
-        state = _read_state_dict(path)
-        state = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")} or state
-        state.pop("proj", None)
+        state = self.tower.adapt_state(_read_state_dict(path))
         try:
             result = self.visual.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches
@@ -137,53 +129,142 @@ class ClipVisionBackbone(nn.Module):
             )
         log.info("backbone %s: loaded weights from %s", self.cfg.model_name, path)
 
-    def grid(self, height: int, width: int) -> tuple[int, int]:
-        return height // self.patch_size[0], width // self.patch_size[1]
-
-    def _positional_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
-        """Positional embeddings for a token grid, bicubically interpolated if it is not the native one."""
-        pos = self.visual.positional_embedding
-        if grid == self.native_grid:
-            return pos
-        cls_pos, patch_pos = pos[:1], pos[1:]
-        gh, gw = self.native_grid
-        patch_pos = patch_pos.reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
-        patch_pos = F.interpolate(patch_pos.float(), size=grid, mode="bicubic", align_corners=False)
-        patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)
-        return torch.cat([cls_pos, patch_pos], dim=0)
-
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         return (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
 
     def forward(self, images: torch.Tensor, layers: list[int]) -> BackboneFeatures:
-        """Hidden states of the requested layers (0 = after ln_pre, k = output of block k).
+        """Hidden states of the requested layers (0 = entering block 1, k = output of block k).
 
-        images: CLIP-normalised (B, 3, H, W) with H, W multiples of the patch size.
+        images: normalised (B, 3, H, W) at backbone.input_size.
         """
-        v = self.visual
-        dtype = v.conv1.weight.dtype
-        x = v.conv1(images.to(dtype))
-        b, c, gh, gw = x.shape
-        x = x.flatten(2).transpose(1, 2)
-        cls = v.class_embedding.to(x.dtype).expand(b, 1, -1)
-        x = torch.cat([cls, x], dim=1) + self._positional_embedding((gh, gw)).to(x.dtype)
-        x = v.ln_pre(x)
+        dtype = next(self.visual.parameters()).dtype
+        return self.tower.run(images.to(dtype), set(layers))
 
-        def to_grid(tokens: torch.Tensor) -> torch.Tensor:
-            return tokens[:, 1:].transpose(1, 2).reshape(b, c, gh, gw)
 
-        wanted = set(layers)
-        hidden = {0: to_grid(x)} if 0 in wanted else {}
+class _Tower:
+    """What ClipVisionBackbone needs from a tower family; one subclass per family."""
+
+    module: nn.Module
+    width: int
+    num_layers: int
+    patch_size: tuple[int, int]
+
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A CLIP checkpoint's tensors renamed and resampled for this tower's module."""
+        raise NotImplementedError
+
+    def run(self, images: torch.Tensor, wanted: set[int]) -> BackboneFeatures:
+        raise NotImplementedError
+
+
+def _grid(tokens: torch.Tensor, prefix: int, grid: tuple[int, int]) -> torch.Tensor:
+    """(B, prefix + gh*gw, C) tokens -> (B, C, gh, gw) patch grid."""
+    b, _, c = tokens.shape
+    return tokens[:, prefix:].transpose(1, 2).reshape(b, c, *grid)
+
+
+def _resample_positions(pos: torch.Tensor, grid: tuple[int, int], prefix: int) -> torch.Tensor:
+    """Pretrained (square-grid) positional embeddings bicubically resampled to grid."""
+    squeeze = pos.ndim == 2
+    out = resample_abs_pos_embed(pos[None] if squeeze else pos, new_size=list(grid), num_prefix_tokens=prefix)
+    return out[0] if squeeze else out
+
+
+class _OpenClipViT(_Tower):
+    def __init__(self, visual: VisionTransformer) -> None:
+        self.module = visual
+        self.width = visual.transformer.width
+        self.num_layers = len(visual.transformer.resblocks)
+        self.patch_size = tuple(visual.patch_size)
+        self.grid = tuple(visual.grid_size)
+
+    @classmethod
+    def build(cls, name: str, embed_dim: int, vision_cfg: CLIPVisionCfg, quick_gelu: bool) -> "_OpenClipViT":
+        visual = _build_vision_tower(embed_dim, vision_cfg, quick_gelu=quick_gelu)
+        if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
+            raise ConfigError(
+                f"backbone '{name}' builds a {type(visual).__name__} with attentional pooling or a non-ViT trunk. "
+                "Fix: use a plain open_clip ViT (ViT-B-16, ViT-L-14, ...) or a timm ViT tower (SigLIP)."
+            )
+        # The projection to the joint text-image space is never used (the decoder reads the
+        # pre-projection class token); dropping it makes the count match the paper's 85.8 M.
+        visual.proj = None
+        return cls(visual)
+
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        state = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")} or state
+        state.pop("proj", None)
+        pos = state.get("positional_embedding")
+        if pos is not None and pos.shape != self.module.positional_embedding.shape:
+            state["positional_embedding"] = _resample_positions(pos, self.grid, prefix=1)
+        return state
+
+    def run(self, images: torch.Tensor, wanted: set[int]) -> BackboneFeatures:
+        v = self.module
+        x = v.conv1(images).flatten(2).transpose(1, 2)
+        cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = v.ln_pre(torch.cat([cls, x], dim=1) + v.positional_embedding.to(x.dtype))
+        hidden = {0: _grid(x, 1, self.grid)} if 0 in wanted else {}
         batch_first = getattr(v.transformer, "batch_first", True)
         if not batch_first:
             x = x.transpose(0, 1)
         for k, block in enumerate(v.transformer.resblocks, start=1):
             x = block(x)
             if k in wanted:
-                hidden[k] = to_grid(x if batch_first else x.transpose(0, 1))
+                hidden[k] = _grid(x if batch_first else x.transpose(0, 1), 1, self.grid)
         if not batch_first:
             x = x.transpose(0, 1)
         pooled, _ = v._pool(x)
+        return BackboneFeatures(hidden=hidden, global_embedding=pooled)
+
+
+class _TimmViT(_Tower):
+    """timm VisionTransformer trunks (SigLIP's towers in open_clip): class/register tokens or none,
+    global embedding from the trunk's own pooling (class token, mean, or SigLIP's attention pool)."""
+
+    def __init__(self, trunk: TimmVisionTransformer) -> None:
+        self.module = trunk
+        self.width = trunk.embed_dim
+        self.num_layers = len(trunk.blocks)
+        self.patch_size = tuple(trunk.patch_embed.patch_size)
+        self.grid = tuple(trunk.patch_embed.grid_size)
+        self.prefix = trunk.num_prefix_tokens
+
+    @classmethod
+    def build(cls, name: str, vision_cfg: CLIPVisionCfg) -> "_TimmViT":
+        pool = {"": "token", None: "token"}.get(vision_cfg.timm_pool, vision_cfg.timm_pool)
+        try:
+            trunk = timm.create_model(vision_cfg.timm_model_name, pretrained=False, num_classes=0, global_pool=pool,
+                                      img_size=tuple(vision_cfg.image_size))
+        except (TypeError, ValueError, RuntimeError) as exc:  # towers that take no img_size / this pool
+            raise ConfigError(f"backbone '{name}': timm tower {vision_cfg.timm_model_name} cannot be built here "
+                              f"({exc}). Fix: use an open_clip-native ViT or a timm ViT tower such as SigLIP.") from exc
+        if not isinstance(trunk, TimmVisionTransformer):
+            raise ConfigError(
+                f"backbone '{name}' is a timm {type(trunk).__name__} ({vision_cfg.timm_model_name}); only timm "
+                "VisionTransformer trunks (e.g. SigLIP) and open_clip-native ViTs are supported (EVA's rotary "
+                "embeddings are not). Fix: pick ViT-B-16, ViT-L-14, ViT-B-16-SigLIP, ..."
+            )
+        return cls(trunk)
+
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        prefix = "visual.trunk."
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)} or state
+        pos = state.get("pos_embed")
+        if pos is not None and pos.shape != self.module.pos_embed.shape:
+            embedded_prefix = 0 if getattr(self.module, "no_embed_class", False) else self.prefix
+            state["pos_embed"] = _resample_positions(pos, self.grid, prefix=embedded_prefix)
+        return state
+
+    def run(self, images: torch.Tensor, wanted: set[int]) -> BackboneFeatures:
+        t = self.module
+        x = t.norm_pre(t._pos_embed(t.patch_embed(images)))
+        hidden = {0: _grid(x, self.prefix, self.grid)} if 0 in wanted else {}
+        for k, block in enumerate(t.blocks, start=1):
+            x = block(x)
+            if k in wanted:
+                hidden[k] = _grid(x, self.prefix, self.grid)
+        pooled = t.fc_norm(t.pool(t.norm(x)))
         return BackboneFeatures(hidden=hidden, global_embedding=pooled)
 
 

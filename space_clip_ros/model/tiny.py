@@ -14,6 +14,13 @@ TINY_OPEN_CLIP_CFG = {
     "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 1, "layers": 1},
 }
 
+# timm's own 6-block, width-64 test ViT: exercises the timm tower path (SigLIP's family).
+TINY_TIMM_CFG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 64, "timm_model_name": "test_vit", "timm_pool": "token", "timm_proj": "none"},
+    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 1, "layers": 1},
+}
+
 
 def tiny_config(**decoder_overrides) -> SpaceClipConfig:
     decoder = DecoderConfig(
@@ -28,3 +35,9 @@ def tiny_config(**decoder_overrides) -> SpaceClipConfig:
         setattr(decoder, key, value)
     backbone = BackboneConfig(model_name="tiny-vit", pretrained=None, model_cfg=TINY_OPEN_CLIP_CFG, input_size=(64, 64))
     return SpaceClipConfig(backbone=backbone, decoder=decoder)
+
+
+def tiny_timm_config(input_size: tuple[int, int] = (64, 64)) -> SpaceClipConfig:
+    cfg = tiny_config()
+    cfg.backbone = BackboneConfig(model_name="tiny-timm", pretrained=None, model_cfg=TINY_TIMM_CFG, input_size=input_size)
+    return cfg
