@@ -23,7 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from space_clip_ros import depth_io
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
-from space_clip_ros.synthetic import DriveConfig, SyntheticDrive
+from space_clip_ros.synthetic import DriveConfig, SyntheticDrive, SyntheticFrame
 
 if TYPE_CHECKING:  # torch is imported lazily, after argument parsing, to keep --help instant
     from space_clip_ros.inference import DepthEstimator
@@ -66,8 +66,8 @@ outputs:
                       every image)
   Files from a folder keep their path relative to it, under a subfolder named after it.
   --synthetic writes <output-dir>/synthetic/<frame>_rgb.png (the rendered image),
-  <frame>_gt.png (exact ground truth, 16-bit KITTI convention, 0 = sky), the predictions
-  named as above, and metrics.json.
+  <frame>_gt.png (exact ground truth, 16-bit KITTI convention, 0 = sky), <frame>_gt_preview.png,
+  the predictions named as above, and metrics.json.
 
 exit status:
   0 all done; 1 some images could not be read (reported with their paths and skipped,
@@ -221,6 +221,20 @@ def write_outputs(
             depth_io.write_preview(path, depth, min_depth, max_depth)
 
 
+def write_synthetic_frame(
+    out_dir: Path, frame: SyntheticFrame, depth: np.ndarray, formats: Iterable[str], min_depth: float, max_depth: float
+) -> None:
+    """A synthetic frame's RGB, exact ground truth (16-bit, + preview) and predictions, named <index>_*."""
+    stem = out_dir / f"{frame.index:06d}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame.rgb).save(stem.with_name(stem.name + "_rgb.png"))
+    depth_io.write_png16(stem.with_name(stem.name + "_gt.png"), frame.depth)
+    formats = tuple(formats)
+    if "preview" in formats:
+        depth_io.write_preview(stem.with_name(stem.name + "_gt_preview.png"), frame.depth, min_depth, max_depth)
+    write_outputs(depth, stem, formats, min_depth, max_depth)
+
+
 def _loaded_batches(
     jobs: Sequence[Job], batch_size: int, failed: list[Path], bar: tqdm
 ) -> Iterator[list[tuple[Job, np.ndarray]]]:
@@ -268,11 +282,8 @@ def run_synthetic(estimator: "DepthEstimator", args: argparse.Namespace, formats
     frames = tqdm(drive.frames(args.synthetic), total=args.synthetic, unit="frame", desc="synthetic",
                   disable=args.synthetic <= 1 or args.no_progress)
     for frame in frames:
-        stem = out_dir / f"{frame.index:06d}"
-        Image.fromarray(frame.rgb).save(stem.with_name(stem.name + "_rgb.png"))
-        depth_io.write_png16(stem.with_name(stem.name + "_gt.png"), frame.depth)
         depth = estimator.predict(frame.rgb)
-        write_outputs(depth, stem, formats, args.min_depth, args.max_depth)
+        write_synthetic_frame(out_dir, frame, depth, formats, args.min_depth, args.max_depth)
         metrics = compute_metrics(depth, frame.depth)
         running.update(metrics)
         scaled.update(compute_metrics(depth, frame.depth, median_scaling=True))

@@ -4,8 +4,8 @@ Renders a KITTI-like street with exact depth, publishes it as a camera over real
 space_clip_depth node (the same lifecycle node `ros2 launch` starts), receives depth, camera
 info and point clouds back, and scores the depth against the ground truth. Without rclpy (or
 with --no-ros) it runs the same frames through DepthEstimator directly. Everything lands in
---output-dir: RGB, ground truth, predicted depth (KITTI 16-bit PNG, .npy, colour preview) and
-summary.json.
+--output-dir, named as `space-clip-depth --synthetic` names them: RGB, ground truth, predicted
+depth (KITTI 16-bit PNG, .npy, colour preview) and summary.json.
 """
 from __future__ import annotations
 
@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import Image as PILImage
 
-from .depth_io import write_npy, write_png16, write_preview
+from .cli import FORMATS, write_synthetic_frame
 from .inference import UNTRAINED_WARNING, DepthEstimator
 from .metrics import RunningMetrics, compute_metrics, format_table
 from .synthetic import DriveConfig, SyntheticDrive, SyntheticFrame
@@ -158,16 +157,6 @@ def _wait_for_matching(publisher, node, timeout_s: float) -> None:
         time.sleep(0.05)
 
 
-def save_frame(out: Path, frame: SyntheticFrame, result: FrameResult) -> None:
-    stem = f"{frame.index:06d}"
-    PILImage.fromarray(frame.rgb).save(out / f"{stem}_rgb.png")
-    write_preview(out / f"{stem}_gt_preview.png", frame.depth, *PREVIEW_RANGE_M)
-    depth = np.nan_to_num(result.depth, nan=0.0)
-    write_png16(out / f"{stem}_depth.png", depth)
-    write_npy(out / f"{stem}_depth.npy", result.depth)
-    write_preview(out / f"{stem}_depth_preview.png", depth, *PREVIEW_RANGE_M)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="space-clip-demo",
@@ -222,7 +211,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     running = RunningMetrics()
     per_frame = []
     for frame, result in zip(frames, results):
-        save_frame(args.output_dir, frame, result)
+        write_synthetic_frame(args.output_dir, frame, result.depth, FORMATS, *PREVIEW_RANGE_M)
+        # A pixel the node published as NaN (out of range) counts as a miss, not as "not evaluated".
         m = compute_metrics(np.nan_to_num(result.depth, nan=0.0), frame.depth)
         running.update(m)
         per_frame.append({"index": frame.index, "stamp_ns": frame.stamp_ns, "latency_ms": result.latency_ms,

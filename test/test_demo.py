@@ -36,7 +36,7 @@ def test_demo_over_dds_returns_depth_points_and_metrics(tmp_path, checkpoint, ca
     depth = np.load(out / "000001_depth.npy")
     assert depth.shape == (48, 160)
     np.testing.assert_allclose(read_png16(out / "000001_depth.png"), np.nan_to_num(depth), atol=1 / 256)
-    assert (out / "000001_rgb.png").is_file() and (out / "000001_gt_preview.png").is_file()
+    assert all((out / f"000001_{kind}.png").is_file() for kind in ("rgb", "gt", "gt_preview", "preview"))
     assert "through the space_clip_depth node over DDS" in capsys.readouterr().out
 
 
