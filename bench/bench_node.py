@@ -25,6 +25,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", "87")
 
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
+import torch  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -162,8 +163,6 @@ def main() -> None:
     estimator = DepthEstimator(model, device=args.device, precision=args.precision)
     estimator.warmup(H, W, iterations=3)
     images = frames(8)
-    import torch
-
     print(f"ViT-B/16 SPACE-CLIP (random weights), {W}x{H}, device {estimator.device}, {args.precision}, "
           f"torch threads {torch.get_num_threads()}, cores {os.cpu_count()}")
     cloud = bench_cloud()

@@ -17,7 +17,7 @@ from space_clip_ros.geometry import Intrinsics, backproject
 from space_clip_ros.ros import params, qos
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info, scale_camera_info
 from space_clip_ros.ros.depth_node import Frame, LatestFrameSlot
-from space_clip_ros.ros.diagnostics import FrameStats, ThrottledLog, diagnostic_array
+from space_clip_ros.ros.diagnostics import STALL_S, FrameStats, ThrottledLog, diagnostic_array
 from space_clip_ros.ros.image_codec import (
     ImageDecodeError,
     array_to_image,
@@ -207,6 +207,27 @@ def test_scaled_camera_info_matches_intrinsics_scaled_and_the_depth_header():
     assert list(same.k) == list(msg.k) and list(same.p) == list(msg.p) and same.header.stamp.sec == 99
 
 
+def test_scaled_camera_info_scales_skew_and_baselines_and_keeps_an_unset_p_unset():
+    msg = camera_info(width=160, height=48, tx=-30.0)
+    msg.k[1] = msg.p[1] = 2.0  # skew
+    msg.p[7] = 12.0  # fy * Ty
+    msg.binning_x, msg.roi.width = 2, 80
+    out = scale_camera_info(msg, 80, 12, header())
+    expected = intrinsics_from_camera_info(msg).scaled(80, 12)
+    for field in ("k", "p"):
+        m = np.asarray(getattr(out, field)).reshape(3, -1)
+        assert (m[0, 0], m[1, 1], m[0, 2], m[1, 2]) == pytest.approx(
+            (expected.fx, expected.fy, expected.cx, expected.cy)), field
+        original = np.asarray(getattr(msg, field)).reshape(3, -1)
+        assert m[0, 1] == pytest.approx(original[0, 1] * 0.5) and list(m[2]) == list(original[2])
+    p = np.asarray(out.p).reshape(3, 4)
+    assert (p[0, 3], p[1, 3]) == pytest.approx((-30.0 * 0.5, 12.0 * 0.25))
+    assert (out.binning_x, out.roi.width) == (0, 0)
+    k_only = scale_camera_info(camera_info(k_only=True), 80, 24, header())
+    assert not np.any(k_only.p) and intrinsics_from_camera_info(k_only) == intrinsics_from_camera_info(
+        camera_info(k_only=True)).scaled(80, 24)
+
+
 # ------------------------------------------------------------------------------------- point cloud
 
 
@@ -218,6 +239,8 @@ def test_plane_back_projects_to_its_depth_and_pinhole_x():
     cloud = points_to_cloud(backproject(depth, intr), header())
     assert (cloud.height, cloud.width, cloud.point_step, cloud.is_dense) == (48, 160, 12, False)
     assert [f.name for f in cloud.fields] == ["x", "y", "z"]
+    with pytest.raises(ValueError, match="no rgb field"):
+        cloud_rgb(cloud)
     pts = cloud_to_points(cloud)
     u = np.arange(160, dtype=np.float32)
     v = np.arange(48, dtype=np.float32)
@@ -323,9 +346,29 @@ def test_frame_stats_rate_latency_and_diagnostics():
     values = {kv.key: kv.value for kv in status.values}
     assert status.level == DiagnosticStatus.OK and values["frames_dropped_stale"] == "1" and values["rejected_encoding"] == "1"
     assert values["rate_hz"] == "2.00" and values["device"] == "cpu"
-    now[0] += 10.0
+
+
+def test_diagnostics_warn_only_when_a_received_frame_waits_too_long_for_output():
+    now = [0.0]
+    stats = FrameStats(clock=lambda: now[0])
+
+    def level(waiting_for_input: bool = False) -> int:
+        return diagnostic_array(stats.snapshot(), "n", "cpu", header().stamp, {}, waiting_for_input).status[0].level
+
     stats.received()
-    assert diagnostic_array(stats.snapshot(), "n", "cpu", header().stamp, {}, False).status[0].level == DiagnosticStatus.WARN
+    now[0] = 0.5
+    assert level() == DiagnosticStatus.OK  # the first frame is still in inference: not a stall
+    stats.processed(received_at=0.0)
+    now[0] = 60.0
+    assert level() == DiagnosticStatus.OK  # the camera stopped: no frame is waiting, the node is fine
+    stats.received()
+    assert level() == DiagnosticStatus.OK  # it resumed: a frame that just arrived has not waited
+    stats.received()  # newer frames do not restart the clock of the oldest waiting one
+    now[0] = 60.0 + STALL_S + 0.1
+    assert level() == DiagnosticStatus.WARN
+    assert level(waiting_for_input=True) == DiagnosticStatus.OK  # nobody subscribes: nothing to produce
+    stats.processed(received_at=now[0] - 0.2)
+    assert level() == DiagnosticStatus.OK
 
 
 def test_throttled_log_is_per_key_and_counts_suppressed_messages():

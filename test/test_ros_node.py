@@ -37,7 +37,7 @@ from space_clip_ros.model.tiny import tiny_config
 from space_clip_ros.ros import depth_node as depth_node_module
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics, intrinsics_from_camera_info
 from space_clip_ros.ros.depth_node import DepthNode
-from space_clip_ros.ros.image_codec import array_to_image, image_to_depth
+from space_clip_ros.ros.image_codec import image_to_depth
 from space_clip_ros.ros.params import ParameterError
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points
 
@@ -173,12 +173,6 @@ def harness_module(tmp_path_factory):
 def ros(harness_module):
     yield harness_module
     harness_module.cleanup()
-
-
-def send(pub, info_pub, msg, info: CameraInfo | None = None) -> None:
-    if info is not None:
-        info_pub.publish(info)
-    pub.publish(msg)
 
 
 # ------------------------------------------------------------------------------------------ outputs
@@ -438,9 +432,13 @@ def test_lifecycle_subscribes_only_while_active_and_a_bad_checkpoint_fails_confi
     assert node.trigger_configure().name == "SUCCESS" and ros.client.count_subscribers("/t_life/image") == 0
     assert node.trigger_activate().name == "SUCCESS"
     assert wait_for(lambda: ros.client.count_subscribers("/t_life/image") == 1)
+    ros.publisher("/t_life/camera_info", CameraInfo).publish(make_camera_info())
+    assert wait_for(lambda: node._camera_for(W, H, needed=False) is not None)
     assert node.trigger_deactivate().name == "SUCCESS"
     assert wait_for(lambda: ros.client.count_subscribers("/t_life/image") == 0)
-    assert node.trigger_cleanup().name == "SUCCESS" and node._estimator is None
+    assert node._worker is None and node._camera_for(W, H, needed=False) is not None  # inactive keeps the camera
+    assert node.trigger_cleanup().name == "SUCCESS" and node._estimator is None and node._outputs == {}
+    assert node._camera_for(W, H, needed=False) is None  # cleaned up: nothing of the old camera survives
 
     (tmp_path / "decoder.safetensors").write_bytes(b"not safetensors")
     bad = ros.start("/t_life_bad", autostart=False, checkpoint=str(tmp_path))

@@ -34,35 +34,35 @@ def intrinsics_from_camera_info(msg: CameraInfo) -> Intrinsics:
 def scale_camera_info(msg: CameraInfo, width: int, height: int, header: Header) -> CameraInfo:
     """The CameraInfo of the same camera for an image resized to width x height, stamped `header`.
 
-    K and P are scaled with the pixel-area convention of geometry.Intrinsics.scaled (pixel
-    centres at integer coordinates, image borders map to borders: c' = (c + 0.5) * s - 0.5),
-    which matches how bilinear resizing with align_corners=False samples. P's translation column
-    (fx * baseline) scales with fx. Distortion and rectification stay as they are: they are
-    defined in normalised coordinates. Binning and ROI are reset because they describe the
-    full-resolution sensor readout that the resized image no longer corresponds to.
+    Focal lengths and principal points of K and P come from geometry.Intrinsics.scaled, the one
+    implementation of the pixel-area convention the node's own back-projection uses, so the
+    published camera info and the point cloud can never disagree. The remaining pixel-valued
+    entries (skew, P's fx * Tx and fy * Ty) scale linearly with their row. Distortion and
+    rectification stay as they are: they are defined in normalised coordinates. Binning and ROI
+    are reset because they describe the full-resolution sensor readout that the resized image no
+    longer corresponds to.
     """
     out = copy.deepcopy(msg)
     out.header = header
+    if (int(width), int(height)) == (msg.width, msg.height):
+        return out
     sx, sy = width / msg.width, height / msg.height
-    if (int(width), int(height)) != (msg.width, msg.height):
-        for field in ("k", "p"):
-            original = np.asarray(getattr(msg, field), dtype=np.float64).reshape(3, -1)
-            if not np.any(original):
-                continue  # an unset matrix stays unset rather than gaining a bogus principal point
-            m = original.copy()
-            m[0, :] *= sx
-            m[1, :] *= sy
-            # The principal point is a pixel position: it follows the pixel-area convention,
-            # not a plain scale. Row 2 of K / P is (0, 0, 1[, 0]) and carries no pixels.
-            m[0, 2] = (original[0, 2] + 0.5) * sx - 0.5
-            m[1, 2] = (original[1, 2] + 0.5) * sy - 0.5
-            setattr(out, field, m.ravel())
-        out.width, out.height = int(width), int(height)
-        out.binning_x = out.binning_y = 0
-        out.roi.x_offset = out.roi.y_offset = out.roi.width = out.roi.height = 0
-        out.roi.do_rectify = False
+    for field in ("k", "p"):
+        original = np.asarray(getattr(msg, field), dtype=np.float64).reshape(3, -1)
+        try:
+            scaled = Intrinsics.from_matrix(original, msg.width, msg.height).scaled(width, height)
+        except ValueError:
+            continue  # unset (all zero) or unusable: left alone rather than given a bogus principal point
+        m = original.copy()
+        m[0, :] *= sx  # skew and fx * Tx; row 2, (0, 0, 1[, 0]), carries no pixels
+        m[1, :] *= sy
+        m[0, 0], m[1, 1], m[0, 2], m[1, 2] = scaled.fx, scaled.fy, scaled.cx, scaled.cy
+        setattr(out, field, m.ravel())
+    out.width, out.height = int(width), int(height)
+    out.binning_x = out.binning_y = 0
+    out.roi.x_offset = out.roi.y_offset = out.roi.width = out.roi.height = 0
+    out.roi.do_rectify = False
     return out
-
 
 
 def camera_info_from_intrinsics(intr: Intrinsics, header: Header) -> CameraInfo:

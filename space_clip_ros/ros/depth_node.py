@@ -196,8 +196,13 @@ class DepthNode(LifecycleNode):
             self.get_logger().info(
                 "this ROS distribution has no BEST_AVAILABLE QoS; subscribing RELIABLE (set "
                 "input_reliability:=best_effort for a camera that publishes best-effort)")
+        # The slot and its worker exist before a subscription can deliver a frame (a multi-threaded
+        # executor may run _on_image while this callback is still running): no frame lands nowhere.
+        self._slot = LatestFrameSlot()
+        self._worker = threading.Thread(target=self._work, args=(self._slot,), name="space_clip_inference", daemon=True)
+        self._worker.start()
         qos = make_qos(cfg.input_reliability, cfg.input_qos_depth)
-        image_type, image_topic = (CompressedImage, "image/compressed") if cfg.use_compressed else (Image, "image")
+        image_type, image_topic = CompressedImage if cfg.use_compressed else Image, self._image_topic()
         for msg_type, topic, callback in ((image_type, image_topic, self._on_image),
                                           (CameraInfo, "camera_info", self._on_camera_info)):
             self._inputs.append(self.create_subscription(
@@ -206,9 +211,6 @@ class DepthNode(LifecycleNode):
                         f"qos:{t}", f"a publisher on '{self._resolve(t)}' offers QoS this subscription cannot "
                         f"match ({event.last_policy_kind}); input is {cfg.input_reliability}: set "
                         "input_reliability:=best_effort for a best-effort camera"))))
-        self._slot = LatestFrameSlot()
-        self._worker = threading.Thread(target=self._work, args=(self._slot,), name="space_clip_inference", daemon=True)
-        self._worker.start()
         self._status_timers.append(self.create_timer(cfg.diagnostics_period, self._publish_diagnostics))
         if cfg.log_period > 0:
             self._status_timers.append(self.create_timer(cfg.log_period, self._log_status))
@@ -255,6 +257,10 @@ class DepthNode(LifecycleNode):
         self._slot = self._worker = None
 
     def _release_model(self) -> None:
+        """Undo configure, and forget the camera infos heard while active: a cleaned-up node is a
+        fresh one, and a recalibrated or swapped camera must not inherit the old intrinsics."""
+        with self._camera_lock:
+            self._camera_infos.clear()
         for pub in list(self._outputs.values()) + [self._diagnostics_pub]:
             if pub is not None:
                 self.destroy_publisher(pub)

@@ -18,6 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 RATE_WINDOW_S = 10.0
 LATENCY_SAMPLES = 100
+STALL_S = 5.0  # a frame waiting this long for an output makes the status WARN
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class StatsSnapshot:
     latency_mean_ms: float
     latency_p95_ms: float
     latency_max_ms: float
-    seconds_since_output: float  # inf before the first output
+    seconds_unserved: float  # age of the oldest frame received since the last output; 0 when none
 
     @property
     def rejected_total(self) -> int:
@@ -57,11 +58,15 @@ class FrameStats:
     _errors: int = field(default=0, init=False)
     _rejected: Counter = field(default_factory=Counter, init=False)
     _done_at: deque = field(default_factory=lambda: deque(maxlen=10_000), init=False)
+    _unserved_since: float | None = field(default=None, init=False)
     _latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES), init=False)
 
     def received(self) -> None:
+        now = self.clock()
         with self._lock:
             self._received += 1
+            if self._unserved_since is None:
+                self._unserved_since = now
 
     def dropped(self) -> None:
         with self._lock:
@@ -79,6 +84,7 @@ class FrameStats:
         now = self.clock()
         with self._lock:
             self._processed += 1
+            self._unserved_since = None
             self._done_at.append(now)
             self._latencies.append(now - received_at)
 
@@ -101,15 +107,19 @@ class FrameStats:
                 latency_mean_ms=float(latencies.mean()) if latencies.size else 0.0,
                 latency_p95_ms=float(np.percentile(latencies, 95)) if latencies.size else 0.0,
                 latency_max_ms=float(latencies.max()) if latencies.size else 0.0,
-                seconds_since_output=now - self._done_at[-1] if self._done_at else float("inf"),
+                seconds_unserved=now - self._unserved_since if self._unserved_since is not None else 0.0,
             )
 
 
 def diagnostic_array(snapshot: StatsSnapshot, name: str, hardware_id: str, stamp: Time,
                      extra: dict[str, str], waiting_for_input: bool) -> DiagnosticArray:
-    """One DiagnosticStatus: OK while frames flow, WARN when frames arrive but none come out."""
-    if snapshot.received and snapshot.seconds_since_output > 5.0 and not waiting_for_input:
-        level, message = DiagnosticStatus.WARN, "frames received but no depth produced for 5 s"
+    """One DiagnosticStatus: OK while frames flow, WARN when frames arrive but none come out.
+
+    Stalled means a frame received after the last output has waited STALL_S for one: not merely
+    "no output for STALL_S", which would also blame the node for a camera that stopped publishing.
+    """
+    if snapshot.seconds_unserved > STALL_S and not waiting_for_input:
+        level, message = DiagnosticStatus.WARN, f"frames received but no depth produced for {STALL_S:g} s"
     elif snapshot.errors:
         level, message = DiagnosticStatus.WARN, f"{snapshot.errors} frames failed in inference"
     else:

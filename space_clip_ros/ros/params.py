@@ -103,10 +103,13 @@ class NodeConfig:
         return out
 
     def validated(self) -> "NodeConfig":
-        problems = self.problems()
-        if problems:
-            raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
+        _raise_if_any(self.problems())
         return self
+
+
+def _raise_if_any(problems: list[str]) -> None:
+    if problems:
+        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
 
 
 def defaults() -> dict[str, ParamValue]:
@@ -152,11 +155,9 @@ def declare_and_read(node: Node) -> NodeConfig:
         else:
             continue
         node.declare_parameter(name, default, descriptor(name), ignore_override=True)
-    values = {name: node.get_parameter(name).value for name in defaults()}
-    problems += NodeConfig(**values).problems()
-    if problems:
-        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
-    return NodeConfig(**values)
+    config = NodeConfig(**{name: node.get_parameter(name).value for name in defaults()})
+    _raise_if_any(problems + config.problems())
+    return config
 
 
 def read(node: Node, changes: dict[str, ParamValue] | None = None) -> NodeConfig:

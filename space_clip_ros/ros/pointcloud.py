@@ -25,15 +25,12 @@ def _fields(names: tuple[str, ...]) -> list[PointField]:
     return [PointField(name=n, offset=4 * i, datatype=_FLOAT32, count=1) for i, n in enumerate(names)]
 
 
-def pack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) uint8 RGB -> (...) float32 carrying 0x00RRGGBB in its bits."""
-    c = rgb.astype(np.uint32)
-    packed = (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
-    return packed.view(np.float32)
-
-
 def _write_packed_rgb(word_bytes: np.ndarray, rgb: np.ndarray) -> None:
-    """Write 0x00RRGGBB into the (H, W, 4) bytes of a uint32 slot: byte copies, no integer maths."""
+    """Write 0x00RRGGBB into the (H, W, 4) bytes of a uint32 slot.
+
+    Byte copies straight from the (possibly strided, e.g. BGR-reversed) colour view, so no
+    full-frame uint32 temporaries are built for the shifts and ors of the arithmetic packing.
+    """
     ordered = word_bytes if sys.byteorder == "little" else word_bytes[..., ::-1]
     for byte, channel in enumerate((2, 1, 0)):  # little-endian bytes of 0x00RRGGBB are B, G, R, 0
         ordered[..., byte] = rgb[..., channel]
@@ -82,7 +79,10 @@ def cloud_to_points(msg: PointCloud2) -> np.ndarray:
 
 def cloud_rgb(msg: PointCloud2) -> np.ndarray:
     """(H, W, 3) uint8 RGB unpacked from the packed "rgb" field."""
-    offset = next(f.offset for f in msg.fields if f.name == "rgb")
+    offsets = [f.offset for f in msg.fields if f.name == "rgb"]
+    if not offsets:
+        raise ValueError(f"cloud has no rgb field: {[f.name for f in msg.fields]}")
+    offset = offsets[0]
     raw = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.row_step)[:, : msg.width * msg.point_step]
     words = np.ascontiguousarray(raw).view(np.uint32).reshape(msg.height, msg.width, msg.point_step // 4)
     packed = words[..., offset // 4]
