@@ -37,7 +37,7 @@ GRACE_AFTER_BAG_S = 5.0
 
 ARGUMENTS = {
     "bag": ("", "rosbag2 folder written by space-clip-kitti2bag (required)."),
-    "rate": ("1.0", "Playback speed factor (player:=ros2 and player:=replay without lockstep)."),
+    "rate": ("1.0", "Playback speed factor for player:=ros2 (player:=replay runs in lockstep with the depth node)."),
     "player": ("ros2", "ros2: `ros2 bag play`; replay: space_clip_bag_replay in lockstep with the depth node."),
     "params_file": ("", f"Depth node parameter YAML; empty uses the package's {PARAMS_FILE}."),
     "checkpoint": ("", "Checkpoint directory or .safetensors; empty keeps the params file's value."),

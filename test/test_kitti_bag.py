@@ -56,9 +56,9 @@ def test_bag_holds_the_drive(drive_dir: Path, tmp_path: Path, storage: str):
         for index, ((_, img), (_, info)) in enumerate(zip(images, infos)):
             assert (img.encoding, img.width, img.height, img.step) == ("rgb8", 124, 38, 372)
             np.testing.assert_array_equal(img.data.reshape(38, 124, 3), drive.image(camera, index))
-            p = calib.camera(camera).projection
-            np.testing.assert_array_equal(info.p.reshape(3, 4), p)
-            np.testing.assert_array_equal(info.k.reshape(3, 3), p[:, :3])
+            k = calib.camera(camera).projection[:, :3]
+            np.testing.assert_array_equal(info.p.reshape(3, 4), np.hstack([k, np.zeros((3, 1))]))  # Tx = Ty = Tz = 0
+            np.testing.assert_array_equal(info.k.reshape(3, 3), k)
             np.testing.assert_array_equal(info.r.reshape(3, 3), np.eye(3))
             assert (info.width, info.height, stamp(info)) == (124, 38, stamp(img))
             assert info.header.frame_id == img.header.frame_id == ("camera_color_left" if camera == 2 else "camera_color_right")
@@ -75,6 +75,23 @@ def test_bag_holds_the_drive(drive_dir: Path, tmp_path: Path, storage: str):
     assert qos.durability == QosDurability.TRANSIENT_LOCAL and qos.depth == 1
     for camera, frame in ((2, "camera_color_left"), (3, "camera_color_right")):
         np.testing.assert_allclose(lookup_static(tf.transforms, frame, "velo_link"), calib.camera_from_velodyne(camera), atol=1e-6)
+
+
+def test_bag_tf_and_full_camera_info_p_project_like_the_kitti_devkit(drive_dir: Path, tmp_path: Path):
+    """rviz2 and image_geometry project with all of P (Tx, Ty included) after tf: that must be the devkit's pixel."""
+    out = tmp_path / "bag"
+    assert kitti2bag([str(drive_dir), "-o", str(out), "--right", "--no-velodyne", "--no-progress"]) == 0
+    bag = read_bag(out)
+    (_, tf), = bag["/tf_static"]
+    calib = load_calibration(drive_dir.parent)
+    velo = np.array([[20.0, 1.5, 0.5, 1.0], [8.0, -3.0, -1.5, 1.0], [40.0, 0.0, 2.0, 1.0]]).T  # homogeneous, metres
+    rect = np.eye(4)
+    rect[:3, :3] = calib.rect_00
+    for camera, frame in ((2, "camera_color_left"), (3, "camera_color_right")):
+        devkit = calib.camera(camera).projection @ rect @ calib.velo_to_cam @ velo  # P_rect_0i R_rect_00 Tr_velo_to_cam X
+        (_, info), *_ = bag[camera_info_topic(camera)]
+        ros = info.p.reshape(3, 4) @ lookup_static(tf.transforms, frame, "velo_link") @ velo
+        np.testing.assert_allclose(ros[:2] / ros[2], devkit[:2] / devkit[2], atol=1e-6)
 
 
 def test_frame_range_and_stream_selection(drive_dir: Path, tmp_path: Path):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -112,8 +113,8 @@ def test_replay_publishes_the_bag_at_the_recorded_rate(kitti, ros, tmp_path):
     last = received[image_topic(2)][-1]
     np.testing.assert_array_equal(np.frombuffer(last.data, np.uint8).reshape(38, 124, 3), drive.image(2, FRAMES - 1))
     np.testing.assert_array_equal(pointcloud2_to_array(received[VELO_TOPIC][1], ("x", "y", "z", "intensity")), drive.scan(1))
-    np.testing.assert_array_equal(np.array(received[camera_info_topic(2)][0].p).reshape(3, 4),
-                                  load_calibration(drive_dir.parent).camera(2).projection)
+    np.testing.assert_array_equal(np.array(received[camera_info_topic(2)][0].k).reshape(3, 3),
+                                  load_calibration(drive_dir.parent).camera(2).projection[:, :3])
     recorded_span = (drive.stamps("velodyne_points")[-1] - drive.stamps("velodyne_points")[0]) / 1e9
     assert arrival[-1] - arrival[0] > 0.8 * recorded_span / rate  # paced, not as fast as possible
     node.destroy_node()
@@ -211,3 +212,42 @@ def test_bag_drives_depth_node_into_accuracy_node(kitti, tmp_path):
     assert [f["stamp_ns"] for f in written["frames"]] == KittiDrive(drive_dir).stamps("image_02")
     assert 0 <= written["mean"]["delta1"] <= 1 and written["mean"]["abs_rel"] > 0  # an untrained model is wrong
     assert "mean (4)" in outputs[0]
+
+
+
+def test_accuracy_node_callbacks_survive_bad_input(kitti):
+    """An unset CameraInfo, a cloud with an unknown field type or a degenerate tf are logged, never raised."""
+    drive_dir, _ = kitti
+    rclpy.init()
+    node = AccuracyNode(parameter_overrides=[Parameter("calib_dir", value=str(drive_dir.parent))])
+    try:
+        node._on_camera_info(CameraInfo())  # all zero: no usable K or P, zero size
+        assert node.intrinsics is None
+        calib = load_calibration(drive_dir.parent)
+        intr = calib.intrinsics(2)
+        info = msgs.camera_info(calib.camera(2).projection, intr.width, intr.height, 0, "cam")
+        node._on_camera_info(to_rclpy(info, CameraInfo))
+        good = node.intrinsics
+        node._on_camera_info(CameraInfo())
+        assert node.intrinsics == good, "a bad camera_info must not replace the last good one"
+
+        cloud = to_rclpy(msgs.point_cloud(np.zeros((3, 3), np.float32), ("x", "y", "z"), 0, "velo_link"), PointCloud2)
+        cloud.fields[0].datatype = 0
+        node._on_points(cloud)
+
+        node.camera_from_lidar = None  # look the transform up in /tf_static, as without calib_dir
+        node._on_tf_static(SimpleNamespace(transforms=[degenerate_transform("velo_link", "cam")]))
+        node._on_depth(to_rclpy(msgs.image(np.ones((intr.height, intr.width), np.float32), 5, "cam"), Image))
+        scan = KittiDrive(drive_dir).scan(0)[:, :3]
+        node._on_points(to_rclpy(msgs.point_cloud(scan, ("x", "y", "z"), 5, "velo_link"), PointCloud2))
+        assert node.report.frames == []  # skipped with a warning: quaternion (0, 0, 0, 0) is no rotation
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def degenerate_transform(parent: str, child: str) -> SimpleNamespace:
+    """A duck-typed TransformStamped (tf2_msgs is not a pip wheel) with an all-zero quaternion."""
+    zero = SimpleNamespace(x=0.0, y=0.0, z=0.0)
+    return SimpleNamespace(header=SimpleNamespace(frame_id=parent), child_frame_id=child,
+                           transform=SimpleNamespace(translation=zero, rotation=SimpleNamespace(x=0.0, y=0.0, z=0.0, w=0.0)))

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from training.config import DataConfig
-from training.datasets import DatasetError, KittiDepth, augment, load_depth, read_filelist
+from space_clip_ros.depth_io import read_png16
+from training.datasets import DatasetError, KittiDepth, augment, read_filelist
 from training.mini_kitti import TEST_DRIVE, TRAIN_DRIVE, make_mini_kitti
 
 
@@ -30,7 +31,7 @@ def test_layout_is_kittis(mini):
     gt = mini.root / "annotated" / "train" / TRAIN_DRIVE / "proj_depth" / "groundtruth" / "image_02" / "0000000005.png"
     assert np.asarray(Image.open(gt)).dtype == np.uint16
     assert (mini.root / "annotated" / "val" / TEST_DRIVE).is_dir()
-    depth = load_depth(gt)
+    depth = read_png16(gt)
     assert depth.max() < 80 and (depth == 0).mean() > 0.5  # metres, sparse
 
 

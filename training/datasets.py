@@ -22,6 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from space_clip_ros.depth_io import read_png16
 from training.config import DataConfig
 
 LOG = logging.getLogger(__name__)
@@ -72,15 +73,6 @@ def load_image(path: Path) -> np.ndarray:
     """float32 RGB in [0, 1], HxWx3."""
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-
-
-def load_depth(path: Path) -> np.ndarray:
-    """Metres from a KITTI uint16 depth PNG (value / 256; 0 = no measurement)."""
-    with Image.open(path) as img:
-        raw = np.asarray(img)
-    if raw.dtype not in (np.uint16, np.int32, np.uint32):
-        raise DatasetError(f"{path}: depth PNG has dtype {raw.dtype}, expected 16-bit. Fix: use data_depth_annotated PNGs.")
-    return raw.astype(np.float32) / 256.0
 
 
 def kb_crop_box(height: int, width: int, kb: tuple[int, int], path: Path) -> tuple[int, int]:
@@ -165,7 +157,7 @@ class KittiDepth(Dataset):
         raise DatasetError(f"no readable sample in {len(self.samples)} entries; see the warnings above.")
 
     def _load(self, sample: Sample, index: int) -> dict:
-        image, depth = load_image(sample.image), load_depth(sample.depth)
+        image, depth = load_image(sample.image), read_png16(sample.depth)
         if image.shape[:2] != depth.shape:
             raise DatasetError(f"{sample.image} is {image.shape[:2]} but {sample.depth} is {depth.shape}")
         top, left = kb_crop_box(*depth.shape, self.cfg.kb_crop, sample.image)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from space_clip_ros.depth_io import write_png16
+
 TRAIN_DRIVE = "2011_09_26_drive_0001_sync"
 TEST_DRIVE = "2011_09_26_drive_0002_sync"
 FOCAL = 721.5377
@@ -47,10 +49,10 @@ def synthetic_scene(rng: np.random.Generator, height: int, width: int) -> tuple[
 
 
 def write_depth_png(path: Path, depth: np.ndarray, density: float, rng: np.random.Generator) -> None:
+    """Keep a random `density` share of the pixels, as LiDAR ground truth is sparse."""
     keep = rng.random(depth.shape) < density
-    encoded = np.where(keep, np.round(depth * 256.0), 0).astype(np.uint16)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(encoded).save(path)
+    write_png16(path, np.where(keep, depth, 0.0).astype(np.float32))
 
 
 def _write_drive(root: Path, drive: str, split: str, frames: int, size: tuple[int, int], rng: np.random.Generator) -> list[str]:

@@ -221,8 +221,12 @@ class Trainer:
             self.model.decoder.load_state_dict(backup)
 
     # ---------------------------------------------------------------- loop
-    def train_step(self, batch: dict) -> tuple[LossTerms, float, torch.Tensor]:
-        """One optimiser step; returns the loss terms, the gradient norm and the first prediction."""
+    def train_step(self, batch: dict) -> tuple[LossTerms, torch.Tensor, torch.Tensor]:
+        """One optimiser step; returns the loss terms, the gradient norm and the first prediction.
+
+        The norm stays a device tensor: turning it into a float here would stall every rank on a
+        GPU sync each step, while only rank 0 reads it (in log_step).
+        """
         images = batch["image"].to(self.device, non_blocking=True)
         depth = batch["depth"].to(self.device, non_blocking=True)
         mask = batch["mask"].to(self.device, non_blocking=True)
@@ -235,7 +239,7 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         params = [p for p in self.model.decoder.parameters() if p.requires_grad]
         clip = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
         self.last_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -264,9 +268,10 @@ class Trainer:
             dist.barrier()
         return metrics
 
-    def log_step(self, terms: LossTerms, grad_norm: float, batch: dict, pred: torch.Tensor, seconds: float) -> None:
+    def log_step(self, terms: LossTerms, grad_norm: torch.Tensor, batch: dict, pred: torch.Tensor, seconds: float) -> dict[str, float]:
+        """Append the step's scalars to history.jsonl (and TensorBoard every log_every); returns them."""
         scalars = terms.scalars()
-        scalars.update({"lr": self.last_lr, "grad_norm": grad_norm,
+        scalars.update({"lr": self.last_lr, "grad_norm": float(grad_norm),
                         "images_per_s": self.cfg.optim.batch_size / max(seconds, 1e-9)})
         with open(self.out / "history.jsonl", "a") as history:
             history.write(json.dumps({"step": self.step, **scalars}) + "\n")
@@ -275,6 +280,7 @@ class Trainer:
                 self.writer.add_scalar(f"train/{name}", value, self.step)
         if self.cfg.run.image_every > 0 and self.step % self.cfg.run.image_every == 0:
             self._log_images(batch, pred)
+        return scalars
 
     def _log_images(self, batch: dict, pred: torch.Tensor) -> None:
         """Image, prediction and ground truth of the first sample, as inverse depth in [0, 1]."""
@@ -306,10 +312,10 @@ class Trainer:
                 self.batch_in_epoch += 1
                 if self.is_main:
                     now = time.perf_counter()
-                    self.log_step(terms, grad_norm, batch, pred, now - tick)
+                    scalars = self.log_step(terms, grad_norm, batch, pred, now - tick)
                     tick = now
                     bar.update(1)
-                    bar.set_postfix(loss=f"{terms.total.item():.3f}")
+                    bar.set_postfix(loss=f"{scalars['loss']:.3f}")
                 if self.step >= stop_at:
                     break
             bar.close()

@@ -23,16 +23,12 @@ from space_clip_ros.kitti.bag_messages import TYPESTORE
 from space_clip_ros.kitti.calibration import load_calibration
 from space_clip_ros.kitti.errors import KittiFormatError
 from space_clip_ros.kitti.lidar_gt import AccuracySettings, frame_metrics
-from space_clip_ros.kitti.msg_arrays import camera_matrix, depth_image_to_metres, pointcloud2_to_array
+from space_clip_ros.kitti.msg_arrays import camera_matrix, depth_image_to_metres, pointcloud2_to_array, stamp_ns
 from space_clip_ros.kitti.pairing import StampPairer
 from space_clip_ros.kitti.to_bag import LEFT, TF_STATIC_TOPIC, VELO_TOPIC
 from space_clip_ros.kitti.transforms import lookup_static
 
 DEFAULT_DEPTH_TOPIC = "/kitti/camera_color_left/depth"
-
-
-def stamp_ns(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 def evaluate_bag(

@@ -1,4 +1,4 @@
-"""sensor_msgs Image / PointCloud2 contents as numpy arrays, read by attribute name.
+"""sensor_msgs Image / PointCloud2 / CameraInfo contents and header stamps, read by attribute name.
 
 Duck-typed, so it reads rosbags' deserialized messages in the offline tool and rclpy messages in
 the live node alike, without importing ROS here.
@@ -15,6 +15,11 @@ FLOAT32 = 7
 
 # Depth encodings of REP 118 (32FC1 metres) and the common 16UC1 millimetre convention.
 _DEPTH_SCALE = {"32FC1": ("f4", 1.0), "64FC1": ("f8", 1.0), "16UC1": ("u2", 1e-3), "mono16": ("u2", 1e-3)}
+
+
+def stamp_ns(msg: Any) -> int:
+    """A message's header stamp as integer nanoseconds (the key the pairing and the replay wait on)."""
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 def _buffer(data: Any) -> np.ndarray:
@@ -46,6 +51,9 @@ def pointcloud2_to_array(msg: Any, names: tuple[str, ...] = ("x", "y", "z")) -> 
     missing = [n for n in names if n not in fields]
     if missing:
         raise ValueError(f"point cloud has no field(s) {missing}; it has {sorted(fields)}")
+    unknown = {n: fields[n].datatype for n in names if fields[n].datatype not in POINT_FIELD_DTYPES}
+    if unknown:
+        raise ValueError(f"point cloud field(s) {unknown} have an unknown PointField datatype (expected 1..8)")
     order = ">" if msg.is_bigendian else "<"
     dtype = np.dtype({
         "names": list(names),

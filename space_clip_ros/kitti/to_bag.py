@@ -10,9 +10,12 @@ Topics and frames (REP 103/105 names; camera frames are optical: x right, y down
   /tf_static                             tf2_msgs/TFMessage velo_link -> camera_color_left (/right), latched
 
 Stamps (header and bag receive time) are the drive's timestamps.txt of each stream. CameraInfo
-describes the rectified image as shipped: K = P_rect_0i[:, :3], P = P_rect_0i, R = I, D = 0;
-R_rect_00 and the Velodyne calibration are folded into the /tf_static transform, so projecting a
-cloud point with tf and K lands where KITTI's devkit puts it.
+describes the rectified image as shipped: K = P_rect_0i[:, :3], P = [K | 0], R = I, D = 0.
+R_rect_00, the Velodyne calibration and the camera's offset t_i along the rig (P_rect_0i's 4th
+column) are folded into the /tf_static transform, so projecting a cloud point with tf and P (or
+K) lands where KITTI's devkit puts it. P keeps no 4th column: each frame is its camera's own
+optical centre, and consumers that apply P's Tx / Ty (rviz2's camera view, image_geometry) would
+otherwise add the offset a second time (CameraInfo.msg: a monocular camera has Tx = Ty = 0).
 """
 from __future__ import annotations
 
@@ -22,11 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.rosbag2.errors import WriterError
 from tqdm import tqdm
 
 from space_clip_ros.kitti import bag_messages as msgs
+from space_clip_ros.kitti.calibration import RectifiedCamera
 from space_clip_ros.kitti.drive import VELODYNE, KittiDrive, camera_folder
 from space_clip_ros.kitti.errors import KittiFormatError
 from space_clip_ros.kitti.transforms import invert
@@ -46,6 +51,11 @@ def image_topic(camera: int) -> str:
 
 def camera_info_topic(camera: int) -> str:
     return f"/kitti/{CAMERA_NAMES[camera]}/camera_info"
+
+
+def own_frame_projection(camera: RectifiedCamera) -> np.ndarray:
+    """CameraInfo P = [K | 0] of a camera whose frame is its own optical centre (see the module docstring)."""
+    return np.hstack([camera.projection[:, :3], np.zeros((3, 1))])
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,7 @@ def convert(drive: KittiDrive, output: Path | str, options: ConversionOptions = 
                         "is the calibration from this drive's date?"
                     )
                 # camera_info first: a node that pairs an image with the latest info then has it.
-                write(info_conns[camera], msgs.camera_info(rect.projection, rect.width, rect.height, stamp, frame_id), stamp)
+                write(info_conns[camera], msgs.camera_info(own_frame_projection(rect), rect.width, rect.height, stamp, frame_id), stamp)
                 write(image_conns[camera], msgs.image(pixels, stamp, frame_id), stamp)
             if velo_conn is not None:
                 stamp = drive.stamps(VELODYNE)[index]

@@ -34,10 +34,11 @@ from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.kitti.accuracy_report import AccuracyReport
 from space_clip_ros.kitti.calibration import load_calibration
 from space_clip_ros.kitti.lidar_gt import AccuracySettings, frame_metrics
-from space_clip_ros.kitti.msg_arrays import camera_matrix, depth_image_to_metres, pointcloud2_to_array
+from space_clip_ros.kitti.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
 from space_clip_ros.kitti.pairing import StampPairer
 from space_clip_ros.kitti.transforms import lookup_static
 from space_clip_ros.metrics import METRIC_NAMES
+from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
 from space_clip_ros.ros.qos import make_qos
 
 try:
@@ -48,10 +49,6 @@ except ImportError:  # pip-only machines: no tf2_msgs wheel; the calib_dir param
 NODE_NAME = "space_clip_accuracy"
 STATIC_TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def stamp_ns(msg: Any) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 class AccuracyNode(Node):
@@ -89,7 +86,12 @@ class AccuracyNode(Node):
         self.publisher = self.create_publisher(DiagnosticArray, "accuracy", 10)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self.intrinsics = Intrinsics.from_matrix(camera_matrix(msg), msg.width, msg.height)
+        # A driver that publishes an unset CameraInfo (zero P and K, or zero size) must not take
+        # the node down: keep the last good intrinsics and say why this one was refused.
+        try:
+            self.intrinsics = intrinsics_from_camera_info(msg)
+        except CameraInfoError as err:
+            self.get_logger().error(f"depth/camera_info ignored: {err}", throttle_duration_sec=5.0)
 
     def _on_tf_static(self, msg: Any) -> None:
         for transform in msg.transforms:
@@ -119,13 +121,13 @@ class AccuracyNode(Node):
             return
         stamp, (depth, intr, camera_frame), (points, lidar_frame) = pair
         transform = self.camera_from_lidar
-        if transform is None:
-            try:
+        try:
+            if transform is None:
                 transform = lookup_static(self.static_transforms.values(), camera_frame, lidar_frame)
-            except LookupError as err:
-                self.get_logger().warning(f"frame skipped: {err}", throttle_duration_sec=5.0)
-                return
-        metrics = frame_metrics(depth, points, transform, intr, self.settings)
+            metrics = frame_metrics(depth, points, transform, intr, self.settings)
+        except (LookupError, ValueError) as err:  # no tf path yet, a degenerate quaternion, an empty image
+            self.get_logger().warning(f"frame skipped: {err}", throttle_duration_sec=5.0)
+            return
         self.report.add(stamp, metrics)
         self._publish(msg_stamp=stamp, metrics=metrics)
 

@@ -35,6 +35,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 
 from space_clip_ros.kitti.bag_messages import deserialize
+from space_clip_ros.kitti.msg_arrays import stamp_ns as header_stamp_ns
 
 NODE_NAME = "space_clip_bag_replay"
 PREFERRED_SYNC_TOPIC = "/kitti/camera_color_left/image_raw"
@@ -70,8 +71,8 @@ def qos_for(connection: Any) -> QoSProfile:
 
 
 def stamp_ns(msg: Any) -> int | None:
-    header = getattr(msg, "header", None)
-    return None if header is None else header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+    """The header stamp in nanoseconds; None for header-less types (any reply then counts)."""
+    return None if getattr(msg, "header", None) is None else header_stamp_ns(msg)
 
 
 class StampWaiter:
