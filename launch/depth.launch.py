@@ -10,7 +10,9 @@ The module-level names below are what this file references; a test checks they e
 installed package.
 """
 import os
+import tempfile
 
+import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -58,9 +60,39 @@ def _nodes(context):
         )
     ]
     if value["use_rviz"].lower() in ("true", "1", "yes"):
-        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2",
-                            arguments=["-d", os.path.join(share, RVIZ_CONFIG)], output="screen"))
+        config = _rviz_config(os.path.join(share, RVIZ_CONFIG), value["namespace"], value["image"])
+        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", config], output="screen"))
     return actions
+
+
+def _rviz_config(path: str, namespace: str, image: str) -> str:
+    """The shipped rviz config, or a copy whose displays follow this launch's namespace and image.
+
+    rviz2 display topics are absolute, so `namespace:=front` would otherwise leave the depth and
+    cloud panels on /depth/colorized and /points, empty.
+    """
+    with open(path) as stream:
+        config = yaml.safe_load(stream)
+    prefix = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    changed = False
+    for display in config["Visualization Manager"]["Displays"]:
+        topic = display.get("Topic")
+        if not topic:
+            continue
+        if topic["Value"] in ("/depth/colorized", "/points"):  # the node's outputs
+            wanted = prefix + topic["Value"]
+        elif display["Class"] == "rviz_default_plugins/Image":  # the camera panel
+            wanted = image
+        else:
+            continue
+        if topic["Value"] != wanted:
+            topic["Value"], changed = wanted, True
+    if not changed:
+        return path
+    handle, tailored = tempfile.mkstemp(prefix="space_clip_depth_", suffix=".rviz")
+    with os.fdopen(handle, "w") as stream:
+        yaml.safe_dump(config, stream, sort_keys=False)
+    return tailored
 
 
 def generate_launch_description() -> LaunchDescription:

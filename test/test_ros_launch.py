@@ -182,9 +182,26 @@ def test_launch_file_remaps_inputs_and_layers_parameters(fake_launch):
                                 ("camera_info", "/cam/camera_info")]
     assert kw["parameters"] == [str(share / "config" / "depth.yaml")]  # nothing overrides the file
 
+    (share / "config").mkdir(parents=True)
+    (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
     node, rviz = run_opaque(module, params_file="/my.yaml", checkpoint="/ckpt", device="cuda", use_rviz="true")
     assert node.kwargs["parameters"] == ["/my.yaml", {"checkpoint": "/ckpt", "device": "cuda"}]
     assert (rviz.kwargs["package"], rviz.kwargs["arguments"]) == ("rviz2", ["-d", str(share / "config" / "depth.rviz")])
+
+
+def test_rviz_follows_the_namespace_and_image_of_the_launch(fake_launch):
+    module, share = fake_launch
+    (share / "config").mkdir(parents=True)
+    (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
+    _, rviz = run_opaque(module, namespace="front", image="/cam/image_raw", use_rviz="true")
+    path = rviz.kwargs["arguments"][1]
+    assert path != str(share / "config" / "depth.rviz")
+    manager = yaml.safe_load(Path(path).read_text())["Visualization Manager"]
+    topics = {d["Topic"]["Value"] for d in manager["Displays"] if "Topic" in d}
+    assert {"/cam/image_raw", "/front/depth/colorized", "/front/points"} <= topics
+    assert "/points" not in topics and "/depth/colorized" not in topics
+    _, rviz = run_opaque(module, use_rviz="true")  # defaults: the shipped file as it is
+    assert rviz.kwargs["arguments"] == ["-d", str(share / "config" / "depth.rviz")]
 
 
 def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path):
