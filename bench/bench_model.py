@@ -12,18 +12,22 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 
 from space_clip_ros.inference import PRECISIONS, resolve_device
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model
+from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config
+from space_clip_ros.onnx_backend import OnnxSpaceClip
 
-CPU_PATHS = ["eager-fp32", "eager-bf16", "compile-fp32"]
-CUDA_PATHS = ["eager-fp32", "eager-fp16", "eager-bf16", "compile-fp16", "cudagraphs-fp16"]
+CPU_PATHS = ["eager-fp32", "eager-bf16", "compile-fp32", "onnxruntime-fp32"]
+CUDA_PATHS = ["eager-fp32", "eager-fp16", "eager-bf16", "compile-fp16", "cudagraphs-fp16", "onnxruntime-fp32"]
 
 
 @dataclass
@@ -42,7 +46,10 @@ def make_runner(model: torch.nn.Module, path: str, device: torch.device) -> Call
     kind, precision = path.split("-")
     dtype = PRECISIONS[precision]
     module = model
-    if kind == "compile":
+    if kind == "onnxruntime":  # the exported whole-model graph; TensorRT/CUDA providers on a GPU
+        onnx_path = export_onnx(model, Path(tempfile.mkdtemp(prefix="space_clip_bench_")) / "model.onnx")
+        module = OnnxSpaceClip(onnx_path, device)
+    elif kind == "compile":
         module = torch.compile(model, dynamic=False)
     elif kind == "cudagraphs":
         module = torch.compile(model, mode="reduce-overhead", dynamic=False)

@@ -30,7 +30,7 @@ ARGUMENTS = {
     "camera_info": ("/kitti/camera_color_left/camera_info", "Input sensor_msgs/CameraInfo topic."),
     "namespace": ("", "Namespace of the node and its outputs (one per camera when running several)."),
     "params_file": ("", "Parameter YAML; empty uses the package's config/depth.yaml."),
-    "checkpoint": ("", "Checkpoint directory or .safetensors; empty keeps the params file's value."),
+    "checkpoint": ("", "Checkpoint directory, .safetensors or .onnx; empty keeps the params file's value."),
     "device": ("", "auto, cpu, cuda or cuda:N; empty keeps the params file's value."),
     "use_rviz": ("false", "Also start rviz2 with config/depth.rviz."),
 }

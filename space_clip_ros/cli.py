@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--checkpoint", type=Path, metavar="DIR",
         help="trained checkpoint: a directory with decoder.safetensors + config.yaml (or the .safetensors "
-        "file). Without it an UNTRAINED model runs and the depth is meaningless.",
+        "file), or an exported .onnx graph (ONNX Runtime). Without it an UNTRAINED model runs and the depth is "
+        "meaningless.",
     )
     model.add_argument(
         "--backbone-weights", metavar="TAG_OR_FILE",

@@ -8,12 +8,15 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Literal, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 import numpy as np
 import torch
 
 from .model import BackboneConfig, BackboneWeightsError, SpaceClip, SpaceClipConfig, build_model, load_checkpoint
+
+if TYPE_CHECKING:
+    from .onnx_backend import OnnxSpaceClip
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ def untrained_model(backbone_weights: str | None = None) -> SpaceClip:
 
 
 class DepthEstimator:
-    def __init__(self, model: SpaceClip, device: str = "auto", precision: Precision = "fp32") -> None:
+    def __init__(self, model: "SpaceClip | OnnxSpaceClip", device: str = "auto", precision: Precision = "fp32") -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision '{precision}'. Fix: use one of {', '.join(PRECISIONS)}.")
         self.device = resolve_device(device)
@@ -69,12 +72,28 @@ class DepthEstimator:
         precision: Precision = "fp32",
         backbone_weights: str | None = None,
     ) -> "DepthEstimator":
-        """Load a checkpoint directory; None (or '') runs the untrained default model, loudly."""
+        """Load a checkpoint directory or an exported .onnx graph; None (or '') runs the untrained
+        default model, loudly."""
+        if checkpoint and str(checkpoint).endswith(".onnx"):
+            return cls.from_onnx(checkpoint, device, precision, backbone_weights)
         if checkpoint:
             return cls(load_checkpoint(checkpoint, backbone_weights=backbone_weights), device, precision)
         estimator = cls(untrained_model(backbone_weights), device, precision)
         estimator.trained = False
         return estimator
+
+    @classmethod
+    def from_onnx(
+        cls, path: Union[str, Path], device: str = "auto", precision: Precision = "fp32", backbone_weights: str | None = None
+    ) -> "DepthEstimator":
+        """ONNX Runtime backend (TensorRT / CUDA / CPU providers): the graph fixes weights and precision."""
+        from .onnx_backend import OnnxSpaceClip
+
+        if precision != "fp32":
+            raise ValueError(f"{path}: an exported ONNX graph runs in the precision it was exported in. Fix: precision fp32.")
+        if backbone_weights:
+            raise ValueError(f"{path}: the backbone weights are inside the ONNX graph. Fix: leave backbone_weights empty.")
+        return cls(OnnxSpaceClip(path, resolve_device(device)), device, precision)
 
     @property
     def input_size(self) -> tuple[int, int]:

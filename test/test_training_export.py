@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 from space_clip_ros.model import build_model, load_checkpoint
 from space_clip_ros.model.tiny import tiny_config
 from training.config import load_train_config
-from training.export import check_onnx, export_onnx, main
+from space_clip_ros.model.onnx_export import check_onnx, export_onnx
+from training.export import main
 from training.mini_kitti import make_mini_kitti
 from training.train import Trainer
 

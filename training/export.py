@@ -16,14 +16,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import warnings
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-import torch
-
 from space_clip_ros.model import CheckpointError, SpaceClip, SpaceClipConfig, build_model, load_checkpoint, save_checkpoint
+from space_clip_ros.model.onnx_export import check_onnx, export_onnx
 from training.state import STATE_LAST, load_state
 
 LOG = logging.getLogger("export")
@@ -43,43 +40,6 @@ def model_from_state(state_path: Path, weights: str = "ema", backbone_weights: O
         decoder = state["decoder"]
     model.decoder.load_state_dict(decoder, strict=True)
     return model.eval()
-
-
-def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -> Path:
-    """Trace the whole model at the encoder input size with a dynamic batch axis."""
-    model = model.eval().float()
-    h, w = model.input_size
-    dummy = torch.rand(batch, 3, h, w)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernel has no ONNX symbolic
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: needs no onnxscript
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: fixed H, W
-            torch.onnx.export(model, (dummy,), str(path), dynamo=False, opset_version=opset,
-                              input_names=["image"], output_names=["depth"],
-                              dynamic_axes={"image": {0: "batch"}, "depth": {0: "batch"}})
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
-    return path
-
-
-def check_onnx(model: SpaceClip, path: Path, batch: int = 2, seed: int = 0) -> float:
-    """Max |onnxruntime - PyTorch| in metres on random images, at a batch size other than the traced one."""
-    import onnx
-    import onnxruntime as ort
-
-    onnx.checker.check_model(str(path))
-    h, w = model.input_size
-    images = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        expected = model.eval().float()(images).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(["depth"], {"image": images.numpy()})
-    if got.shape != expected.shape:
-        raise RuntimeError(f"{path}: ONNX output shape {got.shape} differs from PyTorch {expected.shape}")
-    return float(np.max(np.abs(got - expected)))
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:

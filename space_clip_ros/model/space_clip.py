@@ -34,6 +34,21 @@ def resolve_layers(cfg: SpaceClipConfig, num_layers: int) -> SpaceClipConfig:
     return cfg
 
 
+def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, H, W) to size; antialiased when shrinking so a 1242-wide frame does not alias at 224.
+
+    The one resize on the way into the encoder and out of the head, shared with the ONNX Runtime
+    backend so both backends see identical pixels.
+    """
+    size = tuple(size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    shrinking = x.shape[-2] > size[0] or x.shape[-1] > size[1]
+    if shrinking and x.dtype != torch.float32:
+        x = x.float()  # antialiased kernels are float32-only on some devices (bf16 on CPU)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+
 class SpaceClip(nn.Module):
     def __init__(self, config: SpaceClipConfig, backbone_weights: str | None = None) -> None:
         super().__init__()
@@ -61,11 +76,7 @@ class SpaceClip(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
         out_size = tuple(output_size) if output_size is not None else tuple(images.shape[-2:])
-        x = images
-        if tuple(x.shape[-2:]) != self.input_size:
-            shrinking = x.shape[-2] > self.input_size[0] or x.shape[-1] > self.input_size[1]
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=shrinking)
-        x = self.backbone.normalize(x)
+        x = self.backbone.normalize(resize_bilinear(images, self.input_size))
         d = self.config.decoder
         with torch.no_grad():
             feats = self.backbone(x, self._layers)
@@ -77,8 +88,7 @@ class SpaceClip(nn.Module):
             feats.global_embedding.to(dtype),
             return_aux=return_aux,
         )
-        if tuple(depth.shape[-2:]) != out_size:
-            depth = F.interpolate(depth, size=out_size, mode="bilinear", align_corners=False)
+        depth = resize_bilinear(depth, out_size)
         return (depth, aux) if return_aux else depth
 
 

@@ -38,7 +38,8 @@ class NodeConfig:
     autostart: bool = _param(
         True, "Configure and activate on start-up, so `ros2 run` just works. False: wait for a lifecycle manager.")
     checkpoint: str = _param(
-        "", "SPACE-CLIP checkpoint: a directory with decoder.safetensors + config.yaml, or the .safetensors file. "
+        "", "SPACE-CLIP checkpoint: a directory with decoder.safetensors + config.yaml, the .safetensors file, "
+        "or an exported .onnx graph (run with ONNX Runtime: TensorRT/CUDA/CPU). "
         "Empty runs an UNTRAINED decoder (meaningless depth; for wiring tests only).")
     backbone_weights: str = _param(
         "", "Local CLIP backbone weights overriding the checkpoint's pretrained tag (offline robots). Empty: as the checkpoint says.")

@@ -1,0 +1,56 @@
+"""The whole SpaceClip (frozen backbone + decoder) as an ONNX graph, checked against PyTorch.
+
+Lives beside the model rather than in training/ because deployment uses it too: the node and
+the CLI run exported graphs with ONNX Runtime (space_clip_ros.onnx_backend; TensorRT or CUDA
+execution providers on Jetson and desktop GPUs). The graph takes ``image``: float32 RGB in
+[0, 1], (batch, 3, H, W) at the encoder input size, and returns ``depth``: (batch, 1, H, W)
+metres at that size; the batch axis is dynamic.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .space_clip import SpaceClip
+
+INPUT_NAME, OUTPUT_NAME = "image", "depth"
+
+
+def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -> Path:
+    """Trace the whole model at the encoder input size with a dynamic batch axis."""
+    model = model.eval().float()
+    h, w = model.input_size
+    dummy = torch.rand(batch, 3, h, w)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernel has no ONNX symbolic
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: needs no onnxscript
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: fixed H, W
+            torch.onnx.export(model, (dummy,), str(path), dynamo=False, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    return path
+
+
+def check_onnx(model: SpaceClip, path: Path, batch: int = 2, seed: int = 0) -> float:
+    """Max |onnxruntime - PyTorch| in metres on random images, at a batch size other than the traced one."""
+    import onnx
+    import onnxruntime as ort
+
+    onnx.checker.check_model(str(path))
+    h, w = model.input_size
+    images = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        expected = model.eval().float()(images).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})
+    if got.shape != expected.shape:
+        raise RuntimeError(f"{path}: ONNX output shape {got.shape} differs from PyTorch {expected.shape}")
+    return float(np.max(np.abs(got - expected)))
