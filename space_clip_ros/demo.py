@@ -74,7 +74,8 @@ def run_over_ros(frames: list[SyntheticFrame], node_params: dict, timeout_s: flo
 
     from .ros.camera_info import camera_info_from_intrinsics
     from .ros.depth_node import DepthNode
-    from .ros.image_codec import array_to_image, image_to_depth
+    from .msg_arrays import depth_image_to_metres
+    from .ros.image_codec import array_to_image
     from .ros.pointcloud import cloud_to_points
     from .ros.qos import make_qos
 
@@ -132,7 +133,7 @@ def run_over_ros(frames: list[SyntheticFrame], node_params: dict, timeout_s: flo
             cloud = received["points"].get(frame.stamp_ns)
             results.append(
                 FrameResult(
-                    depth=image_to_depth(depth_msg),
+                    depth=depth_image_to_metres(depth_msg),
                     latency_ms=(depth_at - sent) * 1000,
                     points_valid=None if cloud is None else int(np.isfinite(cloud_to_points(cloud[0])[..., 2]).sum()),
                     camera_info_matches=None if info is None else

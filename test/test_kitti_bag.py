@@ -12,7 +12,7 @@ from space_clip_ros.kitti.bag_accuracy import main as accuracy_main
 from space_clip_ros.kitti.calibration import load_calibration
 from space_clip_ros.kitti.drive import KittiDrive
 from space_clip_ros.kitti.lidar_gt import lidar_depth
-from space_clip_ros.kitti.msg_arrays import pointcloud2_to_array
+from space_clip_ros.msg_arrays import pointcloud2_to_array
 from space_clip_ros.kitti.synthetic import write_synthetic_drive
 from space_clip_ros.kitti.to_bag import VELO_TOPIC, camera_info_topic, image_topic, main as kitti2bag
 from space_clip_ros.kitti.transforms import lookup_static

@@ -25,8 +25,8 @@ from space_clip_ros.ros.image_codec import (
     depth_to_image,
     image_to_array,
     image_to_color,
-    image_to_depth,
 )
+from space_clip_ros.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points, points_to_cloud
 
 BIG = 1 << 30
@@ -135,7 +135,7 @@ def test_depth_image_is_32fc1_metres_and_round_trips_nan():
     assert (msg.encoding, msg.width, msg.height, msg.step) == ("32FC1", 7, 5, 28)
     assert msg.is_bigendian == (sys.byteorder == "big")
     assert msg.header.stamp.sec == 7 and msg.header.frame_id == "cam"
-    assert np.array_equal(image_to_depth(msg), depth, equal_nan=True)
+    assert np.array_equal(depth_image_to_metres(msg), depth, equal_nan=True)
 
 
 def test_bgr8_output_and_encoder_type_checks():

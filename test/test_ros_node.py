@@ -37,7 +37,7 @@ from space_clip_ros.model.tiny import tiny_config
 from space_clip_ros.ros import depth_node as depth_node_module
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics, intrinsics_from_camera_info
 from space_clip_ros.ros.depth_node import DepthNode
-from space_clip_ros.ros.image_codec import image_to_depth
+from space_clip_ros.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros.params import ParameterError
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points
 
@@ -191,7 +191,7 @@ def test_tiny_model_outputs_keep_the_header_with_the_right_encodings_and_sizes(r
             41, 5000, "cam_left_optical"), topic
     depth = out["depth"][0]
     assert (depth.encoding, depth.width, depth.height, depth.step) == ("32FC1", W, H, 4 * W)
-    values = image_to_depth(depth)
+    values = depth_image_to_metres(depth)
     assert np.isfinite(values).all() and (values > 0).all()  # the tiny model predicts ~10 m everywhere
     info = out["depth/camera_info"][0]
     assert (info.width, info.height) == (W, H) and intrinsics_from_camera_info(info) == INTR
@@ -217,7 +217,7 @@ def test_points_back_project_a_known_plane_and_depth_is_nan_outside_the_range(ro
     assert wait_for(lambda: out["depth"] and out["points"])
     truth = ramp(H, W)
     inside = (truth >= 2.0) & (truth <= 60.0)
-    depth = image_to_depth(out["depth"][0])
+    depth = depth_image_to_metres(out["depth"][0])
     assert np.isnan(depth[~inside]).all() and np.array_equal(depth[inside], truth[inside])
     assert not (depth == 0).any()  # invalid is NaN, never 0
     points = cloud_to_points(out["points"][0])
@@ -474,8 +474,8 @@ def test_two_namespaced_nodes_side_by_side(ros):
     pub_b.publish(make_image(sec=2, frame_id="b_optical"))
     assert wait_for(lambda: out_a and out_b)
     time.sleep(0.2)
-    assert [(m.header.frame_id, float(image_to_depth(m)[0, 0])) for m in out_a] == [("a_optical", 3.0)]
-    assert [(m.header.frame_id, float(image_to_depth(m)[0, 0])) for m in out_b] == [("b_optical", 7.0)]
+    assert [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out_a] == [("a_optical", 3.0)]
+    assert [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out_b] == [("b_optical", 7.0)]
 
 
 SEPARATE_PROCESS_CLIENT = textwrap.dedent("""

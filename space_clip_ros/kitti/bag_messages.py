@@ -11,7 +11,7 @@ import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.typesys import Stores, get_typestore
 
-from space_clip_ros.kitti.msg_arrays import FLOAT32
+from space_clip_ros.msg_arrays import FLOAT32
 from space_clip_ros.kitti.transforms import quaternion_from_matrix
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)

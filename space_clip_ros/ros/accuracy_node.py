@@ -34,7 +34,7 @@ from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.kitti.accuracy_report import AccuracyReport
 from space_clip_ros.kitti.calibration import load_calibration
 from space_clip_ros.kitti.lidar_gt import AccuracySettings, frame_metrics
-from space_clip_ros.kitti.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
+from space_clip_ros.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
 from space_clip_ros.kitti.pairing import StampPairer
 from space_clip_ros.kitti.transforms import lookup_static
 from space_clip_ros.metrics import METRIC_NAMES

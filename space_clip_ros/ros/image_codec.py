@@ -146,15 +146,3 @@ def array_to_image(pixels: np.ndarray, encoding: str, header: Header) -> Image:
 def depth_to_image(depth: np.ndarray, header: Header) -> Image:
     """32FC1 metres (REP 118), NaN where invalid."""
     return array_to_image(depth, "32FC1", header)
-
-
-def image_to_depth(msg: Image) -> np.ndarray:
-    """(H, W) float32 view of a 32FC1 Image (what a consumer of the depth topic does)."""
-    if msg.encoding != "32FC1":
-        raise ImageDecodeError(f"expected a 32FC1 depth image, got '{msg.encoding}'", "encoding")
-    width, height, step = int(msg.width), int(msg.height), int(msg.step)
-    if step < width * 4 or len(msg.data) != step * height:
-        raise ImageDecodeError(f"32FC1 data of {len(msg.data)} bytes does not fit {width}x{height} step {step}", "data_size")
-    dtype = np.dtype(np.float32).newbyteorder(">" if msg.is_bigendian else "<")
-    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)[:, : width * 4]
-    return np.ascontiguousarray(rows).view(dtype).astype(np.float32, copy=False)

@@ -16,6 +16,7 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
+from space_clip_ros.msg_arrays import pointcloud2_to_array
 from space_clip_ros.ros.image_codec import to_message_bytes
 
 _FLOAT32 = PointField.FLOAT32
@@ -68,13 +69,8 @@ def points_to_cloud(points: np.ndarray, header: Header, rgb: np.ndarray | None =
 
 
 def cloud_to_points(msg: PointCloud2) -> np.ndarray:
-    """(H, W, 3) float32 x, y, z of a cloud this module built (used by tests and tools)."""
-    offsets = {f.name: f.offset for f in msg.fields if f.datatype == _FLOAT32}
-    if not {"x", "y", "z"} <= offsets.keys():
-        raise ValueError(f"cloud has no float32 x, y, z fields: {[f.name for f in msg.fields]}")
-    raw = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.row_step)[:, : msg.width * msg.point_step]
-    rows = np.ascontiguousarray(raw).view(np.float32).reshape(msg.height, msg.width, msg.point_step // 4)
-    return np.stack([rows[..., offsets[a] // 4] for a in "xyz"], axis=-1)
+    """(H, W, 3) float32 x, y, z of an organized cloud (used by tests and tools)."""
+    return pointcloud2_to_array(msg).reshape(msg.height, msg.width, 3)
 
 
 def cloud_rgb(msg: PointCloud2) -> np.ndarray:

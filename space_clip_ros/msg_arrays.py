@@ -1,7 +1,8 @@
 """sensor_msgs Image / PointCloud2 / CameraInfo contents and header stamps, read by attribute name.
 
-Duck-typed, so it reads rosbags' deserialized messages in the offline tool and rclpy messages in
-the live node alike, without importing ROS here.
+Duck-typed, so it reads rosbags' deserialized messages in the offline KITTI tools and rclpy
+messages in the nodes, the demo and the tests alike, without importing ROS here: the one decoder
+of depth images and clouds that consumers use (the node's own input path is ros/image_codec).
 """
 from __future__ import annotations
 
