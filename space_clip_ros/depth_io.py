@@ -4,6 +4,8 @@ The 16-bit PNG follows the KITTI depth benchmark convention so that outputs can 
 KITTI devkit and to our own evaluation unchanged: value = round(metres * 256), 0 = no
 measurement. That gives 1/256 m (3.9 mm) resolution and a ceiling of 65535 / 256 = 255.996 m;
 farther depths are clipped to the ceiling, invalid ones (NaN, inf, 0) are written as 0.
+Other datasets store 16-bit depth with another scale (NYU Depth v2 in the BTS/AdaBins format:
+millimetres, ``scale=NYU_DEPTH_SCALE``); the PNG functions take it as ``scale``.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ PathLike = Union[str, Path]
 
 KITTI_DEPTH_SCALE = 256.0
 KITTI_MAX_DEPTH = 65535 / KITTI_DEPTH_SCALE
+NYU_DEPTH_SCALE = 1000.0  # BTS/AdaBins NYU Depth v2 sync_depth_*.png: millimetres
 
 
 def _check_depth(depth: np.ndarray, what: str) -> np.ndarray:
@@ -30,8 +33,11 @@ def _check_depth(depth: np.ndarray, what: str) -> np.ndarray:
     return d
 
 
-def depth_to_kitti_uint16(depth: np.ndarray) -> np.ndarray:
+def depth_to_kitti_uint16(depth: np.ndarray, scale: float = KITTI_DEPTH_SCALE) -> np.ndarray:
     """Metres -> KITTI uint16 (see module docstring); negative depth is an error, not 'invalid'.
+
+    ``scale`` is the number of PNG units per metre (256 for KITTI, 1000 for NYU); the ceiling is
+    65535 / scale.
 
     A negative depth means an upstream bug (wrong sign convention, bad scale), so it is refused
     rather than silently turned into 'no measurement'. Tiny positive depths that would round to
@@ -46,20 +52,20 @@ def depth_to_kitti_uint16(depth: np.ndarray) -> np.ndarray:
             "KITTI PNG depth cannot encode them: fix the sign/scale upstream or set them to NaN to mark them invalid"
         )
     valid = np.isfinite(d) & (d > 0)
-    scaled = np.rint(np.clip(np.where(valid, d, 0.0), 0.0, KITTI_MAX_DEPTH) * KITTI_DEPTH_SCALE)
+    scaled = np.rint(np.clip(np.where(valid, d, 0.0), 0.0, 65535 / scale) * scale)
     scaled = np.where(valid, np.maximum(scaled, 1.0), 0.0)
     return scaled.astype(np.uint16)
 
 
-def write_png16(path: PathLike, depth: np.ndarray) -> None:
-    """Write depth (metres) as a KITTI-convention 16-bit greyscale PNG."""
-    encoded = depth_to_kitti_uint16(depth)
+def write_png16(path: PathLike, depth: np.ndarray, scale: float = KITTI_DEPTH_SCALE) -> None:
+    """Write depth (metres) as a KITTI-convention 16-bit greyscale PNG (value = metres * scale)."""
+    encoded = depth_to_kitti_uint16(depth, scale)
     # A uint16 array becomes PIL mode "I;16", which PNG stores as 16-bit greyscale.
     Image.fromarray(encoded).save(Path(path), format="PNG")
 
 
-def read_png16(path: PathLike) -> np.ndarray:
-    """Read a KITTI-convention 16-bit PNG back to float32 metres (0 stays 0 = no measurement)."""
+def read_png16(path: PathLike, scale: float = KITTI_DEPTH_SCALE) -> np.ndarray:
+    """Read a KITTI-convention 16-bit PNG back to float32 metres (value / scale; 0 stays 0 = no measurement)."""
     path = Path(path)
     with Image.open(path) as img:
         if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
@@ -70,7 +76,7 @@ def read_png16(path: PathLike) -> np.ndarray:
         raw = np.array(img)
     if raw.min(initial=0) < 0 or raw.max(initial=0) > 65535:
         raise ValueError(f"{path}: values outside 0..65535, not a 16-bit depth PNG")
-    return (raw.astype(np.float32) / np.float32(KITTI_DEPTH_SCALE)).astype(np.float32)
+    return (raw.astype(np.float32) / np.float32(scale)).astype(np.float32)
 
 
 def write_npy(path: PathLike, depth: np.ndarray) -> None:

@@ -12,15 +12,16 @@ import numpy as np
 
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "delta1", "delta2", "delta3")
 
-Crop = Literal["eigen", "garg", "none"]
+Crop = Literal["eigen", "garg", "nyu", "none"]
 
 
 def crop_mask(height: int, width: int, crop: Crop) -> np.ndarray:
-    """Boolean evaluation region of the standard KITTI crops.
+    """Boolean evaluation region of the standard KITTI crops and of the Eigen NYU crop.
 
     Eigen (Eigen et al. 2014) and Garg (Garg et al. 2016) crops are defined as fractions of the
     ground-truth image size; both are used in the literature, with Garg the more common for the
-    annotated ground truth.
+    annotated ground truth. "nyu" is the Eigen crop of NYU Depth v2 used by BTS/AdaBins: rows
+    45:471, columns 41:601 of the 480x640 frame (scaled proportionally for other sizes).
     """
     mask = np.zeros((height, width), dtype=bool)
     if crop == "none":
@@ -29,8 +30,10 @@ def crop_mask(height: int, width: int, crop: Crop) -> np.ndarray:
         mask[int(0.40810811 * height):int(0.99189189 * height), int(0.03594771 * width):int(0.96405229 * width)] = True
     elif crop == "eigen":
         mask[int(0.3324324 * height):int(0.91351351 * height), int(0.0359477 * width):int(0.96405229 * width)] = True
+    elif crop == "nyu":  # integer arithmetic: exact at 480x640
+        mask[45 * height // 480:471 * height // 480, 41 * width // 640:601 * width // 640] = True
     else:
-        raise ValueError(f"unknown crop {crop!r}; use 'eigen', 'garg' or 'none'")
+        raise ValueError(f"unknown crop {crop!r}; use 'eigen', 'garg', 'nyu' or 'none'")
     return mask
 
 

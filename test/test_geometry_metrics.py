@@ -139,3 +139,16 @@ def test_crops_and_range():
     assert valid_mask(gt, crop="garg").sum() == 1  # 90 m is beyond the 80 m cap
     with pytest.raises(ValueError, match="unknown crop"):
         crop_mask(10, 10, "kb")
+
+
+def test_nyu_crop_is_the_eigen_nyu_box():
+    nyu = crop_mask(480, 640, "nyu")
+    rows, cols = np.nonzero(nyu)
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (45, 471, 41, 601)
+    assert nyu.sum() == (471 - 45) * (601 - 41)
+    gt = np.full((480, 640), 5.0)
+    gt[100, 100] = 12.0  # beyond NYU's 10 m cap
+    gt[10, 300] = 5.0  # outside the crop (blank registration border)
+    assert valid_mask(gt, 1e-3, 10.0, "nyu").sum() == nyu.sum() - 1
+    small = crop_mask(240, 320, "nyu")  # proportional at other sizes
+    assert small[22:235, 20:300].all() and not small[21, 100] and not small[100, 19]

@@ -14,8 +14,14 @@ import yaml
 from space_clip_ros.model.config import ConfigError, SpaceClipConfig, build_dataclass, to_plain, validate
 
 
+DATASETS = ("kitti", "nyu")
+
+
 @dataclass
 class DataConfig:
+    # kitti: Eigen split, data_depth_annotated (configs/kitti.yaml); nyu: NYU Depth v2 in the
+    # BTS/AdaBins format (configs/nyu.yaml). The fields below default to the KITTI recipe.
+    dataset: str = "kitti"
     root: str = "data/kitti"
     # BTS/AdaBins-format lists; relative paths are relative to root.
     train_list: str = "splits/kitti_eigen_train_files_with_gt.txt"
@@ -23,6 +29,9 @@ class DataConfig:
     strict: bool = True  # False: missing/corrupt files are counted, logged and skipped
     crop_size: tuple[int, int] = (352, 704)  # random training crop (height, width)
     kb_crop: tuple[int, int] = (352, 1216)  # KITTI benchmark crop (bottom-centre), train and eval
+    # NYU only: rows top:bottom, columns left:right of the 480x640 frame kept before the training
+    # augmentations (the BTS/AdaBins loaders drop the blank registration border); eval uses the full frame.
+    nyu_valid_box: tuple[int, int, int, int] = (45, 472, 43, 608)
     rotate_deg: float = 1.0
     hflip: bool = True
     color_range: tuple[float, float] = (0.9, 1.1)  # gamma, brightness and per-channel factors
@@ -56,7 +65,7 @@ class LossConfig:
 
 @dataclass
 class EvalConfig:
-    crop: str = "eigen"  # eigen | garg | none
+    crop: str = "eigen"  # eigen | garg (KITTI) | nyu (NYU Depth v2) | none
     flip_tta: bool = False  # during training; evaluate.py --flip-tta for the final numbers
     every_epochs: int = 1
     select: str = "abs_rel"  # metric for the best checkpoint (lower is better)
@@ -131,8 +140,10 @@ def _validate(cfg: TrainConfig, source: str) -> None:
     def bad(name: str, why: str, fix: str) -> ConfigError:
         return ConfigError(f"{source}: field '{name}' {why}. Fix: {fix}.")
 
-    if cfg.eval.crop not in ("eigen", "garg", "none"):
-        raise bad("eval.crop", f"is {cfg.eval.crop!r}", "use eigen, garg or none")
+    if cfg.data.dataset not in DATASETS:
+        raise bad("data.dataset", f"is {cfg.data.dataset!r}", "use " + " or ".join(DATASETS))
+    if cfg.eval.crop not in ("eigen", "garg", "nyu", "none"):
+        raise bad("eval.crop", f"is {cfg.eval.crop!r}", "use eigen, garg, nyu or none")
     if cfg.run.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise bad("run.precision", f"is {cfg.run.precision!r}", "use auto, fp32, bf16 or fp16")
     if len(cfg.loss.aux_weights) > cfg.model.decoder.aux_heads and any(cfg.loss.aux_weights[cfg.model.decoder.aux_heads:]):
@@ -144,5 +155,13 @@ def _validate(cfg: TrainConfig, source: str) -> None:
         raise bad("optim.warmup_frac", f"is {cfg.optim.warmup_frac}", "use a fraction in [0, 1)")
     if not 0.0 <= cfg.run.ema_decay < 1.0:
         raise bad("run.ema_decay", f"is {cfg.run.ema_decay}", "use a decay in [0, 1); 0 disables the EMA")
-    if any(c > k for c, k in zip(cfg.data.crop_size, cfg.data.kb_crop)):
+    if cfg.data.dataset == "kitti" and any(c > k for c, k in zip(cfg.data.crop_size, cfg.data.kb_crop)):
         raise bad("data.crop_size", f"{list(cfg.data.crop_size)} exceeds data.kb_crop {list(cfg.data.kb_crop)}", "crop inside the KB crop")
+    if cfg.data.dataset == "nyu":
+        box = tuple(cfg.data.nyu_valid_box) + (0,) * (4 - len(cfg.data.nyu_valid_box))
+        top, bottom, left, right = box[:4]
+        if len(cfg.data.nyu_valid_box) != 4 or not (0 <= top < bottom and 0 <= left < right):
+            raise bad("data.nyu_valid_box", f"is {list(cfg.data.nyu_valid_box)}", "give [top, bottom, left, right] with top < bottom, left < right")
+        if cfg.data.crop_size[0] > bottom - top or cfg.data.crop_size[1] > right - left:
+            raise bad("data.crop_size", f"{list(cfg.data.crop_size)} exceeds data.nyu_valid_box {list(cfg.data.nyu_valid_box)} "
+                      f"({bottom - top}x{right - left})", "crop inside the valid box, e.g. [416, 544]")

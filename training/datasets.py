@@ -1,10 +1,16 @@
-"""KITTI Eigen split with the annotated ground truth, the paper's augmentations and KB-crop eval.
+"""KITTI Eigen split (annotated ground truth) and NYU Depth v2, the paper's augmentations, eval items.
 
 File lists use the BTS/AdaBins format, one sample per line:
 ``<date>/<drive>_sync/image_02/data/<frame>.png <drive>_sync/proj_depth/groundtruth/image_02/<frame>.png <focal>``
 (``None`` instead of the depth path where a frame has no annotated depth; older BTS lists omit the
 leading date folder, which is accepted). Images are read from ``<root>/raw/``, depth from
 ``<root>/annotated/train/`` or ``<root>/annotated/val/`` (whichever holds the drive).
+
+NYU Depth v2 (``data.dataset: nyu``) uses the BTS/AdaBins layout and lists:
+``/<scene>/rgb_00045.jpg /<scene>/sync_depth_00045.png 518.8579`` for training (relative to
+``<root>/sync/``) and ``<category>/rgb_00045.jpg <category>/sync_depth_00045.png 518.8579`` for the
+official test split (relative to ``<root>/official_splits/test/``); depth PNGs are uint16
+millimetres, 0 = invalid. ``make_dataset`` picks the class from ``data.dataset``.
 
 Augmentation randomness comes from a generator seeded by (seed, epoch, index), so a sample is the
 same whichever worker loads it and a resumed run sees exactly the batches it would have seen.
@@ -22,12 +28,14 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from space_clip_ros.depth_io import read_png16
+from space_clip_ros.depth_io import NYU_DEPTH_SCALE, read_png16
 from training.config import DataConfig
 
 LOG = logging.getLogger(__name__)
 DATE_RE = re.compile(r"^\d{4}_\d{2}_\d{2}$")
 MAX_LISTED = 10
+NYU_TRAIN_DIR = "sync"  # BTS/AdaBins: the training scenes (lines with a leading '/')
+NYU_TEST_DIR = "official_splits/test"  # the 654 official test images
 
 
 class DatasetError(RuntimeError):
@@ -67,6 +75,34 @@ def _resolve_depth(root: Path, rel: str) -> Path:
         if candidate.exists():
             return candidate
     return root / "annotated" / "train" / rel  # reported as missing by the existence check
+
+
+def read_nyu_filelist(list_path: Path, root: Path) -> list[Sample]:
+    """Parse a BTS/AdaBins NYU list; each entry resolves under root/sync/ or root/official_splits/test/."""
+    if not list_path.is_file():
+        raise DatasetError(f"{list_path}: file list not found. Fix: copy the BTS lists nyudepthv2_{{train,test}}_files_with_gt.txt "
+                           "into <root>/splits/ (training/README.md, NYU Depth v2) or set data.train_list/val_list.")
+    samples = []
+    for line_no, line in enumerate(list_path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 3:
+            raise DatasetError(f"{list_path}:{line_no}: expected '<image> <depth|None> <focal>', got {line!r}.")
+        image_rel, depth_rel, focal = parts
+        base = _nyu_base(root, image_rel)
+        depth = None if depth_rel == "None" else base / depth_rel.lstrip("/")
+        samples.append(Sample(base / image_rel.lstrip("/"), depth, float(focal)))
+    return samples
+
+
+def _nyu_base(root: Path, image_rel: str) -> Path:
+    """Training lines start with '/' (sync/), test lines do not (official_splits/test/); the other folder is the fallback."""
+    order = (NYU_TRAIN_DIR, NYU_TEST_DIR) if image_rel.startswith("/") else (NYU_TEST_DIR, NYU_TRAIN_DIR)
+    for folder in order:
+        if (root / folder / image_rel.lstrip("/")).exists():
+            return root / folder
+    return root / order[0]  # reported as missing by the existence check
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -110,17 +146,24 @@ def _rotate_float(array: np.ndarray, angle: float, resample: int) -> np.ndarray:
     return np.stack(channels, axis=-1)
 
 
-class KittiDepth(Dataset):
-    """Training mode: augmented crops with depth and mask. Eval mode: KB-cropped image + full GT.
+class DepthDataset(Dataset):
+    """A listed dataset with strict/lenient handling of missing and unreadable files.
 
     Items are dicts. train: image (3,h,w) float [0,1], depth (1,h,w) metres, mask (1,h,w) bool.
-    eval: image (3,kh,kw), gt (H,W) at native resolution, box (top, left) of the crop in gt.
+    eval: image (3,kh,kw), gt (H,W) at native resolution, box (top, left) of the image in gt.
+    Subclasses give the list reader, the hint for missing files and ``_load``.
     """
+
+    FIX_MISSING = "check data.root"
+
+    @staticmethod
+    def read_list(list_path: Path, root: Path) -> list[Sample]:
+        raise NotImplementedError
 
     def __init__(self, cfg: DataConfig, list_path: Path, train: bool, seed: int = 0, max_samples: int = 0):
         self.cfg, self.train, self.seed, self.epoch = cfg, train, seed, 0
         root = Path(cfg.root)
-        samples = read_filelist(list_path if list_path.is_absolute() else root / list_path, root)
+        samples = self.read_list(list_path if list_path.is_absolute() else root / list_path, root)
         self.no_gt = sum(s.depth is None for s in samples)  # the split's known gaps, not errors
         samples = [s for s in samples if s.depth is not None]
         missing = [str(p) for s in samples for p in (s.image, s.depth) if not p.exists()]
@@ -128,7 +171,7 @@ class KittiDepth(Dataset):
             listed = "\n  ".join(missing[:MAX_LISTED]) + (f"\n  ... and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else "")
             message = f"{len(missing)} file(s) from {list_path} are missing:\n  {listed}"
             if cfg.strict:
-                raise DatasetError(message + "\nFix: run training/prepare_kitti.py, or set data.strict=false to skip them.")
+                raise DatasetError(message + f"\nFix: {self.FIX_MISSING}, or set data.strict=false to skip them.")
             LOG.warning("%s\nskipping them (data.strict=false)", message)
             gone = set(missing)
             samples = [s for s in samples if str(s.image) not in gone and str(s.depth) not in gone]
@@ -157,6 +200,24 @@ class KittiDepth(Dataset):
         raise DatasetError(f"no readable sample in {len(self.samples)} entries; see the warnings above.")
 
     def _load(self, sample: Sample, index: int) -> dict:
+        raise NotImplementedError
+
+    def _train_item(self, image: np.ndarray, depth: np.ndarray, index: int) -> dict:
+        """Augment (randomness from (seed, epoch, index)) and mask the depth range."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image, depth = augment(image, depth, self.cfg, rng)
+        depth_t = torch.from_numpy(depth)[None]
+        mask = (depth_t > self.cfg.min_depth) & (depth_t < self.cfg.max_depth)
+        return {"image": _chw(image), "depth": depth_t, "mask": mask}
+
+
+class KittiDepth(DepthDataset):
+    """KITTI Eigen split. Training: KB crop, then augmented crops. Eval: KB-cropped image + full GT."""
+
+    FIX_MISSING = "run training/prepare_kitti.py"
+    read_list = staticmethod(read_filelist)
+
+    def _load(self, sample: Sample, index: int) -> dict:
         image, depth = load_image(sample.image), read_png16(sample.depth)
         if image.shape[:2] != depth.shape:
             raise DatasetError(f"{sample.image} is {image.shape[:2]} but {sample.depth} is {depth.shape}")
@@ -166,11 +227,41 @@ class KittiDepth(Dataset):
             return {"image": _chw(image[top:top + kh, left:left + kw]), "gt": torch.from_numpy(depth),
                     "box": torch.tensor([top, left])}
         image, depth = image[top:top + kh, left:left + kw], depth[top:top + kh, left:left + kw]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        image, depth = augment(image, depth, self.cfg, rng)
-        depth_t = torch.from_numpy(depth)[None]
-        mask = (depth_t > self.cfg.min_depth) & (depth_t < self.cfg.max_depth)
-        return {"image": _chw(image), "depth": depth_t, "mask": mask}
+        return self._train_item(image, depth, index)
+
+
+class NyuDepth(DepthDataset):
+    """NYU Depth v2, BTS/AdaBins format (depth PNG / 1000 = metres, 0 = invalid).
+
+    Training: the valid box (data.nyu_valid_box, dropping the blank registration border), then the
+    shared augmentations (rotation, random crop, flip, colour). Eval: the full image and its full
+    GT (box (0, 0)); evaluate.py applies the Eigen NYU crop ("nyu") to the metrics.
+    """
+
+    FIX_MISSING = "copy the BTS-format sync/ and official_splits/test/ folders under data.root (training/README.md, NYU Depth v2)"
+    read_list = staticmethod(read_nyu_filelist)
+
+    def _load(self, sample: Sample, index: int) -> dict:
+        image, depth = load_image(sample.image), read_png16(sample.depth, NYU_DEPTH_SCALE)
+        if image.shape[:2] != depth.shape:
+            raise DatasetError(f"{sample.image} is {image.shape[:2]} but {sample.depth} is {depth.shape}")
+        if not self.train:
+            return {"image": _chw(image), "gt": torch.from_numpy(depth), "box": torch.tensor([0, 0])}
+        top, bottom, left, right = self.cfg.nyu_valid_box
+        if depth.shape[0] < bottom or depth.shape[1] < right:
+            raise DatasetError(f"{sample.image}: image {depth.shape[0]}x{depth.shape[1]} is smaller than data.nyu_valid_box "
+                               f"{list(self.cfg.nyu_valid_box)}. Fix: NYU frames are 480x640; check the file or set data.nyu_valid_box.")
+        return self._train_item(image[top:bottom, left:right], depth[top:bottom, left:right], index)
+
+
+DATASET_CLASSES: dict[str, type[DepthDataset]] = {"kitti": KittiDepth, "nyu": NyuDepth}
+
+
+def make_dataset(cfg: DataConfig, list_path: Path, train: bool, seed: int = 0, max_samples: int = 0) -> DepthDataset:
+    """The dataset class named by data.dataset (kitti | nyu)."""
+    if cfg.dataset not in DATASET_CLASSES:
+        raise DatasetError(f"data.dataset is {cfg.dataset!r}. Fix: use one of {', '.join(DATASET_CLASSES)}.")
+    return DATASET_CLASSES[cfg.dataset](cfg, list_path, train, seed, max_samples)
 
 
 def _chw(image: np.ndarray) -> torch.Tensor:
@@ -178,6 +269,6 @@ def _chw(image: np.ndarray) -> torch.Tensor:
 
 
 def collate_eval(items: list[dict]) -> dict:
-    """Stack the equal-size KB crops; keep ground truths (native sizes differ by drive) as a list."""
+    """Stack the equal-size eval images (KB crops, NYU frames); keep ground truths (native sizes differ by drive) as a list."""
     return {"image": torch.stack([i["image"] for i in items]), "gt": [i["gt"] for i in items],
             "box": torch.stack([i["box"] for i in items])}

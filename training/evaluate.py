@@ -1,12 +1,16 @@
-"""KITTI Eigen-split evaluation of a checkpoint: the standard protocol, a table and a JSON file.
+"""KITTI Eigen-split / NYU Depth v2 evaluation of a checkpoint: the standard protocol, a table and a JSON file.
 
     python -m training.evaluate --checkpoint runs/kitti/checkpoints/best_ema \\
         --config training/configs/kitti.yaml --crop eigen garg --flip-tta --json results.json
+    python -m training.evaluate --checkpoint runs/nyu/checkpoints/best_ema \\
+        --config training/configs/nyu.yaml --flip-tta --json results.json      # crop nyu, 1e-3..10 m
 
 Protocol (BTS/AdaBins): the network sees the KB-cropped image; its prediction, at the crop's
 native resolution, is pasted into a ground-truth-sized canvas, so metrics are computed at native
 ground-truth resolution over valid pixels in [min_depth, max_depth] inside the Eigen or Garg
-crop. Metrics come from space_clip_ros.metrics, the same code the node's accuracy tools use.
+crop. NYU (data.dataset: nyu): the full 480x640 image, the Eigen NYU crop ("nyu"), 1e-3..10 m
+(data.max_depth of configs/nyu.yaml). Metrics come from space_clip_ros.metrics, the same code the
+node's accuracy tools use.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from torch.utils.data import DataLoader
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table, valid_mask
 from space_clip_ros.model import SpaceClip, load_checkpoint
 from training.config import ConfigError, load_train_config
-from training.datasets import DatasetError, KittiDepth, collate_eval
+from training.datasets import DatasetError, collate_eval, make_dataset
 
 LOG = logging.getLogger("evaluate")
 
@@ -78,12 +82,13 @@ def evaluate(
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Evaluate a SPACE-CLIP checkpoint on the KITTI Eigen split.")
+    parser = argparse.ArgumentParser(description="Evaluate a SPACE-CLIP checkpoint on the KITTI Eigen split or NYU Depth v2 (data.dataset).")
     parser.add_argument("--checkpoint", required=True, help="node-format checkpoint directory (decoder.safetensors + config.yaml)")
     parser.add_argument("--config", default="training/configs/kitti.yaml", help="training config for the data settings")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. data.root=/data/kitti")
     parser.add_argument("--list", help="file list to evaluate (default: data.val_list of the config)")
-    parser.add_argument("--crop", nargs="+", default=None, choices=["eigen", "garg", "none"], help="evaluation crop(s)")
+    parser.add_argument("--crop", nargs="+", default=None, choices=["eigen", "garg", "nyu", "none"],
+                        help="evaluation crop(s) (default: eval.crop of the config)")
     parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped prediction")
     parser.add_argument("--median-scaling", action="store_true", help="scale each prediction by median(gt)/median(pred)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -101,7 +106,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         cfg = load_train_config(args.config, args.set)
         device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
         model = load_checkpoint(args.checkpoint, device=device, backbone_weights=args.backbone_weights)
-        dataset = KittiDepth(cfg.data, Path(args.list or cfg.data.val_list), train=False)
+        dataset = make_dataset(cfg.data, Path(args.list or cfg.data.val_list), train=False)
     except (ConfigError, DatasetError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -113,7 +118,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(format_table((crop, m) for crop, m in results.items()))
     print(f"{len(dataset)} images with ground truth ({dataset.no_gt} list entries without, skipped by the protocol)")
     if args.json:
-        report = {"checkpoint": str(args.checkpoint), "list": str(args.list or cfg.data.val_list), "flip_tta": args.flip_tta,
+        report = {"checkpoint": str(args.checkpoint), "dataset": cfg.data.dataset, "list": str(args.list or cfg.data.val_list), "flip_tta": args.flip_tta,
                   "median_scaling": args.median_scaling, "min_depth": cfg.data.min_depth, "max_depth": cfg.data.max_depth,
                   "metrics": results}
         args.json.write_text(json.dumps(report, indent=2) + "\n")

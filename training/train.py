@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
 from training.config import ConfigError, TrainConfig, load_train_config
-from training.datasets import DatasetError, KittiDepth, collate_eval
+from training.datasets import DatasetError, collate_eval, make_dataset
 from training.evaluate import autocast_for, evaluate
 from training.losses import LossTerms, depth_loss
 from training.state import STATE_LAST, capture_rng, load_state, restore_rng, save_state
@@ -111,7 +111,7 @@ class Trainer:
         self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
                     if self.world > 1 else None)
 
-        self.train_set = KittiDepth(cfg.data, Path(cfg.data.train_list), train=True, seed=cfg.run.seed)
+        self.train_set = make_dataset(cfg.data, Path(cfg.data.train_list), train=True, seed=cfg.run.seed)
         self.sampler = ResumableSampler(
             DistributedSampler(self.train_set, self.world, self.rank, shuffle=True, seed=cfg.run.seed), self.local_batch)
         # Its own generator: starting an iterator draws a worker seed, which must not shift the
@@ -127,7 +127,7 @@ class Trainer:
         self.total_steps = min(planned, cfg.optim.max_steps) if cfg.optim.max_steps > 0 else planned
         self.val_loader = None
         if self.is_main and cfg.data.val_list:
-            val_set = KittiDepth(cfg.data, Path(cfg.data.val_list), train=False, max_samples=cfg.data.val_max_samples)
+            val_set = make_dataset(cfg.data, Path(cfg.data.val_list), train=False, max_samples=cfg.data.val_max_samples)
             self.val_loader = DataLoader(val_set, batch_size=max(self.local_batch // 4, 1), shuffle=False,
                                          num_workers=cfg.data.num_workers, collate_fn=collate_eval)
 
@@ -252,7 +252,8 @@ class Trainer:
         """Rank 0 evaluates raw and EMA weights; the other ranks wait at the barrier."""
         metrics = None
         if self.is_main and self.val_loader is not None:
-            crops = tuple(dict.fromkeys((self.cfg.eval.crop, "eigen", "garg")))
+            also = ("eigen", "garg") if self.cfg.data.dataset == "kitti" else ()  # the KITTI crops mean nothing on NYU
+            crops = tuple(dict.fromkeys((self.cfg.eval.crop, *also)))
             args = (crops, self.cfg.data.min_depth, self.cfg.data.max_depth, self.cfg.eval.flip_tta, False, self.amp_dtype)
             metrics = {"raw": evaluate(self.model, self.val_loader, *args)}
             if self.ema is not None:
