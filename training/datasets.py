@@ -21,7 +21,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -49,23 +49,29 @@ class Sample:
     focal: float
 
 
-def read_filelist(list_path: Path, root: Path) -> list[Sample]:
-    """Parse a BTS/AdaBins list and resolve its entries against the KITTI tree under root."""
+def _list_entries(list_path: Path, fix: str) -> Iterator[tuple[str, str, float]]:
+    """(image, depth or "None", focal) of each line of a BTS/AdaBins file list, errors naming file and line."""
     if not list_path.is_file():
-        raise DatasetError(f"{list_path}: file list not found. Fix: run training/prepare_kitti.py or set data.train_list/val_list.")
-    samples = []
+        raise DatasetError(f"{list_path}: file list not found. Fix: {fix}")
     for line_no, line in enumerate(list_path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
         if len(parts) != 3:
             raise DatasetError(f"{list_path}:{line_no}: expected '<image> <depth|None> <focal>', got {line!r}.")
-        image_rel, depth_rel, focal = parts
+        yield parts[0], parts[1], float(parts[2])
+
+
+def read_filelist(list_path: Path, root: Path) -> list[Sample]:
+    """Parse a BTS/AdaBins list and resolve its entries against the KITTI tree under root."""
+    samples = []
+    fix = "run training/prepare_kitti.py or set data.train_list/val_list."
+    for image_rel, depth_rel, focal in _list_entries(list_path, fix):
         first = Path(image_rel).parts[0]
         if not DATE_RE.match(first):  # old BTS lists: drive folder without its date parent
             image_rel = f"{first[:10]}/{image_rel}"
         depth = None if depth_rel == "None" else _resolve_depth(root, depth_rel)
-        samples.append(Sample(root / "raw" / image_rel, depth, float(focal)))
+        samples.append(Sample(root / "raw" / image_rel, depth, focal))
     return samples
 
 
@@ -79,20 +85,13 @@ def _resolve_depth(root: Path, rel: str) -> Path:
 
 def read_nyu_filelist(list_path: Path, root: Path) -> list[Sample]:
     """Parse a BTS/AdaBins NYU list; each entry resolves under root/sync/ or root/official_splits/test/."""
-    if not list_path.is_file():
-        raise DatasetError(f"{list_path}: file list not found. Fix: copy the BTS lists nyudepthv2_{{train,test}}_files_with_gt.txt "
-                           "into <root>/splits/ (training/README.md, NYU Depth v2) or set data.train_list/val_list.")
     samples = []
-    for line_no, line in enumerate(list_path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 3:
-            raise DatasetError(f"{list_path}:{line_no}: expected '<image> <depth|None> <focal>', got {line!r}.")
-        image_rel, depth_rel, focal = parts
+    fix = ("copy the BTS lists nyudepthv2_{train,test}_files_with_gt.txt into <root>/splits/ "
+           "(training/README.md, NYU Depth v2) or set data.train_list/val_list.")
+    for image_rel, depth_rel, focal in _list_entries(list_path, fix):
         base = _nyu_base(root, image_rel)
         depth = None if depth_rel == "None" else base / depth_rel.lstrip("/")
-        samples.append(Sample(base / image_rel.lstrip("/"), depth, float(focal)))
+        samples.append(Sample(base / image_rel.lstrip("/"), depth, focal))
     return samples
 
 
