@@ -17,7 +17,7 @@ from space_clip_ros.geometry import Intrinsics, backproject
 from space_clip_ros.ros import params, qos
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info, scale_camera_info
 from space_clip_ros.ros.depth_node import Frame, LatestFrameSlot
-from space_clip_ros.ros.diagnostics import STALL_S, FrameStats, ThrottledLog, diagnostic_array
+from space_clip_ros.ros.diagnostics import ERROR_WINDOW_S, STALL_S, FrameStats, ThrottledLog, diagnostic_array
 from space_clip_ros.ros.image_codec import (
     ImageDecodeError,
     array_to_image,
@@ -369,6 +369,24 @@ def test_diagnostics_warn_only_when_a_received_frame_waits_too_long_for_output()
     assert level(waiting_for_input=True) == DiagnosticStatus.OK  # nobody subscribes: nothing to produce
     stats.processed(received_at=now[0] - 0.2)
     assert level() == DiagnosticStatus.OK
+
+
+def test_diagnostics_warn_after_an_inference_error_then_recover():
+    now = [0.0]
+    stats = FrameStats(clock=lambda: now[0])
+
+    def status():
+        return diagnostic_array(stats.snapshot(), "n", "cpu", header().stamp, {}, False).status[0]
+
+    stats.received()
+    stats.error()
+    now[0] = 1.0
+    assert status().level == DiagnosticStatus.WARN and "1 frames in total" in status().message
+    stats.received()
+    stats.processed(received_at=now[0])
+    now[0] = 1.0 + ERROR_WINDOW_S + 0.1
+    assert status().level == DiagnosticStatus.OK  # frames flow again: the old error no longer counts
+    assert {kv.key: kv.value for kv in status().values}["inference_errors"] == "1"  # but it stays counted
 
 
 def test_throttled_log_is_per_key_and_counts_suppressed_messages():

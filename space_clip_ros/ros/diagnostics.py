@@ -19,6 +19,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 RATE_WINDOW_S = 10.0
 LATENCY_SAMPLES = 100
 STALL_S = 5.0  # a frame waiting this long for an output makes the status WARN
+ERROR_WINDOW_S = 10.0  # an inference error keeps the status WARN this long, then it recovers
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class StatsSnapshot:
     latency_p95_ms: float
     latency_max_ms: float
     seconds_unserved: float  # age of the oldest frame received since the last output; 0 when none
+    seconds_since_error: float | None = None  # None: no inference error yet
 
     @property
     def rejected_total(self) -> int:
@@ -59,6 +61,7 @@ class FrameStats:
     _rejected: Counter = field(default_factory=Counter, init=False)
     _done_at: deque = field(default_factory=lambda: deque(maxlen=10_000), init=False)
     _unserved_since: float | None = field(default=None, init=False)
+    _last_error_at: float | None = field(default=None, init=False)
     _latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES), init=False)
 
     def received(self) -> None:
@@ -77,8 +80,10 @@ class FrameStats:
             self._rejected[reason] += 1
 
     def error(self) -> None:
+        now = self.clock()
         with self._lock:
             self._errors += 1
+            self._last_error_at = now
 
     def processed(self, received_at: float) -> None:
         now = self.clock()
@@ -108,20 +113,23 @@ class FrameStats:
                 latency_p95_ms=float(np.percentile(latencies, 95)) if latencies.size else 0.0,
                 latency_max_ms=float(latencies.max()) if latencies.size else 0.0,
                 seconds_unserved=now - self._unserved_since if self._unserved_since is not None else 0.0,
+                seconds_since_error=now - self._last_error_at if self._last_error_at is not None else None,
             )
 
 
 def diagnostic_array(snapshot: StatsSnapshot, name: str, hardware_id: str, stamp: Time,
                      extra: dict[str, str], waiting_for_input: bool) -> DiagnosticArray:
-    """One DiagnosticStatus: OK while frames flow, WARN when frames arrive but none come out.
+    """One DiagnosticStatus: OK while frames flow, WARN when frames arrive but none come out or
+    inference failed within the last ERROR_WINDOW_S (one bad frame must not mark the node WARN forever).
 
     Stalled means a frame received after the last output has waited STALL_S for one: not merely
     "no output for STALL_S", which would also blame the node for a camera that stopped publishing.
     """
     if snapshot.seconds_unserved > STALL_S and not waiting_for_input:
         level, message = DiagnosticStatus.WARN, f"frames received but no depth produced for {STALL_S:g} s"
-    elif snapshot.errors:
-        level, message = DiagnosticStatus.WARN, f"{snapshot.errors} frames failed in inference"
+    elif snapshot.seconds_since_error is not None and snapshot.seconds_since_error <= ERROR_WINDOW_S:
+        level, message = DiagnosticStatus.WARN, (
+            f"inference failed {snapshot.seconds_since_error:.0f} s ago ({snapshot.errors} frames in total)")
     else:
         level, message = DiagnosticStatus.OK, "running" if snapshot.processed else "waiting for images"
     values = {
