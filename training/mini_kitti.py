@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -25,7 +26,9 @@ FIRST_ANNOTATED = 5  # data_depth_annotated leaves out the first and last 5 fram
 
 
 @dataclass
-class MiniKitti:
+class MiniDataset:
+    """A generated mini dataset: its root and BTS/AdaBins file lists (KITTI and NYU alike)."""
+
     root: Path
     train_list: Path
     test_list: Path
@@ -71,7 +74,7 @@ def _write_drive(root: Path, drive: str, split: str, frames: int, size: tuple[in
     return lines
 
 
-def make_mini_kitti(root: Path, n_train: int = 4, n_test: int = 2, size: tuple[int, int] = (60, 160), seed: int = 0) -> MiniKitti:
+def make_mini_kitti(root: Path, n_train: int = 4, n_test: int = 2, size: tuple[int, int] = (60, 160), seed: int = 0) -> MiniDataset:
     """Write raw/, annotated/{train,val}/ and splits/ under root; the test list has one 'None' line."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -83,17 +86,22 @@ def make_mini_kitti(root: Path, n_train: int = 4, n_test: int = 2, size: tuple[i
     train_list, test_list = splits / "train.txt", splits / "test.txt"
     train_list.write_text("\n".join(train) + "\n")
     test_list.write_text("\n".join(test) + "\n")
-    return MiniKitti(root, train_list, test_list)
+    return MiniDataset(root, train_list, test_list)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Write a mini KITTI tree for smoke runs.")
+def mini_dataset_main(make: Callable[[Path, int, int], MiniDataset], description: str) -> None:
+    """The command line shared by the mini dataset generators: root, --train N, --test N."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("root", type=Path)
     parser.add_argument("--train", type=int, default=8)
     parser.add_argument("--test", type=int, default=4)
     args = parser.parse_args()
-    mini = make_mini_kitti(args.root, args.train, args.test)
+    mini = make(args.root, args.train, args.test)
     print(f"wrote {mini.root} (lists: {mini.train_list}, {mini.test_list})")
+
+
+def main() -> None:
+    mini_dataset_main(make_mini_kitti, "Write a mini KITTI tree for smoke runs.")
 
 
 if __name__ == "__main__":

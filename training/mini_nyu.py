@@ -16,8 +16,6 @@ millimetres, 0 = invalid: a blank registration border and a few Kinect-like hole
 """
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from PIL import Image
 
 from space_clip_ros.depth_io import NYU_DEPTH_SCALE, write_png16
 from training.datasets import NYU_TEST_DIR, NYU_TRAIN_DIR
+from training.mini_kitti import MiniDataset, mini_dataset_main
 
 TRAIN_SCENES = ("kitchen_0028a", "bedroom_0004")
 TEST_CATEGORIES = ("kitchen", "bathroom")
@@ -33,13 +32,6 @@ TRAIN_LIST = "splits/nyudepthv2_train_files_with_gt.txt"
 TEST_LIST = "splits/nyudepthv2_test_files_with_gt.txt"
 BORDER = (8, 16)  # rows, columns of blank border (depth 0), inside the 45/43-pixel box the loaders drop
 HOLE_DENSITY = 0.05
-
-
-@dataclass
-class MiniNyu:
-    root: Path
-    train_list: Path
-    test_list: Path
 
 
 def synthetic_room(rng: np.random.Generator, height: int = 480, width: int = 640) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +71,7 @@ def _write_frame(folder: Path, frame: int, size: tuple[int, int], rng: np.random
     return rgb, gt
 
 
-def make_mini_nyu(root: Path, n_train: int = 4, n_test: int = 2, size: tuple[int, int] = (480, 640), seed: int = 0) -> MiniNyu:
+def make_mini_nyu(root: Path, n_train: int = 4, n_test: int = 2, size: tuple[int, int] = (480, 640), seed: int = 0) -> MiniDataset:
     """Write sync/, official_splits/test/ and splits/ under root (n images each, spread over two scenes)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -96,17 +88,11 @@ def make_mini_nyu(root: Path, n_train: int = 4, n_test: int = 2, size: tuple[int
     train_list.parent.mkdir(parents=True, exist_ok=True)
     train_list.write_text("\n".join(train) + "\n")
     test_list.write_text("\n".join(test) + "\n")
-    return MiniNyu(root, train_list, test_list)
+    return MiniDataset(root, train_list, test_list)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Write a mini NYU Depth v2 tree (BTS/AdaBins layout) for smoke runs.")
-    parser.add_argument("root", type=Path)
-    parser.add_argument("--train", type=int, default=8)
-    parser.add_argument("--test", type=int, default=4)
-    args = parser.parse_args()
-    mini = make_mini_nyu(args.root, args.train, args.test)
-    print(f"wrote {mini.root} (lists: {mini.train_list}, {mini.test_list})")
+    mini_dataset_main(make_mini_nyu, "Write a mini NYU Depth v2 tree (BTS/AdaBins layout) for smoke runs.")
 
 
 if __name__ == "__main__":
