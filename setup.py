@@ -35,8 +35,9 @@ setup(
             f"space_clip_bag_replay = {PACKAGE}.ros.bag_replay:main",
             f"space_clip_accuracy = {PACKAGE}.ros.accuracy_node:main",
             # Offline command-line tools use dashes.
-            f"space-clip-depth = {PACKAGE}.cli:main",
-            f"space-clip-demo = {PACKAGE}.demo:main",
+            f"space-clip-predict = {PACKAGE}.predict:main",
+            f"space-clip-depth = {PACKAGE}.predict:deprecated_main",  # old name, one release
+            f"space-clip-demo = {PACKAGE}.ros.demo:main",
             f"space-clip-kitti2bag = {PACKAGE}.kitti.to_bag:main",
             f"space-clip-bag-accuracy = {PACKAGE}.kitti.bag_accuracy:main",
         ],

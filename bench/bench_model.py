@@ -24,7 +24,7 @@ from space_clip_ros.inference import PRECISIONS, resolve_device
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model
 from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config
-from space_clip_ros.onnx_backend import OnnxSpaceClip
+from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
 
 CPU_PATHS = ["eager-fp32", "eager-bf16", "compile-fp32", "onnxruntime-fp32"]
 CUDA_PATHS = ["eager-fp32", "eager-fp16", "eager-bf16", "compile-fp16", "cudagraphs-fp16", "onnxruntime-fp32"]

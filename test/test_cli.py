@@ -1,4 +1,4 @@
-"""space-clip-depth end to end: real files in, real files out, with a tiny checkpoint."""
+"""space-clip-predict end to end: real files in, real files out, with a tiny checkpoint."""
 import json
 import logging
 import subprocess
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from space_clip_ros.cli import main
-from space_clip_ros.depth_io import KITTI_MAX_DEPTH, read_npy, read_png16
+from space_clip_ros.predict import main
+from space_clip_ros.io.depth_files import KITTI_MAX_DEPTH, read_npy, read_png16
 from space_clip_ros.model import build_model, save_checkpoint
 from space_clip_ros.model.tiny import tiny_config
-from space_clip_ros.synthetic import DriveConfig, SyntheticDrive
+from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +140,11 @@ def test_usage_errors_exit_2_before_loading_a_model(tmp_path, capsys, argv, mess
 
 
 def test_help_teaches_usage():
-    result = subprocess.run([sys.executable, "-m", "space_clip_ros.cli", "--help"],
+    result = subprocess.run([sys.executable, "-m", "space_clip_ros.predict", "--help"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
-    for text in ("examples:", "--checkpoint", "--synthetic", "--recursive", "--png16", "KITTI", "space-clip-depth photo.jpg"):
+    for text in ("examples:", "--checkpoint", "--synthetic", "--recursive", "--png16", "KITTI", "space-clip-predict photo.jpg"):
         assert text in result.stdout
-    bad = subprocess.run([sys.executable, "-m", "space_clip_ros.cli", "--synthetic", "2", "--synthetic-size", "12"],
+    bad = subprocess.run([sys.executable, "-m", "space_clip_ros.predict", "--synthetic", "2", "--synthetic-size", "12"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "WIDTHxHEIGHT" in bad.stderr

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from space_clip_ros.colormap import TURBO_LUT, colorize, turbo_lut
+from space_clip_ros.io.colormap import TURBO_LUT, colorize, turbo_lut
 
 
 def test_lut_is_a_smooth_turbo_ramp():

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from space_clip_ros import demo
-from space_clip_ros.depth_io import read_png16
+from space_clip_ros.ros import demo
+from space_clip_ros.io.depth_files import read_png16
 from space_clip_ros.model import build_model, save_checkpoint
 from space_clip_ros.model.tiny import tiny_config
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from space_clip_ros.depth_io import (
+from space_clip_ros.io.depth_files import (
     KITTI_MAX_DEPTH,
     depth_to_kitti_uint16,
     read_npy,

@@ -8,8 +8,8 @@ from space_clip_ros.geometry import project, transform_points
 from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, KittiCalibration, RectifiedCamera, load_calibration
 from space_clip_ros.kitti.drive import KittiDrive
 from space_clip_ros.kitti.errors import KittiFormatError
-from space_clip_ros.kitti.lidar_gt import lidar_depth
-from space_clip_ros.kitti.synthetic import write_synthetic_drive
+from space_clip_ros.evaluation.lidar_gt import lidar_depth
+from space_clip_ros.kitti.generated_drive import write_synthetic_drive
 from space_clip_ros.kitti.timestamps import format_timestamp, load_timestamps, parse_timestamp
 
 

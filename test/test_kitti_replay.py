@@ -23,12 +23,12 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from space_clip_ros.kitti import bag_messages as msgs
+from space_clip_ros.io import bag_messages as msgs
 from space_clip_ros.kitti.calibration import load_calibration
 from space_clip_ros.kitti.drive import KittiDrive
-from space_clip_ros.kitti.lidar_gt import lidar_depth
-from space_clip_ros.msg_arrays import pointcloud2_to_array
-from space_clip_ros.kitti.synthetic import write_synthetic_drive
+from space_clip_ros.evaluation.lidar_gt import lidar_depth
+from space_clip_ros.io.msg_arrays import pointcloud2_to_array
+from space_clip_ros.kitti.generated_drive import write_synthetic_drive
 from space_clip_ros.kitti.to_bag import VELO_TOPIC, camera_info_topic, image_topic, main as kitti2bag
 from space_clip_ros.ros.accuracy_node import AccuracyNode
 

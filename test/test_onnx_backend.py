@@ -7,7 +7,7 @@ from space_clip_ros.inference import DepthEstimator
 from space_clip_ros.model import build_model, save_checkpoint
 from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config
-from space_clip_ros.onnx_backend import OnnxModelError, execution_providers
+from space_clip_ros.inference.onnx_runtime import OnnxModelError, execution_providers
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is in requirements/training.txt and dev.txt")
 
@@ -59,7 +59,7 @@ def test_provider_order():
 def test_cli_runs_an_onnx_checkpoint(exported, tmp_path):
     from PIL import Image
 
-    from space_clip_ros import cli
+    from space_clip_ros import predict as cli
 
     _, path = exported
     Image.fromarray(np.zeros((32, 80, 3), np.uint8)).save(tmp_path / "a.png")

@@ -26,7 +26,7 @@ from space_clip_ros.ros.image_codec import (
     image_to_array,
     image_to_color,
 )
-from space_clip_ros.msg_arrays import depth_image_to_metres
+from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points, points_to_cloud
 
 BIG = 1 << 30

@@ -37,7 +37,7 @@ from space_clip_ros.model.tiny import tiny_config
 from space_clip_ros.ros import depth_node as depth_node_module
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics, intrinsics_from_camera_info
 from space_clip_ros.ros.depth_node import DepthNode
-from space_clip_ros.msg_arrays import depth_image_to_metres
+from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros.params import ParameterError
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from space_clip_ros.geometry import Intrinsics, sparse_depth_from_points
-from space_clip_ros.synthetic import (
+from space_clip_ros.scenes.street import (
     KITTI_CAMERA_HEIGHT,
     KITTI_INTRINSICS,
     Box,

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from training.config import DataConfig
-from space_clip_ros.depth_io import read_png16
+from space_clip_ros.io.depth_files import read_png16
 from training.datasets import DatasetError, KittiDepth, augment, read_filelist
 from training.mini_kitti import TEST_DRIVE, TRAIN_DRIVE, make_mini_kitti
 

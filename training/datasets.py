@@ -28,7 +28,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from space_clip_ros.depth_io import NYU_DEPTH_SCALE, read_png16
+from space_clip_ros.io.depth_files import NYU_DEPTH_SCALE, read_png16
 from training.config import DataConfig
 
 LOG = logging.getLogger(__name__)

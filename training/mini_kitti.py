@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from space_clip_ros.depth_io import write_png16
+from space_clip_ros.io.depth_files import write_png16
 
 TRAIN_DRIVE = "2011_09_26_drive_0001_sync"
 TEST_DRIVE = "2011_09_26_drive_0002_sync"

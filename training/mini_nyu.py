@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from space_clip_ros.depth_io import NYU_DEPTH_SCALE, write_png16
+from space_clip_ros.io.depth_files import NYU_DEPTH_SCALE, write_png16
 from training.datasets import NYU_TEST_DIR, NYU_TRAIN_DIR
 from training.mini_kitti import MiniDataset, mini_dataset_main
 

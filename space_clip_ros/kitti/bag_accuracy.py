@@ -18,15 +18,15 @@ from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 
 from space_clip_ros.geometry import Intrinsics
-from space_clip_ros.kitti.accuracy_report import AccuracyReport
-from space_clip_ros.kitti.bag_messages import TYPESTORE
+from space_clip_ros.evaluation.report import AccuracyReport
+from space_clip_ros.io.bag_messages import TYPESTORE
 from space_clip_ros.kitti.calibration import load_calibration
 from space_clip_ros.kitti.errors import KittiFormatError
-from space_clip_ros.kitti.lidar_gt import AccuracySettings, frame_metrics
-from space_clip_ros.msg_arrays import camera_matrix, depth_image_to_metres, pointcloud2_to_array, stamp_ns
-from space_clip_ros.kitti.pairing import StampPairer
+from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
+from space_clip_ros.io.msg_arrays import camera_matrix, depth_image_to_metres, pointcloud2_to_array, stamp_ns
+from space_clip_ros.evaluation.pairing import StampPairer
 from space_clip_ros.kitti.to_bag import LEFT, TF_STATIC_TOPIC, VELO_TOPIC
-from space_clip_ros.kitti.transforms import lookup_static
+from space_clip_ros.evaluation.transforms import lookup_static
 
 DEFAULT_DEPTH_TOPIC = "/kitti/camera_color_left/depth"
 

@@ -30,11 +30,11 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.rosbag2.errors import WriterError
 from tqdm import tqdm
 
-from space_clip_ros.kitti import bag_messages as msgs
+from space_clip_ros.io import bag_messages as msgs
 from space_clip_ros.kitti.calibration import RectifiedCamera
 from space_clip_ros.kitti.drive import VELODYNE, KittiDrive, camera_folder
 from space_clip_ros.kitti.errors import KittiFormatError
-from space_clip_ros.kitti.transforms import invert
+from space_clip_ros.evaluation.transforms import invert
 
 LEFT, RIGHT = 2, 3
 CAMERA_NAMES = {LEFT: "camera_color_left", RIGHT: "camera_color_right"}

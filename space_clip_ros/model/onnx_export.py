@@ -1,7 +1,7 @@
 """The whole SpaceClip (frozen backbone + decoder) as an ONNX graph, checked against PyTorch.
 
 Lives beside the model rather than in training/ because deployment uses it too: the node and
-the CLI run exported graphs with ONNX Runtime (space_clip_ros.onnx_backend; TensorRT or CUDA
+the CLI run exported graphs with ONNX Runtime (space_clip_ros.inference.onnx_runtime; TensorRT or CUDA
 execution providers on Jetson and desktop GPUs). The graph takes ``image``: float32 RGB in
 [0, 1], (batch, 3, H, W) at the encoder input size, and returns ``depth``: (batch, 1, H, W)
 metres at that size; the batch axis is dynamic.

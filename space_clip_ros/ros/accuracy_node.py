@@ -31,12 +31,12 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from space_clip_ros.geometry import Intrinsics
-from space_clip_ros.kitti.accuracy_report import AccuracyReport
+from space_clip_ros.evaluation.report import AccuracyReport
 from space_clip_ros.kitti.calibration import load_calibration
-from space_clip_ros.kitti.lidar_gt import AccuracySettings, frame_metrics
-from space_clip_ros.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
-from space_clip_ros.kitti.pairing import StampPairer
-from space_clip_ros.kitti.transforms import lookup_static
+from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
+from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
+from space_clip_ros.evaluation.pairing import StampPairer
+from space_clip_ros.evaluation.transforms import lookup_static
 from space_clip_ros.metrics import METRIC_NAMES
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
 from space_clip_ros.ros.qos import make_qos

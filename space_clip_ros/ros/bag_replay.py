@@ -34,8 +34,8 @@ from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 
-from space_clip_ros.kitti.bag_messages import deserialize
-from space_clip_ros.msg_arrays import stamp_ns as header_stamp_ns
+from space_clip_ros.io.bag_messages import deserialize
+from space_clip_ros.io.msg_arrays import stamp_ns as header_stamp_ns
 
 NODE_NAME = "space_clip_bag_replay"
 PREFERRED_SYNC_TOPIC = "/kitti/camera_color_left/image_raw"

@@ -33,7 +33,7 @@ from rclpy.parameter import Parameter
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from space_clip_ros.colormap import colorize
+from space_clip_ros.io.colormap import colorize
 from space_clip_ros.geometry import Intrinsics, backproject
 from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
 from space_clip_ros.ros import params

@@ -16,7 +16,7 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from space_clip_ros.msg_arrays import pointcloud2_to_array
+from space_clip_ros.io.msg_arrays import pointcloud2_to_array
 from space_clip_ros.ros.image_codec import to_message_bytes
 
 _FLOAT32 = PointField.FLOAT32

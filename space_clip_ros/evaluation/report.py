@@ -9,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from space_clip_ros.kitti.lidar_gt import AccuracySettings
+from space_clip_ros.evaluation.lidar_gt import AccuracySettings
 from space_clip_ros.metrics import RunningMetrics, format_table
 
 

@@ -11,8 +11,8 @@ import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.typesys import Stores, get_typestore
 
-from space_clip_ros.msg_arrays import FLOAT32
-from space_clip_ros.kitti.transforms import quaternion_from_matrix
+from space_clip_ros.io.msg_arrays import FLOAT32
+from space_clip_ros.evaluation.transforms import quaternion_from_matrix
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 _T = TYPESTORE.types

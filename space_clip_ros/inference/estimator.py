@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Literal, Union
 import numpy as np
 import torch
 
-from .model import BackboneConfig, BackboneWeightsError, SpaceClip, SpaceClipConfig, build_model, load_checkpoint
+from space_clip_ros.model import BackboneConfig, BackboneWeightsError, SpaceClip, SpaceClipConfig, build_model, load_checkpoint
 
 if TYPE_CHECKING:
-    from .onnx_backend import OnnxSpaceClip
+    from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class DepthEstimator:
         cls, path: Union[str, Path], device: str = "auto", precision: Precision = "fp32", backbone_weights: str | None = None
     ) -> "DepthEstimator":
         """ONNX Runtime backend (TensorRT / CUDA / CPU providers): the graph fixes weights and precision."""
-        from .onnx_backend import OnnxSpaceClip
+        from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
 
         if precision != "fp32":
             raise ValueError(f"{path}: an exported ONNX graph runs in the precision it was exported in. Fix: precision fp32.")

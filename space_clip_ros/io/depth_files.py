@@ -15,7 +15,7 @@ from typing import Union
 import numpy as np
 from PIL import Image
 
-from space_clip_ros.colormap import colorize
+from space_clip_ros.io.colormap import colorize
 
 PathLike = Union[str, Path]
 

@@ -16,8 +16,8 @@ from typing import Union
 import numpy as np
 import torch
 
-from .model.onnx_export import INPUT_NAME, OUTPUT_NAME
-from .model.space_clip import resize_bilinear
+from space_clip_ros.model.onnx_export import INPUT_NAME, OUTPUT_NAME
+from space_clip_ros.model.space_clip import resize_bilinear
 
 log = logging.getLogger(__name__)
 

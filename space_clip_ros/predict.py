@@ -1,8 +1,8 @@
-"""space-clip-depth: metric depth for image files and folders, or for the built-in synthetic drive.
+"""space-clip-predict: metric depth for image files and folders, or for the built-in synthetic drive.
 
 No ROS needed. Writes, per input image, a KITTI-convention 16-bit PNG (metres x 256), a float32
 .npy and a colourised preview over a fixed metric range. With --synthetic N it renders N frames
-of the built-in synthetic street (space_clip_ros.synthetic), writes the RGB and the exact ground
+of the built-in synthetic street (space_clip_ros.scenes.street), writes the RGB and the exact ground
 truth beside the predictions and prints the standard depth metrics: a first run needs neither
 images, nor a dataset, nor weights.
 """
@@ -21,19 +21,16 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from space_clip_ros import depth_io
+from space_clip_ros.io.outputs import FORMATS, write_outputs, write_synthetic_frame
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
-from space_clip_ros.synthetic import DriveConfig, SyntheticDrive, SyntheticFrame
+from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
 
 if TYPE_CHECKING:  # torch is imported lazily, after argument parsing, to keep --help instant
     from space_clip_ros.inference import DepthEstimator
 
-log = logging.getLogger("space-clip-depth")
+log = logging.getLogger("space-clip-predict")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-FORMATS = ("png16", "npy", "preview")
-# Outputs sit next to each other in one folder, so each kind gets its own name suffix.
-OUTPUT_SUFFIX = {"png16": "_depth.png", "npy": "_depth.npy", "preview": "_preview.png"}
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 UNTRAINED_BANNER = """
@@ -48,15 +45,15 @@ UNTRAINED_BANNER = """
 EPILOG = """\
 examples:
   # one image -> out/photo_depth.png (16-bit, metres*256), out/photo_depth.npy, out/photo_preview.png
-  space-clip-depth photo.jpg --checkpoint checkpoints/kitti --output-dir out
+  space-clip-predict photo.jpg --checkpoint checkpoints/kitti --output-dir out
 
   # a whole folder tree on the GPU in half precision, only the 16-bit PNGs, 8 images per batch
-  space-clip-depth drive/image_02/data --recursive --checkpoint checkpoints/kitti \\
+  space-clip-predict drive/image_02/data --recursive --checkpoint checkpoints/kitti \\
       --device cuda --precision fp16 --png16 --batch-size 8 --output-dir out
 
   # no images at hand: 20 frames of the built-in synthetic street, with metrics against its
   # exact ground truth (without --checkpoint the model is untrained and says so loudly)
-  space-clip-depth --synthetic 20 --output-dir out
+  space-clip-predict --synthetic 20 --output-dir out
 
 outputs:
   <name>_depth.png    16-bit PNG, KITTI convention: value / 256 = metres, 0 = no depth
@@ -89,7 +86,7 @@ class UsageError(ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="space-clip-depth",
+        prog="space-clip-predict",
         description="Metric monocular depth with SPACE-CLIP for image files and folders (no ROS needed).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -208,34 +205,6 @@ def load_rgb(path: Path) -> np.ndarray:
         return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
 
 
-def write_outputs(
-    depth: np.ndarray, out_stem: Path, formats: Iterable[str], min_depth: float, max_depth: float
-) -> None:
-    out_stem.parent.mkdir(parents=True, exist_ok=True)
-    for fmt in formats:
-        path = out_stem.parent / (out_stem.name + OUTPUT_SUFFIX[fmt])
-        if fmt == "png16":
-            depth_io.write_png16(path, depth)
-        elif fmt == "npy":
-            depth_io.write_npy(path, depth)
-        else:
-            depth_io.write_preview(path, depth, min_depth, max_depth)
-
-
-def write_synthetic_frame(
-    out_dir: Path, frame: SyntheticFrame, depth: np.ndarray, formats: Iterable[str], min_depth: float, max_depth: float
-) -> None:
-    """A synthetic frame's RGB, exact ground truth (16-bit, + preview) and predictions, named <index>_*."""
-    stem = out_dir / f"{frame.index:06d}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(frame.rgb).save(stem.with_name(stem.name + "_rgb.png"))
-    depth_io.write_png16(stem.with_name(stem.name + "_gt.png"), frame.depth)
-    formats = tuple(formats)
-    if "preview" in formats:
-        depth_io.write_preview(stem.with_name(stem.name + "_gt_preview.png"), frame.depth, min_depth, max_depth)
-    write_outputs(depth, stem, formats, min_depth, max_depth)
-
-
 def _loaded_batches(
     jobs: Sequence[Job], batch_size: int, failed: list[Path], bar: tqdm
 ) -> Iterator[list[tuple[Job, np.ndarray]]]:
@@ -321,12 +290,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         jobs = collect_jobs(args.inputs, args.output_dir, args.recursive)
     except UsageError as exc:
         parser.print_usage(sys.stderr)
-        print(f"space-clip-depth: error: {exc}", file=sys.stderr)
+        print(f"space-clip-predict: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         estimator = load_estimator(args)
     except (ValueError, RuntimeError) as exc:  # CheckpointError, ConfigError, bad device/precision, weights
-        print(f"space-clip-depth: error: {exc}", file=sys.stderr)
+        print(f"space-clip-predict: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     log.info("model ready on %s (%s)", estimator.device, estimator.precision)
 
@@ -344,6 +313,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log.error("%d image(s) could not be read:\n  %s", len(failed), "\n  ".join(str(p) for p in failed))
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def deprecated_main() -> int:
+    """`space-clip-depth`, the tool's old name: one character away from the node `space_clip_depth`."""
+    print("space-clip-depth is deprecated and will be removed in the next release: "
+          "use space-clip-predict (same arguments)", file=sys.stderr)
+    return main()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Renders a KITTI-like street with exact depth, publishes it as a camera over real
 space_clip_depth node (the same lifecycle node `ros2 launch` starts), receives depth, camera
 info and point clouds back, and scores the depth against the ground truth. Without rclpy (or
 with --no-ros) it runs the same frames through DepthEstimator directly. Everything lands in
---output-dir, named as `space-clip-depth --synthetic` names them: RGB, ground truth, predicted
+--output-dir, named as `space-clip-predict --synthetic` names them: RGB, ground truth, predicted
 depth (KITTI 16-bit PNG, .npy, colour preview) and summary.json.
 """
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Optional
 
 import numpy as np
 
-from .cli import FORMATS, write_synthetic_frame
-from .inference import UNTRAINED_WARNING, DepthEstimator
-from .metrics import RunningMetrics, compute_metrics, format_table
-from .synthetic import DriveConfig, SyntheticDrive, SyntheticFrame
+from space_clip_ros.io.outputs import FORMATS, write_synthetic_frame
+from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
+from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
+from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive, SyntheticFrame
 
 log = logging.getLogger("space_clip_demo")
 
@@ -72,12 +72,12 @@ def run_over_ros(frames: list[SyntheticFrame], node_params: dict, timeout_s: flo
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from std_msgs.msg import Header
 
-    from .ros.camera_info import camera_info_from_intrinsics
-    from .ros.depth_node import DepthNode
-    from .msg_arrays import depth_image_to_metres
-    from .ros.image_codec import array_to_image
-    from .ros.pointcloud import cloud_to_points
-    from .ros.qos import make_qos
+    from space_clip_ros.ros.camera_info import camera_info_from_intrinsics
+    from space_clip_ros.ros.depth_node import DepthNode
+    from space_clip_ros.io.msg_arrays import depth_image_to_metres
+    from space_clip_ros.ros.image_codec import array_to_image
+    from space_clip_ros.ros.pointcloud import cloud_to_points
+    from space_clip_ros.ros.qos import make_qos
 
     # Keep the demo's DDS traffic on this machine unless the user chose otherwise.
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")

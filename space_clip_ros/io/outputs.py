@@ -1,0 +1,50 @@
+"""Where a prediction lands on disk: one stem, one file per requested format, named side by side.
+
+The offline predictor and the demo write the same names (``<stem>_depth.png``, ``_depth.npy``,
+``_preview.png``; synthetic frames add ``_rgb.png``, ``_gt.png``, ``_gt_preview.png``) so their
+folders can be compared file for file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+from PIL import Image
+
+from space_clip_ros.io import depth_files
+
+if TYPE_CHECKING:
+    from space_clip_ros.scenes.street import SyntheticFrame
+
+FORMATS = ("png16", "npy", "preview")
+# Outputs sit next to each other in one folder, so each kind gets its own name suffix.
+OUTPUT_SUFFIX = {"png16": "_depth.png", "npy": "_depth.npy", "preview": "_preview.png"}
+
+
+def write_outputs(
+    depth: np.ndarray, out_stem: Path, formats: Iterable[str], min_depth: float, max_depth: float
+) -> None:
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        path = out_stem.parent / (out_stem.name + OUTPUT_SUFFIX[fmt])
+        if fmt == "png16":
+            depth_files.write_png16(path, depth)
+        elif fmt == "npy":
+            depth_files.write_npy(path, depth)
+        else:
+            depth_files.write_preview(path, depth, min_depth, max_depth)
+
+
+def write_synthetic_frame(
+    out_dir: Path, frame: "SyntheticFrame", depth: np.ndarray, formats: Iterable[str], min_depth: float, max_depth: float
+) -> None:
+    """A synthetic frame's RGB, exact ground truth (16-bit, + preview) and predictions, named <index>_*."""
+    stem = out_dir / f"{frame.index:06d}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame.rgb).save(stem.with_name(stem.name + "_rgb.png"))
+    depth_files.write_png16(stem.with_name(stem.name + "_gt.png"), frame.depth)
+    formats = tuple(formats)
+    if "preview" in formats:
+        depth_files.write_preview(stem.with_name(stem.name + "_gt_preview.png"), frame.depth, min_depth, max_depth)
+    write_outputs(depth, stem, formats, min_depth, max_depth)
