@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from space_clip_ros.inference import PRECISIONS, resolve_device
+from space_clip_ros.runtime import PRECISIONS, resolve_device
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model
 from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config

@@ -8,6 +8,8 @@ images, nor a dataset, nor weights.
 """
 from __future__ import annotations
 
+from space_clip_ros.errors import ConfigError
+
 import argparse
 import json
 import logging
@@ -80,7 +82,7 @@ class Job:
     out_stem: Path
 
 
-class UsageError(ValueError):
+class UsageError(ConfigError):
     """The command line asks for something impossible; reported before any model is loaded."""
 
 

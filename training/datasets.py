@@ -17,6 +17,8 @@ same whichever worker loads it and a resumed run sees exactly the batches it wou
 """
 from __future__ import annotations
 
+from space_clip_ros.errors import InputError
+
 import logging
 import re
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ NYU_TRAIN_DIR = "sync"  # BTS/AdaBins: the training scenes (lines with a leading
 NYU_TEST_DIR = "official_splits/test"  # the 654 official test images
 
 
-class DatasetError(RuntimeError):
+class DatasetError(InputError):
     """A file list or data file is missing or unreadable; the message names the paths."""
 
 

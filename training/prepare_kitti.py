@@ -18,6 +18,8 @@ way to prepare a machine without internet.
 """
 from __future__ import annotations
 
+from space_clip_ros.errors import RuntimeFailure
+
 import argparse
 import hashlib
 import json
@@ -59,7 +61,7 @@ DRIVE_RE = re.compile(r"(\d{4}_\d{2}_\d{2})_drive_(\d{4})_sync")
 CHUNK = 1 << 20
 
 
-class PrepareError(RuntimeError):
+class PrepareError(RuntimeFailure):
     """Preparation cannot continue; the message names the URL or file and what to do."""
 
 

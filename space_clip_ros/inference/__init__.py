@@ -1,4 +1,4 @@
 """Numpy image in, metric depth out: the PyTorch estimator and the ONNX Runtime backend."""
-from space_clip_ros.inference.estimator import PRECISIONS, UNTRAINED_WARNING, DepthEstimator, resolve_device
+from space_clip_ros.inference.estimator import UNTRAINED_WARNING, DepthEstimator
 
-__all__ = ["PRECISIONS", "UNTRAINED_WARNING", "DepthEstimator", "resolve_device"]
+__all__ = ["UNTRAINED_WARNING", "DepthEstimator"]

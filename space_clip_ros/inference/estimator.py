@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal, Union
 import numpy as np
 import torch
 
+from space_clip_ros.runtime import PRECISIONS, resolve_device
 from space_clip_ros.model import BackboneConfig, BackboneWeightsError, SpaceClip, SpaceClipConfig, build_model, load_checkpoint
 
 if TYPE_CHECKING:
@@ -22,23 +23,11 @@ log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "fp16", "bf16"]
 ColorOrder = Literal["rgb", "bgr"]
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 UNTRAINED_WARNING = (
     "NO TRAINED CHECKPOINT: running SPACE-CLIP with an untrained (random) decoder. The whole pipeline runs, "
     "but the depth values are MEANINGLESS. Train one with training/ or pass a checkpoint directory."
 )
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' picks CUDA when present; asking for CUDA on a machine without it is an error, not a fallback."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device '{device}' requested but CUDA is not available. Fix: use 'auto' or 'cpu'.")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"unknown device '{device}'. Fix: use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
-    return torch.device(device)
 
 
 def untrained_model(backbone_weights: str | None = None) -> SpaceClip:

@@ -9,6 +9,8 @@ PyTorch backend, so both see the same pixels.
 """
 from __future__ import annotations
 
+from space_clip_ros.errors import ConfigError
+
 import logging
 from pathlib import Path
 from typing import Union
@@ -22,7 +24,7 @@ from space_clip_ros.model.space_clip import resize_bilinear
 log = logging.getLogger(__name__)
 
 
-class OnnxModelError(ValueError):
+class OnnxModelError(ConfigError):
     """An ONNX file cannot serve as a SPACE-CLIP model; the message names the file and the fix."""
 
 

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 RANDOM_BACKBONE_SEED = 0
 
 
-class BackboneWeightsError(RuntimeError):
+class BackboneWeightsError(ConfigError, RuntimeError):
     """The backbone's pretrained weights could not be obtained or do not fit the architecture."""
 
 

@@ -26,7 +26,7 @@ CONFIG_FILE = "config.yaml"
 FORMAT_TAG = "space_clip_ros.decoder"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ConfigError):
     """A checkpoint cannot be loaded; the message names the file, the key and the fix."""
 
 

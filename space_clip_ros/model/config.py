@@ -7,6 +7,8 @@ predicts garbage.
 """
 from __future__ import annotations
 
+from space_clip_ros.errors import ConfigError
+
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
@@ -16,10 +18,6 @@ from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 import yaml
 
 CONFIG_VERSION = 1
-
-
-class ConfigError(ValueError):
-    """A configuration file or value is invalid; the message names source, field and fix."""
 
 
 @dataclass

@@ -6,6 +6,8 @@ downstream consumers of `depth/camera_info` read. K is the fallback for drivers 
 """
 from __future__ import annotations
 
+from space_clip_ros.errors import InputError
+
 import copy
 
 import numpy as np
@@ -15,7 +17,7 @@ from std_msgs.msg import Header
 from space_clip_ros.geometry import Intrinsics
 
 
-class CameraInfoError(ValueError):
+class CameraInfoError(InputError):
     """A CameraInfo cannot give intrinsics (zero focal length, zero size, ...)."""
 
 

@@ -9,6 +9,8 @@ silently shears or truncates frames is worse than a dropped frame.
 """
 from __future__ import annotations
 
+from space_clip_ros.errors import InputError
+
 import array
 import io
 import sys
@@ -34,7 +36,7 @@ INPUT_ENCODINGS: dict[str, tuple[int, ColorOrder]] = {
 _HOST_IS_BIGENDIAN = sys.byteorder == "big"
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(InputError):
     """A message cannot be turned into an image; the text says which field is wrong.
 
     `reason` is a short stable key (encoding, zero_size, too_large, step, data_size,

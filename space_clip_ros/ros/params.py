@@ -9,6 +9,8 @@ config/depth.yaml lists every field with its default; a test keeps the two in st
 """
 from __future__ import annotations
 
+from space_clip_ros.errors import ConfigError
+
 import dataclasses
 import re
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from space_clip_ros.ros.qos import INPUT_RELIABILITY_CHOICES, OUTPUT_RELIABILITY
 ParamValue = Union[bool, int, float, str]
 
 
-class ParameterError(ValueError):
+class ParameterError(ConfigError):
     """One or more parameters are invalid; each line names the parameter and the fix."""
 
 

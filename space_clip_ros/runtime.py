@@ -1,0 +1,106 @@
+"""Where the model runs and in what precision: the one resolver for inference, training, evaluation and bench.
+
+Why one place: three resolvers used to disagree (one strict, one passing "cuda" unchecked to
+torch, one trusting `torch.cuda.is_bf16_supported()`, which counts emulation and so picked bf16
+on V100, T4, RTX 20xx and Xavier). Every tool now asks these functions, and a bad device or
+precision fails at start with the field and the fix.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import platform
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+
+from space_clip_ros.errors import ConfigError
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+DEVICE_CHOICES_TEXT = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+# bf16 tensor cores arrived with Ampere (compute capability 8.0); before that CUDA emulates it.
+NATIVE_BF16_CUDA_CAPABILITY = (8, 0)
+# CPU flags that mean bf16 arithmetic in hardware (x86 AVX512-BF16 / AMX, Arm BF16 extension).
+NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def resolve_device(name: str, field: str = "device") -> torch.device:
+    """'auto' picks CUDA when present; CUDA asked for where there is none, or cuda:N past the count, is an error."""
+    name = name.strip()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        index_text = name.partition(":")[2]
+        if index_text and not index_text.isdigit():
+            raise ConfigError(f"'{name}' is not a device", field=field, fix=f"use {DEVICE_CHOICES_TEXT}")
+        if not torch.cuda.is_available():
+            raise ConfigError(f"'{name}' requested but CUDA is not available (torch {torch.__version__})",
+                              field=field, fix="use 'auto' or 'cpu', or install a CUDA build of torch")
+        index = int(index_text) if index_text else torch.cuda.current_device()
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise ConfigError(f"'{name}' requested but only {count} CUDA device(s) are visible",
+                              field=field, fix=f"use cuda:0..cuda:{count - 1} (check CUDA_VISIBLE_DEVICES)")
+        return torch.device("cuda", index)
+    raise ConfigError(f"unknown device '{name}'", field=field, fix=f"use {DEVICE_CHOICES_TEXT}")
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no way to tell, so no native bf16 claimed
+        return frozenset()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return frozenset(flags)
+
+
+def has_native_bf16(device: torch.device) -> bool:
+    """True where bf16 runs in hardware, not emulated (unlike torch.cuda.is_bf16_supported())."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= NATIVE_BF16_CUDA_CAPABILITY
+    if device.type == "cpu":
+        return bool(_cpu_flags() & NATIVE_BF16_CPU_FLAGS) and platform.machine().lower() in (
+            "x86_64", "amd64", "aarch64", "arm64")
+    return False
+
+
+def resolve_precision(name: str, device: torch.device, field: str = "precision") -> torch.dtype:
+    """'auto': fp16 on CUDA, bf16 on a CPU that has it natively, fp32 otherwise. Named ones are checked."""
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if has_native_bf16(device) else torch.float32
+    if name not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{name}'", field=field,
+                          fix=f"use one of {', '.join(PRECISION_CHOICES)}")
+    return PRECISIONS[name]
+
+
+def training_precision(device: torch.device) -> torch.dtype:
+    """Mixed-precision dtype for training: bf16 where native (no loss scaling needed), else fp16 on CUDA."""
+    if device.type == "cuda":
+        return torch.bfloat16 if has_native_bf16(device) else torch.float16
+    return torch.bfloat16 if has_native_bf16(device) else torch.float32
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    return next(name for name, d in PRECISIONS.items() if d == dtype)
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> Iterator[None]:
+    """Autocast to dtype on device; fp32 or None runs as is (autocast to fp32 would be a no-op with overhead)."""
+    if dtype is None or dtype == torch.float32:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
