@@ -4,6 +4,7 @@ Runtime Python dependencies (torch, open_clip, ...) live in requirements/*.txt r
 install_requires: colcon runs this file with setuptools, which would otherwise try to fetch
 multi-GB wheels itself. See README.md for the two supported installs (colcon and pip).
 """
+
 from glob import glob
 
 from setuptools import find_packages, setup

@@ -7,6 +7,7 @@ only on a dedicated GPU; on CPU read the ratios.
     python bench/bench_model.py                     # default ViT-B/16 architecture, 224x224
     python bench/bench_model.py --paths eager-fp32 compile-fp32 --batches 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,14 +21,21 @@ from typing import Callable
 
 import torch
 
-from space_clip_ros.runtime import PRECISIONS, resolve_device
+from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model
 from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config
-from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
+from space_clip_ros.runtime import PRECISIONS, resolve_device
 
 CPU_PATHS = ["eager-fp32", "eager-bf16", "compile-fp32", "onnxruntime-fp32"]
-CUDA_PATHS = ["eager-fp32", "eager-fp16", "eager-bf16", "compile-fp16", "cudagraphs-fp16", "onnxruntime-fp32"]
+CUDA_PATHS = [
+    "eager-fp32",
+    "eager-fp16",
+    "eager-bf16",
+    "compile-fp16",
+    "cudagraphs-fp16",
+    "onnxruntime-fp32",
+]
 
 
 @dataclass
@@ -42,12 +50,16 @@ class Result:
         return 1000.0 * self.batch / self.ms
 
 
-def make_runner(model: torch.nn.Module, path: str, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+def make_runner(
+    model: torch.nn.Module, path: str, device: torch.device
+) -> Callable[[torch.Tensor], torch.Tensor]:
     kind, precision = path.split("-")
     dtype = PRECISIONS[precision]
     module = model
     if kind == "onnxruntime":  # the exported whole-model graph; TensorRT/CUDA providers on a GPU
-        onnx_path = export_onnx(model, Path(tempfile.mkdtemp(prefix="space_clip_bench_")) / "model.onnx")
+        onnx_path = export_onnx(
+            model, Path(tempfile.mkdtemp(prefix="space_clip_bench_")) / "model.onnx"
+        )
         module = OnnxSpaceClip(onnx_path, device)
     elif kind == "compile":
         module = torch.compile(model, dynamic=False)
@@ -55,13 +67,18 @@ def make_runner(model: torch.nn.Module, path: str, device: torch.device) -> Call
         module = torch.compile(model, mode="reduce-overhead", dynamic=False)
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32"):
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32"),
+        ):
             return module(x)
 
     return run
 
 
-def time_runner(run: Callable, x: torch.Tensor, device: torch.device, warmup: int, iters: int) -> tuple[float, float]:
+def time_runner(
+    run: Callable, x: torch.Tensor, device: torch.device, warmup: int, iters: int
+) -> tuple[float, float]:
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -79,22 +96,38 @@ def time_runner(run: Callable, x: torch.Tensor, device: torch.device, warmup: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--paths", nargs="+", help="subset of: " + ", ".join(sorted(set(CPU_PATHS + CUDA_PATHS))))
+    parser.add_argument(
+        "--paths", nargs="+", help="subset of: " + ", ".join(sorted(set(CPU_PATHS + CUDA_PATHS)))
+    )
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--iters", type=int, default=None, help="timed iterations (default 5 on CPU, 50 on CUDA)")
-    parser.add_argument("--tiny", action="store_true", help="tiny test model (smoke test of this script)")
+    parser.add_argument(
+        "--iters", type=int, default=None, help="timed iterations (default 5 on CPU, 50 on CUDA)"
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny test model (smoke test of this script)"
+    )
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
     paths = args.paths or (CUDA_PATHS if device.type == "cuda" else CPU_PATHS)
     iters = args.iters or (50 if device.type == "cuda" else 5)
-    config = tiny_config() if args.tiny else SpaceClipConfig(backbone=BackboneConfig(pretrained=None))
+    config = (
+        tiny_config() if args.tiny else SpaceClipConfig(backbone=BackboneConfig(pretrained=None))
+    )
     model = build_model(config).to(device).eval()
     size = model.input_size
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"# {config.backbone.model_name} at {size[0]}x{size[1]}, device {name}, torch {torch.__version__}")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"# {config.backbone.model_name} at {size[0]}x{size[1]}, device {name}, torch {torch.__version__}"
+    )
 
     results: list[Result] = []
     for path in paths:
@@ -102,12 +135,19 @@ def main(argv: list[str] | None = None) -> int:
         for batch in args.batches:
             x = torch.rand(batch, 3, *size, device=device)
             try:
-                ms, spread = time_runner(run, x, device, warmup=2 if device.type == "cpu" else 10, iters=iters)
+                ms, spread = time_runner(
+                    run, x, device, warmup=2 if device.type == "cpu" else 10, iters=iters
+                )
             except Exception as exc:  # a path the platform lacks (e.g. no compiler for inductor) is reported, not fatal
-                print(f"{path:>16} batch {batch}: unavailable ({type(exc).__name__}: {str(exc)[:120]})")
+                print(
+                    f"{path:>16} batch {batch}: unavailable ({type(exc).__name__}: {str(exc)[:120]})"
+                )
                 break
             results.append(Result(path, batch, ms, spread))
-            print(f"{path:>16} batch {batch}: {ms:8.1f} ms  (+-{spread:.1f})  {1000 * batch / ms:8.1f} img/s", flush=True)
+            print(
+                f"{path:>16} batch {batch}: {ms:8.1f} ms  (+-{spread:.1f})  {1000 * batch / ms:8.1f} img/s",
+                flush=True,
+            )
 
     print("\n| path | batch | ms / batch | images / s | speed vs eager-fp32 |")
     print("|---|---:|---:|---:|---:|")

@@ -13,6 +13,7 @@ Three measurements share one model instance:
 The publisher, the node and the subscriber are separate rclpy nodes in this process; every
 message still crosses DDS (rclpy has no intra-process shortcut).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,11 @@ def bench_bare(estimator: DepthEstimator, images: list[np.ndarray], seconds: flo
         estimator.predict(images[len(latencies) % len(images)])
         latencies.append(time.perf_counter() - t)
     total = time.perf_counter() - start
-    return {"fps": len(latencies) / total, "latency_ms": 1e3 * float(np.median(latencies)), "frames": len(latencies)}
+    return {
+        "fps": len(latencies) / total,
+        "latency_ms": 1e3 * float(np.median(latencies)),
+        "frames": len(latencies),
+    }
 
 
 def bench_cloud(repeats: int = 50) -> dict:
@@ -69,7 +74,10 @@ def bench_cloud(repeats: int = 50) -> dict:
         t = time.perf_counter()
         points_to_cloud(backproject(depth, KITTI), header, rgb)
         times.append(time.perf_counter() - t)
-    return {"median_ms": 1e3 * float(np.median(times)), "p95_ms": 1e3 * float(np.percentile(times, 95))}
+    return {
+        "median_ms": 1e3 * float(np.median(times)),
+        "p95_ms": 1e3 * float(np.percentile(times, 95)),
+    }
 
 
 class TimedEstimator:
@@ -87,13 +95,22 @@ class TimedEstimator:
         return depth
 
 
-def bench_node(estimator: DepthEstimator, images: list[np.ndarray], seconds: float, topics: tuple[str, ...],
-               rate_hz: float) -> dict:
+def bench_node(
+    estimator: DepthEstimator,
+    images: list[np.ndarray],
+    seconds: float,
+    topics: tuple[str, ...],
+    rate_hz: float,
+) -> dict:
     context = rclpy.Context()
     rclpy.init(context=context)
     timed = TimedEstimator(estimator)
-    node = DepthNode(namespace="/bench", context=context, estimator_factory=lambda cfg: timed,
-                     parameter_overrides=[Parameter("log_period", value=0.0)])
+    node = DepthNode(
+        namespace="/bench",
+        context=context,
+        estimator_factory=lambda cfg: timed,
+        parameter_overrides=[Parameter("log_period", value=0.0)],
+    )
     client = Node("bench_client", context=context)
     # As in the node's main(): a MultiThreadedExecutor's Python threads contend for the GIL with
     # the inference thread and slowed predict() 2-3x on 2 cores (bench/RESULTS.md).
@@ -104,13 +121,19 @@ def bench_node(estimator: DepthEstimator, images: list[np.ndarray], seconds: flo
     received: list[float] = []
     types = {"depth": Image, "points": PointCloud2, "depth/colorized": Image}
     for topic in topics:
-        callback = (lambda m: received.append(time.perf_counter())) if topic == "depth" else (lambda m: None)
+        callback = (
+            (lambda m: received.append(time.perf_counter()))
+            if topic == "depth"
+            else (lambda m: None)
+        )
         client.create_subscription(types[topic], f"/bench/{topic}", callback, 10)
     images_pub = client.create_publisher(Image, "/bench/image", 10)
     info_pub = client.create_publisher(CameraInfo, "/bench/camera_info", 10)
     info = CameraInfo(width=W, height=H)
     info.k = KITTI.matrix.ravel().tolist()
-    messages = [array_to_image(img, "rgb8", Header(frame_id="camera_color_left")) for img in images]
+    messages = [
+        array_to_image(img, "rgb8", Header(frame_id="camera_color_left")) for img in images
+    ]
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     while images_pub.get_subscription_count() == 0 or client.count_publishers("/bench/depth") == 0:
@@ -147,12 +170,21 @@ def bench_node(estimator: DepthEstimator, images: list[np.ndarray], seconds: flo
     rclpy.shutdown(context=context)
     fps = (n1 - n0) / (last - first) if n1 > n0 else 0.0
     inside = timed.durations[k0:k1] or timed.durations
-    return {"fps": fps, "same_frames_bare_fps": 1.0 / float(np.mean(inside)), "latency_ms": stats.latency_mean_ms, "latency_p95_ms": stats.latency_p95_ms,
-            "frames": n1 - n0, "dropped": stats.dropped, "received": stats.received}
+    return {
+        "fps": fps,
+        "same_frames_bare_fps": 1.0 / float(np.mean(inside)),
+        "latency_ms": stats.latency_mean_ms,
+        "latency_p95_ms": stats.latency_p95_ms,
+        "frames": n1 - n0,
+        "dropped": stats.dropped,
+        "received": stats.received,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each timed phase")
@@ -163,11 +195,15 @@ def main() -> None:
     estimator = DepthEstimator(model, device=args.device, precision=args.precision)
     estimator.warmup(H, W, iterations=3)
     images = frames(8)
-    print(f"ViT-B/16 SPACE-CLIP (random weights), {W}x{H}, device {estimator.device}, {args.precision}, "
-          f"torch threads {torch.get_num_threads()}, cores {os.cpu_count()}")
+    print(
+        f"ViT-B/16 SPACE-CLIP (random weights), {W}x{H}, device {estimator.device}, {args.precision}, "
+        f"torch threads {torch.get_num_threads()}, cores {os.cpu_count()}"
+    )
     cloud = bench_cloud()
-    print(f"cloud build (backproject + PointCloud2 with rgb): median {cloud['median_ms']:.2f} ms, "
-          f"p95 {cloud['p95_ms']:.2f} ms  (target < 10 ms)")
+    print(
+        f"cloud build (backproject + PointCloud2 with rgb): median {cloud['median_ms']:.2f} ms, "
+        f"p95 {cloud['p95_ms']:.2f} ms  (target < 10 ms)"
+    )
     # Interleaved rounds: on a shared machine the load drifts, and a ratio is only fair between
     # phases measured close together.
     variants = (("depth",), ("depth", "points", "depth/colorized"))
@@ -175,20 +211,27 @@ def main() -> None:
     same_frames: dict[tuple[str, ...], list[float]] = {v: [] for v in variants}
     for round_ in range(1, args.rounds + 1):
         bare = bench_bare(estimator, images, args.seconds)
-        print(f"round {round_} (load {os.getloadavg()[0]:.1f}): bare estimator {bare['fps']:.2f} fps, "
-              f"median latency {bare['latency_ms']:.0f} ms ({bare['frames']} frames)")
+        print(
+            f"round {round_} (load {os.getloadavg()[0]:.1f}): bare estimator {bare['fps']:.2f} fps, "
+            f"median latency {bare['latency_ms']:.0f} ms ({bare['frames']} frames)"
+        )
         for topics in variants:
             node = bench_node(estimator, images, args.seconds, topics, args.rate)
             ratios[topics].append(node["fps"] / bare["fps"])
             same_frames[topics].append(node["fps"] / node["same_frames_bare_fps"])
-            print(f"  node, subscribed {'+'.join(topics)}: {node['fps']:.2f} fps = {100 * ratios[topics][-1]:.0f} % "
-                  f"of bare ({100 * same_frames[topics][-1]:.0f} % of predict() on the same frames), latency receipt->publish mean {node['latency_ms']:.0f} ms (p95 "
-                  f"{node['latency_p95_ms']:.0f}), {node['frames']} outputs, {node['dropped']} of "
-                  f"{node['received']} received frames dropped as stale")
+            print(
+                f"  node, subscribed {'+'.join(topics)}: {node['fps']:.2f} fps = {100 * ratios[topics][-1]:.0f} % "
+                f"of bare ({100 * same_frames[topics][-1]:.0f} % of predict() on the same frames), latency receipt->publish mean {node['latency_ms']:.0f} ms (p95 "
+                f"{node['latency_p95_ms']:.0f}), {node['frames']} outputs, {node['dropped']} of "
+                f"{node['received']} received frames dropped as stale"
+            )
     for topics, values in ratios.items():
-        print(f"node/bare throughput, {'+'.join(topics)}: median {100 * float(np.median(values)):.0f} % over "
-              f"{len(values)} interleaved rounds; node / predict() on the same frames: median "
-              f"{100 * float(np.median(same_frames[topics])):.0f} % (target >= 90 %)")
+        print(
+            f"node/bare throughput, {'+'.join(topics)}: median {100 * float(np.median(values)):.0f} % over "
+            f"{len(values)} interleaved rounds; node / predict() on the same frames: median "
+            f"{100 * float(np.median(same_frames[topics])):.0f} % (target >= 90 %)"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -5,6 +5,7 @@
 The evidence behind the node's QoS defaults (space_clip_ros/ros/qos.py): the parent process
 subscribes with each reliability in turn while a child process publishes; both use KEEP_LAST.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,14 +43,31 @@ time.sleep(1.0)
 """
 
 
-def measure(pub_reliability: str, sub_reliability: str, count: int, rate: float, width: int, height: int) -> int:
+def measure(
+    pub_reliability: str, sub_reliability: str, count: int, rate: float, width: int, height: int
+) -> int:
     rclpy.init()
     node = rclpy.create_node("qos_bench_subscriber")
     received: list[int] = []
-    node.create_subscription(Image, "/qos_bench/depth", lambda m: received.append(m.header.stamp.sec),
-                             make_qos(sub_reliability, 10))
-    child = subprocess.Popen([sys.executable, "-c", PUBLISHER, pub_reliability, str(count), str(rate),
-                              str(width), str(height)], env=os.environ.copy())
+    node.create_subscription(
+        Image,
+        "/qos_bench/depth",
+        lambda m: received.append(m.header.stamp.sec),
+        make_qos(sub_reliability, 10),
+    )
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            PUBLISHER,
+            pub_reliability,
+            str(count),
+            str(rate),
+            str(width),
+            str(height),
+        ],
+        env=os.environ.copy(),
+    )
     deadline = time.monotonic() + count / rate + 30
     while child.poll() is None and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.1)
@@ -62,14 +80,18 @@ def measure(pub_reliability: str, sub_reliability: str, count: int, rate: float,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--width", type=int, default=1242)
     parser.add_argument("--height", type=int, default=375)
     args = parser.parse_args()
     subs = ["reliable", "best_effort"] + (["best_available"] if BEST_AVAILABLE is not None else [])
-    print(f"{args.count} messages of {args.width * args.height * 4 / 1e6:.1f} MB at {args.rate:g} Hz, separate processes")
+    print(
+        f"{args.count} messages of {args.width * args.height * 4 / 1e6:.1f} MB at {args.rate:g} Hz, separate processes"
+    )
     for pub in ("reliable", "best_effort"):
         for sub in subs:
             if pub == "best_effort" and sub == "reliable":

@@ -9,15 +9,17 @@ only when given, so a params file alone can configure everything.
 The module-level names below are what this file references; a test checks they exist in the
 installed package.
 """
+
 import os
 import tempfile
 
 import yaml
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 PACKAGE = "space_clip_ros"
 EXECUTABLE = "space_clip_depth"
@@ -26,11 +28,20 @@ PARAMS_FILE = "config/depth.yaml"
 RVIZ_CONFIG = "config/depth.rviz"
 
 ARGUMENTS = {
-    "image": ("/kitti/camera_color_left/image_raw", "Input sensor_msgs/Image topic (its /compressed is used with use_compressed)."),
+    "image": (
+        "/kitti/camera_color_left/image_raw",
+        "Input sensor_msgs/Image topic (its /compressed is used with use_compressed).",
+    ),
     "camera_info": ("/kitti/camera_color_left/camera_info", "Input sensor_msgs/CameraInfo topic."),
-    "namespace": ("", "Namespace of the node and its outputs (one per camera when running several)."),
+    "namespace": (
+        "",
+        "Namespace of the node and its outputs (one per camera when running several).",
+    ),
     "params_file": ("", "Parameter YAML; empty uses the package's config/depth.yaml."),
-    "checkpoint": ("", "Checkpoint directory, .safetensors or .onnx; empty keeps the params file's value."),
+    "checkpoint": (
+        "",
+        "Checkpoint directory, .safetensors or .onnx; empty keeps the params file's value.",
+    ),
     "device": ("", "auto, cpu, cuda or cuda:N; empty keeps the params file's value."),
     "use_rviz": ("false", "Also start rviz2 with config/depth.rviz."),
 }
@@ -61,7 +72,15 @@ def _nodes(context):
     ]
     if value["use_rviz"].lower() in ("true", "1", "yes"):
         config = _rviz_config(os.path.join(share, RVIZ_CONFIG), value["namespace"], value["image"])
-        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", config], output="screen"))
+        actions.append(
+            Node(
+                package="rviz2",
+                executable="rviz2",
+                name="rviz2",
+                arguments=["-d", config],
+                output="screen",
+            )
+        )
     return actions
 
 
@@ -97,7 +116,9 @@ def _rviz_config(path: str, namespace: str, image: str) -> str:
 
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
-        [DeclareLaunchArgument(name, default_value=default, description=text)
-         for name, (default, text) in ARGUMENTS.items()]
+        [
+            DeclareLaunchArgument(name, default_value=default, description=text)
+            for name, (default, text) in ARGUMENTS.items()
+        ]
         + [OpaqueFunction(function=_nodes)]
     )

@@ -15,15 +15,24 @@
   * With exit_on_end:=true (default) everything stops a few seconds after the bag ends, so the table
     (and output_json) appear without Ctrl-C.
 """
+
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction, RegisterEventHandler, TimerAction
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    ExecuteProcess,
+    OpaqueFunction,
+    RegisterEventHandler,
+    TimerAction,
+)
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 PACKAGE = "space_clip_ros"
 DEPTH_EXECUTABLE = "space_clip_depth"
@@ -37,13 +46,28 @@ GRACE_AFTER_BAG_S = 5.0
 
 ARGUMENTS = {
     "bag": ("", "rosbag2 folder written by space-clip-kitti2bag (required)."),
-    "rate": ("1.0", "Playback speed factor for player:=ros2 (player:=replay runs in lockstep with the depth node)."),
-    "player": ("ros2", "ros2: `ros2 bag play`; replay: space_clip_bag_replay in lockstep with the depth node."),
+    "rate": (
+        "1.0",
+        "Playback speed factor for player:=ros2 (player:=replay runs in lockstep with the depth node).",
+    ),
+    "player": (
+        "ros2",
+        "ros2: `ros2 bag play`; replay: space_clip_bag_replay in lockstep with the depth node.",
+    ),
     "params_file": ("", f"Depth node parameter YAML; empty uses the package's {PARAMS_FILE}."),
-    "checkpoint": ("", "Checkpoint directory or .safetensors; empty keeps the params file's value."),
+    "checkpoint": (
+        "",
+        "Checkpoint directory or .safetensors; empty keeps the params file's value.",
+    ),
     "device": ("", "auto, cpu, cuda or cuda:N; empty keeps the params file's value."),
-    "calib_dir": ("", "KITTI date folder for the velo->camera transform; empty: use /tf_static from the bag."),
-    "output_json": ("", "Where space_clip_accuracy writes per-frame metrics and the mean at exit (empty: none)."),
+    "calib_dir": (
+        "",
+        "KITTI date folder for the velo->camera transform; empty: use /tf_static from the bag.",
+    ),
+    "output_json": (
+        "",
+        "Where space_clip_accuracy writes per-frame metrics and the mean at exit (empty: none).",
+    ),
     "max_dt": ("0.05", "Max stamp difference (s) when pairing depth with a Velodyne scan."),
     "use_rviz": ("true", f"Start rviz2 with {RVIZ_CONFIG}."),
     "exit_on_end": ("true", f"Shut everything down {GRACE_AFTER_BAG_S:.0f} s after the bag ends."),
@@ -53,7 +77,9 @@ ARGUMENTS = {
 def _actions(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     if not value["bag"]:
-        raise RuntimeError("kitti_replay.launch.py needs bag:=<rosbag2 folder> (make one with space-clip-kitti2bag)")
+        raise RuntimeError(
+            "kitti_replay.launch.py needs bag:=<rosbag2 folder> (make one with space-clip-kitti2bag)"
+        )
     share = get_package_share_directory(PACKAGE)
     depth_params = [value["params_file"] or os.path.join(share, PARAMS_FILE)]
     overrides = {name: value[name] for name in ("checkpoint", "device") if value[name]}
@@ -61,36 +87,87 @@ def _actions(context):
         depth_params.append(overrides)
 
     if value["player"] == "ros2":
-        player = ExecuteProcess(cmd=["ros2", "bag", "play", value["bag"], "--rate", value["rate"]], output="screen")
+        player = ExecuteProcess(
+            cmd=["ros2", "bag", "play", value["bag"], "--rate", value["rate"]], output="screen"
+        )
     elif value["player"] == "replay":
-        player = Node(package=PACKAGE, executable=REPLAY_EXECUTABLE, output="screen",
-                      arguments=[value["bag"], "--wait-for", f"{CAMERA_NAMESPACE}/depth", "--wait-timeout", "30"])
+        player = Node(
+            package=PACKAGE,
+            executable=REPLAY_EXECUTABLE,
+            output="screen",
+            arguments=[
+                value["bag"],
+                "--wait-for",
+                f"{CAMERA_NAMESPACE}/depth",
+                "--wait-timeout",
+                "30",
+            ],
+        )
     else:
         raise RuntimeError(f"player:={value['player']}: use ros2 or replay")
 
     actions = [
-        Node(package=PACKAGE, executable=DEPTH_EXECUTABLE, name="space_clip_depth", namespace=CAMERA_NAMESPACE,
-             parameters=depth_params, remappings=[("image", "image_raw"), ("image/compressed", "image_raw/compressed")],
-             output="screen", emulate_tty=True),
-        Node(package=PACKAGE, executable=ACCURACY_EXECUTABLE, name="space_clip_accuracy", namespace=CAMERA_NAMESPACE,
-             parameters=[{"calib_dir": value["calib_dir"], "output_json": value["output_json"],
-                          "max_dt": float(value["max_dt"])}],
-             remappings=[("lidar_points", VELO_TOPIC)], output="screen", emulate_tty=True),
+        Node(
+            package=PACKAGE,
+            executable=DEPTH_EXECUTABLE,
+            name="space_clip_depth",
+            namespace=CAMERA_NAMESPACE,
+            parameters=depth_params,
+            remappings=[("image", "image_raw"), ("image/compressed", "image_raw/compressed")],
+            output="screen",
+            emulate_tty=True,
+        ),
+        Node(
+            package=PACKAGE,
+            executable=ACCURACY_EXECUTABLE,
+            name="space_clip_accuracy",
+            namespace=CAMERA_NAMESPACE,
+            parameters=[
+                {
+                    "calib_dir": value["calib_dir"],
+                    "output_json": value["output_json"],
+                    "max_dt": float(value["max_dt"]),
+                }
+            ],
+            remappings=[("lidar_points", VELO_TOPIC)],
+            output="screen",
+            emulate_tty=True,
+        ),
         # The player starts once the nodes had a moment to subscribe, so the first frames are not lost.
         TimerAction(period=3.0, actions=[player]),
     ]
     if value["use_rviz"].lower() in ("true", "1", "yes"):
-        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2",
-                            arguments=["-d", os.path.join(share, RVIZ_CONFIG)], output="screen"))
+        actions.append(
+            Node(
+                package="rviz2",
+                executable="rviz2",
+                name="rviz2",
+                arguments=["-d", os.path.join(share, RVIZ_CONFIG)],
+                output="screen",
+            )
+        )
     if value["exit_on_end"].lower() in ("true", "1", "yes"):
-        actions.append(RegisterEventHandler(OnProcessExit(target_action=player, on_exit=[
-            TimerAction(period=GRACE_AFTER_BAG_S, actions=[EmitEvent(event=Shutdown(reason="bag finished"))])])))
+        actions.append(
+            RegisterEventHandler(
+                OnProcessExit(
+                    target_action=player,
+                    on_exit=[
+                        TimerAction(
+                            period=GRACE_AFTER_BAG_S,
+                            actions=[EmitEvent(event=Shutdown(reason="bag finished"))],
+                        )
+                    ],
+                )
+            )
+        )
     return actions
 
 
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
-        [DeclareLaunchArgument(name, default_value=default, description=text)
-         for name, (default, text) in ARGUMENTS.items()]
+        [
+            DeclareLaunchArgument(name, default_value=default, description=text)
+            for name, (default, text) in ARGUMENTS.items()
+        ]
         + [OpaqueFunction(function=_actions)]
     )

@@ -6,6 +6,7 @@ it again: usage and configuration problems (a bad argument, parameter, config fi
 or input file named by the user) exit 2 before any work starts; failures while working exit 1.
 The mixed-in ValueError/RuntimeError keep `except ValueError` callers working.
 """
+
 from __future__ import annotations
 
 import sys
@@ -29,8 +30,13 @@ def quote(value: object, limit: int = MAX_QUOTED_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def message(problem: str, *, source: Optional[object] = None, field: Optional[str] = None,
-            fix: Optional[str] = None) -> str:
+def message(
+    problem: str,
+    *,
+    source: Optional[object] = None,
+    field: Optional[str] = None,
+    fix: Optional[str] = None,
+) -> str:
     """'<source>: <field>: <problem>. Fix: <fix>': the one shape every error message takes."""
     parts = [str(p) for p in (source, field) if p]
     text = ": ".join([*parts, problem])
@@ -42,8 +48,14 @@ class SpaceClipError(Exception):
 
     exit_code = EXIT_FAILURE
 
-    def __init__(self, problem: str, *, source: Optional[object] = None, field: Optional[str] = None,
-                 fix: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        problem: str,
+        *,
+        source: Optional[object] = None,
+        field: Optional[str] = None,
+        fix: Optional[str] = None,
+    ) -> None:
         super().__init__(message(problem, source=source, field=field, fix=fix))
         self.source, self.field, self.fix = source, field, fix
 
@@ -70,8 +82,9 @@ def exit_code_for(exc: BaseException) -> int:
     return exc.exit_code if isinstance(exc, SpaceClipError) else EXIT_FAILURE
 
 
-def run_tool(prog: str, main: Callable[[Optional[Sequence[str]]], int],
-             argv: Optional[Sequence[str]] = None) -> int:
+def run_tool(
+    prog: str, main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None
+) -> int:
     """Run a tool's main(); a SpaceClipError becomes '<prog>: error: ...' on stderr and its exit code."""
     try:
         return main(argv)

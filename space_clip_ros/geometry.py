@@ -4,6 +4,7 @@ Pure numpy, no ROS. The ROS layer turns these arrays into PointCloud2; the KITTI
 same code to project LiDAR into the camera, so a mistake here shows up in every test.
 Conventions follow REP 103/104 optical frames: x right, y down, z forward, metres.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ class Intrinsics:
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.fx) and np.isfinite(self.fy) and self.fx > 0 and self.fy > 0):
-            raise ValueError(f"focal lengths must be finite and positive, got fx={self.fx}, fy={self.fy}")
+            raise ValueError(
+                f"focal lengths must be finite and positive, got fx={self.fx}, fy={self.fy}"
+            )
         if not (np.isfinite(self.cx) and np.isfinite(self.cy)):
             raise ValueError(f"principal point must be finite, got cx={self.cx}, cy={self.cy}")
         if self.width <= 0 or self.height <= 0:
@@ -41,7 +44,9 @@ class Intrinsics:
             m = m.reshape(3, 4)
         if m.shape not in ((3, 3), (3, 4)):
             raise ValueError(f"expected a 3x3 or 3x4 camera matrix, got shape {m.shape}")
-        return cls(float(m[0, 0]), float(m[1, 1]), float(m[0, 2]), float(m[1, 2]), int(width), int(height))
+        return cls(
+            float(m[0, 0]), float(m[1, 1]), float(m[0, 2]), float(m[1, 2]), int(width), int(height)
+        )
 
     @property
     def matrix(self) -> np.ndarray:
@@ -68,8 +73,12 @@ class Intrinsics:
 @lru_cache(maxsize=16)
 def _ray_grid(intr: Intrinsics, step: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel (u - cx) / fx and (v - cy) / fy, cached: the camera rarely changes."""
-    u = (np.arange(0, intr.width, step, dtype=np.float32) - np.float32(intr.cx)) / np.float32(intr.fx)
-    v = (np.arange(0, intr.height, step, dtype=np.float32) - np.float32(intr.cy)) / np.float32(intr.fy)
+    u = (np.arange(0, intr.width, step, dtype=np.float32) - np.float32(intr.cx)) / np.float32(
+        intr.fx
+    )
+    v = (np.arange(0, intr.height, step, dtype=np.float32) - np.float32(intr.cy)) / np.float32(
+        intr.fy
+    )
     return u[None, :], v[:, None]
 
 

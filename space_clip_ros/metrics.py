@@ -3,6 +3,7 @@
 One implementation so that the number the node reports live and the number training/evaluate.py
 prints are computed the same way.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,7 +11,17 @@ from typing import Iterable, Literal
 
 import numpy as np
 
-METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "delta1", "delta2", "delta3")
+METRIC_NAMES = (
+    "abs_rel",
+    "sq_rel",
+    "rmse",
+    "rmse_log",
+    "log10",
+    "silog",
+    "delta1",
+    "delta2",
+    "delta3",
+)
 
 Crop = Literal["eigen", "garg", "nyu", "none"]
 
@@ -27,11 +38,19 @@ def crop_mask(height: int, width: int, crop: Crop) -> np.ndarray:
     if crop == "none":
         mask[:] = True
     elif crop == "garg":
-        mask[int(0.40810811 * height):int(0.99189189 * height), int(0.03594771 * width):int(0.96405229 * width)] = True
+        mask[
+            int(0.40810811 * height) : int(0.99189189 * height),
+            int(0.03594771 * width) : int(0.96405229 * width),
+        ] = True
     elif crop == "eigen":
-        mask[int(0.3324324 * height):int(0.91351351 * height), int(0.0359477 * width):int(0.96405229 * width)] = True
+        mask[
+            int(0.3324324 * height) : int(0.91351351 * height),
+            int(0.0359477 * width) : int(0.96405229 * width),
+        ] = True
     elif crop == "nyu":  # integer arithmetic: exact at 480x640
-        mask[45 * height // 480:471 * height // 480, 41 * width // 640:601 * width // 640] = True
+        mask[45 * height // 480 : 471 * height // 480, 41 * width // 640 : 601 * width // 640] = (
+            True
+        )
     else:
         raise ValueError(f"unknown crop {crop!r}; use 'eigen', 'garg', 'nyu' or 'none'")
     return mask
@@ -65,7 +84,9 @@ def compute_metrics(
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape:
-        raise ValueError(f"prediction shape {pred.shape} differs from ground truth {gt.shape}; resize the prediction")
+        raise ValueError(
+            f"prediction shape {pred.shape} differs from ground truth {gt.shape}; resize the prediction"
+        )
     if mask is None:
         mask = valid_mask(gt, min_depth, max_depth)
     mask = mask & np.isfinite(pred)

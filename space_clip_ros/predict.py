@@ -6,9 +6,8 @@ of the built-in synthetic street (space_clip_ros.scenes.street), writes the RGB 
 truth beside the predictions and prints the standard depth metrics: a first run needs neither
 images, nor a dataset, nor weights.
 """
-from __future__ import annotations
 
-from space_clip_ros.errors import ConfigError
+from __future__ import annotations
 
 import argparse
 import json
@@ -16,13 +15,14 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from space_clip_ros.errors import ConfigError
 from space_clip_ros.io.outputs import FORMATS, write_outputs, write_synthetic_frame
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
@@ -94,52 +94,91 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     inputs = parser.add_argument_group("inputs")
-    inputs.add_argument("inputs", nargs="*", type=Path, help="image files and/or folders of images")
-    inputs.add_argument("-r", "--recursive", action="store_true", help="also take images from subfolders")
     inputs.add_argument(
-        "--synthetic", type=int, default=0, metavar="N",
+        "inputs", nargs="*", type=Path, help="image files and/or folders of images"
+    )
+    inputs.add_argument(
+        "-r", "--recursive", action="store_true", help="also take images from subfolders"
+    )
+    inputs.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
         help="also run on N frames of the built-in synthetic driving sequence and print metrics against "
         "its exact ground truth",
     )
     inputs.add_argument(
-        "--synthetic-size", type=parse_size, default=(1242, 375), metavar="WxH",
+        "--synthetic-size",
+        type=parse_size,
+        default=(1242, 375),
+        metavar="WxH",
         help="image size of the synthetic frames (default: KITTI's 1242x375)",
     )
 
     model = parser.add_argument_group("model")
     model.add_argument(
-        "--checkpoint", type=Path, metavar="DIR",
+        "--checkpoint",
+        type=Path,
+        metavar="DIR",
         help="trained checkpoint: a directory with decoder.safetensors + config.yaml (or the .safetensors "
         "file), or an exported .onnx graph (ONNX Runtime). Without it an UNTRAINED model runs and the depth is "
         "meaningless.",
     )
     model.add_argument(
-        "--backbone-weights", metavar="TAG_OR_FILE",
+        "--backbone-weights",
+        metavar="TAG_OR_FILE",
         help="where the frozen CLIP backbone's weights come from, overriding the checkpoint's config: "
         "an open_clip pretrained tag or a local file",
     )
-    model.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)")
     model.add_argument(
-        "--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="inference precision (default: fp32)"
+        "--device",
+        default="auto",
+        help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)",
     )
     model.add_argument(
-        "--batch-size", type=int, default=4, metavar="N",
+        "--precision",
+        default="fp32",
+        choices=("fp32", "fp16", "bf16"),
+        help="inference precision (default: fp32)",
+    )
+    model.add_argument(
+        "--batch-size",
+        type=int,
+        default=4,
+        metavar="N",
         help="images per forward pass; consecutive images of one size are batched (default: 4)",
     )
 
-    outputs = parser.add_argument_group("outputs (none of --png16/--npy/--preview given: all three)")
+    outputs = parser.add_argument_group(
+        "outputs (none of --png16/--npy/--preview given: all three)"
+    )
     outputs.add_argument(
-        "-o", "--output-dir", type=Path, default=Path("depth_output"), metavar="DIR",
+        "-o",
+        "--output-dir",
+        type=Path,
+        default=Path("depth_output"),
+        metavar="DIR",
         help="where results go (default: ./depth_output)",
     )
-    outputs.add_argument("--png16", action="store_true", help="write 16-bit KITTI-convention depth PNGs")
+    outputs.add_argument(
+        "--png16", action="store_true", help="write 16-bit KITTI-convention depth PNGs"
+    )
     outputs.add_argument("--npy", action="store_true", help="write float32 .npy depth in metres")
     outputs.add_argument("--preview", action="store_true", help="write colourised preview PNGs")
     outputs.add_argument(
-        "--min-depth", type=float, default=1.0, metavar="M", help="preview colour range start, metres (default: 1)"
+        "--min-depth",
+        type=float,
+        default=1.0,
+        metavar="M",
+        help="preview colour range start, metres (default: 1)",
     )
     outputs.add_argument(
-        "--max-depth", type=float, default=80.0, metavar="M", help="preview colour range end, metres (default: 80)"
+        "--max-depth",
+        type=float,
+        default=80.0,
+        metavar="M",
+        help="preview colour range end, metres (default: 80)",
     )
     outputs.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -156,7 +195,9 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 1242x375") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected WIDTHxHEIGHT, e.g. 1242x375"
+        ) from None
     if width < 8 or height < 8:
         raise argparse.ArgumentTypeError(f"{text!r}: each side must be at least 8 pixels")
     return width, height
@@ -164,13 +205,17 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def validate(args: argparse.Namespace) -> None:
     if not args.inputs and args.synthetic <= 0:
-        raise UsageError("nothing to do: give image files or folders, or --synthetic N (see --help)")
+        raise UsageError(
+            "nothing to do: give image files or folders, or --synthetic N (see --help)"
+        )
     if args.synthetic < 0:
         raise UsageError(f"--synthetic must be >= 0, got {args.synthetic}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if not (0 <= args.min_depth < args.max_depth):
-        raise UsageError(f"need 0 <= --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}")
+        raise UsageError(
+            f"need 0 <= --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}"
+        )
 
 
 def collect_jobs(inputs: Sequence[Path], output_dir: Path, recursive: bool) -> list[Job]:
@@ -179,14 +224,18 @@ def collect_jobs(inputs: Sequence[Path], output_dir: Path, recursive: bool) -> l
     for path in inputs:
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(
+                p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
             if not files:
                 hint = "" if recursive else " (use --recursive to search subfolders)"
                 raise UsageError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) found{hint}")
             base = output_dir / path.resolve().name
             jobs.extend(Job(f, base / f.relative_to(path).with_suffix("")) for f in files)
         elif path.is_file():
-            jobs.append(Job(path, output_dir / path.stem))  # explicitly named: tried whatever its suffix
+            jobs.append(
+                Job(path, output_dir / path.stem)
+            )  # explicitly named: tried whatever its suffix
         else:
             raise UsageError(f"{path}: no such file or folder")
     seen: dict[Path, Path] = {}
@@ -215,7 +264,12 @@ def _loaded_batches(
     for job in jobs:
         try:
             image = load_rgb(job.source)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's "cannot read"
+        except (
+            OSError,
+            ValueError,
+            SyntaxError,
+            Image.DecompressionBombError,
+        ) as exc:  # PIL's "cannot read"
             log.error("%s: cannot read image (%s); skipped", job.source, exc)
             failed.append(job.source)
             bar.update(1)
@@ -229,7 +283,10 @@ def _loaded_batches(
 
 
 def run_images(
-    estimator: "DepthEstimator", jobs: Sequence[Job], args: argparse.Namespace, formats: tuple[str, ...]
+    estimator: "DepthEstimator",
+    jobs: Sequence[Job],
+    args: argparse.Namespace,
+    formats: tuple[str, ...],
 ) -> list[Path]:
     """Predict and write every job; returns the sources that could not be read."""
     failed: list[Path] = []
@@ -243,7 +300,9 @@ def run_images(
     return failed
 
 
-def run_synthetic(estimator: "DepthEstimator", args: argparse.Namespace, formats: tuple[str, ...]) -> dict[str, float]:
+def run_synthetic(
+    estimator: "DepthEstimator", args: argparse.Namespace, formats: tuple[str, ...]
+) -> dict[str, float]:
     """Predict on the synthetic drive, write RGB + ground truth + predictions, print metrics; returns the means."""
     width, height = args.synthetic_size
     drive = SyntheticDrive(DriveConfig(width=width, height=height))
@@ -251,8 +310,13 @@ def run_synthetic(estimator: "DepthEstimator", args: argparse.Namespace, formats
     out_dir.mkdir(parents=True, exist_ok=True)
     running, scaled = RunningMetrics(), RunningMetrics()
     rows = []
-    frames = tqdm(drive.frames(args.synthetic), total=args.synthetic, unit="frame", desc="synthetic",
-                  disable=args.synthetic <= 1 or args.no_progress)
+    frames = tqdm(
+        drive.frames(args.synthetic),
+        total=args.synthetic,
+        unit="frame",
+        desc="synthetic",
+        disable=args.synthetic <= 1 or args.no_progress,
+    )
     for frame in frames:
         depth = estimator.predict(frame.rgb)
         write_synthetic_frame(out_dir, frame, depth, formats, args.min_depth, args.max_depth)
@@ -262,12 +326,22 @@ def run_synthetic(estimator: "DepthEstimator", args: argparse.Namespace, formats
         rows.append((f"frame {frame.index}", metrics))
     means = running.mean()
     rows += [("mean", means), ("med-scaled", scaled.mean())]
-    print(f"\nSynthetic drive, {args.synthetic} frame(s) at {width}x{height}, ground truth 1e-3..80 m "
-          "('med-scaled': predictions median-scaled to the ground truth, i.e. scale ignored):")
+    print(
+        f"\nSynthetic drive, {args.synthetic} frame(s) at {width}x{height}, ground truth 1e-3..80 m "
+        "('med-scaled': predictions median-scaled to the ground truth, i.e. scale ignored):"
+    )
     print(format_table(rows))
-    summary = {"frames": args.synthetic, "size": [width, height], "mean": means, "mean_median_scaled": scaled.mean()}
+    summary = {
+        "frames": args.synthetic,
+        "size": [width, height],
+        "mean": means,
+        "mean_median_scaled": scaled.mean(),
+    }
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    log.info("synthetic RGB, ground truth (*_gt.png), predictions and metrics.json written to %s", out_dir)
+    log.info(
+        "synthetic RGB, ground truth (*_gt.png), predictions and metrics.json written to %s",
+        out_dir,
+    )
     return means
 
 
@@ -278,7 +352,10 @@ def load_estimator(args: argparse.Namespace) -> "DepthEstimator":
     if args.checkpoint is None:
         log.warning(UNTRAINED_BANNER)
     return DepthEstimator.from_checkpoint(
-        args.checkpoint, device=args.device, precision=args.precision, backbone_weights=args.backbone_weights
+        args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        backbone_weights=args.backbone_weights,
     )
 
 
@@ -296,7 +373,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     try:
         estimator = load_estimator(args)
-    except (ValueError, RuntimeError) as exc:  # CheckpointError, ConfigError, bad device/precision, weights
+    except (
+        ValueError,
+        RuntimeError,
+    ) as exc:  # CheckpointError, ConfigError, bad device/precision, weights
         print(f"space-clip-predict: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     log.info("model ready on %s (%s)", estimator.device, estimator.precision)
@@ -308,19 +388,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     written = len(jobs) - len(failed)
     if jobs:
-        log.info("%d of %d image(s) written to %s (%s)", written, len(jobs), args.output_dir, ", ".join(formats))
+        log.info(
+            "%d of %d image(s) written to %s (%s)",
+            written,
+            len(jobs),
+            args.output_dir,
+            ", ".join(formats),
+        )
     if args.checkpoint is None:
-        log.warning("reminder: no --checkpoint was given, so these depths come from an UNTRAINED model")
+        log.warning(
+            "reminder: no --checkpoint was given, so these depths come from an UNTRAINED model"
+        )
     if failed:
-        log.error("%d image(s) could not be read:\n  %s", len(failed), "\n  ".join(str(p) for p in failed))
+        log.error(
+            "%d image(s) could not be read:\n  %s",
+            len(failed),
+            "\n  ".join(str(p) for p in failed),
+        )
         return EXIT_SOME_FAILED
     return EXIT_OK
 
 
 def deprecated_main() -> int:
     """`space-clip-depth`, the tool's old name: one character away from the node `space_clip_depth`."""
-    print("space-clip-depth is deprecated and will be removed in the next release: "
-          "use space-clip-predict (same arguments)", file=sys.stderr)
+    print(
+        "space-clip-depth is deprecated and will be removed in the next release: "
+        "use space-clip-predict (same arguments)",
+        file=sys.stderr,
+    )
     return main()
 
 

@@ -5,6 +5,7 @@ torch, one trusting `torch.cuda.is_bf16_supported()`, which counts emulation and
 on V100, T4, RTX 20xx and Xavier). Every tool now asks these functions, and a bad device or
 precision fails at start with the field and the fix.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +18,11 @@ import torch
 
 from space_clip_ros.errors import ConfigError
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
 PRECISION_CHOICES = ("auto", *PRECISIONS)
 DEVICE_CHOICES_TEXT = "'auto', 'cpu', 'cuda' or 'cuda:N'"
 # bf16 tensor cores arrived with Ampere (compute capability 8.0); before that CUDA emulates it.
@@ -36,15 +41,23 @@ def resolve_device(name: str, field: str = "device") -> torch.device:
     if name == "cuda" or name.startswith("cuda:"):
         index_text = name.partition(":")[2]
         if index_text and not index_text.isdigit():
-            raise ConfigError(f"'{name}' is not a device", field=field, fix=f"use {DEVICE_CHOICES_TEXT}")
+            raise ConfigError(
+                f"'{name}' is not a device", field=field, fix=f"use {DEVICE_CHOICES_TEXT}"
+            )
         if not torch.cuda.is_available():
-            raise ConfigError(f"'{name}' requested but CUDA is not available (torch {torch.__version__})",
-                              field=field, fix="use 'auto' or 'cpu', or install a CUDA build of torch")
+            raise ConfigError(
+                f"'{name}' requested but CUDA is not available (torch {torch.__version__})",
+                field=field,
+                fix="use 'auto' or 'cpu', or install a CUDA build of torch",
+            )
         index = int(index_text) if index_text else torch.cuda.current_device()
         count = torch.cuda.device_count()
         if index >= count:
-            raise ConfigError(f"'{name}' requested but only {count} CUDA device(s) are visible",
-                              field=field, fix=f"use cuda:0..cuda:{count - 1} (check CUDA_VISIBLE_DEVICES)")
+            raise ConfigError(
+                f"'{name}' requested but only {count} CUDA device(s) are visible",
+                field=field,
+                fix=f"use cuda:0..cuda:{count - 1} (check CUDA_VISIBLE_DEVICES)",
+            )
         return torch.device("cuda", index)
     raise ConfigError(f"unknown device '{name}'", field=field, fix=f"use {DEVICE_CHOICES_TEXT}")
 
@@ -69,7 +82,11 @@ def has_native_bf16(device: torch.device) -> bool:
         return torch.cuda.get_device_capability(device) >= NATIVE_BF16_CUDA_CAPABILITY
     if device.type == "cpu":
         return bool(_cpu_flags() & NATIVE_BF16_CPU_FLAGS) and platform.machine().lower() in (
-            "x86_64", "amd64", "aarch64", "arm64")
+            "x86_64",
+            "amd64",
+            "aarch64",
+            "arm64",
+        )
     return False
 
 
@@ -80,8 +97,11 @@ def resolve_precision(name: str, device: torch.device, field: str = "precision")
             return torch.float16
         return torch.bfloat16 if has_native_bf16(device) else torch.float32
     if name not in PRECISIONS:
-        raise ConfigError(f"unknown precision '{name}'", field=field,
-                          fix=f"use one of {', '.join(PRECISION_CHOICES)}")
+        raise ConfigError(
+            f"unknown precision '{name}'",
+            field=field,
+            fix=f"use one of {', '.join(PRECISION_CHOICES)}",
+        )
     return PRECISIONS[name]
 
 

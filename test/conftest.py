@@ -4,6 +4,7 @@ DDS traffic stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) and 
 session gets its own ROS domain, so parallel runs on one host never hear each other's topics.
 These must be set before rclpy is first initialised, hence at conftest import time.
 """
+
 import os
 import random
 

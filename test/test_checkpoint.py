@@ -1,4 +1,5 @@
 """Checkpoint format: exact round trip, strict validation, backbone weight sources."""
+
 import json
 
 import pytest
@@ -92,7 +93,10 @@ def test_unknown_config_field_names_file_field_and_suggestion(trained):
     cfg = yaml.safe_load((path / "config.yaml").read_text())
     cfg["decoder"]["semantic_channel"] = cfg["decoder"].pop("semantic_channels")
     (path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    with pytest.raises(CheckpointError, match=r"config.yaml: unknown field 'decoder.semantic_channel'.*semantic_channels"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"config.yaml: unknown field 'decoder.semantic_channel'.*semantic_channels",
+    ):
         load_checkpoint(path)
 
 
@@ -138,14 +142,18 @@ def test_missing_keys_when_config_expects_more(trained, tmp_path):
 def test_unexpected_keys_when_config_expects_less(trained):
     _, path = trained
     _write_config(path, use_structural=False)
-    with pytest.raises(CheckpointError, match=r"unexpected key '(stages|structural)\..*\(54 unexpected\).*Fix"):
+    with pytest.raises(
+        CheckpointError, match=r"unexpected key '(stages|structural)\..*\(54 unexpected\).*Fix"
+    ):
         load_checkpoint(path)
 
 
 def test_shape_mismatch_names_key_and_shapes(trained):
     _, path = trained
     _write_config(path, head_hidden=6)
-    with pytest.raises(CheckpointError, match=r"key 'head.0.0.weight' has shape \(4, 8, 3, 3\).*\(6, 8, 3, 3\)"):
+    with pytest.raises(
+        CheckpointError, match=r"key 'head.0.0.weight' has shape \(4, 8, 3, 3\).*\(6, 8, 3, 3\)"
+    ):
         load_checkpoint(path)
 
 
@@ -203,13 +211,19 @@ def test_backbone_weights_of_another_architecture(tmp_path):
     save_file({"visual.conv1.weight": torch.zeros(8, 3, 16, 16)}, str(path))
     cfg = tiny_config()
     cfg.backbone.pretrained = str(path)
-    with pytest.raises(BackboneWeightsError, match="(?s)wrong.safetensors: weights do not fit.*Fix"):
+    with pytest.raises(
+        BackboneWeightsError, match="(?s)wrong.safetensors: weights do not fit.*Fix"
+    ):
         build_model(cfg)
 
 
 def test_unknown_tag_lists_known_tags():
     cfg = tiny_config()
-    cfg.backbone.model_name, cfg.backbone.model_cfg, cfg.backbone.pretrained = "ViT-B-16", None, "no_such_tag"
+    cfg.backbone.model_name, cfg.backbone.model_cfg, cfg.backbone.pretrained = (
+        "ViT-B-16",
+        None,
+        "no_such_tag",
+    )
     cfg.backbone.input_size = (224, 224)
     with pytest.raises(BackboneWeightsError, match="known tags: .*openai"):
         build_model(cfg)
@@ -218,7 +232,9 @@ def test_unknown_tag_lists_known_tags():
 def test_offline_tag_fails_fast_with_fix(monkeypatch):
     """HF_HUB_OFFLINE is set by conftest: nothing cached, so the error comes at once and says what to do."""
     cfg = SpaceClipConfig()
-    with pytest.raises(BackboneWeightsError, match="could not fetch open_clip weights ViT-B-16/openai.*Fix"):
+    with pytest.raises(
+        BackboneWeightsError, match="could not fetch open_clip weights ViT-B-16/openai.*Fix"
+    ):
         build_model(cfg)
 
 
@@ -230,7 +246,9 @@ def test_positional_embeddings_are_resampled_for_another_input_size(tmp_path):
     model = build_model(cfg)
     pos = model.backbone.visual.positional_embedding
     assert pos.shape == (1 + 4 * 12, 32)
-    torch.testing.assert_close(pos[0], donor.backbone.visual.positional_embedding[0])  # class token untouched
+    torch.testing.assert_close(
+        pos[0], donor.backbone.visual.positional_embedding[0]
+    )  # class token untouched
     assert torch.equal(model.backbone.visual.conv1.weight, donor.backbone.visual.conv1.weight)
 
 
@@ -240,9 +258,18 @@ def test_timm_tower_weights_from_an_open_clip_file(tmp_path):
         for p in donor.backbone.parameters():
             p.normal_()
     path = tmp_path / "timm_clip.safetensors"
-    save_file({f"visual.trunk.{k}": v.contiguous() for k, v in donor.backbone.visual.state_dict().items()}, str(path))
+    save_file(
+        {
+            f"visual.trunk.{k}": v.contiguous()
+            for k, v in donor.backbone.visual.state_dict().items()
+        },
+        str(path),
+    )
     cfg = tiny_timm_config(input_size=(64, 128))
     cfg.backbone.pretrained = str(path)
     model = build_model(cfg)
     assert model.backbone.visual.pos_embed.shape[1] == 1 + 4 * 8
-    assert torch.equal(model.backbone.visual.blocks[3].mlp.fc1.weight, donor.backbone.visual.blocks[3].mlp.fc1.weight)
+    assert torch.equal(
+        model.backbone.visual.blocks[3].mlp.fc1.weight,
+        donor.backbone.visual.blocks[3].mlp.fc1.weight,
+    )

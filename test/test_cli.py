@@ -1,4 +1,5 @@
 """space-clip-predict end to end: real files in, real files out, with a tiny checkpoint."""
+
 import json
 import logging
 import subprocess
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from space_clip_ros.predict import main
 from space_clip_ros.io.depth_files import KITTI_MAX_DEPTH, read_npy, read_png16
 from space_clip_ros.model import build_model, save_checkpoint
 from space_clip_ros.model.tiny import tiny_config
+from space_clip_ros.predict import main
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
 
 
@@ -22,7 +23,9 @@ def checkpoint(tmp_path_factory):
 
 def _image(path, height, width, seed=0):
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(
+        np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    ).save(path)
 
 
 def _assert_outputs(stem, height, width):
@@ -43,13 +46,27 @@ def test_folder_with_a_corrupt_image(tmp_path, checkpoint, caplog):
     _image(inputs / "b.jpg", 40, 60, seed=2)
     _image(inputs / "c.bmp", 40, 60, seed=3)
     _image(inputs / "nested" / "d.png", 33, 51, seed=4)  # another size: its own batch
-    Image.fromarray(np.zeros((20, 20), np.uint8)).save(inputs / "grey.png")  # greyscale is converted, not refused
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(
+        inputs / "grey.png"
+    )  # greyscale is converted, not refused
     (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     (inputs / "notes.txt").write_text("not an image, not picked up from a folder")
     out = tmp_path / "out"
     with caplog.at_level(logging.ERROR):
-        rc = main([str(inputs), "--recursive", "--checkpoint", str(checkpoint), "-o", str(out),
-                   "--batch-size", "2", "--device", "cpu"])
+        rc = main(
+            [
+                str(inputs),
+                "--recursive",
+                "--checkpoint",
+                str(checkpoint),
+                "-o",
+                str(out),
+                "--batch-size",
+                "2",
+                "--device",
+                "cpu",
+            ]
+        )
     assert rc == 1
     assert str(inputs / "broken.png") in caplog.text
     for name in ("a", "b", "c"):
@@ -63,22 +80,55 @@ def test_folder_without_recursion_skips_subfolders_and_one_format_only(tmp_path,
     _image(tmp_path / "cam" / "a.png", 24, 36)
     _image(tmp_path / "cam" / "deeper" / "b.png", 24, 36)
     out = tmp_path / "out"
-    assert main([str(tmp_path / "cam"), "--checkpoint", str(checkpoint), "-o", str(out), "--png16"]) == 0
+    assert (
+        main([str(tmp_path / "cam"), "--checkpoint", str(checkpoint), "-o", str(out), "--png16"])
+        == 0
+    )
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == ["cam/a_depth.png"]
 
 
 def test_single_file_is_named_after_the_input(tmp_path, checkpoint):
     _image(tmp_path / "photo.jpg", 30, 45)
     out = tmp_path / "out"
-    assert main([str(tmp_path / "photo.jpg"), "--checkpoint", str(checkpoint / "decoder.safetensors"),
-                 "-o", str(out), "--npy", "--preview", "--min-depth", "0.5", "--max-depth", "20"]) == 0
+    assert (
+        main(
+            [
+                str(tmp_path / "photo.jpg"),
+                "--checkpoint",
+                str(checkpoint / "decoder.safetensors"),
+                "-o",
+                str(out),
+                "--npy",
+                "--preview",
+                "--min-depth",
+                "0.5",
+                "--max-depth",
+                "20",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["photo_depth.npy", "photo_preview.png"]
     assert read_npy(out / "photo_depth.npy").shape == (30, 45)
 
 
 def test_synthetic_run_writes_ground_truth_and_metrics(tmp_path, checkpoint, capsys):
     out = tmp_path / "out"
-    assert main(["--synthetic", "2", "--synthetic-size", "96x32", "--checkpoint", str(checkpoint), "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--synthetic",
+                "2",
+                "--synthetic-size",
+                "96x32",
+                "--checkpoint",
+                str(checkpoint),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     frames = list(SyntheticDrive(DriveConfig(width=96, height=32)).frames(2))
     for frame in frames:
         stem = out / "synthetic" / f"{frame.index:06d}"
@@ -108,7 +158,10 @@ def test_without_checkpoint_warns_loudly_and_still_runs(tmp_path, caplog):
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     _image(tmp_path / "a.png", 24, 32)
     missing = tmp_path / "no_such_checkpoint"
-    assert main([str(tmp_path / "a.png"), "--checkpoint", str(missing), "-o", str(tmp_path / "out")]) == 2
+    assert (
+        main([str(tmp_path / "a.png"), "--checkpoint", str(missing), "-o", str(tmp_path / "out")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert str(missing) in err and "not found" in err
     assert not (tmp_path / "out").exists()
@@ -140,11 +193,35 @@ def test_usage_errors_exit_2_before_loading_a_model(tmp_path, capsys, argv, mess
 
 
 def test_help_teaches_usage():
-    result = subprocess.run([sys.executable, "-m", "space_clip_ros.predict", "--help"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "space_clip_ros.predict", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0
-    for text in ("examples:", "--checkpoint", "--synthetic", "--recursive", "--png16", "KITTI", "space-clip-predict photo.jpg"):
+    for text in (
+        "examples:",
+        "--checkpoint",
+        "--synthetic",
+        "--recursive",
+        "--png16",
+        "KITTI",
+        "space-clip-predict photo.jpg",
+    ):
         assert text in result.stdout
-    bad = subprocess.run([sys.executable, "-m", "space_clip_ros.predict", "--synthetic", "2", "--synthetic-size", "12"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "space_clip_ros.predict",
+            "--synthetic",
+            "2",
+            "--synthetic-size",
+            "12",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "WIDTHxHEIGHT" in bad.stderr

@@ -1,4 +1,5 @@
 """Turbo palette and fixed-range colourisation: a colour must mean the same distance in every frame."""
+
 import numpy as np
 import pytest
 
@@ -11,9 +12,13 @@ def test_lut_is_a_smooth_turbo_ramp():
     # Turbo runs blue -> cyan -> green -> yellow -> red.
     dominant = [int(np.argmax(TURBO_LUT[i])) for i in (40, 128, 230)]
     assert dominant == [2, 1, 0]
-    assert np.abs(np.diff(TURBO_LUT.astype(int), axis=0)).max() <= 16  # no jumps between neighbours
+    assert (
+        np.abs(np.diff(TURBO_LUT.astype(int), axis=0)).max() <= 16
+    )  # no jumps between neighbours
     brightness = TURBO_LUT.astype(int).sum(axis=1)
-    assert brightness[0] < brightness[128] and brightness[255] < brightness[128]  # dark ends, bright middle
+    assert (
+        brightness[0] < brightness[128] and brightness[255] < brightness[128]
+    )  # dark ends, bright middle
     assert turbo_lut(16).shape == (16, 3)
 
 
@@ -28,8 +33,12 @@ def test_near_is_red_far_is_blue_and_range_ends_saturate():
 def test_colour_depends_on_metric_depth_not_on_the_frame():
     near_frame = np.array([[5.0, 10.0]], np.float32)
     far_frame = np.array([[5.0, 60.0]], np.float32)
-    assert np.array_equal(colorize(near_frame, 0.5, 80.0)[0, 0], colorize(far_frame, 0.5, 80.0)[0, 0])
-    assert not np.array_equal(colorize(near_frame, 0.5, 80.0)[0, 1], colorize(far_frame, 0.5, 80.0)[0, 1])
+    assert np.array_equal(
+        colorize(near_frame, 0.5, 80.0)[0, 0], colorize(far_frame, 0.5, 80.0)[0, 0]
+    )
+    assert not np.array_equal(
+        colorize(near_frame, 0.5, 80.0)[0, 1], colorize(far_frame, 0.5, 80.0)[0, 1]
+    )
 
 
 def test_invalid_depth_is_black():
@@ -41,7 +50,9 @@ def test_invalid_depth_is_black():
 
 def test_bgr_order_swaps_channels():
     depth = np.linspace(1, 80, 12, dtype=np.float32).reshape(3, 4)
-    assert np.array_equal(colorize(depth, 1, 80, channel_order="bgr"), colorize(depth, 1, 80)[..., ::-1])
+    assert np.array_equal(
+        colorize(depth, 1, 80, channel_order="bgr"), colorize(depth, 1, 80)[..., ::-1]
+    )
 
 
 @pytest.mark.parametrize(

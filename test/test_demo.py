@@ -1,13 +1,14 @@
 """space-clip-demo end to end: synthetic camera -> space_clip_depth over DDS -> depth, points, metrics."""
+
 import json
 
 import numpy as np
 import pytest
 
-from space_clip_ros.ros import demo
 from space_clip_ros.io.depth_files import read_png16
 from space_clip_ros.model import build_model, save_checkpoint
 from space_clip_ros.model.tiny import tiny_config
+from space_clip_ros.ros import demo
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +20,23 @@ def checkpoint(tmp_path_factory):
 
 def _run(tmp_path, checkpoint, *extra):
     out = tmp_path / "out"
-    code = demo.main(["--frames", "3", "--width", "160", "--height", "48", "--checkpoint", str(checkpoint),
-                      "--output-dir", str(out), "--timeout", "60", *extra])
+    code = demo.main(
+        [
+            "--frames",
+            "3",
+            "--width",
+            "160",
+            "--height",
+            "48",
+            "--checkpoint",
+            str(checkpoint),
+            "--output-dir",
+            str(out),
+            "--timeout",
+            "60",
+            *extra,
+        ]
+    )
     return code, out, json.loads((out / "summary.json").read_text())
 
 
@@ -35,8 +51,12 @@ def test_demo_over_dds_returns_depth_points_and_metrics(tmp_path, checkpoint, ca
     assert all(np.isfinite(f["abs_rel"]) for f in frames)
     depth = np.load(out / "000001_depth.npy")
     assert depth.shape == (48, 160)
-    np.testing.assert_allclose(read_png16(out / "000001_depth.png"), np.nan_to_num(depth), atol=1 / 256)
-    assert all((out / f"000001_{kind}.png").is_file() for kind in ("rgb", "gt", "gt_preview", "preview"))
+    np.testing.assert_allclose(
+        read_png16(out / "000001_depth.png"), np.nan_to_num(depth), atol=1 / 256
+    )
+    assert all(
+        (out / f"000001_{kind}.png").is_file() for kind in ("rgb", "gt", "gt_preview", "preview")
+    )
     assert "through the space_clip_depth node over DDS" in capsys.readouterr().out
 
 
@@ -47,7 +67,19 @@ def test_demo_without_ros_matches_transport_free_path(tmp_path, checkpoint):
 
 
 def test_demo_says_loudly_when_untrained(tmp_path, capsys):
-    code = demo.main(["--frames", "1", "--width", "64", "--height", "32", "--no-ros", "--output-dir", str(tmp_path)])
+    code = demo.main(
+        [
+            "--frames",
+            "1",
+            "--width",
+            "64",
+            "--height",
+            "32",
+            "--no-ros",
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     assert "NO TRAINED CHECKPOINT" in capsys.readouterr().out
     assert json.loads((tmp_path / "summary.json").read_text())["trained"] is False

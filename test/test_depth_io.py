@@ -1,4 +1,5 @@
 """Depth files: KITTI 16-bit PNG (metres * 256, 0 = invalid), float32 .npy, colour preview."""
+
 import numpy as np
 import pytest
 from PIL import Image

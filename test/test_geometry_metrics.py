@@ -1,4 +1,5 @@
 """Pure geometry and metrics, checked against hand-computed values."""
+
 import numpy as np
 import pytest
 
@@ -9,7 +10,13 @@ from space_clip_ros.geometry import (
     sparse_depth_from_points,
     transform_points,
 )
-from space_clip_ros.metrics import RunningMetrics, compute_metrics, crop_mask, format_table, valid_mask
+from space_clip_ros.metrics import (
+    RunningMetrics,
+    compute_metrics,
+    crop_mask,
+    format_table,
+    valid_mask,
+)
 
 KITTI = Intrinsics(fx=721.5377, fy=721.5377, cx=609.5593, cy=172.854, width=1242, height=375)
 
@@ -53,7 +60,9 @@ def test_project_inverts_backproject():
 
 def test_sparse_depth_keeps_nearest_point_per_pixel():
     intr = Intrinsics(100, 100, 50, 50, 101, 101)
-    pts = np.array([[0.0, 0.0, 10.0], [0.0, 0.0, 5.0], [1.0, 0.0, 10.0], [0.0, 0.0, -3.0], [100.0, 0.0, 1.0]])
+    pts = np.array(
+        [[0.0, 0.0, 10.0], [0.0, 0.0, 5.0], [1.0, 0.0, 10.0], [0.0, 0.0, -3.0], [100.0, 0.0, 1.0]]
+    )
     depth = sparse_depth_from_points(pts, intr)
     assert depth[50, 50] == 5.0  # nearest of the two on the optical axis
     assert depth[50, 60] == 10.0  # x=1 m at 10 m lands 10 px right
@@ -76,7 +85,9 @@ def test_intrinsics_validation_and_matrix_forms():
     p = np.array([[700.0, 0, 600, 45.0], [0, 710.0, 170, 0], [0, 0, 1, 0]])
     intr = Intrinsics.from_matrix(p.ravel(), 1242, 375)
     assert (intr.fx, intr.fy, intr.cx, intr.cy) == (700.0, 710.0, 600.0, 170.0)
-    np.testing.assert_array_equal(Intrinsics.from_matrix(intr.matrix, 1242, 375).matrix, intr.matrix)
+    np.testing.assert_array_equal(
+        Intrinsics.from_matrix(intr.matrix, 1242, 375).matrix, intr.matrix
+    )
 
 
 def test_transform_points():

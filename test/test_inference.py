@@ -1,4 +1,5 @@
 """DepthEstimator: the numpy-in, metres-out contract the node and CLI rely on."""
+
 import numpy as np
 import pytest
 import torch
@@ -40,8 +41,12 @@ def test_same_input_same_output(estimator, image):
 
 
 def test_bgr_order_is_honoured(estimator, image):
-    np.testing.assert_array_equal(estimator.predict(image[..., ::-1].copy(), color_order="bgr"), estimator.predict(image))
-    assert not np.array_equal(estimator.predict(image, color_order="bgr"), estimator.predict(image))
+    np.testing.assert_array_equal(
+        estimator.predict(image[..., ::-1].copy(), color_order="bgr"), estimator.predict(image)
+    )
+    assert not np.array_equal(
+        estimator.predict(image, color_order="bgr"), estimator.predict(image)
+    )
 
 
 def test_non_contiguous_views_are_accepted(estimator, image):
@@ -76,7 +81,9 @@ def test_invalid_options():
         with pytest.raises(ValueError, match="CUDA is not available"):
             DepthEstimator(model, device="cuda")
     with pytest.raises(ValueError, match="color_order"):
-        DepthEstimator(model, device="cpu").predict(np.zeros((8, 8, 3), np.uint8), color_order="rgba")
+        DepthEstimator(model, device="cpu").predict(
+            np.zeros((8, 8, 3), np.uint8), color_order="rgba"
+        )
 
 
 def test_bf16_autocast_runs_close_to_fp32(image):
@@ -92,7 +99,9 @@ def test_from_checkpoint_matches_model(tmp_path, image):
     save_checkpoint(model, tmp_path / "ck")
     loaded = DepthEstimator.from_checkpoint(tmp_path / "ck", device="cpu")
     assert loaded.trained
-    np.testing.assert_array_equal(loaded.predict(image), DepthEstimator(model, device="cpu").predict(image))
+    np.testing.assert_array_equal(
+        loaded.predict(image), DepthEstimator(model, device="cpu").predict(image)
+    )
 
 
 def test_no_checkpoint_runs_untrained_default_loudly(caplog, image):

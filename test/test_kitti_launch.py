@@ -1,4 +1,5 @@
 """launch/kitti_replay.launch.py: what it references exists, and it builds where launch_ros is installed."""
+
 import ast
 import importlib.util
 import re
@@ -13,8 +14,13 @@ LAUNCH = ROOT / "launch" / "kitti_replay.launch.py"
 
 def constants() -> dict:
     tree = ast.parse(LAUNCH.read_text())
-    return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
-            for t in node.targets if isinstance(t, ast.Name) and isinstance(node.value, ast.Constant)}
+    return {
+        t.id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name) and isinstance(node.value, ast.Constant)
+    }
 
 
 def test_launch_references_existing_executables_and_files():
@@ -26,15 +32,21 @@ def test_launch_references_existing_executables_and_files():
         assert (ROOT / names[key]).is_file(), names[key]
     yaml.safe_load((ROOT / names["RVIZ_CONFIG"]).read_text())
     from space_clip_ros.kitti.to_bag import VELO_TOPIC, image_topic
+
     assert names["VELO_TOPIC"] == VELO_TOPIC
-    assert image_topic(2) == names["CAMERA_NAMESPACE"] + "/image_raw"  # the node's image:=image_raw remap
+    assert (
+        image_topic(2) == names["CAMERA_NAMESPACE"] + "/image_raw"
+    )  # the node's image:=image_raw remap
 
 
 def test_launch_builds_where_launch_ros_is_installed(tmp_path):
-    pytest.importorskip("launch_ros", reason="launch_ros is not a pip wheel; this runs on a ROS install")
+    pytest.importorskip(
+        "launch_ros", reason="launch_ros is not a pip wheel; this runs on a ROS install"
+    )
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-    from launch import LaunchContext
     from launch.actions import OpaqueFunction
+
+    from launch import LaunchContext
 
     try:
         get_package_share_directory("space_clip_ros")

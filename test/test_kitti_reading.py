@@ -1,14 +1,21 @@
 """KITTI raw reading: calibration, timestamps, frames, and the errors users see on bad data."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from space_clip_ros.evaluation.lidar_gt import lidar_depth
 from space_clip_ros.geometry import project, transform_points
-from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, KittiCalibration, RectifiedCamera, load_calibration
+from space_clip_ros.kitti.calibration import (
+    CAM_TO_CAM,
+    VELO_TO_CAM,
+    KittiCalibration,
+    RectifiedCamera,
+    load_calibration,
+)
 from space_clip_ros.kitti.drive import KittiDrive
 from space_clip_ros.kitti.errors import KittiFormatError
-from space_clip_ros.evaluation.lidar_gt import lidar_depth
 from space_clip_ros.kitti.generated_drive import write_synthetic_drive
 from space_clip_ros.kitti.timestamps import format_timestamp, load_timestamps, parse_timestamp
 
@@ -40,7 +47,9 @@ def test_drive_reads_frames_stamps_and_scans(drive_dir: Path):
     image = drive.image(2, 1)
     assert image.shape == (38, 124, 3) and image.dtype == np.uint8
     scan = drive.scan(2)
-    raw = np.fromfile(drive_dir / "velodyne_points" / "data" / "0000000002.bin", dtype=np.float32).reshape(-1, 4)
+    raw = np.fromfile(
+        drive_dir / "velodyne_points" / "data" / "0000000002.bin", dtype=np.float32
+    ).reshape(-1, 4)
     np.testing.assert_array_equal(scan, raw)
     assert drive.calibration.intrinsics(2).width == 124
 
@@ -49,7 +58,9 @@ def test_calibration_fields_match_the_files(drive_dir: Path):
     calib = load_calibration(drive_dir.parent)
     text = (drive_dir.parent / CAM_TO_CAM).read_text()
     p_rect_02 = next(l for l in text.splitlines() if l.startswith("P_rect_02:")).split(":")[1]
-    np.testing.assert_array_equal(calib.camera(2).projection.ravel(), np.array(p_rect_02.split(), dtype=float))
+    np.testing.assert_array_equal(
+        calib.camera(2).projection.ravel(), np.array(p_rect_02.split(), dtype=float)
+    )
     assert (calib.camera(2).width, calib.camera(2).height) == (124, 38)
     assert sorted(calib.cameras) == [0, 1, 2, 3]
 
@@ -79,7 +90,9 @@ def test_transform_reproduces_the_devkit_projection(drive_dir: Path):
     np.testing.assert_allclose(u, devkit[0] / devkit[2], atol=1e-9)
     np.testing.assert_allclose(v, devkit[1] / devkit[2], atol=1e-9)
     np.testing.assert_allclose(z, devkit[2], atol=1e-9)
-    assert abs(calib.camera(2).offset[0]) > 0.05  # camera 2 sits ~6 cm from camera 0: the offset is used
+    assert (
+        abs(calib.camera(2).offset[0]) > 0.05
+    )  # camera 2 sits ~6 cm from camera 0: the offset is used
 
 
 def test_malformed_calibration_names_file_line_and_field(drive_dir: Path):
@@ -88,20 +101,29 @@ def test_malformed_calibration_names_file_line_and_field(drive_dir: Path):
     row = next(i for i, l in enumerate(lines) if l.startswith("P_rect_02:"))
     lines[row] = "P_rect_02: 7.2e+01 0.0 six 0.0"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(KittiFormatError, match=rf"calib_cam_to_cam.txt:{row + 1}: field 'P_rect_02' holds a non-number"):
+    with pytest.raises(
+        KittiFormatError,
+        match=rf"calib_cam_to_cam.txt:{row + 1}: field 'P_rect_02' holds a non-number",
+    ):
         load_calibration(drive_dir.parent)
 
 
 def test_calibration_with_wrong_field_size_or_missing_field(drive_dir: Path):
     path = drive_dir.parent / VELO_TO_CAM
     path.write_text(path.read_text().replace("T: ", "T: 1.0 "))
-    with pytest.raises(KittiFormatError, match=r"calib_velo_to_cam.txt: field 'T' has 4 values, expected 3"):
+    with pytest.raises(
+        KittiFormatError, match=r"calib_velo_to_cam.txt: field 'T' has 4 values, expected 3"
+    ):
         load_calibration(drive_dir.parent)
     path.write_text("calib_time: 15-Mar-2012 11:37:16\nno colon here\n")
-    with pytest.raises(KittiFormatError, match=r"calib_velo_to_cam.txt:2: expected 'name: values'"):
+    with pytest.raises(
+        KittiFormatError, match=r"calib_velo_to_cam.txt:2: expected 'name: values'"
+    ):
         load_calibration(drive_dir.parent)
     path.unlink()
-    with pytest.raises(KittiFormatError, match=r"calib_velo_to_cam.txt: calibration file not found"):
+    with pytest.raises(
+        KittiFormatError, match=r"calib_velo_to_cam.txt: calibration file not found"
+    ):
         load_calibration(drive_dir.parent)
 
 
@@ -115,5 +137,8 @@ def test_missing_frame_names_the_file(drive_dir: Path):
 def test_truncated_scan_names_the_file(drive_dir: Path):
     path = drive_dir / "velodyne_points" / "data" / "0000000001.bin"
     path.write_bytes(path.read_bytes()[:-6])
-    with pytest.raises(KittiFormatError, match=r"0000000001.bin: 31994 bytes is not a whole number of 16-byte points"):
+    with pytest.raises(
+        KittiFormatError,
+        match=r"0000000001.bin: 31994 bytes is not a whole number of 16-byte points",
+    ):
         KittiDrive(drive_dir).scan(1)

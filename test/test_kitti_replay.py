@@ -3,6 +3,7 @@
 bag -> space_clip_bag_replay (process) -> space_clip_depth (process, tiny checkpoint) ->
 space_clip_accuracy (process) -> JSON report.
 """
+
 import json
 import os
 import signal
@@ -23,13 +24,20 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from space_clip_ros.evaluation.lidar_gt import lidar_depth
 from space_clip_ros.io import bag_messages as msgs
+from space_clip_ros.io.msg_arrays import pointcloud2_to_array
 from space_clip_ros.kitti.calibration import load_calibration
 from space_clip_ros.kitti.drive import KittiDrive
-from space_clip_ros.evaluation.lidar_gt import lidar_depth
-from space_clip_ros.io.msg_arrays import pointcloud2_to_array
 from space_clip_ros.kitti.generated_drive import write_synthetic_drive
-from space_clip_ros.kitti.to_bag import VELO_TOPIC, camera_info_topic, image_topic, main as kitti2bag
+from space_clip_ros.kitti.to_bag import (
+    VELO_TOPIC,
+    camera_info_topic,
+    image_topic,
+)
+from space_clip_ros.kitti.to_bag import (
+    main as kitti2bag,
+)
 from space_clip_ros.ros.accuracy_node import AccuracyNode
 
 FRAMES = 4
@@ -78,7 +86,12 @@ def wait_until(predicate, timeout: float) -> bool:
 
 
 def python_entry(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())", *args]
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; from {module} import main; sys.exit(main())",
+        *args,
+    ]
 
 
 def test_replay_publishes_the_bag_at_the_recorded_rate(kitti, ros, tmp_path):
@@ -93,29 +106,58 @@ def test_replay_publishes_the_bag_at_the_recorded_rate(kitti, ros, tmp_path):
             received.setdefault(topic, []).append(msg)
             if topic == VELO_TOPIC:
                 arrival.append(time.monotonic())
+
         return callback
 
-    for topic, kind in ((image_topic(2), Image), (camera_info_topic(2), CameraInfo), (VELO_TOPIC, PointCloud2)):
+    for topic, kind in (
+        (image_topic(2), Image),
+        (camera_info_topic(2), CameraInfo),
+        (VELO_TOPIC, PointCloud2),
+    ):
         node.create_subscription(kind, topic, keep(topic), RELIABLE)
     executor.add_node(node)
     thread.start()
     rate = 0.5
-    result = subprocess.run(python_entry("space_clip_ros.ros.bag_replay", str(bag), "--rate", str(rate),
-                                         "--wait-for-subscribers", "10"),
-                            capture_output=True, text=True, timeout=60, env=os.environ)
+    result = subprocess.run(
+        python_entry(
+            "space_clip_ros.ros.bag_replay",
+            str(bag),
+            "--rate",
+            str(rate),
+            "--wait-for-subscribers",
+            "10",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ,
+    )
     assert result.returncode == 0, result.stderr
-    assert wait_until(lambda: all(len(received.get(t, [])) == FRAMES for t in
-                                  (image_topic(2), camera_info_topic(2), VELO_TOPIC)), 10), {t: len(v) for t, v in received.items()}
+    assert wait_until(
+        lambda: all(
+            len(received.get(t, [])) == FRAMES
+            for t in (image_topic(2), camera_info_topic(2), VELO_TOPIC)
+        ),
+        10,
+    ), {t: len(v) for t, v in received.items()}
 
     drive = KittiDrive(drive_dir)
     assert [stamp(m) for m in received[image_topic(2)]] == drive.stamps("image_02")
     assert [stamp(m) for m in received[VELO_TOPIC]] == drive.stamps("velodyne_points")
     last = received[image_topic(2)][-1]
-    np.testing.assert_array_equal(np.frombuffer(last.data, np.uint8).reshape(38, 124, 3), drive.image(2, FRAMES - 1))
-    np.testing.assert_array_equal(pointcloud2_to_array(received[VELO_TOPIC][1], ("x", "y", "z", "intensity")), drive.scan(1))
-    np.testing.assert_array_equal(np.array(received[camera_info_topic(2)][0].k).reshape(3, 3),
-                                  load_calibration(drive_dir.parent).camera(2).projection[:, :3])
-    recorded_span = (drive.stamps("velodyne_points")[-1] - drive.stamps("velodyne_points")[0]) / 1e9
+    np.testing.assert_array_equal(
+        np.frombuffer(last.data, np.uint8).reshape(38, 124, 3), drive.image(2, FRAMES - 1)
+    )
+    np.testing.assert_array_equal(
+        pointcloud2_to_array(received[VELO_TOPIC][1], ("x", "y", "z", "intensity")), drive.scan(1)
+    )
+    np.testing.assert_array_equal(
+        np.array(received[camera_info_topic(2)][0].k).reshape(3, 3),
+        load_calibration(drive_dir.parent).camera(2).projection[:, :3],
+    )
+    recorded_span = (
+        drive.stamps("velodyne_points")[-1] - drive.stamps("velodyne_points")[0]
+    ) / 1e9
     assert arrival[-1] - arrival[0] > 0.8 * recorded_span / rate  # paced, not as fast as possible
     node.destroy_node()
 
@@ -128,8 +170,11 @@ def test_accuracy_node_reports_live_metrics(kitti, ros, tmp_path):
     accuracy = AccuracyNode(
         namespace=NS,
         cli_args=["--ros-args", "-r", f"lidar_points:={VELO_TOPIC}"],
-        parameter_overrides=[Parameter("calib_dir", value=str(drive_dir.parent)), Parameter("crop", value="none"),
-                             Parameter("output_json", value=str(report))],
+        parameter_overrides=[
+            Parameter("calib_dir", value=str(drive_dir.parent)),
+            Parameter("crop", value="none"),
+            Parameter("output_json", value=str(report)),
+        ],
     )
     source = Node("fake_depth_node")
     depth_pub = source.create_publisher(Image, f"{NS}/depth", RELIABLE)
@@ -140,7 +185,9 @@ def test_accuracy_node_reports_live_metrics(kitti, ros, tmp_path):
     for n in (accuracy, source):
         executor.add_node(n)
     thread.start()
-    assert wait_until(lambda: all(p.get_subscription_count() for p in (depth_pub, info_pub, cloud_pub)), 10)
+    assert wait_until(
+        lambda: all(p.get_subscription_count() for p in (depth_pub, info_pub, cloud_pub)), 10
+    )
     assert wait_until(lambda: accuracy.publisher.get_subscription_count() > 0, 10)
 
     drive = KittiDrive(drive_dir)
@@ -148,10 +195,16 @@ def test_accuracy_node_reports_live_metrics(kitti, ros, tmp_path):
     intr = calib.intrinsics(2)
     for index in range(FRAMES):
         t_cam, t_velo = drive.stamps("image_02")[index], drive.stamps("velodyne_points")[index]
-        cloud = msgs.point_cloud(drive.scan(index), ("x", "y", "z", "intensity"), t_velo, "velo_link")
+        cloud = msgs.point_cloud(
+            drive.scan(index), ("x", "y", "z", "intensity"), t_velo, "velo_link"
+        )
         gt = lidar_depth(drive.scan(index), calib.camera_from_velodyne(2), intr)
-        depth = msgs.image(np.where(gt > 0, 1.1 * gt, np.nan).astype(np.float32), t_cam, "camera_color_left")
-        info = msgs.camera_info(calib.camera(2).projection, intr.width, intr.height, t_cam, "camera_color_left")
+        depth = msgs.image(
+            np.where(gt > 0, 1.1 * gt, np.nan).astype(np.float32), t_cam, "camera_color_left"
+        )
+        info = msgs.camera_info(
+            calib.camera(2).projection, intr.width, intr.height, t_cam, "camera_color_left"
+        )
         cloud_pub.publish(to_rclpy(cloud, PointCloud2))
         info_pub.publish(to_rclpy(info, CameraInfo))
         time.sleep(0.05)
@@ -187,17 +240,54 @@ def test_bag_drives_depth_node_into_accuracy_node(kitti, tmp_path):
     checkpoint = save_checkpoint(build_model(tiny_config()), tmp_path / "tiny")
     report = tmp_path / "accuracy.json"
     ns = ["-r", f"__ns:={NS}"]
-    depth = subprocess.Popen(python_entry("space_clip_ros.ros.depth_node", "--ros-args", *ns, "-r", "image:=image_raw",
-                                          "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu"),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    accuracy = subprocess.Popen(python_entry("space_clip_ros.ros.accuracy_node", "--ros-args", *ns,
-                                             "-r", f"lidar_points:={VELO_TOPIC}", "-p", f"calib_dir:={drive_dir.parent}",
-                                             "-p", "crop:=none", "-p", f"output_json:={report}"),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    depth = subprocess.Popen(
+        python_entry(
+            "space_clip_ros.ros.depth_node",
+            "--ros-args",
+            *ns,
+            "-r",
+            "image:=image_raw",
+            "-p",
+            f"checkpoint:={checkpoint}",
+            "-p",
+            "device:=cpu",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    accuracy = subprocess.Popen(
+        python_entry(
+            "space_clip_ros.ros.accuracy_node",
+            "--ros-args",
+            *ns,
+            "-r",
+            f"lidar_points:={VELO_TOPIC}",
+            "-p",
+            f"calib_dir:={drive_dir.parent}",
+            "-p",
+            "crop:=none",
+            "-p",
+            f"output_json:={report}",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
-        replay = subprocess.run(python_entry("space_clip_ros.ros.bag_replay", str(bag), "--wait-for", f"{NS}/depth",
-                                             "--wait-timeout", "15"),
-                                capture_output=True, text=True, timeout=90)
+        replay = subprocess.run(
+            python_entry(
+                "space_clip_ros.ros.bag_replay",
+                str(bag),
+                "--wait-for",
+                f"{NS}/depth",
+                "--wait-timeout",
+                "15",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         assert replay.returncode == 0, replay.stderr
         assert "0 wait timeouts" in replay.stderr, replay.stderr
         time.sleep(0.5)  # the last depth frame's pairing happens as it arrives
@@ -210,9 +300,10 @@ def test_bag_drives_depth_node_into_accuracy_node(kitti, tmp_path):
     assert written["frames_paired"] == FRAMES, outputs
     assert written["frames_with_ground_truth"] == FRAMES
     assert [f["stamp_ns"] for f in written["frames"]] == KittiDrive(drive_dir).stamps("image_02")
-    assert 0 <= written["mean"]["delta1"] <= 1 and written["mean"]["abs_rel"] > 0  # an untrained model is wrong
+    assert (
+        0 <= written["mean"]["delta1"] <= 1 and written["mean"]["abs_rel"] > 0
+    )  # an untrained model is wrong
     assert "mean (4)" in outputs[0]
-
 
 
 def test_accuracy_node_callbacks_survive_bad_input(kitti):
@@ -231,16 +322,25 @@ def test_accuracy_node_callbacks_survive_bad_input(kitti):
         node._on_camera_info(CameraInfo())
         assert node.intrinsics == good, "a bad camera_info must not replace the last good one"
 
-        cloud = to_rclpy(msgs.point_cloud(np.zeros((3, 3), np.float32), ("x", "y", "z"), 0, "velo_link"), PointCloud2)
+        cloud = to_rclpy(
+            msgs.point_cloud(np.zeros((3, 3), np.float32), ("x", "y", "z"), 0, "velo_link"),
+            PointCloud2,
+        )
         cloud.fields[0].datatype = 0
         node._on_points(cloud)
 
         node.camera_from_lidar = None  # look the transform up in /tf_static, as without calib_dir
         node._on_tf_static(SimpleNamespace(transforms=[degenerate_transform("velo_link", "cam")]))
-        node._on_depth(to_rclpy(msgs.image(np.ones((intr.height, intr.width), np.float32), 5, "cam"), Image))
+        node._on_depth(
+            to_rclpy(msgs.image(np.ones((intr.height, intr.width), np.float32), 5, "cam"), Image)
+        )
         scan = KittiDrive(drive_dir).scan(0)[:, :3]
-        node._on_points(to_rclpy(msgs.point_cloud(scan, ("x", "y", "z"), 5, "velo_link"), PointCloud2))
-        assert node.report.frames == []  # skipped with a warning: quaternion (0, 0, 0, 0) is no rotation
+        node._on_points(
+            to_rclpy(msgs.point_cloud(scan, ("x", "y", "z"), 5, "velo_link"), PointCloud2)
+        )
+        assert (
+            node.report.frames == []
+        )  # skipped with a warning: quaternion (0, 0, 0, 0) is no rotation
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
@@ -249,5 +349,10 @@ def test_accuracy_node_callbacks_survive_bad_input(kitti):
 def degenerate_transform(parent: str, child: str) -> SimpleNamespace:
     """A duck-typed TransformStamped (tf2_msgs is not a pip wheel) with an all-zero quaternion."""
     zero = SimpleNamespace(x=0.0, y=0.0, z=0.0)
-    return SimpleNamespace(header=SimpleNamespace(frame_id=parent), child_frame_id=child,
-                           transform=SimpleNamespace(translation=zero, rotation=SimpleNamespace(x=0.0, y=0.0, z=0.0, w=0.0)))
+    return SimpleNamespace(
+        header=SimpleNamespace(frame_id=parent),
+        child_frame_id=child,
+        transform=SimpleNamespace(
+            translation=zero, rotation=SimpleNamespace(x=0.0, y=0.0, z=0.0, w=0.0)
+        ),
+    )

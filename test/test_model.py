@@ -1,8 +1,15 @@
 """SPACE-CLIP architecture: shapes, parameter counts, frozen backbone, ablation switches."""
+
 import pytest
 import torch
 
-from space_clip_ros.model import BackboneConfig, ConfigError, SpaceClipConfig, build_model, count_parameters
+from space_clip_ros.model import (
+    BackboneConfig,
+    ConfigError,
+    SpaceClipConfig,
+    build_model,
+    count_parameters,
+)
 from space_clip_ros.model.tiny import tiny_config, tiny_timm_config
 
 torch.set_num_threads(2)
@@ -53,9 +60,16 @@ def test_paper_parameter_counts():
     assert model.config.decoder.semantic_layers == [12, 9, 6, 3]
     assert model.config.decoder.structural_layers == [2, 1, 0]
     no_film = build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None)))
-    no_film = build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None), decoder=type(model.config.decoder)(use_film=False)))
+    no_film = build_model(
+        SpaceClipConfig(
+            backbone=BackboneConfig(pretrained=None),
+            decoder=type(model.config.decoder)(use_film=False),
+        )
+    )
     # four FiLM MLPs: Linear(768, 256) + Linear(256, 1536)
-    assert count_parameters(model.decoder) - count_parameters(no_film.decoder) == 4 * (768 * 256 + 256 + 256 * 1536 + 1536)
+    assert count_parameters(model.decoder) - count_parameters(no_film.decoder) == 4 * (
+        768 * 256 + 256 + 256 * 1536 + 1536
+    )
 
 
 def test_layer_defaults_scale_with_depth():
@@ -128,7 +142,9 @@ def test_hidden_states_match_open_clip(tiny):
     x = tiny.backbone.normalize(torch.rand(2, 3, 64, 64))
     with torch.no_grad():
         ours = tiny.backbone(x, [0, 1, 2, 3, 4])
-        ref = visual.forward_intermediates(x, indices=[0, 1, 2, 3], output_fmt="NCHW", intermediates_only=True)
+        ref = visual.forward_intermediates(
+            x, indices=[0, 1, 2, 3], output_fmt="NCHW", intermediates_only=True
+        )
         embeds = visual._embeds(x)
         pooled, _ = visual._pool(visual.transformer(embeds))
     for k in range(1, 5):
@@ -160,7 +176,9 @@ def test_timm_tower_hidden_states_and_global_embedding_match_timm():
     x = model.backbone.normalize(torch.rand(2, 3, 64, 64))
     with torch.no_grad():
         ours = model.backbone(x, [0, 2, 6])
-        ref = trunk.forward_intermediates(x, indices=[1, 5], norm=False, output_fmt="NCHW", intermediates_only=True)
+        ref = trunk.forward_intermediates(
+            x, indices=[1, 5], norm=False, output_fmt="NCHW", intermediates_only=True
+        )
         pooled = trunk.forward_head(trunk.forward_features(x), pre_logits=True)
         depth = model(torch.rand(1, 3, 40, 100))
     torch.testing.assert_close(ours.hidden[2], ref[0])
@@ -172,7 +190,11 @@ def test_timm_tower_hidden_states_and_global_embedding_match_timm():
 
 def test_siglip_tower_without_class_token_at_kitti_aspect():
     """SigLIP: no class token, attention-pool global embedding; built at a 1:3 input directly."""
-    cfg = SpaceClipConfig(backbone=BackboneConfig(model_name="ViT-B-16-SigLIP", pretrained=None, input_size=(224, 672)))
+    cfg = SpaceClipConfig(
+        backbone=BackboneConfig(
+            model_name="ViT-B-16-SigLIP", pretrained=None, input_size=(224, 672)
+        )
+    )
     model = build_model(cfg).eval()
     with torch.no_grad():
         feats = model.backbone(model.backbone.normalize(torch.rand(1, 3, 224, 672)), [0, 12])
@@ -183,6 +205,10 @@ def test_siglip_tower_without_class_token_at_kitti_aspect():
 
 def test_unsupported_towers_are_refused_with_a_reason():
     with pytest.raises(ConfigError, match="only timm VisionTransformer"):
-        build_model(SpaceClipConfig(backbone=BackboneConfig(model_name="EVA02-B-16", pretrained=None)))
+        build_model(
+            SpaceClipConfig(backbone=BackboneConfig(model_name="EVA02-B-16", pretrained=None))
+        )
     with pytest.raises(ConfigError, match="not an open_clip architecture"):
-        build_model(SpaceClipConfig(backbone=BackboneConfig(model_name="ViT-Nope", pretrained=None)))
+        build_model(
+            SpaceClipConfig(backbone=BackboneConfig(model_name="ViT-Nope", pretrained=None))
+        )

@@ -1,15 +1,18 @@
 """ONNX Runtime backend: an exported graph predicts what the PyTorch model predicts, through the same API."""
+
 import numpy as np
 import pytest
 import torch
 
 from space_clip_ros.inference import DepthEstimator
-from space_clip_ros.model import build_model, save_checkpoint
+from space_clip_ros.inference.onnx_runtime import OnnxModelError, execution_providers
+from space_clip_ros.model import build_model
 from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config
-from space_clip_ros.inference.onnx_runtime import OnnxModelError, execution_providers
 
-pytest.importorskip("onnxruntime", reason="onnxruntime is in requirements/training.txt and dev.txt")
+pytest.importorskip(
+    "onnxruntime", reason="onnxruntime is in requirements/training.txt and dev.txt"
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,9 @@ def test_onnx_estimator_matches_pytorch_at_any_image_size(exported):
         assert got.shape == expected.shape and got.dtype == np.float32
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     bgr = rng.integers(0, 256, (48, 160, 3), dtype=np.uint8)
-    np.testing.assert_allclose(onnx_est.predict(bgr, "bgr"), torch_est.predict(bgr, "bgr"), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        onnx_est.predict(bgr, "bgr"), torch_est.predict(bgr, "bgr"), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_onnx_options_and_bad_files(exported, tmp_path):
@@ -63,5 +68,17 @@ def test_cli_runs_an_onnx_checkpoint(exported, tmp_path):
 
     _, path = exported
     Image.fromarray(np.zeros((32, 80, 3), np.uint8)).save(tmp_path / "a.png")
-    assert cli.main([str(tmp_path / "a.png"), "--checkpoint", str(path), "-o", str(tmp_path / "out"), "--npy"]) == 0
+    assert (
+        cli.main(
+            [
+                str(tmp_path / "a.png"),
+                "--checkpoint",
+                str(path),
+                "-o",
+                str(tmp_path / "out"),
+                "--npy",
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "out" / "a_depth.npy").shape == (32, 80)

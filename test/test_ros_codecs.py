@@ -1,5 +1,6 @@
 """Message <-> array conversions, camera info, point clouds, parameters, QoS and statistics of the
 depth node, without DDS traffic (the node itself is exercised over DDS in test_ros_node.py)."""
+
 from __future__ import annotations
 
 import io
@@ -14,10 +15,21 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from space_clip_ros.geometry import Intrinsics, backproject
+from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros import params, qos
-from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info, scale_camera_info
+from space_clip_ros.ros.camera_info import (
+    CameraInfoError,
+    intrinsics_from_camera_info,
+    scale_camera_info,
+)
 from space_clip_ros.ros.depth_node import Frame, LatestFrameSlot
-from space_clip_ros.ros.diagnostics import ERROR_WINDOW_S, STALL_S, FrameStats, ThrottledLog, diagnostic_array
+from space_clip_ros.ros.diagnostics import (
+    ERROR_WINDOW_S,
+    STALL_S,
+    FrameStats,
+    ThrottledLog,
+    diagnostic_array,
+)
 from space_clip_ros.ros.image_codec import (
     ImageDecodeError,
     array_to_image,
@@ -26,7 +38,6 @@ from space_clip_ros.ros.image_codec import (
     image_to_array,
     image_to_color,
 )
-from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points, points_to_cloud
 
 BIG = 1 << 30
@@ -51,8 +62,16 @@ def header(sec: int = 7, frame: str = "cam") -> Header:
 # ------------------------------------------------------------------------------------------ images
 
 
-@pytest.mark.parametrize("encoding,channels,order", [
-    ("rgb8", 3, "rgb"), ("bgr8", 3, "bgr"), ("rgba8", 4, "rgb"), ("bgra8", 4, "bgr"), ("mono8", 1, "rgb")])
+@pytest.mark.parametrize(
+    "encoding,channels,order",
+    [
+        ("rgb8", 3, "rgb"),
+        ("bgr8", 3, "bgr"),
+        ("rgba8", 4, "rgb"),
+        ("bgra8", 4, "bgr"),
+        ("mono8", 1, "rgb"),
+    ],
+)
 @pytest.mark.parametrize("pad", [0, 5])
 def test_image_decodes_every_encoding_with_row_padding(encoding, channels, order, pad):
     pixels = RNG.integers(0, 256, (6, 9, channels), dtype=np.uint8)
@@ -77,15 +96,22 @@ def test_color_order_override_relabels_three_channel_input():
     assert image_to_color(msg, BIG, "bgr").order == "bgr"
 
 
-@pytest.mark.parametrize("mutate,reason,words", [
-    (lambda m: setattr(m, "encoding", "yuv422"), "encoding", "unsupported encoding 'yuv422'"),
-    (lambda m: setattr(m, "encoding", "16UC1"), "encoding", "unsupported encoding"),
-    (lambda m: setattr(m, "step", 10), "step", r"step 10 is smaller than width \* channels = 5 \* 3 = 15"),
-    (lambda m: setattr(m, "data", bytes(m.data)[:-7]), "data_size", "truncated"),
-    (lambda m: setattr(m, "data", bytes(m.data) + b"xx"), "data_size", "oversized"),
-    (lambda m: setattr(m, "width", 0), "zero_size", "zero size"),
-    (lambda m: setattr(m, "height", 0), "zero_size", "zero size"),
-])
+@pytest.mark.parametrize(
+    "mutate,reason,words",
+    [
+        (lambda m: setattr(m, "encoding", "yuv422"), "encoding", "unsupported encoding 'yuv422'"),
+        (lambda m: setattr(m, "encoding", "16UC1"), "encoding", "unsupported encoding"),
+        (
+            lambda m: setattr(m, "step", 10),
+            "step",
+            r"step 10 is smaller than width \* channels = 5 \* 3 = 15",
+        ),
+        (lambda m: setattr(m, "data", bytes(m.data)[:-7]), "data_size", "truncated"),
+        (lambda m: setattr(m, "data", bytes(m.data) + b"xx"), "data_size", "oversized"),
+        (lambda m: setattr(m, "width", 0), "zero_size", "zero size"),
+        (lambda m: setattr(m, "height", 0), "zero_size", "zero size"),
+    ],
+)
 def test_bad_images_raise_a_reasoned_error(mutate, reason, words):
     msg = raw_image(np.zeros((4, 5, 3), np.uint8), "rgb8")
     mutate(msg)
@@ -119,7 +145,9 @@ def test_compressed_images_decode_with_pil(fmt):
 
 def test_undecodable_and_oversized_compressed_images_are_rejected():
     with pytest.raises(ImageDecodeError, match="cannot decode compressed image") as info:
-        compressed_to_color(CompressedImage(format="jpeg", data=b"\xff\xd8 not really a jpeg"), BIG)
+        compressed_to_color(
+            CompressedImage(format="jpeg", data=b"\xff\xd8 not really a jpeg"), BIG
+        )
     assert info.value.reason == "undecodable"
     buf = io.BytesIO()
     PILImage.new("RGB", (40, 30)).save(buf, format="PNG")
@@ -150,7 +178,8 @@ def test_bgr8_output_and_encoder_type_checks():
 
 def test_equivalence_with_cv_bridge():
     cv_bridge = pytest.importorskip(
-        "cv_bridge", reason="cv_bridge comes with a ROS install (apt), not as a numpy-2 wheel")
+        "cv_bridge", reason="cv_bridge comes with a ROS install (apt), not as a numpy-2 wheel"
+    )
     bridge = cv_bridge.CvBridge()
     for encoding, channels in (("rgb8", 3), ("bgr8", 3), ("rgba8", 4), ("bgra8", 4), ("mono8", 1)):
         pixels = RNG.integers(0, 256, (6, 9, channels), dtype=np.uint8)
@@ -160,14 +189,20 @@ def test_equivalence_with_cv_bridge():
     depth = RNG.uniform(1, 9, (5, 6)).astype(np.float32)
     ours = depth_to_image(depth, header())
     theirs = bridge.cv2_to_imgmsg(depth, encoding="32FC1")
-    assert (ours.step, ours.encoding, bytes(ours.data)) == (theirs.step, theirs.encoding, bytes(theirs.data))
+    assert (ours.step, ours.encoding, bytes(ours.data)) == (
+        theirs.step,
+        theirs.encoding,
+        bytes(theirs.data),
+    )
     assert np.array_equal(bridge.imgmsg_to_cv2(ours), depth)
 
 
 # ------------------------------------------------------------------------------------- camera info
 
 
-def camera_info(width=160, height=48, fx=100.0, fy=90.0, cx=79.5, cy=23.5, tx=-30.0, k_only=False) -> CameraInfo:
+def camera_info(
+    width=160, height=48, fx=100.0, fy=90.0, cx=79.5, cy=23.5, tx=-30.0, k_only=False
+) -> CameraInfo:
     msg = CameraInfo(header=header(), width=width, height=height, distortion_model="plumb_bob")
     msg.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
     msg.p = [0.0] * 12 if k_only else [fx, 0.0, cx, tx, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
@@ -179,14 +214,19 @@ def test_intrinsics_come_from_p_and_fall_back_to_k():
     msg = camera_info()
     msg.k = [50.0, 0, 1, 0, 50.0, 1, 0, 0, 1]  # P wins: it describes the rectified image
     assert intrinsics_from_camera_info(msg) == Intrinsics(100.0, 90.0, 79.5, 23.5, 160, 48)
-    assert intrinsics_from_camera_info(camera_info(k_only=True)) == Intrinsics(100.0, 90.0, 79.5, 23.5, 160, 48)
+    assert intrinsics_from_camera_info(camera_info(k_only=True)) == Intrinsics(
+        100.0, 90.0, 79.5, 23.5, 160, 48
+    )
 
 
-@pytest.mark.parametrize("msg,words", [
-    (camera_info(fx=0.0), "focal lengths must be finite and positive"),
-    (camera_info(fx=0.0, fy=0.0, k_only=True), "camera_info K is unusable"),
-    (camera_info(width=0), "zero size"),
-])
+@pytest.mark.parametrize(
+    "msg,words",
+    [
+        (camera_info(fx=0.0), "focal lengths must be finite and positive"),
+        (camera_info(fx=0.0, fy=0.0, k_only=True), "camera_info K is unusable"),
+        (camera_info(width=0), "zero size"),
+    ],
+)
 def test_unusable_camera_info_is_rejected(msg, words):
     with pytest.raises(CameraInfoError, match=words):
         intrinsics_from_camera_info(msg)
@@ -200,11 +240,20 @@ def test_scaled_camera_info_matches_intrinsics_scaled_and_the_depth_header():
     assert intrinsics_from_camera_info(out) == pytest.approx(expected)
     k = np.asarray(out.k).reshape(3, 3)
     assert k[0, 0] == pytest.approx(expected.fx) and k[1, 2] == pytest.approx(expected.cy)
-    assert np.asarray(out.p).reshape(3, 4)[0, 3] == pytest.approx(-387.6 * 0.5)  # fx * baseline scales with fx
-    assert (out.width, out.height, out.header.stamp.sec, out.header.frame_id) == (621, 188, 99, "optical")
+    assert np.asarray(out.p).reshape(3, 4)[0, 3] == pytest.approx(
+        -387.6 * 0.5
+    )  # fx * baseline scales with fx
+    assert (out.width, out.height, out.header.stamp.sec, out.header.frame_id) == (
+        621,
+        188,
+        99,
+        "optical",
+    )
     assert list(out.d) == list(msg.d) and msg.width == 1242  # the input is not modified
     same = scale_camera_info(msg, 1242, 375, out_header)
-    assert list(same.k) == list(msg.k) and list(same.p) == list(msg.p) and same.header.stamp.sec == 99
+    assert (
+        list(same.k) == list(msg.k) and list(same.p) == list(msg.p) and same.header.stamp.sec == 99
+    )
 
 
 def test_scaled_camera_info_scales_skew_and_baselines_and_keeps_an_unset_p_unset():
@@ -217,15 +266,17 @@ def test_scaled_camera_info_scales_skew_and_baselines_and_keeps_an_unset_p_unset
     for field in ("k", "p"):
         m = np.asarray(getattr(out, field)).reshape(3, -1)
         assert (m[0, 0], m[1, 1], m[0, 2], m[1, 2]) == pytest.approx(
-            (expected.fx, expected.fy, expected.cx, expected.cy)), field
+            (expected.fx, expected.fy, expected.cx, expected.cy)
+        ), field
         original = np.asarray(getattr(msg, field)).reshape(3, -1)
         assert m[0, 1] == pytest.approx(original[0, 1] * 0.5) and list(m[2]) == list(original[2])
     p = np.asarray(out.p).reshape(3, 4)
     assert (p[0, 3], p[1, 3]) == pytest.approx((-30.0 * 0.5, 12.0 * 0.25))
     assert (out.binning_x, out.roi.width) == (0, 0)
     k_only = scale_camera_info(camera_info(k_only=True), 80, 24, header())
-    assert not np.any(k_only.p) and intrinsics_from_camera_info(k_only) == intrinsics_from_camera_info(
-        camera_info(k_only=True)).scaled(80, 24)
+    assert not np.any(k_only.p) and intrinsics_from_camera_info(
+        k_only
+    ) == intrinsics_from_camera_info(camera_info(k_only=True)).scaled(80, 24)
 
 
 # ------------------------------------------------------------------------------------- point cloud
@@ -259,7 +310,11 @@ def test_decimated_coloured_cloud_packs_rgb_as_rviz_expects():
     cloud = points_to_cloud(pts, header(), rgb[::4, ::4])
     assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step) == (5, 10, 16, 160)
     assert [(f.name, f.offset, f.datatype) for f in cloud.fields] == [
-        ("x", 0, 7), ("y", 4, 7), ("z", 8, 7), ("rgb", 12, 7)]
+        ("x", 0, 7),
+        ("y", 4, 7),
+        ("z", 8, 7),
+        ("rgb", 12, 7),
+    ]
     assert np.array_equal(cloud_rgb(cloud), rgb[::4, ::4])
     word = np.frombuffer(bytes(cloud.data), np.uint32).reshape(5, 10, 4)[0, 1, 3]
     r, g, b = (int(c) for c in rgb[0, 4])
@@ -268,7 +323,10 @@ def test_decimated_coloured_cloud_packs_rgb_as_rviz_expects():
 
 
 def test_equivalence_with_sensor_msgs_py():
-    pc2 = pytest.importorskip("sensor_msgs_py.point_cloud2", reason="sensor_msgs_py comes with a ROS install, not as a wheel")
+    pc2 = pytest.importorskip(
+        "sensor_msgs_py.point_cloud2",
+        reason="sensor_msgs_py comes with a ROS install, not as a wheel",
+    )
     intr = Intrinsics(50.0, 50.0, 19.5, 9.5, 40, 20)
     depth = RNG.uniform(1, 5, (20, 40)).astype(np.float32)
     depth[3, 3] = np.nan
@@ -276,8 +334,10 @@ def test_equivalence_with_sensor_msgs_py():
     ours = points_to_cloud(pts, header())
     theirs = pc2.create_cloud_xyz32(header(), pts.reshape(-1, 3).tolist())
     assert bytes(ours.data) == bytes(theirs.data)
-    read = np.array(list(pc2.read_points(ours, field_names=("x", "y", "z"), skip_nans=False)).copy().tolist(),
-                    dtype=np.float32)
+    read = np.array(
+        list(pc2.read_points(ours, field_names=("x", "y", "z"), skip_nans=False)).copy().tolist(),
+        dtype=np.float32,
+    )
     assert np.array_equal(read.reshape(20, 40, 3), pts, equal_nan=True)
 
 
@@ -287,21 +347,37 @@ def test_equivalence_with_sensor_msgs_py():
 def test_defaults_are_valid_and_every_bad_value_is_named_with_a_fix():
     cfg = params.NodeConfig().validated()
     assert cfg.output_reliability == "reliable" and cfg.input_reliability == "best_available"
-    bad = params.NodeConfig(min_depth=50.0, max_depth=10.0, device="gpu", precision="fp8",
-                            point_decimation=0, colorize_min=5.0, colorize_max=5.0, input_reliability="fast")
+    bad = params.NodeConfig(
+        min_depth=50.0,
+        max_depth=10.0,
+        device="gpu",
+        precision="fp8",
+        point_decimation=0,
+        colorize_min=5.0,
+        colorize_max=5.0,
+        input_reliability="fast",
+    )
     with pytest.raises(params.ParameterError) as info:
         bad.validated()
     text = str(info.value)
-    for words in ("min_depth (50.0) must be below max_depth (10.0)", "device: 'gpu' is not valid",
-                  "precision: 'fp8' is not one of fp32, fp16, bf16", "point_decimation: 0 is outside [1, 64]",
-                  "colorize_min (5.0) must be below colorize_max", "input_reliability: 'fast' is not one of"):
+    for words in (
+        "min_depth (50.0) must be below max_depth (10.0)",
+        "device: 'gpu' is not valid",
+        "precision: 'fp8' is not one of fp32, fp16, bf16",
+        "point_decimation: 0 is outside [1, 64]",
+        "colorize_min (5.0) must be below colorize_max",
+        "input_reliability: 'fast' is not one of",
+    ):
         assert words in text
     assert params.NodeConfig(device="cuda:1").problems() == []
 
 
 def test_descriptors_carry_description_and_range():
     d = params.descriptor("point_decimation")
-    assert "n-th" in d.description and (d.integer_range[0].from_value, d.integer_range[0].to_value) == (1, 64)
+    assert "n-th" in d.description and (
+        d.integer_range[0].from_value,
+        d.integer_range[0].to_value,
+    ) == (1, 64)
     d = params.descriptor("max_depth")
     assert d.floating_point_range[0].to_value == 1000.0
     assert "fp16" in params.descriptor("precision").additional_constraints
@@ -341,10 +417,16 @@ def test_frame_stats_rate_latency_and_diagnostics():
     snap = stats.snapshot()
     assert snap.rate_hz == pytest.approx(2.0) and snap.latency_mean_ms == pytest.approx(200.0)
     assert (snap.received, snap.processed, snap.dropped, snap.rejected_total) == (5, 5, 1, 1)
-    array = diagnostic_array(snap, "/ns/node: depth", "cpu", header().stamp, {"device": "cpu"}, False)
+    array = diagnostic_array(
+        snap, "/ns/node: depth", "cpu", header().stamp, {"device": "cpu"}, False
+    )
     status = array.status[0]
     values = {kv.key: kv.value for kv in status.values}
-    assert status.level == DiagnosticStatus.OK and values["frames_dropped_stale"] == "1" and values["rejected_encoding"] == "1"
+    assert (
+        status.level == DiagnosticStatus.OK
+        and values["frames_dropped_stale"] == "1"
+        and values["rejected_encoding"] == "1"
+    )
     assert values["rate_hz"] == "2.00" and values["device"] == "cpu"
 
 
@@ -353,20 +435,28 @@ def test_diagnostics_warn_only_when_a_received_frame_waits_too_long_for_output()
     stats = FrameStats(clock=lambda: now[0])
 
     def level(waiting_for_input: bool = False) -> int:
-        return diagnostic_array(stats.snapshot(), "n", "cpu", header().stamp, {}, waiting_for_input).status[0].level
+        return (
+            diagnostic_array(stats.snapshot(), "n", "cpu", header().stamp, {}, waiting_for_input)
+            .status[0]
+            .level
+        )
 
     stats.received()
     now[0] = 0.5
     assert level() == DiagnosticStatus.OK  # the first frame is still in inference: not a stall
     stats.processed(received_at=0.0)
     now[0] = 60.0
-    assert level() == DiagnosticStatus.OK  # the camera stopped: no frame is waiting, the node is fine
+    assert (
+        level() == DiagnosticStatus.OK
+    )  # the camera stopped: no frame is waiting, the node is fine
     stats.received()
     assert level() == DiagnosticStatus.OK  # it resumed: a frame that just arrived has not waited
     stats.received()  # newer frames do not restart the clock of the oldest waiting one
     now[0] = 60.0 + STALL_S + 0.1
     assert level() == DiagnosticStatus.WARN
-    assert level(waiting_for_input=True) == DiagnosticStatus.OK  # nobody subscribes: nothing to produce
+    assert (
+        level(waiting_for_input=True) == DiagnosticStatus.OK
+    )  # nobody subscribes: nothing to produce
     stats.processed(received_at=now[0] - 0.2)
     assert level() == DiagnosticStatus.OK
 
@@ -385,8 +475,12 @@ def test_diagnostics_warn_after_an_inference_error_then_recover():
     stats.received()
     stats.processed(received_at=now[0])
     now[0] = 1.0 + ERROR_WINDOW_S + 0.1
-    assert status().level == DiagnosticStatus.OK  # frames flow again: the old error no longer counts
-    assert {kv.key: kv.value for kv in status().values}["inference_errors"] == "1"  # but it stays counted
+    assert (
+        status().level == DiagnosticStatus.OK
+    )  # frames flow again: the old error no longer counts
+    assert {kv.key: kv.value for kv in status().values}[
+        "inference_errors"
+    ] == "1"  # but it stays counted
 
 
 def test_throttled_log_is_per_key_and_counts_suppressed_messages():

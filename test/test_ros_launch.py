@@ -7,6 +7,7 @@ run against recording stand-ins for the launch API; (3) where `launch` / `launch
 importable and the package is installed (a sourced colcon workspace): the real launch
 description is executed and depth must come out.
 """
+
 from __future__ import annotations
 
 import ast
@@ -32,7 +33,15 @@ from space_clip_ros.ros.depth_node import NODE_NAME, DepthNode
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "depth.launch.py"
 PARAMS_KEY = f"/**/{NODE_NAME}"
-REQUIRED_ARGUMENTS = {"image", "camera_info", "namespace", "params_file", "checkpoint", "device", "use_rviz"}
+REQUIRED_ARGUMENTS = {
+    "image",
+    "camera_info",
+    "namespace",
+    "params_file",
+    "checkpoint",
+    "device",
+    "use_rviz",
+}
 
 
 def launch_constants() -> dict:
@@ -40,7 +49,11 @@ def launch_constants() -> dict:
     tree = ast.parse(LAUNCH_FILE.read_text())
     out = {}
     for stmt in tree.body:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+        ):
             try:
                 out[stmt.targets[0].id] = ast.literal_eval(stmt.value)
             except ValueError:
@@ -63,7 +76,9 @@ def setup_kwargs() -> dict:
 
 
 def installed_files(kwargs: dict) -> set[str]:
-    return {f"{dest}/{Path(src).name}" for dest, sources in kwargs["data_files"] for src in sources}
+    return {
+        f"{dest}/{Path(src).name}" for dest, sources in kwargs["data_files"] for src in sources
+    }
 
 
 def test_everything_the_launch_file_references_is_in_the_package_and_installed():
@@ -71,9 +86,15 @@ def test_everything_the_launch_file_references_is_in_the_package_and_installed()
     kwargs = setup_kwargs()
     package = constants["PACKAGE"]
     assert kwargs["name"] == package
-    executables = {entry.split("=")[0].strip() for entry in kwargs["entry_points"]["console_scripts"]}
+    executables = {
+        entry.split("=")[0].strip() for entry in kwargs["entry_points"]["console_scripts"]
+    }
     assert constants["EXECUTABLE"] in executables
-    target = next(e for e in kwargs["entry_points"]["console_scripts"] if e.startswith(constants["EXECUTABLE"]))
+    target = next(
+        e
+        for e in kwargs["entry_points"]["console_scripts"]
+        if e.startswith(constants["EXECUTABLE"])
+    )
     module, function = target.split("=")[1].strip().split(":")
     assert callable(getattr(importlib.import_module(module), function))
     installed = installed_files(kwargs)
@@ -93,9 +114,15 @@ def test_depth_yaml_lists_every_declared_parameter_with_its_default():
     context = rclpy.Context()
     rclpy.init(context=context)
     try:  # the yaml must load into a real node: same names, same types
-        node = DepthNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+        node = DepthNode(
+            context=context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]
+        )
         assert all(node.has_parameter(k) for k in values)
-        assert set(values) == {name for name in node._parameters if not name.startswith(("use_sim_time", "start_type"))}
+        assert set(values) == {
+            name
+            for name in node._parameters
+            if not name.startswith(("use_sim_time", "start_type"))
+        }
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
@@ -108,7 +135,9 @@ def test_params_file_applies_to_a_node_in_any_namespace(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(data))
     context = rclpy.Context()
-    rclpy.init(context=context, args=["--ros-args", "-r", "__ns:=/front/left", "--params-file", str(path)])
+    rclpy.init(
+        context=context, args=["--ros-args", "-r", "__ns:=/front/left", "--params-file", str(path)]
+    )
     try:
         node = DepthNode(context=context)
         assert node.get_fully_qualified_name() == f"/front/left/{NODE_NAME}"
@@ -126,7 +155,9 @@ def test_rviz_config_shows_camera_colorized_depth_and_cloud_in_the_camera_frame(
     image_default = launch_constants()["ARGUMENTS"]["image"][0]
     assert {image_default, "/depth/colorized", "/points"} <= topics
     assert displays["rviz_default_plugins/PointCloud2"]["Color Transformer"] == "RGB8"
-    assert all(d["Topic"]["Reliability Policy"] == "Reliable" for d in manager["Displays"] if "Topic" in d)
+    assert all(
+        d["Topic"]["Reliability Policy"] == "Reliable" for d in manager["Displays"] if "Topic" in d
+    )
     assert manager["Global Options"]["Fixed Frame"] == "camera_color_left"
 
 
@@ -149,12 +180,16 @@ def fake_launch(monkeypatch, tmp_path):
     logic runs without a ROS install."""
     modules = {
         "launch": types.SimpleNamespace(LaunchDescription=lambda entities: list(entities)),
-        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=_Recorded, OpaqueFunction=_Recorded),
+        "launch.actions": types.SimpleNamespace(
+            DeclareLaunchArgument=_Recorded, OpaqueFunction=_Recorded
+        ),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=_Configuration),
         "launch_ros": types.SimpleNamespace(),
         "launch_ros.actions": types.SimpleNamespace(Node=_Recorded),
         "ament_index_python": types.SimpleNamespace(),
-        "ament_index_python.packages": types.SimpleNamespace(get_package_share_directory=lambda p: str(tmp_path / p)),
+        "ament_index_python.packages": types.SimpleNamespace(
+            get_package_share_directory=lambda p: str(tmp_path / p)
+        ),
     }
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
@@ -166,7 +201,9 @@ def fake_launch(monkeypatch, tmp_path):
 
 def run_opaque(module, **arguments):
     entities = module.generate_launch_description()
-    declared = {e.args[0] if e.args else e.kwargs["name"]: e.kwargs["default_value"] for e in entities[:-1]}
+    declared = {
+        e.args[0] if e.args else e.kwargs["name"]: e.kwargs["default_value"] for e in entities[:-1]
+    }
     assert REQUIRED_ARGUMENTS <= set(declared)
     context = {**declared, **arguments}
     return entities[-1].kwargs["function"](context)
@@ -174,19 +211,33 @@ def run_opaque(module, **arguments):
 
 def test_launch_file_remaps_inputs_and_layers_parameters(fake_launch):
     module, share = fake_launch
-    (node,) = run_opaque(module, image="/cam/image_raw", camera_info="/cam/camera_info", namespace="front")
+    (node,) = run_opaque(
+        module, image="/cam/image_raw", camera_info="/cam/camera_info", namespace="front"
+    )
     kw = node.kwargs
     assert (kw["package"], kw["executable"], kw["name"], kw["namespace"]) == (
-        "space_clip_ros", "space_clip_depth", NODE_NAME, "front")
-    assert kw["remappings"] == [("image", "/cam/image_raw"), ("image/compressed", "/cam/image_raw/compressed"),
-                                ("camera_info", "/cam/camera_info")]
+        "space_clip_ros",
+        "space_clip_depth",
+        NODE_NAME,
+        "front",
+    )
+    assert kw["remappings"] == [
+        ("image", "/cam/image_raw"),
+        ("image/compressed", "/cam/image_raw/compressed"),
+        ("camera_info", "/cam/camera_info"),
+    ]
     assert kw["parameters"] == [str(share / "config" / "depth.yaml")]  # nothing overrides the file
 
     (share / "config").mkdir(parents=True)
     (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
-    node, rviz = run_opaque(module, params_file="/my.yaml", checkpoint="/ckpt", device="cuda", use_rviz="true")
+    node, rviz = run_opaque(
+        module, params_file="/my.yaml", checkpoint="/ckpt", device="cuda", use_rviz="true"
+    )
     assert node.kwargs["parameters"] == ["/my.yaml", {"checkpoint": "/ckpt", "device": "cuda"}]
-    assert (rviz.kwargs["package"], rviz.kwargs["arguments"]) == ("rviz2", ["-d", str(share / "config" / "depth.rviz")])
+    assert (rviz.kwargs["package"], rviz.kwargs["arguments"]) == (
+        "rviz2",
+        ["-d", str(share / "config" / "depth.rviz")],
+    )
 
 
 def test_rviz_follows_the_namespace_and_image_of_the_launch(fake_launch):
@@ -205,9 +256,15 @@ def test_rviz_follows_the_namespace_and_image_of_the_launch(fake_launch):
 
 
 def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path):
-    launch = pytest.importorskip("launch", reason="the launch package comes with a ROS install, not as a wheel")
-    if not hasattr(launch, "LaunchService"):  # only the repository's launch/ folder, as a namespace package
-        pytest.skip("the ROS launch package is not installed (comes with a ROS install, not as a wheel)")
+    launch = pytest.importorskip(
+        "launch", reason="the launch package comes with a ROS install, not as a wheel"
+    )
+    if not hasattr(
+        launch, "LaunchService"
+    ):  # only the repository's launch/ folder, as a namespace package
+        pytest.skip(
+            "the ROS launch package is not installed (comes with a ROS install, not as a wheel)"
+        )
     pytest.importorskip("launch_ros", reason="launch_ros comes with a ROS install, not as a wheel")
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
     from launch.actions import IncludeLaunchDescription, Shutdown, TimerAction
@@ -220,16 +277,30 @@ def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path):
     try:
         get_package_share_directory("space_clip_ros")
     except PackageNotFoundError:
-        pytest.skip("space_clip_ros is not installed in an ament index: colcon build, source install/setup.bash")
+        pytest.skip(
+            "space_clip_ros is not installed in an ament index: colcon build, source install/setup.bash"
+        )
     checkpoint = tmp_path / "tiny"
     save_checkpoint(build_model(tiny_config()), checkpoint)
     service = launch.LaunchService()
-    service.include_launch_description(launch.LaunchDescription([
-        IncludeLaunchDescription(PythonLaunchDescriptionSource(str(LAUNCH_FILE)), launch_arguments={
-            "namespace": "launch_test", "image": "/launch_test_cam/image", "camera_info": "/launch_test_cam/camera_info",
-            "checkpoint": str(checkpoint), "device": "cpu", "use_rviz": "false"}.items()),
-        TimerAction(period=90.0, actions=[Shutdown(reason="launch test timed out")]),
-    ]))
+    service.include_launch_description(
+        launch.LaunchDescription(
+            [
+                IncludeLaunchDescription(
+                    PythonLaunchDescriptionSource(str(LAUNCH_FILE)),
+                    launch_arguments={
+                        "namespace": "launch_test",
+                        "image": "/launch_test_cam/image",
+                        "camera_info": "/launch_test_cam/camera_info",
+                        "checkpoint": str(checkpoint),
+                        "device": "cpu",
+                        "use_rviz": "false",
+                    }.items(),
+                ),
+                TimerAction(period=90.0, actions=[Shutdown(reason="launch test timed out")]),
+            ]
+        )
+    )
     received: list = []
 
     def client() -> None:
@@ -240,7 +311,13 @@ def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path):
         pub = node.create_publisher(Image, "/launch_test_cam/image", 10)
         end = time.monotonic() + 80
         while not received and time.monotonic() < end:
-            msg = Image(height=48, width=160, encoding="rgb8", step=480, data=np.zeros(48 * 480, np.uint8).tobytes())
+            msg = Image(
+                height=48,
+                width=160,
+                encoding="rgb8",
+                step=480,
+                data=np.zeros(48 * 480, np.uint8).tobytes(),
+            )
             msg.header.frame_id = "launch_test_optical"
             pub.publish(msg)
             rclpy.spin_once(node, timeout_sec=0.5)
@@ -252,4 +329,8 @@ def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path):
     thread.start()
     service.run()
     thread.join(timeout=10)
-    assert received and received[0].header.frame_id == "launch_test_optical" and received[0].encoding == "32FC1"
+    assert (
+        received
+        and received[0].header.frame_id == "launch_test_optical"
+        and received[0].encoding == "32FC1"
+    )

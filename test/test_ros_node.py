@@ -5,6 +5,7 @@ under test runs either the tiny SPACE-CLIP checkpoint or, where the test needs a
 predict (geometry, range masking, slow inference), an estimator that returns a known depth.
 One rclpy context and executor serve the whole module, spinning in a background thread.
 """
+
 from __future__ import annotations
 
 import io
@@ -32,19 +33,24 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from space_clip_ros.geometry import Intrinsics
+from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.model import build_model, save_checkpoint
 from space_clip_ros.model.tiny import tiny_config
 from space_clip_ros.ros import depth_node as depth_node_module
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics, intrinsics_from_camera_info
 from space_clip_ros.ros.depth_node import DepthNode
-from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros.params import ParameterError
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 160, 48
 INTR = Intrinsics(fx=100.0, fy=95.0, cx=79.5, cy=23.5, width=W, height=H)
-OUTPUTS = {"depth": Image, "depth/camera_info": CameraInfo, "points": PointCloud2, "depth/colorized": Image}
+OUTPUTS = {
+    "depth": Image,
+    "depth/camera_info": CameraInfo,
+    "points": PointCloud2,
+    "depth/colorized": Image,
+}
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -62,11 +68,18 @@ def make_header(sec: int, frame_id: str = "camera_optical") -> Header:
     return h
 
 
-def make_image(sec: int, width: int = W, height: int = H, encoding: str = "rgb8", frame_id="camera_optical") -> Image:
+def make_image(
+    sec: int, width: int = W, height: int = H, encoding: str = "rgb8", frame_id="camera_optical"
+) -> Image:
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}[encoding]
     pixels = np.random.default_rng(sec).integers(0, 256, (height, width, channels), dtype=np.uint8)
-    msg = Image(header=make_header(sec, frame_id), height=height, width=width, encoding=encoding,
-                step=width * channels)
+    msg = Image(
+        header=make_header(sec, frame_id),
+        height=height,
+        width=width,
+        encoding=encoding,
+        step=width * channels,
+    )
     msg.data = pixels.tobytes()
     return msg
 
@@ -82,7 +95,9 @@ class KnownDepth:
     precision = "fp32"
     trained = True
 
-    def __init__(self, depth_fn: Callable[[int, int], np.ndarray], delay: float = 0.0, fail_with=None):
+    def __init__(
+        self, depth_fn: Callable[[int, int], np.ndarray], delay: float = 0.0, fail_with=None
+    ):
         self.depth_fn, self.delay, self.fail_with = depth_fn, delay, fail_with
         self.calls: list[tuple[np.ndarray, str]] = []
 
@@ -109,13 +124,19 @@ class Harness:
     subscriptions: list = field(default_factory=list)
     publishers: list = field(default_factory=list)
 
-    def start(self, namespace: str, autostart: bool = True, estimator=None, **overrides) -> DepthNode:
+    def start(
+        self, namespace: str, autostart: bool = True, estimator=None, **overrides
+    ) -> DepthNode:
         overrides.setdefault("checkpoint", str(self.checkpoint))
         overrides.setdefault("device", "cpu")
         overrides.setdefault("log_period", 0.0)
         kwargs = {} if estimator is None else {"estimator_factory": lambda cfg: estimator}
-        node = DepthNode(namespace=namespace, context=self.context,
-                         parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()], **kwargs)
+        node = DepthNode(
+            namespace=namespace,
+            context=self.context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+            **kwargs,
+        )
         self.nodes.append(node)
         self.executor.add_node(node)
         if autostart:
@@ -124,8 +145,12 @@ class Harness:
 
     def subscribe(self, topic: str, msg_type, qos=10) -> list:
         received: list = []
-        self.subscriptions.append(self.client.create_subscription(msg_type, topic, received.append, qos))
-        assert wait_for(lambda: self.client.count_publishers(topic) > 0), f"nobody publishes {topic}"
+        self.subscriptions.append(
+            self.client.create_subscription(msg_type, topic, received.append, qos)
+        )
+        assert wait_for(lambda: self.client.count_publishers(topic) > 0), (
+            f"nobody publishes {topic}"
+        )
         return received
 
     def subscribe_outputs(self, namespace: str, topics=tuple(OUTPUTS)) -> dict[str, list]:
@@ -187,12 +212,17 @@ def test_tiny_model_outputs_keep_the_header_with_the_right_encodings_and_sizes(r
     images.publish(make_image(sec=41, frame_id="cam_left_optical"))
     assert wait_for(lambda: all(out.values())), {t: len(v) for t, v in out.items()}
     for topic, msgs in out.items():
-        assert (msgs[0].header.stamp.sec, msgs[0].header.stamp.nanosec, msgs[0].header.frame_id) == (
-            41, 5000, "cam_left_optical"), topic
+        assert (
+            msgs[0].header.stamp.sec,
+            msgs[0].header.stamp.nanosec,
+            msgs[0].header.frame_id,
+        ) == (41, 5000, "cam_left_optical"), topic
     depth = out["depth"][0]
     assert (depth.encoding, depth.width, depth.height, depth.step) == ("32FC1", W, H, 4 * W)
     values = depth_image_to_metres(depth)
-    assert np.isfinite(values).all() and (values > 0).all()  # the tiny model predicts ~10 m everywhere
+    assert (
+        np.isfinite(values).all() and (values > 0).all()
+    )  # the tiny model predicts ~10 m everywhere
     info = out["depth/camera_info"][0]
     assert (info.width, info.height) == (W, H) and intrinsics_from_camera_info(info) == INTR
     cloud = out["points"][0]
@@ -225,15 +255,28 @@ def test_points_back_project_a_known_plane_and_depth_is_nan_outside_the_range(ro
     v = np.arange(H, dtype=np.float64)
     z = np.where(inside, truth, np.nan)
     assert np.allclose(points[..., 2], z, equal_nan=True)
-    assert np.allclose(points[..., 0], (u[None, :] - INTR.cx) * z / INTR.fx, atol=1e-4, equal_nan=True)
-    assert np.allclose(points[..., 1], (v[:, None] - INTR.cy) * z / INTR.fy, atol=1e-4, equal_nan=True)
+    assert np.allclose(
+        points[..., 0], (u[None, :] - INTR.cx) * z / INTR.fx, atol=1e-4, equal_nan=True
+    )
+    assert np.allclose(
+        points[..., 1], (v[:, None] - INTR.cy) * z / INTR.fy, atol=1e-4, equal_nan=True
+    )
 
 
 def test_decimated_cloud_and_downscaled_depth_have_matching_intrinsics(ros):
     d = 6.0
-    ros.start("/t_scale", estimator=KnownDepth(plane(d)), output_scale=0.5, point_decimation=2, points_rgb=False)
+    ros.start(
+        "/t_scale",
+        estimator=KnownDepth(plane(d)),
+        output_scale=0.5,
+        point_decimation=2,
+        points_rgb=False,
+    )
     out = ros.subscribe_outputs("/t_scale", ("depth", "depth/camera_info", "points"))
-    images, infos = ros.publisher("/t_scale/image"), ros.publisher("/t_scale/camera_info", CameraInfo)
+    images, infos = (
+        ros.publisher("/t_scale/image"),
+        ros.publisher("/t_scale/camera_info", CameraInfo),
+    )
     infos.publish(make_camera_info())
     assert wait_for(lambda: ros.nodes[0]._camera_for(W, H, needed=False) is not None)
     images.publish(make_image(sec=4))
@@ -245,13 +288,21 @@ def test_decimated_cloud_and_downscaled_depth_have_matching_intrinsics(ros):
     scaled = INTR.scaled(W // 2, H // 2)
     assert intrinsics_from_camera_info(info) == pytest.approx(scaled)
     cloud = out["points"][0]
-    assert (cloud.height, cloud.width, [f.name for f in cloud.fields]) == (H // 4, W // 4, ["x", "y", "z"])
+    assert (cloud.height, cloud.width, [f.name for f in cloud.fields]) == (
+        H // 4,
+        W // 4,
+        ["x", "y", "z"],
+    )
     points = cloud_to_points(cloud)
     u = np.arange(0, W // 2, 2, dtype=np.float64)
-    assert np.allclose(points[..., 2], d) and np.allclose(points[3, :, 0], (u - scaled.cx) * d / scaled.fx, atol=1e-4)
+    assert np.allclose(points[..., 2], d) and np.allclose(
+        points[3, :, 0], (u - scaled.cx) * d / scaled.fx, atol=1e-4
+    )
 
 
-@pytest.mark.parametrize("encoding,order", [("bgr8", "bgr"), ("rgba8", "rgb"), ("bgra8", "bgr"), ("mono8", "rgb")])
+@pytest.mark.parametrize(
+    "encoding,order", [("bgr8", "bgr"), ("rgba8", "rgb"), ("bgra8", "bgr"), ("mono8", "rgb")]
+)
 def test_every_input_encoding_reaches_the_model_with_its_colour_order(ros, encoding, order):
     estimator = KnownDepth(plane(5.0))
     ros.start("/t_enc", estimator=estimator)
@@ -275,12 +326,18 @@ def test_compressed_input(ros):
     out = ros.subscribe_outputs("/t_jpeg", ("depth",))
     pub = ros.publisher("/t_jpeg/image/compressed", CompressedImage)
     buf = io.BytesIO()
-    PILImage.fromarray(np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)).save(buf, "JPEG")
+    PILImage.fromarray(np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)).save(
+        buf, "JPEG"
+    )
     pub.publish(CompressedImage(header=make_header(8), format="jpeg", data=b"garbage, not a jpeg"))
     assert wait_for(lambda: ros.nodes[0].stats.snapshot().rejected.get("undecodable") == 1)
     pub.publish(CompressedImage(header=make_header(9), format="jpeg", data=buf.getvalue()))
     assert wait_for(lambda: out["depth"])
-    assert (out["depth"][0].header.stamp.sec, out["depth"][0].width, out["depth"][0].height) == (9, W, H)
+    assert (out["depth"][0].header.stamp.sec, out["depth"][0].width, out["depth"][0].height) == (
+        9,
+        W,
+        H,
+    )
 
 
 # --------------------------------------------------------------------------- real-time behaviour
@@ -299,17 +356,26 @@ def test_a_burst_processes_only_the_newest_frame_and_counts_the_dropped(ros):
     stats = node.stats.snapshot()
     stamps = [m.header.stamp.sec for m in out["depth"]]
     assert len(stamps) == len(estimator.calls) == stats.processed <= 3, stamps
-    assert stats.received == 10 and stats.dropped == 10 - stats.processed  # each frame processed or counted
+    assert (
+        stats.received == 10 and stats.dropped == 10 - stats.processed
+    )  # each frame processed or counted
     assert stamps == sorted(stamps) and stamps[-1] == 10
 
 
-def test_nothing_is_computed_without_subscribers_and_only_subscribed_outputs_are_built(ros, monkeypatch):
+def test_nothing_is_computed_without_subscribers_and_only_subscribed_outputs_are_built(
+    ros, monkeypatch
+):
     built = []
     original = depth_node_module.points_to_cloud
-    monkeypatch.setattr(depth_node_module, "points_to_cloud", lambda *a, **k: built.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        depth_node_module, "points_to_cloud", lambda *a, **k: built.append(1) or original(*a, **k)
+    )
     estimator = KnownDepth(plane(4.0))
     node = ros.start("/t_lazy", estimator=estimator)
-    images, infos = ros.publisher("/t_lazy/image"), ros.publisher("/t_lazy/camera_info", CameraInfo)
+    images, infos = (
+        ros.publisher("/t_lazy/image"),
+        ros.publisher("/t_lazy/camera_info", CameraInfo),
+    )
     infos.publish(make_camera_info())
     images.publish(make_image(sec=1))
     assert wait_for(lambda: node.stats.snapshot().received == 1)
@@ -331,12 +397,25 @@ def test_diagnostics_report_rate_latency_and_device(ros):
         assert wait_for(lambda: len(out["depth"]) == sec)
 
     def ours():
-        return [s for a in list(diagnostics) for s in a.status if s.name.startswith("/t_diag/space_clip_depth")]
+        return [
+            s
+            for a in list(diagnostics)
+            for s in a.status
+            if s.name.startswith("/t_diag/space_clip_depth")
+        ]
 
-    assert wait_for(lambda: any(s.values and dict((kv.key, kv.value) for kv in s.values)["frames_processed"] == "3"
-                                for s in ours()))
+    assert wait_for(
+        lambda: any(
+            s.values and dict((kv.key, kv.value) for kv in s.values)["frames_processed"] == "3"
+            for s in ours()
+        )
+    )
     values = {kv.key: kv.value for kv in ours()[-1].values}
-    assert values["device"] == "cpu" and float(values["rate_hz"]) > 0 and float(values["latency_mean_ms"]) > 0
+    assert (
+        values["device"] == "cpu"
+        and float(values["rate_hz"]) > 0
+        and float(values["latency_mean_ms"]) > 0
+    )
     assert values["subscribers_depth"] == "1" and node.stats.snapshot().processed == 3
 
 
@@ -349,11 +428,16 @@ def bad_images() -> list[tuple[str, Image]]:
     bad_step = make_image(sec=101)
     bad_step.step = W  # rgb8 rows need 3 * W bytes
     truncated = make_image(sec=102)
-    truncated.data = bytes(truncated.data)[: -W]
+    truncated.data = bytes(truncated.data)[:-W]
     zero = Image(header=make_header(103), height=0, width=0, encoding="rgb8", step=0)
     huge = make_image(sec=104, width=200, height=60)  # above max_image_pixels = 10000 below
-    return [("encoding", wrong_encoding), ("step", bad_step), ("data_size", truncated),
-            ("zero_size", zero), ("too_large", huge)]
+    return [
+        ("encoding", wrong_encoding),
+        ("step", bad_step),
+        ("data_size", truncated),
+        ("zero_size", zero),
+        ("too_large", huge),
+    ]
 
 
 def test_every_bad_input_is_counted_dropped_and_the_next_good_frame_is_served(ros):
@@ -378,8 +462,13 @@ def test_every_bad_input_is_counted_dropped_and_the_next_good_frame_is_served(ro
     assert node.stats.snapshot().errors == 0
 
 
-@pytest.mark.parametrize("failure", [torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
-                                     RuntimeError("kernel exploded")])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
+        RuntimeError("kernel exploded"),
+    ],
+)
 def test_an_inference_failure_on_one_frame_is_survived(ros, failure):
     node = ros.start("/t_oom", estimator=KnownDepth(plane(5.0), fail_with=failure))
     out = ros.subscribe_outputs("/t_oom", ("depth",))
@@ -393,7 +482,10 @@ def test_an_inference_failure_on_one_frame_is_survived(ros, failure):
 def test_camera_info_of_another_size_turns_points_off_but_keeps_depth(ros):
     node = ros.start("/t_size", estimator=KnownDepth(plane(5.0)))
     out = ros.subscribe_outputs("/t_size", ("depth", "points", "depth/camera_info"))
-    images, infos = ros.publisher("/t_size/image"), ros.publisher("/t_size/camera_info", CameraInfo)
+    images, infos = (
+        ros.publisher("/t_size/image"),
+        ros.publisher("/t_size/camera_info", CameraInfo),
+    )
     infos.publish(make_camera_info(INTR.scaled(2 * W, 2 * H)))
     assert wait_for(lambda: node._camera_for(2 * W, 2 * H, needed=False) is not None)
     images.publish(make_image(sec=1))
@@ -405,40 +497,67 @@ def test_camera_info_of_another_size_turns_points_off_but_keeps_depth(ros):
 # ---------------------------------------------------------------------- parameters and lifecycle
 
 
-@pytest.mark.parametrize("overrides,words", [
-    ({"min_depth": 50.0, "max_depth": 10.0}, "min_depth (50.0) must be below max_depth (10.0)"),
-    ({"point_decimation": 100}, "point_decimation"),
-    ({"point_decimation": 2.5}, "point_decimation: wrong type"),
-    ({"device": "tpu"}, "device: 'tpu' is not valid"),
-    ({"output_reliability": "best_available"}, "output_reliability: 'best_available' is not one of reliable, best_effort"),
-])
+@pytest.mark.parametrize(
+    "overrides,words",
+    [
+        (
+            {"min_depth": 50.0, "max_depth": 10.0},
+            "min_depth (50.0) must be below max_depth (10.0)",
+        ),
+        ({"point_decimation": 100}, "point_decimation"),
+        ({"point_decimation": 2.5}, "point_decimation: wrong type"),
+        ({"device": "tpu"}, "device: 'tpu' is not valid"),
+        (
+            {"output_reliability": "best_available"},
+            "output_reliability: 'best_available' is not one of reliable, best_effort",
+        ),
+    ],
+)
 def test_invalid_parameters_fail_construction_with_the_name_and_fix(ros, overrides, words):
     with pytest.raises(ParameterError) as info:
-        DepthNode(namespace="/t_param", context=ros.context,
-                  parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        DepthNode(
+            namespace="/t_param",
+            context=ros.context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+        )
     assert words in str(info.value)
 
 
 def test_runtime_parameter_changes_are_validated(ros):
     node = ros.start("/t_set", autostart=False)
-    assert not node.set_parameters([Parameter("max_depth", value=0.05)])[0].successful  # below min_depth 0.1
+    assert not node.set_parameters([Parameter("max_depth", value=0.05)])[
+        0
+    ].successful  # below min_depth 0.1
     assert node.set_parameters([Parameter("max_depth", value=40.0)])[0].successful
 
 
-def test_lifecycle_subscribes_only_while_active_and_a_bad_checkpoint_fails_configure(ros, tmp_path):
+def test_lifecycle_subscribes_only_while_active_and_a_bad_checkpoint_fails_configure(
+    ros, tmp_path
+):
     node = ros.start("/t_life", autostart=False)
     assert node._state_machine.current_state[1] == "unconfigured"
     assert ros.client.count_subscribers("/t_life/image") == 0
-    assert node.trigger_configure().name == "SUCCESS" and ros.client.count_subscribers("/t_life/image") == 0
+    assert (
+        node.trigger_configure().name == "SUCCESS"
+        and ros.client.count_subscribers("/t_life/image") == 0
+    )
     assert node.trigger_activate().name == "SUCCESS"
     assert wait_for(lambda: ros.client.count_subscribers("/t_life/image") == 1)
     ros.publisher("/t_life/camera_info", CameraInfo).publish(make_camera_info())
     assert wait_for(lambda: node._camera_for(W, H, needed=False) is not None)
     assert node.trigger_deactivate().name == "SUCCESS"
     assert wait_for(lambda: ros.client.count_subscribers("/t_life/image") == 0)
-    assert node._worker is None and node._camera_for(W, H, needed=False) is not None  # inactive keeps the camera
-    assert node.trigger_cleanup().name == "SUCCESS" and node._estimator is None and node._outputs == {}
-    assert node._camera_for(W, H, needed=False) is None  # cleaned up: nothing of the old camera survives
+    assert (
+        node._worker is None and node._camera_for(W, H, needed=False) is not None
+    )  # inactive keeps the camera
+    assert (
+        node.trigger_cleanup().name == "SUCCESS"
+        and node._estimator is None
+        and node._outputs == {}
+    )
+    assert (
+        node._camera_for(W, H, needed=False) is None
+    )  # cleaned up: nothing of the old camera survives
 
     (tmp_path / "decoder.safetensors").write_bytes(b"not safetensors")
     bad = ros.start("/t_life_bad", autostart=False, checkpoint=str(tmp_path))
@@ -448,14 +567,23 @@ def test_lifecycle_subscribes_only_while_active_and_a_bad_checkpoint_fails_confi
 
 def run_main(*ros_args: str) -> subprocess.CompletedProcess:
     code = "import sys; from space_clip_ros.ros.depth_node import main; sys.exit(main())"
-    return subprocess.run([sys.executable, "-c", code, "--ros-args", *ros_args], capture_output=True, text=True,
-                          timeout=60, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, "-c", code, "--ros-args", *ros_args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def test_main_exits_non_zero_with_a_clear_message(tmp_path):
     result = run_main("-p", "point_decimation:=0", "-p", "precision:=fp8")
     assert result.returncode == 2, result.stderr
-    assert "point_decimation" in result.stderr and "precision: 'fp8' is not one of fp32, fp16, bf16" in result.stderr
+    assert (
+        "point_decimation" in result.stderr
+        and "precision: 'fp8' is not one of fp32, fp16, bf16" in result.stderr
+    )
     missing = tmp_path / "no_such_checkpoint"
     result = run_main("-p", f"checkpoint:={missing}", "-p", "device:=cpu")
     assert result.returncode == 1, result.stderr
@@ -474,8 +602,12 @@ def test_two_namespaced_nodes_side_by_side(ros):
     pub_b.publish(make_image(sec=2, frame_id="b_optical"))
     assert wait_for(lambda: out_a and out_b)
     time.sleep(0.2)
-    assert [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out_a] == [("a_optical", 3.0)]
-    assert [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out_b] == [("b_optical", 7.0)]
+    assert [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out_a] == [
+        ("a_optical", 3.0)
+    ]
+    assert [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out_b] == [
+        ("b_optical", 7.0)
+    ]
 
 
 SEPARATE_PROCESS_CLIENT = textwrap.dedent("""
@@ -511,11 +643,19 @@ SEPARATE_PROCESS_CLIENT = textwrap.dedent("""
 
 def test_a_subscriber_in_another_process_receives_full_size_depth_and_points_with_default_qos(ros):
     node = ros.start("/t_xproc", point_decimation=1)
-    result = subprocess.run([sys.executable, "-c", SEPARATE_PROCESS_CLIENT, "/t_xproc"], capture_output=True,
-                            text=True, timeout=90, env=os.environ.copy())
+    result = subprocess.run(
+        [sys.executable, "-c", SEPARATE_PROCESS_CLIENT, "/t_xproc"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=os.environ.copy(),
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(report["depth"]) >= 3 and len(report["points"]) >= 3, (report, node.stats.snapshot().summary())
+    assert len(report["depth"]) >= 3 and len(report["points"]) >= 3, (
+        report,
+        node.stats.snapshot().summary(),
+    )
     assert {tuple(d[1:]) for d in report["depth"]} == {(1242, 375, 1242 * 375 * 4)}
     assert {tuple(p[1:]) for p in report["points"]} == {(1242, 375, 1242 * 375 * 16)}
     assert {d[0] for d in report["depth"]} <= set(report["sent"])

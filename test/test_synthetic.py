@@ -1,4 +1,5 @@
 """The synthetic drive's ground truth is exact: checked against closed-form intersections."""
+
 import numpy as np
 import pytest
 
@@ -47,7 +48,9 @@ def test_a_turned_camera_still_sees_the_road_at_the_plane_depth():
     intr = KITTI_INTRINSICS.scaled(320, 96)
     _, depth = render(Scene(), intr, _yaw_pose(0.7))
     rows = np.arange(60, 96)
-    np.testing.assert_allclose(depth[rows, :], np.broadcast_to(_road_depth(intr, rows)[:, None], (36, 320)), rtol=1e-5)
+    np.testing.assert_allclose(
+        depth[rows, :], np.broadcast_to(_road_depth(intr, rows)[:, None], (36, 320)), rtol=1e-5
+    )
 
 
 def test_box_face_has_its_known_distance():
@@ -62,7 +65,9 @@ def test_box_face_has_its_known_distance():
     # The face is red, and just beside the box there is road at its plane depth, not the box.
     assert rgb[v[len(v) // 2], int(intr.cx), 0] > 2 * rgb[v[len(v) // 2], int(intr.cx), 2]
     side_u, bottom_v = int(intr.cx + intr.fx * 0.2), intr.height - 1
-    assert depth[bottom_v, side_u] == pytest.approx(_road_depth(intr, np.array([bottom_v]))[0], rel=1e-5)
+    assert depth[bottom_v, side_u] == pytest.approx(
+        _road_depth(intr, np.array([bottom_v]))[0], rel=1e-5
+    )
 
 
 def test_box_seen_by_a_turned_camera():
@@ -71,16 +76,20 @@ def test_box_seen_by_a_turned_camera():
     intr = KITTI_INTRINSICS.scaled(320, 96)
     _, depth = render(scene, intr, _yaw_pose(np.pi / 2))
     cy, cx = int(round(intr.cy)), int(round(intr.cx))
-    np.testing.assert_allclose(depth[cy - 5:cy + 5, cx - 20:cx + 20], 10.0, rtol=1e-5)
+    np.testing.assert_allclose(depth[cy - 5 : cy + 5, cx - 20 : cx + 20], 10.0, rtol=1e-5)
 
 
 def test_pole_depth_is_the_analytic_cylinder_intersection():
-    scene = Scene(cylinders=(Cylinder(x=0.3, z=20.0, radius=0.5, top=-6.0, color=(0.4, 0.4, 0.4)),))
+    scene = Scene(
+        cylinders=(Cylinder(x=0.3, z=20.0, radius=0.5, top=-6.0, color=(0.4, 0.4, 0.4)),)
+    )
     intr = KITTI_INTRINSICS
     _, depth = render(scene, intr, np.eye(4))
     v = int(intr.cy) - 20  # above the horizon: only the pole or sky
     for u in range(int(intr.cx), int(intr.cx) + 30, 3):
-        s = (u - intr.cx) / intr.fx  # x = s * z along this pixel's ray (y does not matter: vertical axis)
+        s = (
+            u - intr.cx
+        ) / intr.fx  # x = s * z along this pixel's ray (y does not matter: vertical axis)
         a, b, c = s * s + 1, -2 * (0.3 * s + 20.0), 0.3**2 + 20.0**2 - 0.5**2
         assert depth[v, u] == pytest.approx((-b - np.sqrt(b * b - 4 * a * c)) / (2 * a), rel=1e-5)
     assert depth[v, int(intr.cx) + 200] == 0.0  # beside the pole: sky
@@ -154,4 +163,6 @@ def test_lidar_scan_is_sparse_exact_ground_truth():
     assert len(np.unique(np.nonzero(measured)[0])) <= 64
     np.testing.assert_allclose(sparse[measured], frame.depth[measured], rtol=1e-4)
     # Beams point down from +2 deg: nothing far above the horizon.
-    assert np.nonzero(measured)[0].min() >= frame.intrinsics.cy - frame.intrinsics.fy * np.tan(np.deg2rad(2.1))
+    assert np.nonzero(measured)[0].min() >= frame.intrinsics.cy - frame.intrinsics.fy * np.tan(
+        np.deg2rad(2.1)
+    )

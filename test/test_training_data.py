@@ -1,4 +1,5 @@
 """KITTI Eigen-split dataset on a generated mini tree in KITTI's exact on-disk layout."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from training.config import DataConfig
 from space_clip_ros.io.depth_files import read_png16
+from training.config import DataConfig
 from training.datasets import DatasetError, KittiDepth, augment, read_filelist
 from training.mini_kitti import TEST_DRIVE, TRAIN_DRIVE, make_mini_kitti
 
@@ -21,14 +22,31 @@ def mini(tmp_path):
 
 
 def data_cfg(mini, **overrides) -> DataConfig:
-    cfg = DataConfig(root=str(mini.root), train_list="splits/train.txt", val_list="splits/test.txt",
-                     crop_size=(48, 96), kb_crop=(56, 144), num_workers=0)
+    cfg = DataConfig(
+        root=str(mini.root),
+        train_list="splits/train.txt",
+        val_list="splits/test.txt",
+        crop_size=(48, 96),
+        kb_crop=(56, 144),
+        num_workers=0,
+    )
     return dataclasses.replace(cfg, **overrides)
 
 
 def test_layout_is_kittis(mini):
-    assert (mini.root / "raw" / "2011_09_26" / TRAIN_DRIVE / "image_02" / "data" / "0000000000.png").is_file()
-    gt = mini.root / "annotated" / "train" / TRAIN_DRIVE / "proj_depth" / "groundtruth" / "image_02" / "0000000005.png"
+    assert (
+        mini.root / "raw" / "2011_09_26" / TRAIN_DRIVE / "image_02" / "data" / "0000000000.png"
+    ).is_file()
+    gt = (
+        mini.root
+        / "annotated"
+        / "train"
+        / TRAIN_DRIVE
+        / "proj_depth"
+        / "groundtruth"
+        / "image_02"
+        / "0000000005.png"
+    )
     assert np.asarray(Image.open(gt)).dtype == np.uint16
     assert (mini.root / "annotated" / "val" / TEST_DRIVE).is_dir()
     depth = read_png16(gt)
@@ -45,7 +63,9 @@ def test_train_items_are_augmented_crops_with_valid_masks(mini):
     assert torch.equal(item["mask"], (item["depth"] > 1e-3) & (item["depth"] < 80))
     assert 0.1 < item["mask"].float().mean() < 0.5
     again = ds[1]
-    assert torch.equal(item["image"], again["image"]), "same (seed, epoch, index) must give the same sample"
+    assert torch.equal(item["image"], again["image"]), (
+        "same (seed, epoch, index) must give the same sample"
+    )
     ds.set_epoch(1)
     assert not torch.equal(item["image"], ds[1]["image"]), "a new epoch draws new augmentations"
 
@@ -54,7 +74,9 @@ def test_augment_without_randomness_is_a_plain_crop_and_photometric_range_holds(
     rng = np.random.default_rng(0)
     image = rng.random((56, 144, 3), dtype=np.float32)
     depth = rng.random((56, 144), dtype=np.float32) * 50
-    cfg = DataConfig(crop_size=(56, 144), kb_crop=(56, 144), rotate_deg=0.0, hflip=False, color_prob=0.0)
+    cfg = DataConfig(
+        crop_size=(56, 144), kb_crop=(56, 144), rotate_deg=0.0, hflip=False, color_prob=0.0
+    )
     out_image, out_depth = augment(image, depth, cfg, np.random.default_rng(1))
     assert np.array_equal(out_image, image) and np.array_equal(out_depth, depth)
     jitter = dataclasses.replace(cfg, color_prob=1.0)
@@ -64,7 +86,9 @@ def test_augment_without_randomness_is_a_plain_crop_and_photometric_range_holds(
     assert ratio.min() >= 0.9**2 * 0.5**0.1 - 1e-6 and ratio.max() <= 1.1**2 * 0.5**-0.1 + 1e-6
     rotated = dataclasses.replace(cfg, rotate_deg=1.0)
     _, rot_depth = augment(image, depth, rotated, np.random.default_rng(3))
-    assert set(np.unique(rot_depth)) <= set(np.unique(depth)) | {0.0}, "depth is rotated with nearest neighbour"
+    assert set(np.unique(rot_depth)) <= set(np.unique(depth)) | {0.0}, (
+        "depth is rotated with nearest neighbour"
+    )
 
 
 def test_eval_items_are_kb_crops_with_native_ground_truth(mini):
@@ -76,7 +100,9 @@ def test_eval_items_are_kb_crops_with_native_ground_truth(mini):
     assert (top, left) == (60 - 56, (160 - 144) // 2)
     sample = ds.samples[0]
     raw = np.asarray(Image.open(sample.image), dtype=np.float32) / 255
-    assert np.allclose(item["image"].numpy().transpose(1, 2, 0), raw[top:top + 56, left:left + 144])
+    assert np.allclose(
+        item["image"].numpy().transpose(1, 2, 0), raw[top : top + 56, left : left + 144]
+    )
 
 
 def test_old_bts_lists_without_the_date_folder_resolve(mini):

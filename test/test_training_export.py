@@ -1,4 +1,5 @@
 """training/export.py: node checkpoints from a training state, and ONNX checked with onnxruntime."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from space_clip_ros.model import build_model, load_checkpoint
+from space_clip_ros.model.onnx_export import check_onnx, export_onnx
 from space_clip_ros.model.tiny import tiny_config
 from training.config import load_train_config
-from space_clip_ros.model.onnx_export import check_onnx, export_onnx
 from training.export import main
 from training.mini_kitti import make_mini_kitti
 from training.train import Trainer
@@ -33,15 +34,34 @@ def test_onnx_export_matches_pytorch_with_a_dynamic_batch(tmp_path):
 def test_export_writes_node_checkpoints_from_a_training_state(tmp_path):
     mini = make_mini_kitti(tmp_path / "kitti", n_train=4, n_test=1)
     run = tmp_path / "run"
-    Trainer(load_train_config(TINY, [f"data.root={mini.root}", f"run.out_dir={run}", "optim.epochs=1"])).fit()
+    Trainer(
+        load_train_config(TINY, [f"data.root={mini.root}", f"run.out_dir={run}", "optim.epochs=1"])
+    ).fit()
     assert main(["--run", str(run), "--weights", "ema", "--out", str(tmp_path / "ema")]) == 0
-    assert main(["--state", str(run / "state_last.pt"), "--weights", "raw", "--out", str(tmp_path / "raw")]) == 0
+    assert (
+        main(
+            [
+                "--state",
+                str(run / "state_last.pt"),
+                "--weights",
+                "raw",
+                "--out",
+                str(tmp_path / "raw"),
+            ]
+        )
+        == 0
+    )
     for exported, written in (("ema", "last_ema"), ("raw", "last")):
         a = load_file(tmp_path / exported / "decoder.safetensors")
         b = load_file(run / "checkpoints" / written / "decoder.safetensors")
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), exported
-    ema, raw = load_file(tmp_path / "ema" / "decoder.safetensors"), load_file(tmp_path / "raw" / "decoder.safetensors")
-    assert any(not torch.equal(ema[k], raw[k]) for k in ema), "EMA and raw weights must differ after training"
+    ema, raw = (
+        load_file(tmp_path / "ema" / "decoder.safetensors"),
+        load_file(tmp_path / "raw" / "decoder.safetensors"),
+    )
+    assert any(not torch.equal(ema[k], raw[k]) for k in ema), (
+        "EMA and raw weights must differ after training"
+    )
     model = load_checkpoint(tmp_path / "ema")
     with torch.no_grad():
         depth = model(torch.rand(1, 3, 60, 160))

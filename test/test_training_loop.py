@@ -1,4 +1,5 @@
 """The trainer end to end on CPU: tiny model, generated mini KITTI, real files, real torchrun."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,12 @@ from training.train import Trainer, lr_factor
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "training" / "configs" / "tiny.yaml"
-NO_AUGMENT = ["data.rotate_deg=0", "data.color_prob=0", "data.hflip=false", "model.decoder.dropout=0"]
+NO_AUGMENT = [
+    "data.rotate_deg=0",
+    "data.color_prob=0",
+    "data.hflip=false",
+    "model.decoder.dropout=0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +50,17 @@ def test_schedule_warms_up_linearly_then_decays_to_min_lr():
     assert factors[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
     assert factors[5] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(factors[5:], factors[6:]))
-    assert factors[-1] * 1e-4 == pytest.approx(1e-6 + (1e-4 - 1e-6) * 0.5 * (1 + np.cos(np.pi * 94 / 95)))
+    assert factors[-1] * 1e-4 == pytest.approx(
+        1e-6 + (1e-4 - 1e-6) * 0.5 * (1 + np.cos(np.pi * 94 / 95))
+    )
 
 
 def test_a_few_steps_reduce_the_loss(mini, tmp_path):
-    trainer = Trainer(tiny_cfg(mini, tmp_path, "optim.batch_size=4", "optim.lr=1e-2", "optim.epochs=100", *NO_AUGMENT))
+    trainer = Trainer(
+        tiny_cfg(
+            mini, tmp_path, "optim.batch_size=4", "optim.lr=1e-2", "optim.epochs=100", *NO_AUGMENT
+        )
+    )
     batch = next(iter(trainer.loader))
     losses = [trainer.train_step(batch)[0].total.item() for _ in range(8)]
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
@@ -56,10 +68,24 @@ def test_a_few_steps_reduce_the_loss(mini, tmp_path):
 
 
 def test_overfitting_four_images_halves_abs_rel(mini, tmp_path):
-    cfg = tiny_cfg(mini, tmp_path, "optim.batch_size=4", "optim.lr=3e-2", "optim.max_steps=60", "optim.epochs=1000",
-                   "eval.every_epochs=100000", "run.image_every=0", "run.ema_decay=0", *NO_AUGMENT)
+    cfg = tiny_cfg(
+        mini,
+        tmp_path,
+        "optim.batch_size=4",
+        "optim.lr=3e-2",
+        "optim.max_steps=60",
+        "optim.epochs=1000",
+        "eval.every_epochs=100000",
+        "run.image_every=0",
+        "run.ema_decay=0",
+        *NO_AUGMENT,
+    )
     trainer = Trainer(cfg)
-    train_eval = DataLoader(KittiDepth(cfg.data, Path("splits/train.txt"), train=False), batch_size=4, collate_fn=collate_eval)
+    train_eval = DataLoader(
+        KittiDepth(cfg.data, Path("splits/train.txt"), train=False),
+        batch_size=4,
+        collate_fn=collate_eval,
+    )
     before = evaluate(trainer.model, train_eval)["eigen"]["abs_rel"]
     trainer.fit()
     after = evaluate(trainer.model, train_eval)["eigen"]["abs_rel"]
@@ -76,7 +102,9 @@ def test_resume_reproduces_the_following_steps_exactly(mini, tmp_path):
     Trainer(tiny_cfg(mini, split, *base, "run.resume=auto")).fit()
     a, b = history(straight), history(split)
     assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
-    assert [r["loss"] for r in b] == [r["loss"] for r in a], "resumed losses must match bit for bit"
+    assert [r["loss"] for r in b] == [r["loss"] for r in a], (
+        "resumed losses must match bit for bit"
+    )
     for name in ("last", "last_ema"):
         wa = load_file(straight / "checkpoints" / name / "decoder.safetensors")
         wb = load_file(split / "checkpoints" / name / "decoder.safetensors")
@@ -97,9 +125,25 @@ def test_training_checkpoint_loads_and_drives_the_depth_estimator(mini, tmp_path
 def test_torchrun_two_processes_train_and_rank0_saves_once(mini, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "training.train",
-           "--config", str(TINY), "--set", f"data.root={mini.root}", "--set", f"run.out_dir={out}",
-           "--set", "optim.epochs=1", "--set", "optim.batch_size=2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "training.train",
+        "--config",
+        str(TINY),
+        "--set",
+        f"data.root={mini.root}",
+        "--set",
+        f"run.out_dir={out}",
+        "--set",
+        "optim.epochs=1",
+        "--set",
+        "optim.batch_size=2",
+    ]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=150)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]

@@ -1,4 +1,5 @@
 """Training loss terms and the evaluation protocol against values computed by hand."""
+
 from __future__ import annotations
 
 import math
@@ -44,7 +45,10 @@ def test_ssim_of_a_window_one_matches_the_closed_form():
 
 def test_ssim_interior_of_constant_maps_and_identity():
     a, b = 0.3, 0.6
-    x, y = torch.full((1, 1, 31, 31), a, dtype=torch.float64), torch.full((1, 1, 31, 31), b, dtype=torch.float64)
+    x, y = (
+        torch.full((1, 1, 31, 31), a, dtype=torch.float64),
+        torch.full((1, 1, 31, 31), b, dtype=torch.float64),
+    )
     centre = ssim_map(x, y)[0, 0, 15, 15].item()
     assert centre == pytest.approx((2 * a * b + 0.01**2) / (a * a + b * b + 0.01**2), rel=1e-9)
     gt = torch.rand(2, 1, 16, 16) * 50 + 1
@@ -57,12 +61,23 @@ def test_total_loss_weights_and_resizes_the_aux_maps():
     gt = torch.rand(1, 1, 8, 16) * 10 + 1
     mask = torch.ones_like(gt, dtype=torch.bool)
     pred = gt * 1.5
-    aux = [torch.full((1, 1, 2, 4), 3.0), torch.full((1, 1, 4, 8), 5.0), torch.full((1, 1, 4, 8), 7.0)]
+    aux = [
+        torch.full((1, 1, 2, 4), 3.0),
+        torch.full((1, 1, 4, 8), 5.0),
+        torch.full((1, 1, 4, 8), 7.0),
+    ]
     terms = depth_loss(pred, aux, gt, mask, LossConfig())
     aux_expected = [silog_loss(torch.full_like(gt, v), gt, mask) for v in (3.0, 5.0, 7.0)]
-    expected = 0.5 * silog_loss(pred, gt, mask) + 0.5 * ssim_loss(pred, gt, mask) + 0.10 * aux_expected[0] + 0.05 * aux_expected[1]
+    expected = (
+        0.5 * silog_loss(pred, gt, mask)
+        + 0.5 * ssim_loss(pred, gt, mask)
+        + 0.10 * aux_expected[0]
+        + 0.05 * aux_expected[1]
+    )
     assert terms.total.item() == pytest.approx(expected.item(), rel=1e-6)
-    assert [t.item() for t in terms.aux] == pytest.approx([t.item() for t in aux_expected], rel=1e-6)
+    assert [t.item() for t in terms.aux] == pytest.approx(
+        [t.item() for t in aux_expected], rel=1e-6
+    )
 
 
 class ConstantDepth(nn.Module):
@@ -80,14 +95,18 @@ class ConstantDepth(nn.Module):
 def test_evaluation_pastes_the_crop_and_applies_eigen_and_garg_crops():
     h, w = 100, 200
     gt = np.zeros((h, w), dtype=np.float32)
-    gt[35, 100] = 20.0   # inside the Eigen crop (rows 33..90) but above the Garg crop (rows 40..98)
-    gt[95, 100] = 8.0    # inside the Garg crop, below the Eigen crop
-    gt[60, 100] = 10.0   # inside both
-    gt[60, 2] = 10.0     # left of both crops (cols 7..192)
-    gt[60, 150] = 90.0   # beyond max_depth
+    gt[35, 100] = 20.0  # inside the Eigen crop (rows 33..90) but above the Garg crop (rows 40..98)
+    gt[95, 100] = 8.0  # inside the Garg crop, below the Eigen crop
+    gt[60, 100] = 10.0  # inside both
+    gt[60, 2] = 10.0  # left of both crops (cols 7..192)
+    gt[60, 150] = 90.0  # beyond max_depth
     kh, kw = 80, 190
     top, left = h - kh, (w - kw) // 2
-    batch = {"image": torch.zeros(1, 3, kh, kw), "gt": [torch.from_numpy(gt)], "box": torch.tensor([[top, left]])}
+    batch = {
+        "image": torch.zeros(1, 3, kh, kw),
+        "gt": [torch.from_numpy(gt)],
+        "box": torch.tensor([[top, left]]),
+    }
     results = evaluate(ConstantDepth(10.0), [batch], ("eigen", "garg", "none"))
     eigen_abs_rel = (abs(20 - 10) / 20 + 0.0) / 2
     garg_abs_rel = (abs(8 - 10) / 8 + 0.0) / 2

@@ -1,4 +1,5 @@
 """NYU Depth v2 (BTS/AdaBins format) on a generated mini tree: reading, crops, bad files, training, evaluation."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,9 +23,21 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "training" / "configs" / "tiny.yaml"
 NYU_YAML = REPO / "training" / "configs" / "nyu.yaml"
 # tiny.yaml is a KITTI recipe; these turn it into NYU's (what configs/nyu.yaml sets).
-TINY_NYU = ["data.dataset=nyu", f"data.train_list={TRAIN_LIST}", f"data.val_list={TEST_LIST}", "data.crop_size=[416,544]",
-            "data.rotate_deg=2.5", "data.max_depth=10", "eval.crop=nyu"]
-NO_AUGMENT = ["data.rotate_deg=0", "data.color_prob=0", "data.hflip=false", "model.decoder.dropout=0"]
+TINY_NYU = [
+    "data.dataset=nyu",
+    f"data.train_list={TRAIN_LIST}",
+    f"data.val_list={TEST_LIST}",
+    "data.crop_size=[416,544]",
+    "data.rotate_deg=2.5",
+    "data.max_depth=10",
+    "eval.crop=nyu",
+]
+NO_AUGMENT = [
+    "data.rotate_deg=0",
+    "data.color_prob=0",
+    "data.hflip=false",
+    "model.decoder.dropout=0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +76,12 @@ def test_eval_items_are_full_frames_with_metric_depth_and_the_nyu_crop(mini):
     gt = item["gt"].numpy()
     assert (gt == 0).any() and (gt > 10).any() and 0.5 < gt[gt > 0].min() and gt.max() < 13
     mask = valid_mask(gt, 1e-3, 10.0, "nyu")
-    assert not mask[:45].any() and not mask[471:].any() and not mask[:, :41].any() and not mask[:, 601:].any()
+    assert (
+        not mask[:45].any()
+        and not mask[471:].any()
+        and not mask[:, :41].any()
+        and not mask[:, 601:].any()
+    )
     assert mask.sum() == ((gt > 1e-3) & (gt < 10) & crop_mask(480, 640, "nyu")).sum()
 
 
@@ -79,7 +97,9 @@ def test_train_items_are_valid_box_crops_with_masks(mini):
     assert not item["mask"][depth == 0].any() and not item["mask"][depth > 10].any()
     assert (depth > 10).any() and (depth == 0).any()  # the cap and the holes both apply
 
-    ds = NyuDepth(nyu_cfg(mini), Path(TRAIN_LIST), train=True, seed=1)  # the recipe: rotation, crop, flip, colour
+    ds = NyuDepth(
+        nyu_cfg(mini), Path(TRAIN_LIST), train=True, seed=1
+    )  # the recipe: rotation, crop, flip, colour
     item = ds[2]
     assert item["image"].shape == (3, 416, 544) and item["depth"].shape == (1, 416, 544)
     assert 0.0 <= item["image"].min() and item["image"].max() <= 1.0
@@ -102,22 +122,44 @@ def test_missing_files_fail_in_strict_mode_and_are_skipped_in_lenient_mode(mini,
     root = make_mini_nyu(tmp_path / "nyu", n_train=3, n_test=1).root
     sample = read_nyu_filelist(root / TRAIN_LIST, root)[1]
     sample.depth.unlink()
-    cfg = DataConfig(dataset="nyu", root=str(root), train_list=TRAIN_LIST, crop_size=(416, 544), max_depth=10.0, num_workers=0)
+    cfg = DataConfig(
+        dataset="nyu",
+        root=str(root),
+        train_list=TRAIN_LIST,
+        crop_size=(416, 544),
+        max_depth=10.0,
+        num_workers=0,
+    )
     with pytest.raises(DatasetError) as info:
         make_dataset(cfg, Path(TRAIN_LIST), train=True)
-    assert str(sample.depth) in str(info.value) and "official_splits" in str(info.value) and "strict=false" in str(info.value)
+    assert (
+        str(sample.depth) in str(info.value)
+        and "official_splits" in str(info.value)
+        and "strict=false" in str(info.value)
+    )
     lenient = make_dataset(dataclasses.replace(cfg, strict=False), Path(TRAIN_LIST), train=True)
     assert len(lenient) == 2 and lenient.skipped == [str(sample.depth)]
     with pytest.raises(DatasetError, match="nyudepthv2"):
         make_dataset(cfg, Path("splits/nope.txt"), train=True)
 
 
-def test_corrupt_and_wrong_size_files_fail_in_strict_mode_and_are_skipped_in_lenient_mode(tmp_path):
+def test_corrupt_and_wrong_size_files_fail_in_strict_mode_and_are_skipped_in_lenient_mode(
+    tmp_path,
+):
     root = make_mini_nyu(tmp_path / "nyu", n_train=3, n_test=1).root
     samples = read_nyu_filelist(root / TRAIN_LIST, root)
     samples[0].image.write_bytes(b"not a jpeg")
-    Image.fromarray(np.full((240, 320), 1500, dtype=np.uint16)).save(samples[1].depth)  # a half-size depth map
-    cfg = DataConfig(dataset="nyu", root=str(root), train_list=TRAIN_LIST, crop_size=(416, 544), max_depth=10.0, num_workers=0)
+    Image.fromarray(np.full((240, 320), 1500, dtype=np.uint16)).save(
+        samples[1].depth
+    )  # a half-size depth map
+    cfg = DataConfig(
+        dataset="nyu",
+        root=str(root),
+        train_list=TRAIN_LIST,
+        crop_size=(416, 544),
+        max_depth=10.0,
+        num_workers=0,
+    )
     strict = make_dataset(cfg, Path(TRAIN_LIST), train=True)
     with pytest.raises(DatasetError, match=str(samples[0].image)):
         strict[0]
@@ -129,8 +171,18 @@ def test_corrupt_and_wrong_size_files_fail_in_strict_mode_and_are_skipped_in_len
 
 
 def test_a_few_steps_on_mini_nyu_reduce_the_loss(mini, tmp_path):
-    cfg = load_train_config(TINY, [f"data.root={mini.root}", f"run.out_dir={tmp_path}", *TINY_NYU, "optim.batch_size=4",
-                                   "optim.lr=1e-2", "optim.epochs=100", *NO_AUGMENT])
+    cfg = load_train_config(
+        TINY,
+        [
+            f"data.root={mini.root}",
+            f"run.out_dir={tmp_path}",
+            *TINY_NYU,
+            "optim.batch_size=4",
+            "optim.lr=1e-2",
+            "optim.epochs=100",
+            *NO_AUGMENT,
+        ],
+    )
     trainer = Trainer(cfg)
     batch = next(iter(trainer.loader))
     assert batch["depth"].shape == (4, 1, 416, 544)
@@ -141,24 +193,53 @@ def test_a_few_steps_on_mini_nyu_reduce_the_loss(mini, tmp_path):
 
 def test_evaluate_on_mini_nyu_uses_the_nyu_crop_and_10m_cap(mini, tmp_path):
     out = tmp_path / "run"
-    Trainer(load_train_config(TINY, [f"data.root={mini.root}", f"run.out_dir={out}", *TINY_NYU, "optim.epochs=1"])).fit()
+    Trainer(
+        load_train_config(
+            TINY, [f"data.root={mini.root}", f"run.out_dir={out}", *TINY_NYU, "optim.epochs=1"]
+        )
+    ).fit()
     report_path = tmp_path / "eval.json"
-    rc = evaluate_tool.main(["--checkpoint", str(out / "checkpoints" / "last"), "--config", str(TINY), "--device", "cpu",
-                             "--json", str(report_path), "--set", f"data.root={mini.root}", "--set", "data.num_workers=0",
-                             *[arg for o in TINY_NYU for arg in ("--set", o)]])
+    rc = evaluate_tool.main(
+        [
+            "--checkpoint",
+            str(out / "checkpoints" / "last"),
+            "--config",
+            str(TINY),
+            "--device",
+            "cpu",
+            "--json",
+            str(report_path),
+            "--set",
+            f"data.root={mini.root}",
+            "--set",
+            "data.num_workers=0",
+            *[arg for o in TINY_NYU for arg in ("--set", o)],
+        ]
+    )
     assert rc == 0
     report = json.loads(report_path.read_text())
-    assert report["dataset"] == "nyu" and report["max_depth"] == 10.0 and list(report["metrics"]) == ["nyu"]
+    assert (
+        report["dataset"] == "nyu"
+        and report["max_depth"] == 10.0
+        and list(report["metrics"]) == ["nyu"]
+    )
     metrics = report["metrics"]["nyu"]
     assert metrics["count"] == 2 and np.isfinite(metrics["abs_rel"])
 
     # the same numbers by hand: full-frame prediction, Eigen NYU crop, pixels in (1e-3, 10) m
     from space_clip_ros.model import load_checkpoint
+
     model = load_checkpoint(out / "checkpoints" / "last", device="cpu")
     cfg = load_train_config(TINY, [f"data.root={mini.root}", "data.num_workers=0", *TINY_NYU])
-    loader = DataLoader(make_dataset(cfg.data, Path(TEST_LIST), train=False), batch_size=2, collate_fn=collate_eval)
+    loader = DataLoader(
+        make_dataset(cfg.data, Path(TEST_LIST), train=False), batch_size=2, collate_fn=collate_eval
+    )
     batch = next(iter(loader))
     pred = evaluate_tool.predict(model, batch["image"], flip_tta=False).numpy()[:, 0]
-    abs_rel = [compute_metrics(p, g.numpy(), valid_mask(g.numpy(), 1e-3, 10.0, "nyu"), 1e-3, 10.0)["abs_rel"]
-               for p, g in zip(pred, batch["gt"])]
+    abs_rel = [
+        compute_metrics(p, g.numpy(), valid_mask(g.numpy(), 1e-3, 10.0, "nyu"), 1e-3, 10.0)[
+            "abs_rel"
+        ]
+        for p, g in zip(pred, batch["gt"])
+    ]
     assert metrics["abs_rel"] == pytest.approx(np.mean(abs_rel), rel=1e-5)

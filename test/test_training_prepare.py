@@ -1,4 +1,5 @@
 """training/prepare_kitti.py against a real HTTP server on loopback serving zips the test builds."""
+
 from __future__ import annotations
 
 import http.server
@@ -73,12 +74,25 @@ def server(tmp_path):
     build.mkdir()
     files["/splits/kitti_eigen_train_files_with_gt.txt"] = TRAIN_LINE.encode()
     files["/splits/kitti_eigen_test_files_with_gt.txt"] = TEST_LINE.encode()
-    files["/kitti/data_depth_annotated.zip"] = _zip(build / "a.zip", {
-        f"train/{DRIVE}_sync/proj_depth/groundtruth/image_02/0000000005.png": b"depth" * 1000})
-    files["/kitti/raw_data/2011_09_26_calib.zip"] = _zip(build / "c.zip", {"2011_09_26/calib_cam_to_cam.txt": b"K: 1 0 0"})
-    files[f"/kitti/raw_data/{DRIVE}/{DRIVE}_sync.zip"] = _zip(build / "d.zip", {
-        f"2011_09_26/{DRIVE}_sync/image_02/data/{i:010d}.png": bytes([i]) * 5000 for i in range(6)})
-    yield {"files": files, "log": log, "bases": {"kitti": f"{base}/kitti", "splits": f"{base}/splits"}}
+    files["/kitti/data_depth_annotated.zip"] = _zip(
+        build / "a.zip",
+        {f"train/{DRIVE}_sync/proj_depth/groundtruth/image_02/0000000005.png": b"depth" * 1000},
+    )
+    files["/kitti/raw_data/2011_09_26_calib.zip"] = _zip(
+        build / "c.zip", {"2011_09_26/calib_cam_to_cam.txt": b"K: 1 0 0"}
+    )
+    files[f"/kitti/raw_data/{DRIVE}/{DRIVE}_sync.zip"] = _zip(
+        build / "d.zip",
+        {
+            f"2011_09_26/{DRIVE}_sync/image_02/data/{i:010d}.png": bytes([i]) * 5000
+            for i in range(6)
+        },
+    )
+    yield {
+        "files": files,
+        "log": log,
+        "bases": {"kitti": f"{base}/kitti", "splits": f"{base}/splits"},
+    }
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=5)
@@ -87,11 +101,24 @@ def server(tmp_path):
 def test_full_run_lays_out_the_tree_and_a_rerun_downloads_nothing(server, tmp_path):
     root = tmp_path / "kitti"
     pk.run(root, server["bases"], timeout=5, dry=False, keep_archives=False, drives=None)
-    assert (root / "raw" / "2011_09_26" / f"{DRIVE}_sync" / "image_02" / "data" / "0000000005.png").read_bytes() == bytes([5]) * 5000
+    assert (
+        root / "raw" / "2011_09_26" / f"{DRIVE}_sync" / "image_02" / "data" / "0000000005.png"
+    ).read_bytes() == bytes([5]) * 5000
     assert (root / "raw" / "2011_09_26" / "calib_cam_to_cam.txt").exists()
-    assert (root / "annotated" / "train" / f"{DRIVE}_sync" / "proj_depth" / "groundtruth" / "image_02" / "0000000005.png").exists()
+    assert (
+        root
+        / "annotated"
+        / "train"
+        / f"{DRIVE}_sync"
+        / "proj_depth"
+        / "groundtruth"
+        / "image_02"
+        / "0000000005.png"
+    ).exists()
     assert (root / "splits" / "kitti_eigen_train_files_with_gt.txt").read_text() == TRAIN_LINE
-    assert not list((root / "downloads").glob("*.zip")), "archives are deleted after extraction by default"
+    assert not list((root / "downloads").glob("*.zip")), (
+        "archives are deleted after extraction by default"
+    )
     fetched = len(server["log"])
     assert fetched == 5
     pk.run(root, server["bases"], timeout=5, dry=False, keep_archives=False, drives=None)
@@ -105,7 +132,7 @@ def test_resumes_a_partial_download_with_http_range(server, tmp_path):
     dest.parent.mkdir()
     half = len(data) // 2
     (dest.parent / (dest.name + ".part")).write_bytes(data[:half])
-    pk.download(server["bases"]["kitti"] + url_path[len("/kitti"):], dest, timeout=5)
+    pk.download(server["bases"]["kitti"] + url_path[len("/kitti") :], dest, timeout=5)
     assert dest.read_bytes() == data
     assert server["log"] == [(url_path, f"bytes={half}-", len(data) - half)]
     assert not (dest.parent / (dest.name + ".part")).exists()
@@ -114,7 +141,9 @@ def test_resumes_a_partial_download_with_http_range(server, tmp_path):
 def test_corrupted_archive_is_reported_and_moved_aside(server, tmp_path):
     url_path = f"/kitti/raw_data/{DRIVE}/{DRIVE}_sync.zip"
     good = server["files"][url_path]
-    server["files"][url_path] = good[:200] + bytes(b ^ 0xFF for b in good[200:400]) + good[400:]  # same size, bad CRC
+    server["files"][url_path] = (
+        good[:200] + bytes(b ^ 0xFF for b in good[200:400]) + good[400:]
+    )  # same size, bad CRC
     root = tmp_path / "kitti"
     with pytest.raises(pk.PrepareError, match=r"CRC|not a valid zip") as info:
         pk.run(root, server["bases"], timeout=5, dry=False, keep_archives=False, drives=None)
@@ -129,7 +158,9 @@ def test_corrupted_archive_is_reported_and_moved_aside(server, tmp_path):
 def test_archive_copied_in_by_hand_is_used_without_downloading(server, tmp_path):
     root = tmp_path / "kitti"
     (root / "downloads").mkdir(parents=True)
-    (root / "downloads" / "data_depth_annotated.zip").write_bytes(server["files"]["/kitti/data_depth_annotated.zip"])
+    (root / "downloads" / "data_depth_annotated.zip").write_bytes(
+        server["files"]["/kitti/data_depth_annotated.zip"]
+    )
     pk.run(root, server["bases"], timeout=5, dry=False, keep_archives=True, drives=None)
     assert "/kitti/data_depth_annotated.zip" not in [path for path, _, _ in server["log"]]
     assert (root / "annotated" / "train").is_dir()
@@ -144,7 +175,9 @@ def test_dry_run_lists_files_and_disk_without_downloading_archives(server, tmp_p
     total = sum(len(v) for k, v in server["files"].items() if k.endswith(".zip"))
     assert f"download: {pk._human(total)}" in out and "disk needed" in out
     assert not (root / "downloads").exists()
-    assert all(path.startswith("/splits/") for path, _, _ in server["log"]), "only the split lists are fetched"
+    assert all(path.startswith("/splits/") for path, _, _ in server["log"]), (
+        "only the split lists are fetched"
+    )
 
 
 def test_offline_fails_fast_naming_the_url(tmp_path):
@@ -153,9 +186,23 @@ def test_offline_fails_fast_naming_the_url(tmp_path):
     with socket.socket() as sock:  # a port that nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    bases = {"kitti": f"http://127.0.0.1:{port}/kitti", "splits": f"http://127.0.0.1:{port}/splits"}
+    bases = {
+        "kitti": f"http://127.0.0.1:{port}/kitti",
+        "splits": f"http://127.0.0.1:{port}/splits",
+    }
     start = time.monotonic()
-    code = pk.main(["--root", str(tmp_path / "kitti"), "--kitti-url", bases["kitti"], "--splits-url", bases["splits"], "--timeout", "3"])
+    code = pk.main(
+        [
+            "--root",
+            str(tmp_path / "kitti"),
+            "--kitti-url",
+            bases["kitti"],
+            "--splits-url",
+            bases["splits"],
+            "--timeout",
+            "3",
+        ]
+    )
     assert code == 1
     assert time.monotonic() - start < 10
     with pytest.raises(pk.PrepareError) as info:

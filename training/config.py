@@ -3,6 +3,7 @@
 Parsing reuses the model config's strict reader, so a misspelt key in a training recipe is an
 error naming the file and the field, not a silently ignored option.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -11,8 +12,13 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from space_clip_ros.model.config import ConfigError, SpaceClipConfig, build_dataclass, to_plain, validate
-
+from space_clip_ros.model.config import (
+    ConfigError,
+    SpaceClipConfig,
+    build_dataclass,
+    to_plain,
+    validate,
+)
 
 DATASETS = ("kitti", "nyu")
 
@@ -75,14 +81,18 @@ class EvalConfig:
 class RunConfig:
     out_dir: str = "runs/kitti"
     seed: int = 42
-    precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp16; fp32 on CPU) | fp32 | bf16 | fp16
+    precision: str = (
+        "auto"  # auto (bf16 on GPUs that have it, else fp16; fp32 on CPU) | fp32 | bf16 | fp16
+    )
     ema_decay: float = 0.996  # 0 disables the EMA
     log_every: int = 20
     image_every: int = 500
     # End this invocation after N more steps, leaving a resumable state (time-limited cluster
     # jobs); unlike optim.max_steps it does not change the schedule. 0 = run to the end.
     stop_after: int = 0
-    resume: Optional[str] = None  # a state_*.pt written by this trainer, or "auto" (out_dir/state_last.pt)
+    resume: Optional[str] = (
+        None  # a state_*.pt written by this trainer, or "auto" (out_dir/state_last.pt)
+    )
     tqdm: bool = True
 
 
@@ -102,14 +112,18 @@ class TrainConfig:
 def apply_override(data: dict, assignment: str) -> None:
     """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (numbers, lists, null)."""
     if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected key=value. Fix: e.g. --set optim.lr=3e-4.")
+        raise ConfigError(
+            f"--set {assignment!r}: expected key=value. Fix: e.g. --set optim.lr=3e-4."
+        )
     key, raw = assignment.split("=", 1)
     node = data
     parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {assignment!r}: '{part}' is not a section. Fix: check the key path.")
+            raise ConfigError(
+                f"--set {assignment!r}: '{part}' is not a section. Fix: check the key path."
+            )
     value = yaml.safe_load(raw)
     if isinstance(value, str):
         try:  # YAML 1.1 reads '3e-4' (no dot) as a string; on a command line it means a number
@@ -127,7 +141,9 @@ def load_train_config(path: Optional[Union[str, Path]], overrides: list[str] = (
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: config file not found. Fix: pass e.g. training/configs/kitti.yaml.") from exc
+            raise ConfigError(
+                f"{path}: config file not found. Fix: pass e.g. training/configs/kitti.yaml."
+            ) from exc
     for assignment in overrides:
         apply_override(data, assignment)
     cfg = build_dataclass(TrainConfig, data, source, "")
@@ -146,22 +162,43 @@ def _validate(cfg: TrainConfig, source: str) -> None:
         raise bad("eval.crop", f"is {cfg.eval.crop!r}", "use eigen, garg, nyu or none")
     if cfg.run.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise bad("run.precision", f"is {cfg.run.precision!r}", "use auto, fp32, bf16 or fp16")
-    if len(cfg.loss.aux_weights) > cfg.model.decoder.aux_heads and any(cfg.loss.aux_weights[cfg.model.decoder.aux_heads:]):
-        raise bad("loss.aux_weights", f"weights {cfg.loss.aux_weights} but the decoder has {cfg.model.decoder.aux_heads} aux heads",
-                  "give one weight per auxiliary head")
+    if len(cfg.loss.aux_weights) > cfg.model.decoder.aux_heads and any(
+        cfg.loss.aux_weights[cfg.model.decoder.aux_heads :]
+    ):
+        raise bad(
+            "loss.aux_weights",
+            f"weights {cfg.loss.aux_weights} but the decoder has {cfg.model.decoder.aux_heads} aux heads",
+            "give one weight per auxiliary head",
+        )
     if cfg.optim.batch_size <= 0 or cfg.optim.epochs <= 0:
         raise bad("optim.batch_size/epochs", "is not positive", "use positive integers")
     if not 0.0 <= cfg.optim.warmup_frac < 1.0:
         raise bad("optim.warmup_frac", f"is {cfg.optim.warmup_frac}", "use a fraction in [0, 1)")
     if not 0.0 <= cfg.run.ema_decay < 1.0:
-        raise bad("run.ema_decay", f"is {cfg.run.ema_decay}", "use a decay in [0, 1); 0 disables the EMA")
-    if cfg.data.dataset == "kitti" and any(c > k for c, k in zip(cfg.data.crop_size, cfg.data.kb_crop)):
-        raise bad("data.crop_size", f"{list(cfg.data.crop_size)} exceeds data.kb_crop {list(cfg.data.kb_crop)}", "crop inside the KB crop")
+        raise bad(
+            "run.ema_decay", f"is {cfg.run.ema_decay}", "use a decay in [0, 1); 0 disables the EMA"
+        )
+    if cfg.data.dataset == "kitti" and any(
+        c > k for c, k in zip(cfg.data.crop_size, cfg.data.kb_crop)
+    ):
+        raise bad(
+            "data.crop_size",
+            f"{list(cfg.data.crop_size)} exceeds data.kb_crop {list(cfg.data.kb_crop)}",
+            "crop inside the KB crop",
+        )
     if cfg.data.dataset == "nyu":
         box = tuple(cfg.data.nyu_valid_box) + (0,) * (4 - len(cfg.data.nyu_valid_box))
         top, bottom, left, right = box[:4]
         if len(cfg.data.nyu_valid_box) != 4 or not (0 <= top < bottom and 0 <= left < right):
-            raise bad("data.nyu_valid_box", f"is {list(cfg.data.nyu_valid_box)}", "give [top, bottom, left, right] with top < bottom, left < right")
+            raise bad(
+                "data.nyu_valid_box",
+                f"is {list(cfg.data.nyu_valid_box)}",
+                "give [top, bottom, left, right] with top < bottom, left < right",
+            )
         if cfg.data.crop_size[0] > bottom - top or cfg.data.crop_size[1] > right - left:
-            raise bad("data.crop_size", f"{list(cfg.data.crop_size)} exceeds data.nyu_valid_box {list(cfg.data.nyu_valid_box)} "
-                      f"({bottom - top}x{right - left})", "crop inside the valid box, e.g. [416, 544]")
+            raise bad(
+                "data.crop_size",
+                f"{list(cfg.data.crop_size)} exceeds data.nyu_valid_box {list(cfg.data.nyu_valid_box)} "
+                f"({bottom - top}x{right - left})",
+                "crop inside the valid box, e.g. [416, 544]",
+            )

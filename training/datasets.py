@@ -15,9 +15,8 @@ millimetres, 0 = invalid. ``make_dataset`` picks the class from ``data.dataset``
 Augmentation randomness comes from a generator seeded by (seed, epoch, index), so a sample is the
 same whichever worker loads it and a resumed run sees exactly the batches it would have seen.
 """
-from __future__ import annotations
 
-from space_clip_ros.errors import InputError
+from __future__ import annotations
 
 import logging
 import re
@@ -30,6 +29,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from space_clip_ros.errors import InputError
 from space_clip_ros.io.depth_files import NYU_DEPTH_SCALE, read_png16
 from training.config import DataConfig
 
@@ -60,7 +60,9 @@ def _list_entries(list_path: Path, fix: str) -> Iterator[tuple[str, str, float]]
             continue
         parts = line.split()
         if len(parts) != 3:
-            raise DatasetError(f"{list_path}:{line_no}: expected '<image> <depth|None> <focal>', got {line!r}.")
+            raise DatasetError(
+                f"{list_path}:{line_no}: expected '<image> <depth|None> <focal>', got {line!r}."
+            )
         yield parts[0], parts[1], float(parts[2])
 
 
@@ -88,8 +90,10 @@ def _resolve_depth(root: Path, rel: str) -> Path:
 def read_nyu_filelist(list_path: Path, root: Path) -> list[Sample]:
     """Parse a BTS/AdaBins NYU list; each entry resolves under root/sync/ or root/official_splits/test/."""
     samples = []
-    fix = ("copy the BTS lists nyudepthv2_{train,test}_files_with_gt.txt into <root>/splits/ "
-           "(training/README.md, NYU Depth v2) or set data.train_list/val_list.")
+    fix = (
+        "copy the BTS lists nyudepthv2_{train,test}_files_with_gt.txt into <root>/splits/ "
+        "(training/README.md, NYU Depth v2) or set data.train_list/val_list."
+    )
     for image_rel, depth_rel, focal in _list_entries(list_path, fix):
         base = _nyu_base(root, image_rel)
         depth = None if depth_rel == "None" else base / depth_rel.lstrip("/")
@@ -99,7 +103,11 @@ def read_nyu_filelist(list_path: Path, root: Path) -> list[Sample]:
 
 def _nyu_base(root: Path, image_rel: str) -> Path:
     """Training lines start with '/' (sync/), test lines do not (official_splits/test/); the other folder is the fallback."""
-    order = (NYU_TRAIN_DIR, NYU_TEST_DIR) if image_rel.startswith("/") else (NYU_TEST_DIR, NYU_TRAIN_DIR)
+    order = (
+        (NYU_TRAIN_DIR, NYU_TEST_DIR)
+        if image_rel.startswith("/")
+        else (NYU_TEST_DIR, NYU_TRAIN_DIR)
+    )
     for folder in order:
         if (root / folder / image_rel.lstrip("/")).exists():
             return root / folder
@@ -116,11 +124,15 @@ def kb_crop_box(height: int, width: int, kb: tuple[int, int], path: Path) -> tup
     """(top, left) of the KITTI-benchmark crop: the bottom rows, centred horizontally."""
     kh, kw = kb
     if height < kh or width < kw:
-        raise DatasetError(f"{path}: image {height}x{width} is smaller than the KB crop {kh}x{kw}. Fix: set data.kb_crop.")
+        raise DatasetError(
+            f"{path}: image {height}x{width} is smaller than the KB crop {kh}x{kw}. Fix: set data.kb_crop."
+        )
     return height - kh, (width - kw) // 2
 
 
-def augment(image: np.ndarray, depth: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    image: np.ndarray, depth: np.ndarray, cfg: DataConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Rotation, random crop, flip and photometric jitter, as in BTS/AdaBins and the paper."""
     if cfg.rotate_deg > 0:
         angle = float(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
@@ -129,7 +141,7 @@ def augment(image: np.ndarray, depth: np.ndarray, cfg: DataConfig, rng: np.rando
     ch, cw = cfg.crop_size
     h, w = depth.shape
     top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    image, depth = image[top:top + ch, left:left + cw], depth[top:top + ch, left:left + cw]
+    image, depth = image[top : top + ch, left : left + cw], depth[top : top + ch, left : left + cw]
     if cfg.hflip and rng.random() < 0.5:
         image, depth = image[:, ::-1], depth[:, ::-1]
     if rng.random() < cfg.color_prob:
@@ -137,13 +149,17 @@ def augment(image: np.ndarray, depth: np.ndarray, cfg: DataConfig, rng: np.rando
         gamma, brightness = rng.uniform(lo, hi), rng.uniform(lo, hi)
         colours = rng.uniform(lo, hi, size=3).astype(np.float32)
         image = np.clip(image**gamma * brightness * colours, 0.0, 1.0)
-    return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(depth, dtype=np.float32)
+    return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(
+        depth, dtype=np.float32
+    )
 
 
 def _rotate_float(array: np.ndarray, angle: float, resample: int) -> np.ndarray:
     """Rotate each channel of a float HxWxC array about its centre (PIL mode 'F')."""
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(array[..., c])).rotate(angle, resample))
-                for c in range(array.shape[-1])]
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(array[..., c])).rotate(angle, resample))
+        for c in range(array.shape[-1])
+    ]
     return np.stack(channels, axis=-1)
 
 
@@ -161,7 +177,9 @@ class DepthDataset(Dataset):
     def read_list(list_path: Path, root: Path) -> list[Sample]:
         raise NotImplementedError
 
-    def __init__(self, cfg: DataConfig, list_path: Path, train: bool, seed: int = 0, max_samples: int = 0):
+    def __init__(
+        self, cfg: DataConfig, list_path: Path, train: bool, seed: int = 0, max_samples: int = 0
+    ):
         self.cfg, self.train, self.seed, self.epoch = cfg, train, seed, 0
         root = Path(cfg.root)
         samples = self.read_list(list_path if list_path.is_absolute() else root / list_path, root)
@@ -169,17 +187,25 @@ class DepthDataset(Dataset):
         samples = [s for s in samples if s.depth is not None]
         missing = [str(p) for s in samples for p in (s.image, s.depth) if not p.exists()]
         if missing:
-            listed = "\n  ".join(missing[:MAX_LISTED]) + (f"\n  ... and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else "")
+            listed = "\n  ".join(missing[:MAX_LISTED]) + (
+                f"\n  ... and {len(missing) - MAX_LISTED} more"
+                if len(missing) > MAX_LISTED
+                else ""
+            )
             message = f"{len(missing)} file(s) from {list_path} are missing:\n  {listed}"
             if cfg.strict:
-                raise DatasetError(message + f"\nFix: {self.FIX_MISSING}, or set data.strict=false to skip them.")
+                raise DatasetError(
+                    message + f"\nFix: {self.FIX_MISSING}, or set data.strict=false to skip them."
+                )
             LOG.warning("%s\nskipping them (data.strict=false)", message)
             gone = set(missing)
             samples = [s for s in samples if str(s.image) not in gone and str(s.depth) not in gone]
         self.skipped: list[str] = missing
         self.samples = samples[:max_samples] if max_samples > 0 else samples
         if not self.samples:
-            raise DatasetError(f"{list_path}: no usable samples under {root}. Fix: check data.root and the list.")
+            raise DatasetError(
+                f"{list_path}: no usable samples under {root}. Fix: check data.root and the list."
+            )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -195,10 +221,15 @@ class DepthDataset(Dataset):
             except (OSError, UnidentifiedImageError, ValueError, DatasetError) as exc:
                 message = f"cannot read sample {sample.image} / {sample.depth}: {exc}"
                 if self.cfg.strict:
-                    raise DatasetError(message + ". Fix: re-extract the file, or set data.strict=false to skip it.") from exc
+                    raise DatasetError(
+                        message
+                        + ". Fix: re-extract the file, or set data.strict=false to skip it."
+                    ) from exc
                 self.skipped.append(str(sample.image))
                 LOG.warning("%s; skipped (%d so far in this worker)", message, len(self.skipped))
-        raise DatasetError(f"no readable sample in {len(self.samples)} entries; see the warnings above.")
+        raise DatasetError(
+            f"no readable sample in {len(self.samples)} entries; see the warnings above."
+        )
 
     def _load(self, sample: Sample, index: int) -> dict:
         raise NotImplementedError
@@ -221,13 +252,21 @@ class KittiDepth(DepthDataset):
     def _load(self, sample: Sample, index: int) -> dict:
         image, depth = load_image(sample.image), read_png16(sample.depth)
         if image.shape[:2] != depth.shape:
-            raise DatasetError(f"{sample.image} is {image.shape[:2]} but {sample.depth} is {depth.shape}")
+            raise DatasetError(
+                f"{sample.image} is {image.shape[:2]} but {sample.depth} is {depth.shape}"
+            )
         top, left = kb_crop_box(*depth.shape, self.cfg.kb_crop, sample.image)
         kh, kw = self.cfg.kb_crop
         if not self.train:
-            return {"image": _chw(image[top:top + kh, left:left + kw]), "gt": torch.from_numpy(depth),
-                    "box": torch.tensor([top, left])}
-        image, depth = image[top:top + kh, left:left + kw], depth[top:top + kh, left:left + kw]
+            return {
+                "image": _chw(image[top : top + kh, left : left + kw]),
+                "gt": torch.from_numpy(depth),
+                "box": torch.tensor([top, left]),
+            }
+        image, depth = (
+            image[top : top + kh, left : left + kw],
+            depth[top : top + kh, left : left + kw],
+        )
         return self._train_item(image, depth, index)
 
 
@@ -245,23 +284,37 @@ class NyuDepth(DepthDataset):
     def _load(self, sample: Sample, index: int) -> dict:
         image, depth = load_image(sample.image), read_png16(sample.depth, NYU_DEPTH_SCALE)
         if image.shape[:2] != depth.shape:
-            raise DatasetError(f"{sample.image} is {image.shape[:2]} but {sample.depth} is {depth.shape}")
+            raise DatasetError(
+                f"{sample.image} is {image.shape[:2]} but {sample.depth} is {depth.shape}"
+            )
         if not self.train:
-            return {"image": _chw(image), "gt": torch.from_numpy(depth), "box": torch.tensor([0, 0])}
+            return {
+                "image": _chw(image),
+                "gt": torch.from_numpy(depth),
+                "box": torch.tensor([0, 0]),
+            }
         top, bottom, left, right = self.cfg.nyu_valid_box
         if depth.shape[0] < bottom or depth.shape[1] < right:
-            raise DatasetError(f"{sample.image}: image {depth.shape[0]}x{depth.shape[1]} is smaller than data.nyu_valid_box "
-                               f"{list(self.cfg.nyu_valid_box)}. Fix: NYU frames are 480x640; check the file or set data.nyu_valid_box.")
-        return self._train_item(image[top:bottom, left:right], depth[top:bottom, left:right], index)
+            raise DatasetError(
+                f"{sample.image}: image {depth.shape[0]}x{depth.shape[1]} is smaller than data.nyu_valid_box "
+                f"{list(self.cfg.nyu_valid_box)}. Fix: NYU frames are 480x640; check the file or set data.nyu_valid_box."
+            )
+        return self._train_item(
+            image[top:bottom, left:right], depth[top:bottom, left:right], index
+        )
 
 
 DATASET_CLASSES: dict[str, type[DepthDataset]] = {"kitti": KittiDepth, "nyu": NyuDepth}
 
 
-def make_dataset(cfg: DataConfig, list_path: Path, train: bool, seed: int = 0, max_samples: int = 0) -> DepthDataset:
+def make_dataset(
+    cfg: DataConfig, list_path: Path, train: bool, seed: int = 0, max_samples: int = 0
+) -> DepthDataset:
     """The dataset class named by data.dataset (kitti | nyu)."""
     if cfg.dataset not in DATASET_CLASSES:
-        raise DatasetError(f"data.dataset is {cfg.dataset!r}. Fix: use one of {', '.join(DATASET_CLASSES)}.")
+        raise DatasetError(
+            f"data.dataset is {cfg.dataset!r}. Fix: use one of {', '.join(DATASET_CLASSES)}."
+        )
     return DATASET_CLASSES[cfg.dataset](cfg, list_path, train, seed, max_samples)
 
 
@@ -271,5 +324,8 @@ def _chw(image: np.ndarray) -> torch.Tensor:
 
 def collate_eval(items: list[dict]) -> dict:
     """Stack the equal-size eval images (KB crops, NYU frames); keep ground truths (native sizes differ by drive) as a list."""
-    return {"image": torch.stack([i["image"] for i in items]), "gt": [i["gt"] for i in items],
-            "box": torch.stack([i["box"] for i in items])}
+    return {
+        "image": torch.stack([i["image"] for i in items]),
+        "gt": [i["gt"] for i in items],
+        "box": torch.stack([i["box"] for i in items]),
+    }

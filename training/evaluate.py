@@ -12,6 +12,7 @@ crop. NYU (data.dataset: nyu): the full 480x640 image, the Eigen NYU crop ("nyu"
 (data.max_depth of configs/nyu.yaml). Metrics come from space_clip_ros.metrics, the same code the
 node's accuracy tools use.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,9 @@ def autocast_for(device: torch.device, dtype: Optional[torch.dtype]):
 
 
 @torch.no_grad()
-def predict(model: SpaceClip, images: torch.Tensor, flip_tta: bool, amp_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+def predict(
+    model: SpaceClip, images: torch.Tensor, flip_tta: bool, amp_dtype: Optional[torch.dtype] = None
+) -> torch.Tensor:
     """(B,1,H,W) metres at the input size; flip TTA averages with the mirrored image's mirrored output."""
     with autocast_for(images.device, amp_dtype):
         depth = model(images).float()
@@ -71,30 +74,69 @@ def evaluate(
         for pred, gt, (top, left) in zip(depth, batch["gt"], batch["box"].tolist()):
             gt = gt.numpy()
             canvas = np.zeros_like(gt)
-            canvas[top:top + pred.shape[0], left:left + pred.shape[1]] = pred
+            canvas[top : top + pred.shape[0], left : left + pred.shape[1]] = pred
             region = np.zeros(gt.shape, dtype=bool)
-            region[top:top + pred.shape[0], left:left + pred.shape[1]] = True
+            region[top : top + pred.shape[0], left : left + pred.shape[1]] = True
             for crop in crops:
                 mask = valid_mask(gt, min_depth, max_depth, crop) & region
-                running[crop].update(compute_metrics(canvas, gt, mask, min_depth, max_depth, median_scaling))
+                running[crop].update(
+                    compute_metrics(canvas, gt, mask, min_depth, max_depth, median_scaling)
+                )
     model.train(was_training)
     return {crop: {**r.mean(), "count": r.count} for crop, r in running.items()}
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Evaluate a SPACE-CLIP checkpoint on the KITTI Eigen split or NYU Depth v2 (data.dataset).")
-    parser.add_argument("--checkpoint", required=True, help="node-format checkpoint directory (decoder.safetensors + config.yaml)")
-    parser.add_argument("--config", default="training/configs/kitti.yaml", help="training config for the data settings")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. data.root=/data/kitti")
-    parser.add_argument("--list", help="file list to evaluate (default: data.val_list of the config)")
-    parser.add_argument("--crop", nargs="+", default=None, choices=["eigen", "garg", "nyu", "none"],
-                        help="evaluation crop(s) (default: eval.crop of the config)")
-    parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped prediction")
-    parser.add_argument("--median-scaling", action="store_true", help="scale each prediction by median(gt)/median(pred)")
+    parser = argparse.ArgumentParser(
+        description="Evaluate a SPACE-CLIP checkpoint on the KITTI Eigen split or NYU Depth v2 (data.dataset)."
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="node-format checkpoint directory (decoder.safetensors + config.yaml)",
+    )
+    parser.add_argument(
+        "--config",
+        default="training/configs/kitti.yaml",
+        help="training config for the data settings",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. data.root=/data/kitti",
+    )
+    parser.add_argument(
+        "--list", help="file list to evaluate (default: data.val_list of the config)"
+    )
+    parser.add_argument(
+        "--crop",
+        nargs="+",
+        default=None,
+        choices=["eigen", "garg", "nyu", "none"],
+        help="evaluation crop(s) (default: eval.crop of the config)",
+    )
+    parser.add_argument(
+        "--flip-tta", action="store_true", help="average with the horizontally flipped prediction"
+    )
+    parser.add_argument(
+        "--median-scaling",
+        action="store_true",
+        help="scale each prediction by median(gt)/median(pred)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype on CUDA")
-    parser.add_argument("--backbone-weights", help="local CLIP weights file instead of the config's pretrained source")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast dtype on CUDA",
+    )
+    parser.add_argument(
+        "--backbone-weights",
+        help="local CLIP weights file instead of the config's pretrained source",
+    )
     parser.add_argument("--json", type=Path, help="write the metrics here")
     return parser.parse_args(argv)
 
@@ -104,23 +146,52 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_train_config(args.config, args.set)
-        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-        model = load_checkpoint(args.checkpoint, device=device, backbone_weights=args.backbone_weights)
+        device = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu")
+            if args.device == "auto"
+            else args.device
+        )
+        model = load_checkpoint(
+            args.checkpoint, device=device, backbone_weights=args.backbone_weights
+        )
         dataset = make_dataset(cfg.data, Path(args.list or cfg.data.val_list), train=False)
     except (ConfigError, DatasetError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=cfg.data.num_workers,
-                        collate_fn=collate_eval)
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=False,
+        num_workers=cfg.data.num_workers,
+        collate_fn=collate_eval,
+    )
     amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
     crops = tuple(args.crop or [cfg.eval.crop])
-    results = evaluate(model, loader, crops, cfg.data.min_depth, cfg.data.max_depth, args.flip_tta, args.median_scaling, amp)
+    results = evaluate(
+        model,
+        loader,
+        crops,
+        cfg.data.min_depth,
+        cfg.data.max_depth,
+        args.flip_tta,
+        args.median_scaling,
+        amp,
+    )
     print(format_table((crop, m) for crop, m in results.items()))
-    print(f"{len(dataset)} images with ground truth ({dataset.no_gt} list entries without, skipped by the protocol)")
+    print(
+        f"{len(dataset)} images with ground truth ({dataset.no_gt} list entries without, skipped by the protocol)"
+    )
     if args.json:
-        report = {"checkpoint": str(args.checkpoint), "dataset": cfg.data.dataset, "list": str(args.list or cfg.data.val_list), "flip_tta": args.flip_tta,
-                  "median_scaling": args.median_scaling, "min_depth": cfg.data.min_depth, "max_depth": cfg.data.max_depth,
-                  "metrics": results}
+        report = {
+            "checkpoint": str(args.checkpoint),
+            "dataset": cfg.data.dataset,
+            "list": str(args.list or cfg.data.val_list),
+            "flip_tta": args.flip_tta,
+            "median_scaling": args.median_scaling,
+            "min_depth": cfg.data.min_depth,
+            "max_depth": cfg.data.max_depth,
+            "metrics": results,
+        }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         LOG.info("wrote %s", args.json)
     return 0

@@ -11,6 +11,7 @@ converts any ``state_*.pt`` (e.g. a preempted run) and exports ONNX. The ONNX gr
 (config backbone.input_size, 224x224 for the paper's ViT-B/16; resize frames to it first), and
 returns ``depth``: (batch, 1, H, W) metres at that size. The batch axis is dynamic.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,14 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from space_clip_ros.model import CheckpointError, SpaceClip, SpaceClipConfig, build_model, load_checkpoint, save_checkpoint
+from space_clip_ros.model import (
+    CheckpointError,
+    SpaceClip,
+    SpaceClipConfig,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 from space_clip_ros.model.onnx_export import check_onnx, export_onnx
 from training.state import STATE_LAST, load_state
 
@@ -27,15 +35,23 @@ LOG = logging.getLogger("export")
 EMA_PREFIX = "module."
 
 
-def model_from_state(state_path: Path, weights: str = "ema", backbone_weights: Optional[str] = None) -> SpaceClip:
+def model_from_state(
+    state_path: Path, weights: str = "ema", backbone_weights: Optional[str] = None
+) -> SpaceClip:
     """Rebuild the model of a training state and load its raw or EMA decoder weights."""
     state = load_state(state_path)
-    model = build_model(SpaceClipConfig.from_dict(state["config"]["model"], source=f"{state_path} (config.model)"),
-                        backbone_weights=backbone_weights)
+    model = build_model(
+        SpaceClipConfig.from_dict(state["config"]["model"], source=f"{state_path} (config.model)"),
+        backbone_weights=backbone_weights,
+    )
     if weights == "ema":
         if state.get("ema") is None:
-            raise CheckpointError(f"{state_path}: holds no EMA weights (run.ema_decay was 0). Fix: use --weights raw.")
-        decoder = {k[len(EMA_PREFIX):]: v for k, v in state["ema"].items() if k.startswith(EMA_PREFIX)}
+            raise CheckpointError(
+                f"{state_path}: holds no EMA weights (run.ema_decay was 0). Fix: use --weights raw."
+            )
+        decoder = {
+            k[len(EMA_PREFIX) :]: v for k, v in state["ema"].items() if k.startswith(EMA_PREFIX)
+        }
     else:
         decoder = state["decoder"]
     model.decoder.load_state_dict(decoder, strict=True)
@@ -43,16 +59,32 @@ def model_from_state(state_path: Path, weights: str = "ema", backbone_weights: O
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Export a trained SPACE-CLIP: node checkpoint and/or ONNX.")
+    parser = argparse.ArgumentParser(
+        description="Export a trained SPACE-CLIP: node checkpoint and/or ONNX."
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help=f"training out_dir (reads its {STATE_LAST})")
-    source.add_argument("--state", type=Path, help="a training state file written by training/train.py")
+    source.add_argument(
+        "--state", type=Path, help="a training state file written by training/train.py"
+    )
     source.add_argument("--checkpoint", type=Path, help="a node-format checkpoint directory")
-    parser.add_argument("--weights", choices=["ema", "raw"], default="ema", help="which decoder weights of a training state")
-    parser.add_argument("--out", type=Path, help="write the node checkpoint (decoder.safetensors + config.yaml) here")
+    parser.add_argument(
+        "--weights",
+        choices=["ema", "raw"],
+        default="ema",
+        help="which decoder weights of a training state",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="write the node checkpoint (decoder.safetensors + config.yaml) here",
+    )
     parser.add_argument("--onnx", type=Path, help="write the whole model as ONNX here")
     parser.add_argument("--opset", type=int, default=17)
-    parser.add_argument("--backbone-weights", help="local CLIP weights file instead of the config's pretrained source")
+    parser.add_argument(
+        "--backbone-weights",
+        help="local CLIP weights file instead of the config's pretrained source",
+    )
     return parser.parse_args(argv)
 
 
@@ -60,7 +92,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     if not args.out and not args.onnx:
-        print("error: nothing to do. Fix: give --out (node checkpoint) and/or --onnx.", file=sys.stderr)
+        print(
+            "error: nothing to do. Fix: give --out (node checkpoint) and/or --onnx.",
+            file=sys.stderr,
+        )
         return 2
     if args.opset < 17:
         print(f"error: --opset {args.opset} is too old. Fix: use 17 or newer.", file=sys.stderr)
@@ -69,7 +104,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.checkpoint:
             model = load_checkpoint(args.checkpoint, backbone_weights=args.backbone_weights)
         else:
-            model = model_from_state(args.state or args.run / STATE_LAST, args.weights, args.backbone_weights)
+            model = model_from_state(
+                args.state or args.run / STATE_LAST, args.weights, args.backbone_weights
+            )
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -80,8 +117,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         export_onnx(model, args.onnx, args.opset)
         error = check_onnx(model, args.onnx)
         h, w = model.input_size
-        print(f"wrote {args.onnx}: input 'image' (batch, 3, {h}, {w}) RGB [0,1] -> 'depth' (batch, 1, {h}, {w}) m; "
-              f"onnxruntime vs PyTorch max abs error {error:.3g} m")
+        print(
+            f"wrote {args.onnx}: input 'image' (batch, 3, {h}, {w}) RGB [0,1] -> 'depth' (batch, 1, {h}, {w}) m; "
+            f"onnxruntime vs PyTorch max abs error {error:.3g} m"
+        )
     return 0
 
 

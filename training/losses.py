@@ -3,6 +3,7 @@
 All terms are computed in float32 over valid ground-truth pixels only (sparse LiDAR ground truth:
 most pixels carry no measurement), whatever precision the forward pass ran in.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ from training.config import LossConfig
 MIN_PRED = 1e-3  # the head's ReLU can output 0; log needs a floor (= the evaluation's min depth)
 
 
-def silog_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, variance_focus: float = 0.85) -> torch.Tensor:
+def silog_loss(
+    pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, variance_focus: float = 0.85
+) -> torch.Tensor:
     """10 * sqrt(mean(g^2) - variance_focus * mean(g)^2), g = log pred - log gt over the batch's valid pixels.
 
     Equal to 10 * sqrt(Var(g) + (1 - variance_focus) * Mean(g)^2): mostly scale-invariant, with a
@@ -35,7 +38,9 @@ def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tenso
     return (g[:, None] * g[None, :])[None, None]
 
 
-def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> torch.Tensor:
+def ssim_map(
+    x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 1.0
+) -> torch.Tensor:
     """Per-pixel SSIM (Wang et al. 2004) of (B,1,H,W) maps with a Gaussian window, zero padding."""
     w = _gaussian_window(window, sigma, x)
     pad = window // 2
@@ -44,7 +49,9 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 
     var_x = F.conv2d(x * x, w, padding=pad) - mu_x**2
     var_y = F.conv2d(y * y, w, padding=pad) - mu_y**2
     cov = F.conv2d(x * y, w, padding=pad) - mu_x * mu_y
-    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
 
 
 def ssim_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -77,11 +84,19 @@ class LossTerms:
     def scalars(self) -> dict[str, float]:
         """Plain floats for logging, read back from the device in one transfer (one sync per step, not six)."""
         names = ["loss", "silog", "ssim"] + [f"aux{i}" for i in range(len(self.aux))]
-        values = torch.stack([t.detach().float() for t in (self.total, self.silog, self.ssim, *self.aux)]).tolist()
+        values = torch.stack(
+            [t.detach().float() for t in (self.total, self.silog, self.ssim, *self.aux)]
+        ).tolist()
         return dict(zip(names, values))
 
 
-def depth_loss(pred: torch.Tensor, aux: list[torch.Tensor], gt: torch.Tensor, mask: torch.Tensor, cfg: LossConfig) -> LossTerms:
+def depth_loss(
+    pred: torch.Tensor,
+    aux: list[torch.Tensor],
+    gt: torch.Tensor,
+    mask: torch.Tensor,
+    cfg: LossConfig,
+) -> LossTerms:
     """The full objective; aux maps (stage resolution) are resized bilinearly to the GT size.
 
     A zero-weight term is still added (times 0): every decoder parameter then takes part in the
@@ -92,7 +107,9 @@ def depth_loss(pred: torch.Tensor, aux: list[torch.Tensor], gt: torch.Tensor, ma
     total = cfg.silog_weight * silog + cfg.ssim_weight * ssim
     aux_terms = []
     for weight, aux_map in zip(cfg.aux_weights, aux):
-        up = F.interpolate(aux_map.float(), size=gt.shape[-2:], mode="bilinear", align_corners=False)
+        up = F.interpolate(
+            aux_map.float(), size=gt.shape[-2:], mode="bilinear", align_corners=False
+        )
         term = silog_loss(up, gt, mask, cfg.variance_focus)
         aux_terms.append(term)
         total = total + weight * term

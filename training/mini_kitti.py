@@ -7,6 +7,7 @@ few boxes at random distances, with image brightness tied to depth and a texture
 optimiser steps visibly reduce the error. Ground truth is sparse like the projected LiDAR of
 ``data_depth_annotated`` (uint16 PNG, metres * 256, 0 = no measurement).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,9 @@ class MiniDataset:
     test_list: Path
 
 
-def synthetic_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_scene(
+    rng: np.random.Generator, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 RGB image, float32 dense depth in metres) of a road-like scene."""
     rows = np.arange(height, dtype=np.float32)[:, None]
     horizon = height * 0.35
@@ -43,7 +46,9 @@ def synthetic_scene(rng: np.random.Generator, height: int, width: int) -> tuple[
     for _ in range(3):
         h, w = rng.integers(height // 6, height // 3), rng.integers(width // 10, width // 4)
         top, left = rng.integers(int(horizon) - h // 2, height - h), rng.integers(0, width - w)
-        depth[top:top + h, left:left + w] = np.minimum(depth[top:top + h, left:left + w], rng.uniform(4.0, 30.0))
+        depth[top : top + h, left : left + w] = np.minimum(
+            depth[top : top + h, left : left + w], rng.uniform(4.0, 30.0)
+        )
     shade = 1.0 - np.log(depth) / np.log(80.0)
     texture = rng.uniform(0.85, 1.0, size=(height, width, 1))
     tint = rng.uniform(0.7, 1.0, size=3)
@@ -51,14 +56,23 @@ def synthetic_scene(rng: np.random.Generator, height: int, width: int) -> tuple[
     return image, depth.astype(np.float32)
 
 
-def write_depth_png(path: Path, depth: np.ndarray, density: float, rng: np.random.Generator) -> None:
+def write_depth_png(
+    path: Path, depth: np.ndarray, density: float, rng: np.random.Generator
+) -> None:
     """Keep a random `density` share of the pixels, as LiDAR ground truth is sparse."""
     keep = rng.random(depth.shape) < density
     path.parent.mkdir(parents=True, exist_ok=True)
     write_png16(path, np.where(keep, depth, 0.0).astype(np.float32))
 
 
-def _write_drive(root: Path, drive: str, split: str, frames: int, size: tuple[int, int], rng: np.random.Generator) -> list[str]:
+def _write_drive(
+    root: Path,
+    drive: str,
+    split: str,
+    frames: int,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+) -> list[str]:
     date = drive[:10]
     lines = []
     for i in range(frames + 2 * FIRST_ANNOTATED):
@@ -74,7 +88,9 @@ def _write_drive(root: Path, drive: str, split: str, frames: int, size: tuple[in
     return lines
 
 
-def make_mini_kitti(root: Path, n_train: int = 4, n_test: int = 2, size: tuple[int, int] = (60, 160), seed: int = 0) -> MiniDataset:
+def make_mini_kitti(
+    root: Path, n_train: int = 4, n_test: int = 2, size: tuple[int, int] = (60, 160), seed: int = 0
+) -> MiniDataset:
     """Write raw/, annotated/{train,val}/ and splits/ under root; the test list has one 'None' line."""
     root = Path(root)
     rng = np.random.default_rng(seed)

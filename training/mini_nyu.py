@@ -14,6 +14,7 @@ Frames are 640x480 like NYU. The scenes are learnable rooms (floor, ceiling, a b
 furniture; brightness tied to depth, a texture) with a window beyond the 10 m cap. Depth is uint16
 millimetres, 0 = invalid: a blank registration border and a few Kinect-like holes are 0.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,11 +31,16 @@ TEST_CATEGORIES = ("kitchen", "bathroom")
 FOCAL = 518.8579
 TRAIN_LIST = "splits/nyudepthv2_train_files_with_gt.txt"
 TEST_LIST = "splits/nyudepthv2_test_files_with_gt.txt"
-BORDER = (8, 16)  # rows, columns of blank border (depth 0), inside the 45/43-pixel box the loaders drop
+BORDER = (
+    8,
+    16,
+)  # rows, columns of blank border (depth 0), inside the 45/43-pixel box the loaders drop
 HOLE_DENSITY = 0.05
 
 
-def synthetic_room(rng: np.random.Generator, height: int = 480, width: int = 640) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_room(
+    rng: np.random.Generator, height: int = 480, width: int = 640
+) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 RGB image, float32 dense depth in metres) of an indoor scene, depth in about 0.8..12 m."""
     rows = np.arange(height, dtype=np.float32)[:, None]
     cols = np.arange(width, dtype=np.float32)[None, :]
@@ -42,15 +48,27 @@ def synthetic_room(rng: np.random.Generator, height: int = 480, width: int = 640
     horizon = height * float(rng.uniform(0.4, 0.6))
     plane = 1.5 * height / np.maximum(np.abs(rows - horizon), 1.0)  # floor below, ceiling above
     depth = np.broadcast_to(np.minimum(plane, wall), (height, width)).copy()
-    side = 0.75 * width / np.maximum(np.abs(cols - width / 2), 1.0)  # side walls, receding to the centre
+    side = (
+        0.75 * width / np.maximum(np.abs(cols - width / 2), 1.0)
+    )  # side walls, receding to the centre
     depth = np.minimum(depth, np.broadcast_to(side, (height, width)))
     wh, ww = height // 6, width // 6  # a window on the back wall, beyond NYU's 10 m cap
     wt, wl = int(horizon) - wh, int(rng.integers(width // 4, width - width // 4 - ww))
-    depth[wt:wt + wh, wl:wl + ww] = np.where(depth[wt:wt + wh, wl:wl + ww] >= wall, 12.0, depth[wt:wt + wh, wl:wl + ww])
+    depth[wt : wt + wh, wl : wl + ww] = np.where(
+        depth[wt : wt + wh, wl : wl + ww] >= wall, 12.0, depth[wt : wt + wh, wl : wl + ww]
+    )
     for _ in range(3):
-        h, w = int(rng.integers(height // 6, height // 3)), int(rng.integers(width // 8, width // 4))
-        top, left = int(rng.integers(int(horizon) - h // 2, height - h)), int(rng.integers(0, width - w))
-        depth[top:top + h, left:left + w] = np.minimum(depth[top:top + h, left:left + w], rng.uniform(0.8, 4.0))
+        h, w = (
+            int(rng.integers(height // 6, height // 3)),
+            int(rng.integers(width // 8, width // 4)),
+        )
+        top, left = (
+            int(rng.integers(int(horizon) - h // 2, height - h)),
+            int(rng.integers(0, width - w)),
+        )
+        depth[top : top + h, left : left + w] = np.minimum(
+            depth[top : top + h, left : left + w], rng.uniform(0.8, 4.0)
+        )
     depth = np.clip(depth, 0.5, 12.0)
     shade = 1.0 - np.log(depth) / np.log(15.0)
     texture = rng.uniform(0.85, 1.0, size=(height, width, 1))
@@ -59,11 +77,23 @@ def synthetic_room(rng: np.random.Generator, height: int = 480, width: int = 640
     return image, depth.astype(np.float32)
 
 
-def _write_frame(folder: Path, frame: int, size: tuple[int, int], rng: np.random.Generator) -> tuple[str, str]:
+def _write_frame(
+    folder: Path, frame: int, size: tuple[int, int], rng: np.random.Generator
+) -> tuple[str, str]:
     image, depth = synthetic_room(rng, *size)
     invalid = rng.random(depth.shape) < HOLE_DENSITY
-    invalid[:BORDER[0]], invalid[-BORDER[0]:], invalid[:, :BORDER[1]], invalid[:, -BORDER[1]:] = True, True, True, True
-    image[:BORDER[0]], image[-BORDER[0]:], image[:, :BORDER[1]], image[:, -BORDER[1]:] = 255, 255, 255, 255  # white border
+    (
+        invalid[: BORDER[0]],
+        invalid[-BORDER[0] :],
+        invalid[:, : BORDER[1]],
+        invalid[:, -BORDER[1] :],
+    ) = True, True, True, True
+    image[: BORDER[0]], image[-BORDER[0] :], image[:, : BORDER[1]], image[:, -BORDER[1] :] = (
+        255,
+        255,
+        255,
+        255,
+    )  # white border
     folder.mkdir(parents=True, exist_ok=True)
     rgb, gt = f"rgb_{frame:05d}.jpg", f"sync_depth_{frame:05d}.png"
     Image.fromarray(image).save(folder / rgb, quality=95)
@@ -71,7 +101,13 @@ def _write_frame(folder: Path, frame: int, size: tuple[int, int], rng: np.random
     return rgb, gt
 
 
-def make_mini_nyu(root: Path, n_train: int = 4, n_test: int = 2, size: tuple[int, int] = (480, 640), seed: int = 0) -> MiniDataset:
+def make_mini_nyu(
+    root: Path,
+    n_train: int = 4,
+    n_test: int = 2,
+    size: tuple[int, int] = (480, 640),
+    seed: int = 0,
+) -> MiniDataset:
     """Write sync/, official_splits/test/ and splits/ under root (n images each, spread over two scenes)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -92,7 +128,9 @@ def make_mini_nyu(root: Path, n_train: int = 4, n_test: int = 2, size: tuple[int
 
 
 def main() -> None:
-    mini_dataset_main(make_mini_nyu, "Write a mini NYU Depth v2 tree (BTS/AdaBins layout) for smoke runs.")
+    mini_dataset_main(
+        make_mini_nyu, "Write a mini NYU Depth v2 tree (BTS/AdaBins layout) for smoke runs."
+    )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,8 @@ under ``<root>/.prepared/`` makes finished archives cost nothing on a re-run. Ar
 by hand into ``<root>/downloads/`` are verified and extracted like downloaded ones: that is the
 way to prepare a machine without internet.
 """
-from __future__ import annotations
 
-from space_clip_ros.errors import RuntimeFailure
+from __future__ import annotations
 
 import argparse
 import hashlib
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Optional
 
 from tqdm import tqdm
+
+from space_clip_ros.errors import RuntimeFailure
 
 LOG = logging.getLogger("prepare_kitti")
 
@@ -94,18 +95,28 @@ def drives_in_split_lists(paths: list[Path]) -> list[str]:
                 continue
             match = DRIVE_RE.search(line.split()[0])
             if not match:
-                raise PrepareError(f"{path}:{line_no}: no KITTI drive name in {line.split()[0]!r}. Fix: use a BTS/AdaBins split list.")
+                raise PrepareError(
+                    f"{path}:{line_no}: no KITTI drive name in {line.split()[0]!r}. Fix: use a BTS/AdaBins split list."
+                )
             drives.add(f"{match.group(1)}_drive_{match.group(2)}")
     return sorted(drives)
 
 
 def data_items(drives: list[str], bases: dict[str, str]) -> list[Item]:
     """Annotated depth, one calibration archive per recording day, one archive per drive."""
-    items = [Item(URL_TEMPLATES["annotated"].format(**bases), "data_depth_annotated.zip", "annotated")]
+    items = [
+        Item(URL_TEMPLATES["annotated"].format(**bases), "data_depth_annotated.zip", "annotated")
+    ]
     for date in sorted({d[:10] for d in drives}):
-        items.append(Item(URL_TEMPLATES["raw_calib"].format(date=date, **bases), f"{date}_calib.zip", "raw"))
+        items.append(
+            Item(URL_TEMPLATES["raw_calib"].format(date=date, **bases), f"{date}_calib.zip", "raw")
+        )
     for drive in drives:
-        items.append(Item(URL_TEMPLATES["raw_drive"].format(drive=drive, **bases), f"{drive}_sync.zip", "raw"))
+        items.append(
+            Item(
+                URL_TEMPLATES["raw_drive"].format(drive=drive, **bases), f"{drive}_sync.zip", "raw"
+            )
+        )
     return items
 
 
@@ -144,8 +155,12 @@ def download(url: str, dest: Path, timeout: float) -> None:
                 part.replace(dest)
                 return
             part.unlink()
-            raise PrepareError(f"{url}: server refused to resume {part} (HTTP 416); the partial file was deleted. Fix: re-run.") from exc
-        raise PrepareError(f"{url}: HTTP {exc.code} {exc.reason}. Fix: check the URL (or --kitti-url/--splits-url mirror).") from exc
+            raise PrepareError(
+                f"{url}: server refused to resume {part} (HTTP 416); the partial file was deleted. Fix: re-run."
+            ) from exc
+        raise PrepareError(
+            f"{url}: HTTP {exc.code} {exc.reason}. Fix: check the URL (or --kitti-url/--splits-url mirror)."
+        ) from exc
     except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
         raise _offline_error(url, dest, exc) from exc
 
@@ -154,7 +169,9 @@ def download(url: str, dest: Path, timeout: float) -> None:
             total = _total_from_content_range(response.headers.get("Content-Range"))
             start = _start_from_content_range(response.headers.get("Content-Range"))
             if start != offset:
-                raise PrepareError(f"{url}: server resumed at byte {start}, expected {offset}. Fix: delete {part} and re-run.")
+                raise PrepareError(
+                    f"{url}: server resumed at byte {start}, expected {offset}. Fix: delete {part} and re-run."
+                )
             mode = "ab"
             LOG.info("resuming %s at %d bytes", dest.name, offset)
         else:  # 200: the server ignored Range (or there was nothing to resume): start over
@@ -162,9 +179,18 @@ def download(url: str, dest: Path, timeout: float) -> None:
             total = int(length) if length is not None else None
             offset, mode = 0, "wb"
         try:
-            with open(part, mode) as out, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name, leave=False, disable=None
-            ) as bar:
+            with (
+                open(part, mode) as out,
+                tqdm(
+                    total=total,
+                    initial=offset,
+                    unit="B",
+                    unit_scale=True,
+                    desc=dest.name,
+                    leave=False,
+                    disable=None,
+                ) as bar,
+            ):
                 while True:
                     chunk = response.read(CHUNK)
                     if not chunk:
@@ -172,10 +198,14 @@ def download(url: str, dest: Path, timeout: float) -> None:
                     out.write(chunk)
                     bar.update(len(chunk))
         except (socket.timeout, ConnectionError, urllib.error.URLError) as exc:
-            raise PrepareError(f"{url}: connection lost after {part.stat().st_size} bytes ({exc}). Fix: re-run; the download resumes.") from exc
+            raise PrepareError(
+                f"{url}: connection lost after {part.stat().st_size} bytes ({exc}). Fix: re-run; the download resumes."
+            ) from exc
     got = part.stat().st_size
     if total is not None and got != total:
-        raise PrepareError(f"{url}: received {got} of {total} bytes into {part}. Fix: re-run; the download resumes.")
+        raise PrepareError(
+            f"{url}: received {got} of {total} bytes into {part}. Fix: re-run; the download resumes."
+        )
     part.replace(dest)
 
 
@@ -214,7 +244,9 @@ def verify(path: Path, item: Item) -> None:
     if problem:
         aside = path.with_name(path.name + ".corrupt")
         path.replace(aside)
-        raise PrepareError(f"{path}: {problem} (downloaded from {item.url}); moved to {aside}. Fix: re-run to download it again.")
+        raise PrepareError(
+            f"{path}: {problem} (downloaded from {item.url}); moved to {aside}. Fix: re-run to download it again."
+        )
 
 
 def prepare_item(item: Item, root: Path, timeout: float, keep_archives: bool) -> str:
@@ -256,8 +288,10 @@ def dry_run(items: list[Item], root: Path, timeout: float) -> int:
         print(f"{'fetch':<10}{_human(size):>12}  {item.name}  <- {item.url}")
     # KITTI's PNGs are already compressed: extracted size ~ archive size. Archives are deleted
     # after extraction (unless --keep-archives), so the peak is everything extracted + one archive.
-    print(f"download: {_human(total_download)}; disk needed: about {_human(total_download + largest)} "
-          f"(extracted data ~ archive size, plus the largest archive while it is extracted)")
+    print(
+        f"download: {_human(total_download)}; disk needed: about {_human(total_download + largest)} "
+        f"(extracted data ~ archive size, plus the largest archive while it is extracted)"
+    )
     if unknown:
         print(f"size unknown for {len(unknown)} file(s): {', '.join(unknown)}")
     return total_download
@@ -274,14 +308,27 @@ def _human(size: Optional[int]) -> str:
     return str(size)
 
 
-def run(root: Path, bases: dict[str, str], timeout: float, dry: bool, keep_archives: bool, drives: Optional[list[str]]) -> None:
+def run(
+    root: Path,
+    bases: dict[str, str],
+    timeout: float,
+    dry: bool,
+    keep_archives: bool,
+    drives: Optional[list[str]],
+) -> None:
     lists = split_items(bases)
-    for item in lists:  # the lists are small and say which drives are needed, so even --dry-run fetches them
+    for item in (
+        lists
+    ):  # the lists are small and say which drives are needed, so even --dry-run fetches them
         prepare_item(item, root, timeout, keep_archives)
     if drives is None:
         drives = drives_in_split_lists([root / "splits" / name for name in SPLIT_FILES])
     items = data_items(drives, bases)
-    LOG.info("%d drives on %d days referenced by the Eigen split", len(drives), len({d[:10] for d in drives}))
+    LOG.info(
+        "%d drives on %d days referenced by the Eigen split",
+        len(drives),
+        len({d[:10] for d in drives}),
+    )
     if dry:
         dry_run(items, root, timeout)
         return
@@ -293,13 +340,39 @@ def run(root: Path, bases: dict[str, str], timeout: float, dry: bool, keep_archi
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, required=True, help="dataset root (see the module docstring for the tree)")
-    parser.add_argument("--dry-run", action="store_true", help="list files and disk needed; fetches only the split lists")
-    parser.add_argument("--kitti-url", default=DEFAULT_BASES["kitti"], help="base URL of the KITTI archives (a mirror)")
-    parser.add_argument("--splits-url", default=DEFAULT_BASES["splits"], help="base URL of the Eigen split lists")
-    parser.add_argument("--timeout", type=float, default=15.0, help="seconds before a silent connection counts as offline")
-    parser.add_argument("--keep-archives", action="store_true", help="keep the zips after extraction")
-    parser.add_argument("--drives", nargs="+", help="only these drives (e.g. 2011_09_26_drive_0001) instead of the split's")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        required=True,
+        help="dataset root (see the module docstring for the tree)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list files and disk needed; fetches only the split lists",
+    )
+    parser.add_argument(
+        "--kitti-url",
+        default=DEFAULT_BASES["kitti"],
+        help="base URL of the KITTI archives (a mirror)",
+    )
+    parser.add_argument(
+        "--splits-url", default=DEFAULT_BASES["splits"], help="base URL of the Eigen split lists"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        help="seconds before a silent connection counts as offline",
+    )
+    parser.add_argument(
+        "--keep-archives", action="store_true", help="keep the zips after extraction"
+    )
+    parser.add_argument(
+        "--drives",
+        nargs="+",
+        help="only these drives (e.g. 2011_09_26_drive_0001) instead of the split's",
+    )
     return parser.parse_args(argv)
 
 

@@ -4,6 +4,7 @@ Written and read only by this trainer, as a torch file of tensors and plain Pyth
 ``torch.load(weights_only=True)`` reads it: no arbitrary unpickling, even of our own files. The
 deliverable checkpoint for the node is a different thing (space_clip_ros.model.save_checkpoint).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,13 @@ def capture_rng() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "python": _to_lists(random.getstate()),
     }
     if torch.cuda.is_available():
@@ -34,7 +40,9 @@ def capture_rng() -> dict[str, Any]:
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
     random.setstate(_to_tuples(state["python"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -60,5 +68,7 @@ def save_state(path: Union[str, Path], state: dict[str, Any]) -> None:
 def load_state(path: Union[str, Path]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: training state not found. Fix: point run.resume to a state_*.pt in a run's out_dir.")
+        raise FileNotFoundError(
+            f"{path}: training state not found. Fix: point run.resume to a state_*.pt in a run's out_dir."
+        )
     return torch.load(path, map_location="cpu", weights_only=True)

@@ -10,6 +10,7 @@ autocast) and averaged into an EMA. Rank 0 validates, logs (TensorBoard, tqdm) a
 ``state_last.pt`` (exact resume) and node-format checkpoints ``checkpoints/{last,best}[_ema]``
 that ``space_clip_ros.model.load_checkpoint`` and the ROS node read unchanged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,7 @@ class ResumableSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         indices = list(self.inner)
-        return iter(indices[self.skip_batches * self.batch_size:])
+        return iter(indices[self.skip_batches * self.batch_size :])
 
     def __len__(self) -> int:
         return max(len(self.inner) - self.skip_batches * self.batch_size, 0)
@@ -101,44 +102,103 @@ class Trainer:
         np.random.seed((cfg.run.seed + self.rank) % 2**32)
 
         if cfg.optim.batch_size % self.world:
-            raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} is not divisible by {self.world} ranks. Fix: make it a multiple.")
+            raise ConfigError(
+                f"optim.batch_size {cfg.optim.batch_size} is not divisible by {self.world} ranks. Fix: make it a multiple."
+            )
         self.local_batch = cfg.optim.batch_size // self.world
 
         self.model: SpaceClip = build_model(cfg.model).to(self.device)
         self.amp_dtype = resolve_precision(cfg.run.precision, self.device)
-        if self.device.type == "cuda":  # frozen: half precision halves its memory and time, no gradients to lose
+        if (
+            self.device.type == "cuda"
+        ):  # frozen: half precision halves its memory and time, no gradients to lose
             self.model.backbone.to(self.amp_dtype or torch.float16)
-        self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-                    if self.world > 1 else None)
+        self.ddp = (
+            DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            if self.world > 1
+            else None
+        )
 
-        self.train_set = make_dataset(cfg.data, Path(cfg.data.train_list), train=True, seed=cfg.run.seed)
+        self.train_set = make_dataset(
+            cfg.data, Path(cfg.data.train_list), train=True, seed=cfg.run.seed
+        )
         self.sampler = ResumableSampler(
-            DistributedSampler(self.train_set, self.world, self.rank, shuffle=True, seed=cfg.run.seed), self.local_batch)
+            DistributedSampler(
+                self.train_set, self.world, self.rank, shuffle=True, seed=cfg.run.seed
+            ),
+            self.local_batch,
+        )
         # Its own generator: starting an iterator draws a worker seed, which must not shift the
         # global stream that dropout uses, or a mid-epoch resume would not be exact.
-        self.loader = DataLoader(self.train_set, batch_size=self.local_batch, sampler=self.sampler, drop_last=True,
-                                 num_workers=cfg.data.num_workers, pin_memory=self.device.type == "cuda",
-                                 generator=torch.Generator().manual_seed(cfg.run.seed + self.rank))
+        self.loader = DataLoader(
+            self.train_set,
+            batch_size=self.local_batch,
+            sampler=self.sampler,
+            drop_last=True,
+            num_workers=cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(cfg.run.seed + self.rank),
+        )
         self.steps_per_epoch = len(self.sampler.inner) // self.local_batch
         if self.steps_per_epoch == 0:
-            raise DatasetError(f"{len(self.train_set)} training samples give no full batch of {self.local_batch} per rank. "
-                               "Fix: lower optim.batch_size or add data.")
+            raise DatasetError(
+                f"{len(self.train_set)} training samples give no full batch of {self.local_batch} per rank. "
+                "Fix: lower optim.batch_size or add data."
+            )
         planned = cfg.optim.epochs * self.steps_per_epoch
-        self.total_steps = min(planned, cfg.optim.max_steps) if cfg.optim.max_steps > 0 else planned
+        self.total_steps = (
+            min(planned, cfg.optim.max_steps) if cfg.optim.max_steps > 0 else planned
+        )
         self.val_loader = None
         if self.is_main and cfg.data.val_list:
-            val_set = make_dataset(cfg.data, Path(cfg.data.val_list), train=False, max_samples=cfg.data.val_max_samples)
-            self.val_loader = DataLoader(val_set, batch_size=max(self.local_batch // 4, 1), shuffle=False,
-                                         num_workers=cfg.data.num_workers, collate_fn=collate_eval)
+            val_set = make_dataset(
+                cfg.data,
+                Path(cfg.data.val_list),
+                train=False,
+                max_samples=cfg.data.val_max_samples,
+            )
+            self.val_loader = DataLoader(
+                val_set,
+                batch_size=max(self.local_batch // 4, 1),
+                shuffle=False,
+                num_workers=cfg.data.num_workers,
+                collate_fn=collate_eval,
+            )
 
         params = [p for p in self.model.decoder.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas))
-        warmup = max(int(cfg.optim.warmup_frac * self.total_steps), 1) if cfg.optim.warmup_frac > 0 else 0
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, functools.partial(
-            lr_factor, total=self.total_steps, warmup=warmup, base_lr=cfg.optim.lr, min_lr=cfg.optim.min_lr))
+        self.optimizer = torch.optim.AdamW(
+            params,
+            lr=cfg.optim.lr,
+            weight_decay=cfg.optim.weight_decay,
+            betas=tuple(cfg.optim.betas),
+        )
+        warmup = (
+            max(int(cfg.optim.warmup_frac * self.total_steps), 1)
+            if cfg.optim.warmup_frac > 0
+            else 0
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            functools.partial(
+                lr_factor,
+                total=self.total_steps,
+                warmup=warmup,
+                base_lr=cfg.optim.lr,
+                min_lr=cfg.optim.min_lr,
+            ),
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.ema = (AveragedModel(self.model.decoder, multi_avg_fn=get_ema_multi_avg_fn(cfg.run.ema_decay), use_buffers=True)
-                    if cfg.run.ema_decay > 0 else None)
+        self.ema = (
+            AveragedModel(
+                self.model.decoder,
+                multi_avg_fn=get_ema_multi_avg_fn(cfg.run.ema_decay),
+                use_buffers=True,
+            )
+            if cfg.run.ema_decay > 0
+            else None
+        )
 
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best = {"raw": math.inf, "ema": math.inf}
@@ -146,10 +206,15 @@ class Trainer:
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "train_config.yaml").write_text(_yaml(cfg.to_dict()))
-            from torch.utils.tensorboard import SummaryWriter  # rank 0 only: the other ranks never write
+            from torch.utils.tensorboard import (
+                SummaryWriter,
+            )  # rank 0 only: the other ranks never write
+
             self.writer = SummaryWriter(str(self.out / "tb"))
         if cfg.run.resume:
-            self._resume(self.out / STATE_LAST if cfg.run.resume == "auto" else Path(cfg.run.resume))
+            self._resume(
+                self.out / STATE_LAST if cfg.run.resume == "auto" else Path(cfg.run.resume)
+            )
 
     # ---------------------------------------------------------------- state
     def _state(self) -> dict:
@@ -160,11 +225,18 @@ class Trainer:
         else:
             rngs = [rng]
         return {
-            "decoder": self.model.decoder.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "decoder": self.model.decoder.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "best": dict(self.best), "rng": rngs, "world_size": self.world, "config": self.cfg.to_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best": dict(self.best),
+            "rng": rngs,
+            "world_size": self.world,
+            "config": self.cfg.to_dict(),
         }
 
     def _resume(self, path: Path) -> None:
@@ -178,15 +250,29 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
-        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.step, self.epoch, self.batch_in_epoch = (
+            state["step"],
+            state["epoch"],
+            state["batch_in_epoch"],
+        )
         self.best = dict(state["best"])
         if state["world_size"] == self.world:
             restore_rng(state["rng"][self.rank])
         else:
-            LOG.warning("%s was written by %d ranks, resuming on %d: random streams are re-seeded (not bit-exact)",
-                        path, state["world_size"], self.world)
+            LOG.warning(
+                "%s was written by %d ranks, resuming on %d: random streams are re-seeded (not bit-exact)",
+                path,
+                state["world_size"],
+                self.world,
+            )
         if self.is_main:
-            LOG.info("resumed %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
+            LOG.info(
+                "resumed %s at step %d (epoch %d, batch %d)",
+                path,
+                self.step,
+                self.epoch,
+                self.batch_in_epoch,
+            )
 
     def save(self, metrics: Optional[dict] = None) -> None:
         """State for resume + node-format checkpoints (raw, EMA, best); gathers RNG from every rank."""
@@ -203,8 +289,12 @@ class Trainer:
             if score < self.best[variant]:
                 self.best[variant] = score
                 name = "best" if variant == "raw" else "best_ema"
-                with (self.ema_weights() if variant == "ema" else contextlib.nullcontext()):
-                    save_checkpoint(self.model, self.out / "checkpoints" / name, metadata={**meta, "metrics": values})
+                with self.ema_weights() if variant == "ema" else contextlib.nullcontext():
+                    save_checkpoint(
+                        self.model,
+                        self.out / "checkpoints" / name,
+                        metadata={**meta, "metrics": values},
+                    )
                 LOG.info("new %s: %s %.4f", name, self.cfg.eval.select, score)
         state["best"] = dict(self.best)
         save_state(self.out / STATE_LAST, state)
@@ -252,9 +342,18 @@ class Trainer:
         """Rank 0 evaluates raw and EMA weights; the other ranks wait at the barrier."""
         metrics = None
         if self.is_main and self.val_loader is not None:
-            also = ("eigen", "garg") if self.cfg.data.dataset == "kitti" else ()  # the KITTI crops mean nothing on NYU
+            also = (
+                ("eigen", "garg") if self.cfg.data.dataset == "kitti" else ()
+            )  # the KITTI crops mean nothing on NYU
             crops = tuple(dict.fromkeys((self.cfg.eval.crop, *also)))
-            args = (crops, self.cfg.data.min_depth, self.cfg.data.max_depth, self.cfg.eval.flip_tta, False, self.amp_dtype)
+            args = (
+                crops,
+                self.cfg.data.min_depth,
+                self.cfg.data.max_depth,
+                self.cfg.eval.flip_tta,
+                False,
+                self.amp_dtype,
+            )
             metrics = {"raw": evaluate(self.model, self.val_loader, *args)}
             if self.ema is not None:
                 with self.ema_weights():
@@ -263,17 +362,37 @@ class Trainer:
                 for crop, values in per_crop.items():
                     for name, value in values.items():
                         self.writer.add_scalar(f"val_{variant}_{crop}/{name}", value, self.step)
-            LOG.info("epoch %d val %s", self.epoch, json.dumps(
-                {v: {k: round(x, 4) for k, x in m[self.cfg.eval.crop].items()} for v, m in metrics.items()}))
+            LOG.info(
+                "epoch %d val %s",
+                self.epoch,
+                json.dumps(
+                    {
+                        v: {k: round(x, 4) for k, x in m[self.cfg.eval.crop].items()}
+                        for v, m in metrics.items()
+                    }
+                ),
+            )
         if self.world > 1:
             dist.barrier()
         return metrics
 
-    def log_step(self, terms: LossTerms, grad_norm: torch.Tensor, batch: dict, pred: torch.Tensor, seconds: float) -> dict[str, float]:
+    def log_step(
+        self,
+        terms: LossTerms,
+        grad_norm: torch.Tensor,
+        batch: dict,
+        pred: torch.Tensor,
+        seconds: float,
+    ) -> dict[str, float]:
         """Append the step's scalars to history.jsonl (and TensorBoard every log_every); returns them."""
         scalars = terms.scalars()
-        scalars.update({"lr": self.last_lr, "grad_norm": float(grad_norm),
-                        "images_per_s": self.cfg.optim.batch_size / max(seconds, 1e-9)})
+        scalars.update(
+            {
+                "lr": self.last_lr,
+                "grad_norm": float(grad_norm),
+                "images_per_s": self.cfg.optim.batch_size / max(seconds, 1e-9),
+            }
+        )
         with open(self.out / "history.jsonl", "a") as history:
             history.write(json.dumps({"step": self.step, **scalars}) + "\n")
         if self.step % self.cfg.run.log_every == 0 or self.step == 1:
@@ -285,6 +404,7 @@ class Trainer:
 
     def _log_images(self, batch: dict, pred: torch.Tensor) -> None:
         """Image, prediction and ground truth of the first sample, as inverse depth in [0, 1]."""
+
         def inv(d: torch.Tensor) -> torch.Tensor:
             d = d.float().cpu()
             return torch.where(d > 0, 1.0 / d.clamp_min(1e-3), torch.zeros_like(d)).clamp(max=1.0)
@@ -296,16 +416,33 @@ class Trainer:
     def fit(self) -> None:
         cfg = self.cfg
         if self.is_main:
-            LOG.info("%d train samples, %d ranks x %d = batch %d, %d steps/epoch, %d steps, device %s, amp %s",
-                     len(self.train_set), self.world, self.local_batch, cfg.optim.batch_size, self.steps_per_epoch,
-                     self.total_steps, self.device, self.amp_dtype)
-        stop_at = min(self.total_steps, self.step + cfg.run.stop_after) if cfg.run.stop_after > 0 else self.total_steps
+            LOG.info(
+                "%d train samples, %d ranks x %d = batch %d, %d steps/epoch, %d steps, device %s, amp %s",
+                len(self.train_set),
+                self.world,
+                self.local_batch,
+                cfg.optim.batch_size,
+                self.steps_per_epoch,
+                self.total_steps,
+                self.device,
+                self.amp_dtype,
+            )
+        stop_at = (
+            min(self.total_steps, self.step + cfg.run.stop_after)
+            if cfg.run.stop_after > 0
+            else self.total_steps
+        )
         self.model.train()
         while self.step < stop_at:
             self.train_set.set_epoch(self.epoch)
             self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
-            bar = tqdm(total=self.steps_per_epoch, initial=self.batch_in_epoch, desc=f"epoch {self.epoch}",
-                       disable=not (self.is_main and cfg.run.tqdm), leave=False)
+            bar = tqdm(
+                total=self.steps_per_epoch,
+                initial=self.batch_in_epoch,
+                desc=f"epoch {self.epoch}",
+                disable=not (self.is_main and cfg.run.tqdm),
+                leave=False,
+            )
             tick = time.perf_counter()
             for batch in self.loader:
                 terms, grad_norm, pred = self.train_step(batch)
@@ -344,10 +481,21 @@ def _yaml(data: dict) -> str:
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Train the SPACE-CLIP decoder (frozen CLIP backbone).")
-    parser.add_argument("--config", default="training/configs/kitti.yaml", help="YAML recipe (default: the paper's KITTI recipe)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any field, e.g. --set optim.lr=3e-4 --set data.root=/data/kitti (repeatable)")
+    parser = argparse.ArgumentParser(
+        description="Train the SPACE-CLIP decoder (frozen CLIP backbone)."
+    )
+    parser.add_argument(
+        "--config",
+        default="training/configs/kitti.yaml",
+        help="YAML recipe (default: the paper's KITTI recipe)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any field, e.g. --set optim.lr=3e-4 --set data.root=/data/kitti (repeatable)",
+    )
     return parser.parse_args(argv)
 
 

@@ -4,6 +4,7 @@ Shared by the offline bag tool and the live accuracy node so both report the sam
 the same frame. The projection is geometry.transform_points + sparse_depth_from_points: the
 nearest return wins where several land on one pixel, as in the KITTI devkit.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

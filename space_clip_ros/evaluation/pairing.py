@@ -7,6 +7,7 @@ a few milliseconds away from the image taken with it, hence a non-zero default s
 Streams are assumed to arrive roughly in stamp order; buffers are bounded so a stream that never
 pairs cannot grow memory.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -21,7 +22,9 @@ class StampPairer(Generic[A, B]):
 
     def __init__(self, slop_ns: int = 0, max_buffered: int = 30) -> None:
         if slop_ns < 0 or max_buffered < 1:
-            raise ValueError(f"slop must be >= 0 and max_buffered >= 1, got {slop_ns}, {max_buffered}")
+            raise ValueError(
+                f"slop must be >= 0 and max_buffered >= 1, got {slop_ns}, {max_buffered}"
+            )
         self.slop_ns = int(slop_ns)
         self.max_buffered = max_buffered
         self._first: OrderedDict[int, A] = OrderedDict()

@@ -2,6 +2,7 @@
 
 The one report format for the offline bag tool and the live node, so results compare directly.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,9 @@ class AccuracyReport:
             "frames_paired": len(self.frames),
             "frames_with_ground_truth": self.running.count,
             "mean": _finite_or_none(self.running.mean()),
-            "frames": [{"stamp_ns": stamp, **_finite_or_none(metrics)} for stamp, metrics in self.frames],
+            "frames": [
+                {"stamp_ns": stamp, **_finite_or_none(metrics)} for stamp, metrics in self.frames
+            ],
         }
 
     def write_json(self, path: Path | str) -> None:

@@ -3,6 +3,7 @@
 Duck-typed on message attributes, so the same code serves rosbags' message objects (offline)
 and rclpy's (live) without importing ROS.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -43,11 +44,13 @@ def matrix_from_quaternion(x: float, y: float, z: float, w: float) -> np.ndarray
     if not np.isfinite(norm) or norm < 1e-9:
         raise ValueError(f"quaternion {q.tolist()} has no direction")
     x, y, z, w = q / norm
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def matrix_from_transform(transform: Any) -> np.ndarray:

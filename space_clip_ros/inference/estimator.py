@@ -3,6 +3,7 @@
 Uploads uint8 pixels as-is and does colour-order, scaling, resizing and normalisation on the
 device (a 1242x375 uint8 frame is 1.4 MB; as float32 on the host it would be 5.6 MB to copy).
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,15 @@ from typing import TYPE_CHECKING, Literal, Union
 import numpy as np
 import torch
 
+from space_clip_ros.model import (
+    BackboneConfig,
+    BackboneWeightsError,
+    SpaceClip,
+    SpaceClipConfig,
+    build_model,
+    load_checkpoint,
+)
 from space_clip_ros.runtime import PRECISIONS, resolve_device
-from space_clip_ros.model import BackboneConfig, BackboneWeightsError, SpaceClip, SpaceClipConfig, build_model, load_checkpoint
 
 if TYPE_CHECKING:
     from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
@@ -45,9 +53,16 @@ def untrained_model(backbone_weights: str | None = None) -> SpaceClip:
 
 
 class DepthEstimator:
-    def __init__(self, model: "SpaceClip | OnnxSpaceClip", device: str = "auto", precision: Precision = "fp32") -> None:
+    def __init__(
+        self,
+        model: "SpaceClip | OnnxSpaceClip",
+        device: str = "auto",
+        precision: Precision = "fp32",
+    ) -> None:
         if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision '{precision}'. Fix: use one of {', '.join(PRECISIONS)}.")
+            raise ValueError(
+                f"unknown precision '{precision}'. Fix: use one of {', '.join(PRECISIONS)}."
+            )
         self.device = resolve_device(device)
         self.precision = precision
         self.model = model.to(self.device).eval()
@@ -66,22 +81,32 @@ class DepthEstimator:
         if checkpoint and str(checkpoint).endswith(".onnx"):
             return cls.from_onnx(checkpoint, device, precision, backbone_weights)
         if checkpoint:
-            return cls(load_checkpoint(checkpoint, backbone_weights=backbone_weights), device, precision)
+            return cls(
+                load_checkpoint(checkpoint, backbone_weights=backbone_weights), device, precision
+            )
         estimator = cls(untrained_model(backbone_weights), device, precision)
         estimator.trained = False
         return estimator
 
     @classmethod
     def from_onnx(
-        cls, path: Union[str, Path], device: str = "auto", precision: Precision = "fp32", backbone_weights: str | None = None
+        cls,
+        path: Union[str, Path],
+        device: str = "auto",
+        precision: Precision = "fp32",
+        backbone_weights: str | None = None,
     ) -> "DepthEstimator":
         """ONNX Runtime backend (TensorRT / CUDA / CPU providers): the graph fixes weights and precision."""
         from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
 
         if precision != "fp32":
-            raise ValueError(f"{path}: an exported ONNX graph runs in the precision it was exported in. Fix: precision fp32.")
+            raise ValueError(
+                f"{path}: an exported ONNX graph runs in the precision it was exported in. Fix: precision fp32."
+            )
         if backbone_weights:
-            raise ValueError(f"{path}: the backbone weights are inside the ONNX graph. Fix: leave backbone_weights empty.")
+            raise ValueError(
+                f"{path}: the backbone weights are inside the ONNX graph. Fix: leave backbone_weights empty."
+            )
         return cls(OnnxSpaceClip(path, resolve_device(device)), device, precision)
 
     @property
@@ -92,9 +117,13 @@ class DepthEstimator:
         if not isinstance(image, np.ndarray):
             raise ValueError(f"expected a numpy array, got {type(image).__name__}")
         if image.dtype != np.uint8:
-            raise ValueError(f"expected uint8 pixels, got dtype {image.dtype}. Fix: convert 8-bit images, e.g. img.astype(np.uint8).")
+            raise ValueError(
+                f"expected uint8 pixels, got dtype {image.dtype}. Fix: convert 8-bit images, e.g. img.astype(np.uint8)."
+            )
         if image.ndim not in (3, 4) or image.shape[-1] != 3:
-            raise ValueError(f"expected HxWx3 or NxHxWx3, got shape {image.shape}. Fix: drop alpha / expand grey to 3 channels.")
+            raise ValueError(
+                f"expected HxWx3 or NxHxWx3, got shape {image.shape}. Fix: drop alpha / expand grey to 3 channels."
+            )
         if image.size == 0:
             raise ValueError(f"empty image, shape {image.shape}")
         return image
@@ -108,13 +137,19 @@ class DepthEstimator:
         with warnings.catch_warnings():
             # ROS message buffers are read-only; the tensor is only read (copied by .float()), never written.
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
+            pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(
+                self.device, non_blocking=True
+            )
         with torch.inference_mode():
             x = pixels.permute(0, 3, 1, 2)
             if color_order == "bgr":
                 x = x.flip(1)
             x = x.float().div_(255.0)
-            with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision], enabled=self.precision != "fp32"):
+            with torch.autocast(
+                self.device.type,
+                dtype=PRECISIONS[self.precision],
+                enabled=self.precision != "fp32",
+            ):
                 depth = self.model(x, output_size=batch.shape[1:3])
             out = depth[:, 0].float().cpu().numpy()
         return out[0] if image.ndim == 3 else out

@@ -7,9 +7,8 @@ their checkpoint unchanged. The graph is the whole model at a fixed encoder size
 (space_clip_ros.model.onnx_export); resizing in and out stays in PyTorch, shared with the
 PyTorch backend, so both see the same pixels.
 """
-from __future__ import annotations
 
-from space_clip_ros.errors import ConfigError
+from __future__ import annotations
 
 import logging
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Union
 import numpy as np
 import torch
 
+from space_clip_ros.errors import ConfigError
 from space_clip_ros.model.onnx_export import INPUT_NAME, OUTPUT_NAME
 from space_clip_ros.model.space_clip import resize_bilinear
 
@@ -30,7 +30,9 @@ class OnnxModelError(ConfigError):
 
 def execution_providers(device: torch.device, available: list[str]) -> list[str]:
     """Fastest first: TensorRT, then CUDA on a CUDA device; the CPU provider always last."""
-    wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider"] if device.type == "cuda" else []
+    wanted = (
+        ["TensorrtExecutionProvider", "CUDAExecutionProvider"] if device.type == "cuda" else []
+    )
     return [p for p in wanted if p in available] + ["CPUExecutionProvider"]
 
 
@@ -47,14 +49,20 @@ class OnnxSpaceClip:
             ) from exc
         path = Path(path).expanduser()
         if not path.is_file():
-            raise OnnxModelError(f"{path}: ONNX model not found. Fix: export one with python -m training.export --onnx.")
+            raise OnnxModelError(
+                f"{path}: ONNX model not found. Fix: export one with python -m training.export --onnx."
+            )
         providers = execution_providers(device, ort.get_available_providers())
         try:
             self.session = ort.InferenceSession(str(path), providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt graphs
-            raise OnnxModelError(f"{path}: not a loadable ONNX model ({exc}). Fix: re-export it.") from exc
+            raise OnnxModelError(
+                f"{path}: not a loadable ONNX model ({exc}). Fix: re-export it."
+            ) from exc
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
+        if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [
+            o.name for o in outputs
+        ]:
             raise OnnxModelError(
                 f"{path}: expected input '{INPUT_NAME}' and output '{OUTPUT_NAME}', found inputs "
                 f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}. Fix: export with "
@@ -62,7 +70,9 @@ class OnnxSpaceClip:
             )
         shape = inputs[0].shape
         if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]) or shape[1] != 3:
-            raise OnnxModelError(f"{path}: input shape {shape} is not (batch, 3, H, W) with a fixed H and W.")
+            raise OnnxModelError(
+                f"{path}: input shape {shape} is not (batch, 3, H, W) with a fixed H and W."
+            )
         self.input_size: tuple[int, int] = (shape[2], shape[3])
         self.device = device
         self.providers = self.session.get_providers()
@@ -74,8 +84,12 @@ class OnnxSpaceClip:
     def eval(self) -> "OnnxSpaceClip":
         return self
 
-    def __call__(self, images: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, output_size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
         out_size = tuple(output_size) if output_size is not None else tuple(images.shape[-2:])
         x = resize_bilinear(images.float(), self.input_size)
-        (depth,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x.cpu().numpy())})
+        (depth,) = self.session.run(
+            [OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x.cpu().numpy())}
+        )
         return resize_bilinear(torch.from_numpy(depth).to(images.device), out_size)

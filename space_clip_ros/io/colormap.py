@@ -6,6 +6,7 @@ The palette is Turbo (Mikhailov, Google 2019), generated here from its published
 polynomial approximation (Ruofei Du, Apache-2.0) instead of shipping a table of numbers.
 Near is red, far is blue, invalid (NaN, inf, <= 0) is black.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -57,7 +58,9 @@ def colorize(
     valid = np.isfinite(d) & (d > 0)
     # Near maps to the red end of the palette: the usual reading of a depth preview.
     nearness = (max_depth - np.where(valid, d, max_depth)) / (max_depth - min_depth)
-    index = np.clip(np.rint(nearness * (len(TURBO_LUT) - 1)), 0, len(TURBO_LUT) - 1).astype(np.intp)
+    index = np.clip(np.rint(nearness * (len(TURBO_LUT) - 1)), 0, len(TURBO_LUT) - 1).astype(
+        np.intp
+    )
     lut = TURBO_LUT if channel_order == "rgb" else TURBO_LUT[:, ::-1]
     image = lut[index]
     image[~valid] = 0

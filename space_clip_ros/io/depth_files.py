@@ -7,6 +7,7 @@ farther depths are clipped to the ceiling, invalid ones (NaN, inf, 0) are writte
 Other datasets store 16-bit depth with another scale (NYU Depth v2 in the BTS/AdaBins format:
 millimetres, ``scale=NYU_DEPTH_SCALE``); the PNG functions take it as ``scale``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -93,4 +94,6 @@ def read_npy(path: PathLike) -> np.ndarray:
 
 def write_preview(path: PathLike, depth: np.ndarray, min_depth: float, max_depth: float) -> None:
     """Write a Turbo-coloured RGB PNG of depth over a fixed metric range (see colormap.colorize)."""
-    Image.fromarray(colorize(_check_depth(depth, str(path)), min_depth, max_depth)).save(Path(path), format="PNG")
+    Image.fromarray(colorize(_check_depth(depth, str(path)), min_depth, max_depth)).save(
+        Path(path), format="PNG"
+    )

@@ -4,6 +4,7 @@ Duck-typed, so it reads rosbags' deserialized messages in the offline KITTI tool
 messages in the nodes, the demo and the tests alike, without importing ROS here: the one decoder
 of depth images and clouds that consumers use (the node's own input path is ros/image_codec).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,7 +16,12 @@ POINT_FIELD_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "
 FLOAT32 = 7
 
 # Depth encodings of REP 118 (32FC1 metres) and the common 16UC1 millimetre convention.
-_DEPTH_SCALE = {"32FC1": ("f4", 1.0), "64FC1": ("f8", 1.0), "16UC1": ("u2", 1e-3), "mono16": ("u2", 1e-3)}
+_DEPTH_SCALE = {
+    "32FC1": ("f4", 1.0),
+    "64FC1": ("f8", 1.0),
+    "16UC1": ("u2", 1e-3),
+    "mono16": ("u2", 1e-3),
+}
 
 
 def stamp_ns(msg: Any) -> int:
@@ -33,14 +39,20 @@ def _buffer(data: Any) -> np.ndarray:
 def depth_image_to_metres(msg: Any) -> np.ndarray:
     """H x W float32 metres; 0 in a 16UC1 image (no measurement) becomes NaN."""
     if msg.encoding not in _DEPTH_SCALE:
-        raise ValueError(f"depth image encoding {msg.encoding!r} is not one of {sorted(_DEPTH_SCALE)}")
+        raise ValueError(
+            f"depth image encoding {msg.encoding!r} is not one of {sorted(_DEPTH_SCALE)}"
+        )
     kind, scale = _DEPTH_SCALE[msg.encoding]
     dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
     row = np.dtype(dtype).itemsize * msg.width
     if msg.step < row or len(msg.data) < msg.step * msg.height:
-        raise ValueError(f"depth image {msg.width}x{msg.height} step {msg.step} holds only {len(msg.data)} bytes")
+        raise ValueError(
+            f"depth image {msg.width}x{msg.height} step {msg.step} holds only {len(msg.data)} bytes"
+        )
     rows = _buffer(msg.data)[: msg.step * msg.height].reshape(msg.height, msg.step)[:, :row]
-    depth = np.ascontiguousarray(rows).view(dtype).reshape(msg.height, msg.width).astype(np.float32)
+    depth = (
+        np.ascontiguousarray(rows).view(dtype).reshape(msg.height, msg.width).astype(np.float32)
+    )
     if scale != 1.0:
         depth = np.where(depth > 0, depth * np.float32(scale), np.float32(np.nan))
     return depth
@@ -52,21 +64,31 @@ def pointcloud2_to_array(msg: Any, names: tuple[str, ...] = ("x", "y", "z")) -> 
     missing = [n for n in names if n not in fields]
     if missing:
         raise ValueError(f"point cloud has no field(s) {missing}; it has {sorted(fields)}")
-    unknown = {n: fields[n].datatype for n in names if fields[n].datatype not in POINT_FIELD_DTYPES}
+    unknown = {
+        n: fields[n].datatype for n in names if fields[n].datatype not in POINT_FIELD_DTYPES
+    }
     if unknown:
-        raise ValueError(f"point cloud field(s) {unknown} have an unknown PointField datatype (expected 1..8)")
+        raise ValueError(
+            f"point cloud field(s) {unknown} have an unknown PointField datatype (expected 1..8)"
+        )
     order = ">" if msg.is_bigendian else "<"
-    dtype = np.dtype({
-        "names": list(names),
-        "formats": [order + POINT_FIELD_DTYPES[fields[n].datatype] for n in names],
-        "offsets": [fields[n].offset for n in names],
-        "itemsize": msg.point_step,
-    })
+    dtype = np.dtype(
+        {
+            "names": list(names),
+            "formats": [order + POINT_FIELD_DTYPES[fields[n].datatype] for n in names],
+            "offsets": [fields[n].offset for n in names],
+            "itemsize": msg.point_step,
+        }
+    )
     count = msg.width * msg.height
     rows = _buffer(msg.data)
     if msg.height > 1 and msg.row_step != msg.width * msg.point_step:
-        rows = rows[: msg.row_step * msg.height].reshape(msg.height, msg.row_step)[:, : msg.width * msg.point_step]
-    points = np.frombuffer(np.ascontiguousarray(rows).reshape(-1)[: count * msg.point_step], dtype=dtype, count=count)
+        rows = rows[: msg.row_step * msg.height].reshape(msg.height, msg.row_step)[
+            :, : msg.width * msg.point_step
+        ]
+    points = np.frombuffer(
+        np.ascontiguousarray(rows).reshape(-1)[: count * msg.point_step], dtype=dtype, count=count
+    )
     return np.stack([points[n].astype(np.float32) for n in names], axis=1)
 
 

@@ -4,6 +4,7 @@ The offline predictor and the demo write the same names (``<stem>_depth.png``, `
 ``_preview.png``; synthetic frames add ``_rgb.png``, ``_gt.png``, ``_gt_preview.png``) so their
 folders can be compared file for file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +38,12 @@ def write_outputs(
 
 
 def write_synthetic_frame(
-    out_dir: Path, frame: "SyntheticFrame", depth: np.ndarray, formats: Iterable[str], min_depth: float, max_depth: float
+    out_dir: Path,
+    frame: "SyntheticFrame",
+    depth: np.ndarray,
+    formats: Iterable[str],
+    min_depth: float,
+    max_depth: float,
 ) -> None:
     """A synthetic frame's RGB, exact ground truth (16-bit, + preview) and predictions, named <index>_*."""
     stem = out_dir / f"{frame.index:06d}"
@@ -46,5 +52,7 @@ def write_synthetic_frame(
     depth_files.write_png16(stem.with_name(stem.name + "_gt.png"), frame.depth)
     formats = tuple(formats)
     if "preview" in formats:
-        depth_files.write_preview(stem.with_name(stem.name + "_gt_preview.png"), frame.depth, min_depth, max_depth)
+        depth_files.write_preview(
+            stem.with_name(stem.name + "_gt_preview.png"), frame.depth, min_depth, max_depth
+        )
     write_outputs(depth, stem, formats, min_depth, max_depth)

@@ -3,6 +3,7 @@
 Pure Python (numpy, PIL, rosbags); nothing here imports rclpy, so the converter and the offline
 accuracy tool run on machines without ROS.
 """
+
 from space_clip_ros.kitti.errors import KittiFormatError
 
 __all__ = ["KittiFormatError"]

@@ -8,6 +8,7 @@ rig). The synced images are already rectified, so the optical frame of camera i 
 rectified frame shifted by t_i; `camera_from_velodyne` returns exactly that rigid transform and
 `intrinsics` returns K_i, so that geometry.project reproduces the devkit's projection exactly.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,22 +41,32 @@ def parse_calib_file(path: Path | str) -> dict[str, np.ndarray]:
         key, sep, values = line.partition(":")
         key = key.strip()
         if not sep or not key:
-            raise KittiFormatError(f"{path}:{number}: expected 'name: values', got {line.strip()!r}")
+            raise KittiFormatError(
+                f"{path}:{number}: expected 'name: values', got {line.strip()!r}"
+            )
         if key in _TEXT_FIELDS:
             continue
         try:
             fields[key] = np.array([float(v) for v in values.split()], dtype=np.float64)
         except ValueError:
-            raise KittiFormatError(f"{path}:{number}: field {key!r} holds a non-number: {values.strip()!r}") from None
+            raise KittiFormatError(
+                f"{path}:{number}: field {key!r} holds a non-number: {values.strip()!r}"
+            ) from None
     return fields
 
 
-def _field(fields: dict[str, np.ndarray], path: Path, key: str, shape: tuple[int, ...]) -> np.ndarray:
+def _field(
+    fields: dict[str, np.ndarray], path: Path, key: str, shape: tuple[int, ...]
+) -> np.ndarray:
     if key not in fields:
-        raise KittiFormatError(f"{path}: field {key!r} is missing; is this the right calibration file?")
+        raise KittiFormatError(
+            f"{path}: field {key!r} is missing; is this the right calibration file?"
+        )
     value = fields[key]
     if value.size != int(np.prod(shape)):
-        raise KittiFormatError(f"{path}: field {key!r} has {value.size} values, expected {int(np.prod(shape))}")
+        raise KittiFormatError(
+            f"{path}: field {key!r} has {value.size} values, expected {int(np.prod(shape))}"
+        )
     return value.reshape(shape)
 
 
@@ -81,7 +92,9 @@ class RectifiedCamera:
 class KittiCalibration:
     """What the converter and the LiDAR projection need from one date's calibration folder."""
 
-    velo_to_cam: np.ndarray  # 4x4, Velodyne -> unrectified camera 0 ([R | T] of calib_velo_to_cam.txt)
+    velo_to_cam: (
+        np.ndarray
+    )  # 4x4, Velodyne -> unrectified camera 0 ([R | T] of calib_velo_to_cam.txt)
     rect_00: np.ndarray  # 3x3 R_rect_00
     cameras: dict[int, RectifiedCamera]
 
@@ -126,5 +139,7 @@ def load_calibration(calib_dir: Path | str) -> KittiCalibration:
             )
         cameras[index] = RectifiedCamera(projection, int(round(width)), int(round(height)))
     if not cameras:
-        raise KittiFormatError(f"{cam_path}: no P_rect_0* field; is this a KITTI raw calib_cam_to_cam.txt?")
+        raise KittiFormatError(
+            f"{cam_path}: no P_rect_0* field; is this a KITTI raw calib_cam_to_cam.txt?"
+        )
     return KittiCalibration(velo_to_cam, _field(cam, cam_path, "R_rect_00", (3, 3)), cameras)

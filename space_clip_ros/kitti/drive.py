@@ -7,6 +7,7 @@ Layout (as unpacked from the KITTI raw downloads):
                                  /velodyne_points/{timestamps.txt, data/0000000000.bin, ...}
 A .bin scan is a flat array of float32 (x, y, z, reflectance) in the Velodyne frame.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -33,7 +34,9 @@ class KittiDrive:
     def __init__(self, drive_dir: Path | str, calib_dir: Path | str | None = None) -> None:
         self.drive_dir = Path(drive_dir)
         if not self.drive_dir.is_dir():
-            raise KittiFormatError(f"{self.drive_dir}: drive folder not found (expected <date>/<date>_drive_NNNN_sync)")
+            raise KittiFormatError(
+                f"{self.drive_dir}: drive folder not found (expected <date>/<date>_drive_NNNN_sync)"
+            )
         self.calib_dir = Path(calib_dir) if calib_dir is not None else self.drive_dir.parent
         self._stamp_cache: dict[str, list[int]] = {}
 
@@ -65,7 +68,9 @@ class KittiDrive:
         """H x W x 3 uint8 RGB image of camera 2 or 3 (rectified, as shipped)."""
         path = self.frame_path(camera_folder(camera), index, ".png")
         if not path.is_file():
-            raise KittiFormatError(f"{path}: frame {index} is missing from the drive (timestamps list {len(self)} frames)")
+            raise KittiFormatError(
+                f"{path}: frame {index} is missing from the drive (timestamps list {len(self)} frames)"
+            )
         try:
             with Image.open(path) as img:
                 return np.asarray(img.convert("RGB"))

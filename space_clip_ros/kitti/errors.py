@@ -1,4 +1,5 @@
 from space_clip_ros.errors import InputError
+
 """The one error type for unreadable KITTI data, so callers can catch it and users read the file name."""
 
 

@@ -5,6 +5,7 @@ text with the real field names and the 2011_09_26 values, scaled to a small imag
 files; PNG images; float32 .bin scans) so the whole chain (reader -> bag -> replay -> node ->
 accuracy) runs anywhere. The scene is a flat road and a wall 20 m ahead, seen by the Velodyne.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,16 +19,60 @@ from space_clip_ros.kitti.timestamps import format_timestamp, parse_timestamp
 
 # 2011_09_26 calibration (full-resolution values; the projections are scaled to the requested size).
 _FULL_SIZE = (1242, 375)
-_R_RECT_00 = [9.999239e-01, 9.837760e-03, -7.445048e-03, -9.869795e-03, 9.999421e-01, -4.278459e-03,
-              7.402527e-03, 4.351614e-03, 9.999631e-01]
+_R_RECT_00 = [
+    9.999239e-01,
+    9.837760e-03,
+    -7.445048e-03,
+    -9.869795e-03,
+    9.999421e-01,
+    -4.278459e-03,
+    7.402527e-03,
+    4.351614e-03,
+    9.999631e-01,
+]
 _P_RECT = {
     0: [7.215377e02, 0, 6.095593e02, 0, 0, 7.215377e02, 1.728540e02, 0, 0, 0, 1, 0],
     1: [7.215377e02, 0, 6.095593e02, -3.875744e02, 0, 7.215377e02, 1.728540e02, 0, 0, 0, 1, 0],
-    2: [7.215377e02, 0, 6.095593e02, 4.485728e01, 0, 7.215377e02, 1.728540e02, 2.163791e-01, 0, 0, 1, 2.745884e-03],
-    3: [7.215377e02, 0, 6.095593e02, -3.395242e02, 0, 7.215377e02, 1.728540e02, 2.199936e00, 0, 0, 1, 2.729905e-03],
+    2: [
+        7.215377e02,
+        0,
+        6.095593e02,
+        4.485728e01,
+        0,
+        7.215377e02,
+        1.728540e02,
+        2.163791e-01,
+        0,
+        0,
+        1,
+        2.745884e-03,
+    ],
+    3: [
+        7.215377e02,
+        0,
+        6.095593e02,
+        -3.395242e02,
+        0,
+        7.215377e02,
+        1.728540e02,
+        2.199936e00,
+        0,
+        0,
+        1,
+        2.729905e-03,
+    ],
 }
-_VELO_R = [7.533745e-03, -9.999714e-01, -6.166020e-04, 1.480249e-02, 7.280733e-04, -9.998902e-01,
-           9.998621e-01, 7.523790e-03, 1.480755e-02]
+_VELO_R = [
+    7.533745e-03,
+    -9.999714e-01,
+    -6.166020e-04,
+    1.480249e-02,
+    7.280733e-04,
+    -9.998902e-01,
+    9.998621e-01,
+    7.523790e-03,
+    1.480755e-02,
+]
 _VELO_T = [-4.069766e-03, -7.631618e-02, -2.717806e-01]
 FIRST_STAMP = "2011-09-26 13:02:25.964389445"
 
@@ -75,10 +120,22 @@ def write_calibration(calib_dir: Path, width: int, height: int) -> None:
 
 def synthetic_scan(rng: np.random.Generator, points: int) -> np.ndarray:
     """N x 4 float32 Velodyne returns from a road 1.73 m below the sensor and a wall 20 m ahead."""
-    road = np.stack([rng.uniform(3, 40, points // 2), rng.uniform(-10, 10, points // 2),
-                     np.full(points // 2, -1.73)], axis=1)
-    wall = np.stack([np.full(points - points // 2, 20.0), rng.uniform(-10, 10, points - points // 2),
-                     rng.uniform(-1.73, 3.0, points - points // 2)], axis=1)
+    road = np.stack(
+        [
+            rng.uniform(3, 40, points // 2),
+            rng.uniform(-10, 10, points // 2),
+            np.full(points // 2, -1.73),
+        ],
+        axis=1,
+    )
+    wall = np.stack(
+        [
+            np.full(points - points // 2, 20.0),
+            rng.uniform(-10, 10, points - points // 2),
+            rng.uniform(-1.73, 3.0, points - points // 2),
+        ],
+        axis=1,
+    )
     xyz = np.concatenate([road, wall])
     reflectance = rng.uniform(0, 1, (len(xyz), 1))
     return np.hstack([xyz, reflectance]).astype("<f4")
@@ -106,17 +163,27 @@ def write_synthetic_drive(
     for cam in (2, 3):
         folder = drive_dir / camera_folder(cam)
         (folder / "data").mkdir(parents=True, exist_ok=True)
-        (folder / "timestamps.txt").write_text("".join(format_timestamp(s) + "\n" for s in camera_stamps))
+        (folder / "timestamps.txt").write_text(
+            "".join(format_timestamp(s) + "\n" for s in camera_stamps)
+        )
         for i in range(frames):
             gradient = np.linspace(0, 255, width, dtype=np.float64)[None, :, None]
             noise = rng.integers(0, 40, (height, width, 3))
-            pixels = np.clip(gradient * [1.0, 0.6, 0.3] + noise + 10 * cam, 0, 255).astype(np.uint8)
+            pixels = np.clip(gradient * [1.0, 0.6, 0.3] + noise + 10 * cam, 0, 255).astype(
+                np.uint8
+            )
             Image.fromarray(pixels).save(folder / "data" / f"{i:010d}.png")
 
     velo = drive_dir / VELODYNE
     (velo / "data").mkdir(parents=True, exist_ok=True)
-    scan_stamps = [s - 4_000_000 for s in camera_stamps]  # the scan's mid time, ~4 ms before the shutter
-    for name, offset in (("timestamps.txt", 0), ("timestamps_start.txt", -50_000_000), ("timestamps_end.txt", 50_000_000)):
+    scan_stamps = [
+        s - 4_000_000 for s in camera_stamps
+    ]  # the scan's mid time, ~4 ms before the shutter
+    for name, offset in (
+        ("timestamps.txt", 0),
+        ("timestamps_start.txt", -50_000_000),
+        ("timestamps_end.txt", 50_000_000),
+    ):
         (velo / name).write_text("".join(format_timestamp(s + offset) + "\n" for s in scan_stamps))
     for i in range(frames):
         synthetic_scan(rng, points).tofile(velo / "data" / f"{i:010d}.bin")

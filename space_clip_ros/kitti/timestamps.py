@@ -4,6 +4,7 @@ KITTI writes nanosecond fractions, which a float of seconds since 1970 cannot ho
 fraction is parsed as an integer. The clock is treated as UTC: the dataset does not state a time
 zone and only differences between stamps matter for replay and pairing.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -33,7 +34,9 @@ def load_timestamps(path: Path | str) -> list[int]:
     """All stamps of a timestamps.txt, in file order; blank lines are ignored."""
     path = Path(path)
     if not path.is_file():
-        raise KittiFormatError(f"{path}: timestamp file not found; is this a KITTI raw '*_sync' drive folder?")
+        raise KittiFormatError(
+            f"{path}: timestamp file not found; is this a KITTI raw '*_sync' drive folder?"
+        )
     stamps = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():

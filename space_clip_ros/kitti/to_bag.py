@@ -17,6 +17,7 @@ K) lands where KITTI's devkit puts it. P keeps no 4th column: each frame is its 
 optical centre, and consumers that apply P's Tx / Ty (rviz2's camera view, image_geometry) would
 otherwise add the offset a second time (CameraInfo.msg: a monocular camera has Tx = Ty = 0).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,11 +31,11 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.rosbag2.errors import WriterError
 from tqdm import tqdm
 
+from space_clip_ros.evaluation.transforms import invert
 from space_clip_ros.io import bag_messages as msgs
 from space_clip_ros.kitti.calibration import RectifiedCamera
 from space_clip_ros.kitti.drive import VELODYNE, KittiDrive, camera_folder
 from space_clip_ros.kitti.errors import KittiFormatError
-from space_clip_ros.evaluation.transforms import invert
 
 LEFT, RIGHT = 2, 3
 CAMERA_NAMES = {LEFT: "camera_color_left", RIGHT: "camera_color_right"}
@@ -73,15 +74,21 @@ class ConversionOptions:
 def _frame_range(drive: KittiDrive, streams: list[str], options: ConversionOptions) -> range:
     for stream in streams:
         if not drive.has_stream(stream):
-            raise KittiFormatError(f"{drive.drive_dir / stream}: stream folder not found (is the drive fully extracted?)")
+            raise KittiFormatError(
+                f"{drive.drive_dir / stream}: stream folder not found (is the drive fully extracted?)"
+            )
     available = min(len(drive.stamps(s)) for s in streams)
     end = available if options.end is None else options.end
     if not 0 <= options.start < end <= available:
-        raise ValueError(f"frame range [{options.start}, {end}) is outside the drive's {available} frames")
+        raise ValueError(
+            f"frame range [{options.start}, {end}) is outside the drive's {available} frames"
+        )
     return range(options.start, end)
 
 
-def convert(drive: KittiDrive, output: Path | str, options: ConversionOptions = ConversionOptions()) -> dict[str, int]:
+def convert(
+    drive: KittiDrive, output: Path | str, options: ConversionOptions = ConversionOptions()
+) -> dict[str, int]:
     """Write the bag; returns messages written per topic."""
     cameras = [LEFT, RIGHT] if options.right else [LEFT]
     streams = [camera_folder(c) for c in cameras] + ([VELODYNE] if options.velodyne else [])
@@ -96,6 +103,7 @@ def convert(drive: KittiDrive, output: Path | str, options: ConversionOptions = 
     storage = StoragePlugin.MCAP if options.storage == "mcap" else StoragePlugin.SQLITE3
     counts: dict[str, int] = {}
     with Writer(output, version=BAG_VERSION, storage_plugin=storage) as writer:
+
         def connection(topic: str, msgtype: str, **qos):
             counts[topic] = 0
             return writer.add_connection(topic, msgtype, typestore=msgs.TYPESTORE, **qos)
@@ -104,13 +112,17 @@ def convert(drive: KittiDrive, output: Path | str, options: ConversionOptions = 
             writer.write(conn, stamp, msgs.serialize(msg))
             counts[conn.topic] += 1
 
-        tf_conn = connection(TF_STATIC_TOPIC, msgs.TF_MESSAGE, offered_qos_profiles=[msgs.LATCHED_QOS])
+        tf_conn = connection(
+            TF_STATIC_TOPIC, msgs.TF_MESSAGE, offered_qos_profiles=[msgs.LATCHED_QOS]
+        )
         image_conns = {c: connection(image_topic(c), msgs.IMAGE) for c in cameras}
         info_conns = {c: connection(camera_info_topic(c), msgs.CAMERA_INFO) for c in cameras}
         velo_conn = connection(VELO_TOPIC, msgs.POINT_CLOUD2) if options.velodyne else None
 
         first_stamp = min(drive.stamps(s)[frames.start] for s in streams)
-        poses = {(VELO_FRAME, CAMERA_NAMES[c]): invert(calib.camera_from_velodyne(c)) for c in cameras}
+        poses = {
+            (VELO_FRAME, CAMERA_NAMES[c]): invert(calib.camera_from_velodyne(c)) for c in cameras
+        }
         write(tf_conn, msgs.static_transforms(poses, first_stamp), first_stamp)
 
         for index in tqdm(frames, desc=drive.name, unit="frame", disable=not options.progress):
@@ -126,11 +138,21 @@ def convert(drive: KittiDrive, output: Path | str, options: ConversionOptions = 
                         "is the calibration from this drive's date?"
                     )
                 # camera_info first: a node that pairs an image with the latest info then has it.
-                write(info_conns[camera], msgs.camera_info(own_frame_projection(rect), rect.width, rect.height, stamp, frame_id), stamp)
+                write(
+                    info_conns[camera],
+                    msgs.camera_info(
+                        own_frame_projection(rect), rect.width, rect.height, stamp, frame_id
+                    ),
+                    stamp,
+                )
                 write(image_conns[camera], msgs.image(pixels, stamp, frame_id), stamp)
             if velo_conn is not None:
                 stamp = drive.stamps(VELODYNE)[index]
-                write(velo_conn, msgs.point_cloud(drive.scan(index), VELO_FIELDS, stamp, VELO_FRAME), stamp)
+                write(
+                    velo_conn,
+                    msgs.point_cloud(drive.scan(index), VELO_FIELDS, stamp, VELO_FRAME),
+                    stamp,
+                )
     return counts
 
 
@@ -141,16 +163,34 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example: space-clip-kitti2bag ~/kitti/2011_09_26/2011_09_26_drive_0002_sync -o drive_0002",
     )
-    parser.add_argument("drive", type=Path, help="synced drive folder, <date>/<date>_drive_<nnnn>_sync")
-    parser.add_argument("-o", "--output", type=Path,
-                        help="bag folder to create (default: ./<drive name>); must not exist")
-    parser.add_argument("--calib-dir", type=Path,
-                        help="folder with calib_cam_to_cam.txt and calib_velo_to_cam.txt (default: the drive's parent)")
-    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage (default mcap)")
+    parser.add_argument(
+        "drive", type=Path, help="synced drive folder, <date>/<date>_drive_<nnnn>_sync"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="bag folder to create (default: ./<drive name>); must not exist",
+    )
+    parser.add_argument(
+        "--calib-dir",
+        type=Path,
+        help="folder with calib_cam_to_cam.txt and calib_velo_to_cam.txt (default: the drive's parent)",
+    )
+    parser.add_argument(
+        "--storage",
+        choices=("mcap", "sqlite3"),
+        default="mcap",
+        help="rosbag2 storage (default mcap)",
+    )
     parser.add_argument("--start", type=int, default=0, help="first frame index (default 0)")
     parser.add_argument("--end", type=int, help="frame index to stop before (default: all frames)")
-    parser.add_argument("--no-velodyne", action="store_true", help="leave out the Velodyne point clouds")
-    parser.add_argument("--right", action="store_true", help="also write the right colour camera (image_03)")
+    parser.add_argument(
+        "--no-velodyne", action="store_true", help="leave out the Velodyne point clouds"
+    )
+    parser.add_argument(
+        "--right", action="store_true", help="also write the right colour camera (image_03)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -160,8 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     drive_dir = args.drive.expanduser().resolve()
     output = args.output if args.output is not None else Path.cwd() / drive_dir.name
     options = ConversionOptions(
-        start=args.start, end=args.end, velodyne=not args.no_velodyne, right=args.right,
-        storage=args.storage, progress=not args.no_progress,
+        start=args.start,
+        end=args.end,
+        velodyne=not args.no_velodyne,
+        right=args.right,
+        storage=args.storage,
+        progress=not args.no_progress,
     )
     try:
         counts = convert(KittiDrive(drive_dir, args.calib_dir), output, options)

@@ -1,4 +1,5 @@
 """SPACE-CLIP in pure PyTorch: one definition for the node, the CLI, training and export."""
+
 from .backbone import BackboneWeightsError, ClipVisionBackbone
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import BackboneConfig, ConfigError, DecoderConfig, SpaceClipConfig

@@ -10,6 +10,7 @@ rotary towers, ConvNeXt, ResNets) is refused with a clear message.
 The tower is built at the configured input size; pretrained positional embeddings are resampled
 to that grid when the weights are loaded, so an aspect-preserving input costs nothing per frame.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,14 +45,20 @@ class BackboneWeightsError(ConfigError, RuntimeError):
 @dataclass
 class BackboneFeatures:
     hidden: dict[int, torch.Tensor]  # layer index -> (B, width, grid_h, grid_w)
-    global_embedding: torch.Tensor  # (B, width): class token after the final LayerNorm, before projection
+    global_embedding: (
+        torch.Tensor
+    )  # (B, width): class token after the final LayerNorm, before projection
 
 
 class ClipVisionBackbone(nn.Module):
     def __init__(self, cfg: BackboneConfig, weights_override: str | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        model_cfg = cfg.model_cfg if cfg.model_cfg is not None else open_clip.get_model_config(cfg.model_name)
+        model_cfg = (
+            cfg.model_cfg
+            if cfg.model_cfg is not None
+            else open_clip.get_model_config(cfg.model_name)
+        )
         if model_cfg is None:
             raise ConfigError(
                 f"backbone.model_name '{cfg.model_name}' is not an open_clip architecture. "
@@ -63,19 +70,28 @@ class ClipVisionBackbone(nn.Module):
         pretrained = weights_override if weights_override is not None else cfg.pretrained
         quick_gelu = cfg.quick_gelu
         if quick_gelu is None:
-            quick_gelu = bool(tag_cfg.get("quick_gelu", False) or model_cfg.get("quick_gelu", False))
-        vision_cfg = CLIPVisionCfg(**{**model_cfg["vision_cfg"], "image_size": tuple(cfg.input_size)})
+            quick_gelu = bool(
+                tag_cfg.get("quick_gelu", False) or model_cfg.get("quick_gelu", False)
+            )
+        vision_cfg = CLIPVisionCfg(
+            **{**model_cfg["vision_cfg"], "image_size": tuple(cfg.input_size)}
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_BACKBONE_SEED)
             if vision_cfg.timm_model_name:
                 self.tower: _Tower = _TimmViT.build(cfg.model_name, vision_cfg)
             else:
-                self.tower = _OpenClipViT.build(cfg.model_name, model_cfg["embed_dim"], vision_cfg, quick_gelu)
+                self.tower = _OpenClipViT.build(
+                    cfg.model_name, model_cfg["embed_dim"], vision_cfg, quick_gelu
+                )
         self.visual = self.tower.module
         if pretrained:
             self._load_weights(pretrained, tag_cfg)
         elif weights_override is None:
-            log.warning("backbone %s has RANDOM weights (pretrained: null): features are meaningless", cfg.model_name)
+            log.warning(
+                "backbone %s has RANDOM weights (pretrained: null): features are meaningless",
+                cfg.model_name,
+            )
 
         self.width, self.num_layers = self.tower.width, self.tower.num_layers
         self.patch_size: tuple[int, int] = self.tower.patch_size
@@ -86,8 +102,12 @@ class ClipVisionBackbone(nn.Module):
             )
         mean = cfg.mean or tag_cfg.get("mean") or open_clip.OPENAI_DATASET_MEAN
         std = cfg.std or tag_cfg.get("std") or open_clip.OPENAI_DATASET_STD
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
         self.requires_grad_(False)
         self.eval()
 
@@ -110,7 +130,7 @@ class ClipVisionBackbone(nn.Module):
             except Exception as exc:  # network, HF hub and filesystem errors all end here
                 raise BackboneWeightsError(
                     f"could not fetch open_clip weights {self.cfg.model_name}/{pretrained} ({type(exc).__name__}: {exc}). "
-                    "Fix: on a machine with internet run `python -c \"import open_clip; open_clip.create_model("
+                    'Fix: on a machine with internet run `python -c "import open_clip; open_clip.create_model('
                     f"'{self.cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, or set "
                     "backbone.pretrained (or the backbone_weights override) to a local weights file."
                 ) from exc
@@ -166,7 +186,9 @@ def _grid(tokens: torch.Tensor, prefix: int, grid: tuple[int, int]) -> torch.Ten
 def _resample_positions(pos: torch.Tensor, grid: tuple[int, int], prefix: int) -> torch.Tensor:
     """Pretrained (square-grid) positional embeddings bicubically resampled to grid."""
     squeeze = pos.ndim == 2
-    out = resample_abs_pos_embed(pos[None] if squeeze else pos, new_size=list(grid), num_prefix_tokens=prefix)
+    out = resample_abs_pos_embed(
+        pos[None] if squeeze else pos, new_size=list(grid), num_prefix_tokens=prefix
+    )
     return out[0] if squeeze else out
 
 
@@ -179,7 +201,9 @@ class _OpenClipViT(_Tower):
         self.grid = tuple(visual.grid_size)
 
     @classmethod
-    def build(cls, name: str, embed_dim: int, vision_cfg: CLIPVisionCfg, quick_gelu: bool) -> "_OpenClipViT":
+    def build(
+        cls, name: str, embed_dim: int, vision_cfg: CLIPVisionCfg, quick_gelu: bool
+    ) -> "_OpenClipViT":
         visual = _build_vision_tower(embed_dim, vision_cfg, quick_gelu=quick_gelu)
         if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
             raise ConfigError(
@@ -192,7 +216,9 @@ class _OpenClipViT(_Tower):
         return cls(visual)
 
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        state = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")} or state
+        state = {
+            k[len("visual.") :]: v for k, v in state.items() if k.startswith("visual.")
+        } or state
         state.pop("proj", None)
         pos = state.get("positional_embedding")
         if pos is not None and pos.shape != self.module.positional_embedding.shape:
@@ -234,11 +260,22 @@ class _TimmViT(_Tower):
     def build(cls, name: str, vision_cfg: CLIPVisionCfg) -> "_TimmViT":
         pool = {"": "token", None: "token"}.get(vision_cfg.timm_pool, vision_cfg.timm_pool)
         try:
-            trunk = timm.create_model(vision_cfg.timm_model_name, pretrained=False, num_classes=0, global_pool=pool,
-                                      img_size=tuple(vision_cfg.image_size))
-        except (TypeError, ValueError, RuntimeError) as exc:  # towers that take no img_size / this pool
-            raise ConfigError(f"backbone '{name}': timm tower {vision_cfg.timm_model_name} cannot be built here "
-                              f"({exc}). Fix: use an open_clip-native ViT or a timm ViT tower such as SigLIP.") from exc
+            trunk = timm.create_model(
+                vision_cfg.timm_model_name,
+                pretrained=False,
+                num_classes=0,
+                global_pool=pool,
+                img_size=tuple(vision_cfg.image_size),
+            )
+        except (
+            TypeError,
+            ValueError,
+            RuntimeError,
+        ) as exc:  # towers that take no img_size / this pool
+            raise ConfigError(
+                f"backbone '{name}': timm tower {vision_cfg.timm_model_name} cannot be built here "
+                f"({exc}). Fix: use an open_clip-native ViT or a timm ViT tower such as SigLIP."
+            ) from exc
         if not isinstance(trunk, TimmVisionTransformer):
             raise ConfigError(
                 f"backbone '{name}' is a timm {type(trunk).__name__} ({vision_cfg.timm_model_name}); only timm "
@@ -249,7 +286,7 @@ class _TimmViT(_Tower):
 
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         prefix = "visual.trunk."
-        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)} or state
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)} or state
         pos = state.get("pos_embed")
         if pos is not None and pos.shape != self.module.pos_embed.shape:
             embedded_prefix = 0 if getattr(self.module, "no_embed_class", False) else self.prefix
@@ -289,12 +326,20 @@ def _fetch_pretrained(tag_cfg: dict) -> Path:
         if hf_hub:
             from huggingface_hub import try_to_load_from_cache
 
-            repo_id, filename = os.path.split(hf_hub)  # open_clip's own convention: "org/repo/[file]"
-            for name in [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]:
+            repo_id, filename = os.path.split(
+                hf_hub
+            )  # open_clip's own convention: "org/repo/[file]"
+            for name in (
+                [filename]
+                if filename
+                else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+            ):
                 cached = try_to_load_from_cache(repo_id, name)
                 if isinstance(cached, str):
                     return Path(cached)
-        raise ConnectionError(f"{host} is unreachable (or HF_HUB_OFFLINE is set) and the weights are not in the local cache")
+        raise ConnectionError(
+            f"{host} is unreachable (or HF_HUB_OFFLINE is set) and the weights are not in the local cache"
+        )
     return Path(open_clip.pretrained.download_pretrained(tag_cfg))
 
 
@@ -323,5 +368,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise BackboneWeightsError(f"{path}: expected a state dict of tensors, found {type(state).__name__}.")
+        raise BackboneWeightsError(
+            f"{path}: expected a state dict of tensors, found {type(state).__name__}."
+        )
     return {k.removeprefix("module."): v for k, v in state.items()}

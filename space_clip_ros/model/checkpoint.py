@@ -5,6 +5,7 @@ loading a downloaded file is safe) and config.yaml (backbone name + weights sour
 decoder hyper-parameter). The backbone is never stored: it is frozen and comes from open_clip.
 Loading checks the two files against each other and names the file, the key and the fix.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,12 +31,16 @@ class CheckpointError(ConfigError):
     """A checkpoint cannot be loaded; the message names the file, the key and the fix."""
 
 
-def save_checkpoint(model: SpaceClip, directory: Union[str, Path], metadata: dict | None = None) -> Path:
+def save_checkpoint(
+    model: SpaceClip, directory: Union[str, Path], metadata: dict | None = None
+) -> Path:
     """Write decoder.safetensors + config.yaml into directory (created if needed)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
-             for k, v in model.decoder.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in model.decoder.state_dict().items()
+    }
     meta = {"format": FORMAT_TAG, "config": json.dumps(model.config.to_dict())}
     meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
     save_file(state, str(directory / WEIGHTS_FILE), metadata=meta)
@@ -54,19 +59,25 @@ def resolve_checkpoint(path: Union[str, Path]) -> tuple[Path, Path]:
     weights = path / WEIGHTS_FILE if path.is_dir() else path
     config = weights.parent / CONFIG_FILE
     if not weights.is_file():
-        raise CheckpointError(f"{weights}: missing. Fix: the checkpoint directory must contain {WEIGHTS_FILE}.")
+        raise CheckpointError(
+            f"{weights}: missing. Fix: the checkpoint directory must contain {WEIGHTS_FILE}."
+        )
     if weights.suffix != ".safetensors":
         raise CheckpointError(
             f"{weights}: not a .safetensors file. Fix: convert it with training/export.py; pickled torch files are "
             "never loaded by the node."
         )
     if not config.is_file():
-        raise CheckpointError(f"{config}: missing. Fix: put the {CONFIG_FILE} written with these weights beside {weights.name}.")
+        raise CheckpointError(
+            f"{config}: missing. Fix: put the {CONFIG_FILE} written with these weights beside {weights.name}."
+        )
     return weights, config
 
 
 def load_checkpoint(
-    path: Union[str, Path], device: Union[str, torch.device] = "cpu", backbone_weights: str | None = None
+    path: Union[str, Path],
+    device: Union[str, torch.device] = "cpu",
+    backbone_weights: str | None = None,
 ) -> SpaceClip:
     """Build the model from config.yaml and load the decoder tensors, strictly."""
     weights, config_path = resolve_checkpoint(path)
@@ -77,7 +88,9 @@ def load_checkpoint(
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc}). Fix: re-export or re-download it.") from exc
+        raise CheckpointError(
+            f"{weights}: not a readable safetensors file ({exc}). Fix: re-export or re-download it."
+        ) from exc
     model = build_model(config, backbone_weights=backbone_weights)
     _check_state(model, state, weights, config_path)
     model.decoder.load_state_dict(state, strict=True)
@@ -85,7 +98,9 @@ def load_checkpoint(
     return model.to(device).eval()
 
 
-def _check_state(model: SpaceClip, state: dict[str, torch.Tensor], weights: Path, config_path: Path) -> None:
+def _check_state(
+    model: SpaceClip, state: dict[str, torch.Tensor], weights: Path, config_path: Path
+) -> None:
     expected = model.decoder.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -5,9 +5,8 @@ strict (unknown keys, wrong types and impossible values are errors that name the
 and the fix) because a silently ignored typo in a model config produces a model that loads but
 predicts garbage.
 """
-from __future__ import annotations
 
-from space_clip_ros.errors import ConfigError
+from __future__ import annotations
 
 import dataclasses
 import difflib
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 
 import yaml
+
+from space_clip_ros.errors import ConfigError
 
 CONFIG_VERSION = 1
 
@@ -94,11 +95,15 @@ class SpaceClipConfig:
     def load(cls, path: Union[str, Path]) -> "SpaceClipConfig":
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"{path}: config file not found. Fix: point to the config.yaml written beside the checkpoint.")
+            raise ConfigError(
+                f"{path}: config file not found. Fix: point to the config.yaml written beside the checkpoint."
+            )
         try:
             data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML/JSON ({exc}). Fix: correct the syntax at the reported line.") from exc
+            raise ConfigError(
+                f"{path}: not valid YAML/JSON ({exc}). Fix: correct the syntax at the reported line."
+            ) from exc
         return cls.from_dict(data, source=str(path))
 
 
@@ -110,11 +115,23 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
         return ConfigError(f"{source}: field '{name}' {why}. Fix: {fix}.")
 
     if len(b.input_size) != 2 or min(b.input_size) < 16:
-        raise bad("backbone.input_size", f"is {list(b.input_size)}", "give [height, width], each a multiple of the patch size (>= 16)")
+        raise bad(
+            "backbone.input_size",
+            f"is {list(b.input_size)}",
+            "give [height, width], each a multiple of the patch size (>= 16)",
+        )
     if len(d.semantic_channels) != 4:
-        raise bad("decoder.semantic_channels", f"has {len(d.semantic_channels)} entries", "give 4 channel widths, one per decoder stage")
+        raise bad(
+            "decoder.semantic_channels",
+            f"has {len(d.semantic_channels)} entries",
+            "give 4 channel widths, one per decoder stage",
+        )
     if len(d.structural_channels) != 3:
-        raise bad("decoder.structural_channels", f"has {len(d.structural_channels)} entries", "give 3 channel widths")
+        raise bad(
+            "decoder.structural_channels",
+            f"has {len(d.structural_channels)} entries",
+            "give 3 channel widths",
+        )
     if d.use_structural and list(d.structural_channels) != list(d.semantic_channels[:3]):
         raise bad(
             "decoder.structural_channels",
@@ -125,9 +142,17 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
         if any(c <= 0 for c in getattr(d, name)):
             raise bad(f"decoder.{name}", "contains a non-positive width", "use positive integers")
     if d.semantic_layers is not None and len(d.semantic_layers) != 4:
-        raise bad("decoder.semantic_layers", f"has {len(d.semantic_layers)} entries", "give 4 hidden-state indices (deep to shallow) or null")
+        raise bad(
+            "decoder.semantic_layers",
+            f"has {len(d.semantic_layers)} entries",
+            "give 4 hidden-state indices (deep to shallow) or null",
+        )
     if d.structural_layers is not None and len(d.structural_layers) != 3:
-        raise bad("decoder.structural_layers", f"has {len(d.structural_layers)} entries", "give 3 hidden-state indices or null")
+        raise bad(
+            "decoder.structural_layers",
+            f"has {len(d.structural_layers)} entries",
+            "give 3 hidden-state indices or null",
+        )
     if not 0.0 <= d.dropout < 1.0:
         raise bad("decoder.dropout", f"is {d.dropout}", "use a probability in [0, 1)")
     if not 0 <= d.aux_heads <= 3:
@@ -154,14 +179,22 @@ def build_dataclass(cls: type, data: Any, source: str, prefix: str = "") -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {where} must be a mapping, got {type(data).__name__}. Fix: use 'key: value' entries.")
+        raise ConfigError(
+            f"{source}: {where} must be a mapping, got {type(data).__name__}. Fix: use 'key: value' entries."
+        )
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known fields: {', '.join(names)}"
-            raise ConfigError(f"{source}: unknown field '{prefix}{key}'. Fix: remove it or correct the name ({hint}).")
+            hint = (
+                f"did you mean '{prefix}{close[0]}'?"
+                if close
+                else f"known fields: {', '.join(names)}"
+            )
+            raise ConfigError(
+                f"{source}: unknown field '{prefix}{key}'. Fix: remove it or correct the name ({hint})."
+            )
     kwargs = {}
     for name in names:
         if name in data:
@@ -180,7 +213,9 @@ def _coerce(tp: Any, value: Any, source: str, name: str) -> Any:
         return _coerce(inner[0], value, source, name)
 
     def wrong(expected: str) -> ConfigError:
-        return ConfigError(f"{source}: field '{name}' must be {expected}, got {value!r}. Fix: set it to {expected}.")
+        return ConfigError(
+            f"{source}: field '{name}' must be {expected}, got {value!r}. Fix: set it to {expected}."
+        )
 
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):

@@ -3,6 +3,7 @@
 Every layer here is described in DESIGN.md §2; comments only note choices the paper leaves open.
 Convolutions followed by BatchNorm carry no bias (it would be cancelled by the BN shift).
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,7 +14,9 @@ from .config import DecoderConfig
 
 
 def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 def resize_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -83,7 +86,9 @@ class FiLM(nn.Module):
 
     def __init__(self, global_dim: int, width: int, hidden: int) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(global_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2 * width))
+        self.mlp = nn.Sequential(
+            nn.Linear(global_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2 * width)
+        )
 
     def forward(self, grid: torch.Tensor, global_embedding: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.mlp(global_embedding).chunk(2, dim=-1)
@@ -96,11 +101,15 @@ class SemanticPathway(nn.Module):
     def __init__(self, width: int, cfg: DecoderConfig) -> None:
         super().__init__()
         self.film = (
-            nn.ModuleList(FiLM(width, width, cfg.film_hidden) for _ in cfg.semantic_channels) if cfg.use_film else None
+            nn.ModuleList(FiLM(width, width, cfg.film_hidden) for _ in cfg.semantic_channels)
+            if cfg.use_film
+            else None
         )
         self.proj = nn.ModuleList(nn.Conv2d(width, c, 1) for c in cfg.semantic_channels)
 
-    def forward(self, grids: list[torch.Tensor], global_embedding: torch.Tensor) -> list[torch.Tensor]:
+    def forward(
+        self, grids: list[torch.Tensor], global_embedding: torch.Tensor
+    ) -> list[torch.Tensor]:
         out = []
         for i, grid in enumerate(grids):
             if self.film is not None:
@@ -115,7 +124,9 @@ class StructuralPathway(nn.Module):
     def __init__(self, width: int, channels: list[int]) -> None:
         super().__init__()
         self.proj = nn.ModuleList(nn.Conv2d(width, c, 1) for c in channels)
-        ins = [width] + channels[:-1]  # stage 0 upsamples the raw grid of the first structural layer
+        ins = [width] + channels[
+            :-1
+        ]  # stage 0 upsamples the raw grid of the first structural layer
         self.up = nn.ModuleList(UpBlock(cin, c) for cin, c in zip(ins, channels))
         self.fuse = nn.ModuleList(conv_bn_relu(2 * c, c) for c in channels)
 
@@ -152,11 +163,14 @@ class SpaceClipDecoder(nn.Module):
         self.cfg = cfg
         sem = cfg.semantic_channels
         self.semantic = SemanticPathway(width, cfg)
-        self.structural = StructuralPathway(width, list(cfg.structural_channels)) if cfg.use_structural else None
+        self.structural = (
+            StructuralPathway(width, list(cfg.structural_channels)) if cfg.use_structural else None
+        )
         n_struct = len(cfg.structural_channels) if cfg.use_structural else 0
         ins = [sem[0]] + list(sem[:-1])  # stage 0 starts from the projected deepest semantic grid
         self.stages = nn.ModuleList(
-            FusionStage(cin, c, 1 + (i < n_struct), cfg.dropout) for i, (cin, c) in enumerate(zip(ins, sem))
+            FusionStage(cin, c, 1 + (i < n_struct), cfg.dropout)
+            for i, (cin, c) in enumerate(zip(ins, sem))
         )
         self.head = DepthHead(sem[-1], cfg.head_hidden)
         self.aux_heads = nn.ModuleList(DepthHead(c, max(c // 2, 1)) for c in sem[: cfg.aux_heads])

@@ -6,6 +6,7 @@ execution providers on Jetson and desktop GPUs). The graph takes ``image``: floa
 [0, 1], (batch, 3, H, W) at the encoder input size, and returns ``depth``: (batch, 1, H, W)
 metres at that size; the batch axis is dynamic.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -26,14 +27,27 @@ def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -
     dummy = torch.rand(batch, 3, h, w)
     path.parent.mkdir(parents=True, exist_ok=True)
     fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernel has no ONNX symbolic
+    torch.backends.mha.set_fastpath_enabled(
+        False
+    )  # the fused attention kernel has no ONNX symbolic
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: needs no onnxscript
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: fixed H, W
-            torch.onnx.export(model, (dummy,), str(path), dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+            warnings.simplefilter(
+                "ignore", DeprecationWarning
+            )  # the TorchScript exporter: needs no onnxscript
+            warnings.simplefilter(
+                "ignore", torch.jit.TracerWarning
+            )  # shape checks traced as constants: fixed H, W
+            torch.onnx.export(
+                model,
+                (dummy,),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
     return path
@@ -52,5 +66,7 @@ def check_onnx(model: SpaceClip, path: Path, batch: int = 2, seed: int = 0) -> f
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})
     if got.shape != expected.shape:
-        raise RuntimeError(f"{path}: ONNX output shape {got.shape} differs from PyTorch {expected.shape}")
+        raise RuntimeError(
+            f"{path}: ONNX output shape {got.shape} differs from PyTorch {expected.shape}"
+        )
     return float(np.max(np.abs(got - expected)))

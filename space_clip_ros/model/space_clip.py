@@ -3,6 +3,7 @@
 The module owns its preprocessing (resize to the encoder input, CLIP normalisation) so that the
 node, the CLI, training and the ONNX export all feed it the same thing: RGB floats in [0, 1].
 """
+
 from __future__ import annotations
 
 import copy
@@ -56,7 +57,9 @@ class SpaceClip(nn.Module):
         self.config = resolve_layers(config, self.backbone.num_layers)
         self.decoder = SpaceClipDecoder(self.backbone.width, self.config.decoder)
         d = self.config.decoder
-        self._layers = sorted(set(d.semantic_layers) | (set(d.structural_layers) if d.use_structural else set()))
+        self._layers = sorted(
+            set(d.semantic_layers) | (set(d.structural_layers) if d.use_structural else set())
+        )
 
     @property
     def input_size(self) -> tuple[int, int]:

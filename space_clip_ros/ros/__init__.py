@@ -6,6 +6,7 @@ messages to and from numpy arrays, `params` and `qos` turn ROS parameters into t
 `space_clip_ros.inference.DepthEstimator`. Nothing is imported here, so importing a single
 codec does not pull in the model.
 """
+
 import os
 
 # CPU inference in a node always shares the cores with I/O threads (DDS, image decoding, the executor).

@@ -17,6 +17,7 @@ space-clip-bag-accuracy --json).
 Depth and scans are paired by header stamp within `max_dt` seconds (kitti.pairing; message_filters
 is not available as a pip wheel, and this pairing is a few lines).
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,25 +31,31 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from space_clip_ros.geometry import Intrinsics
-from space_clip_ros.evaluation.report import AccuracyReport
-from space_clip_ros.kitti.calibration import load_calibration
 from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
-from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
 from space_clip_ros.evaluation.pairing import StampPairer
+from space_clip_ros.evaluation.report import AccuracyReport
 from space_clip_ros.evaluation.transforms import lookup_static
+from space_clip_ros.geometry import Intrinsics
+from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
+from space_clip_ros.kitti.calibration import load_calibration
 from space_clip_ros.metrics import METRIC_NAMES
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
 from space_clip_ros.ros.qos import make_qos
 
 try:
     from tf2_msgs.msg import TFMessage
-except ImportError:  # pip-only machines: no tf2_msgs wheel; the calib_dir parameter is the way there
+except (
+    ImportError
+):  # pip-only machines: no tf2_msgs wheel; the calib_dir parameter is the way there
     TFMessage = None
 
 NODE_NAME = "space_clip_accuracy"
-STATIC_TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
+STATIC_TF_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 
 
 class AccuracyNode(Node):
@@ -68,10 +75,13 @@ class AccuracyNode(Node):
 
         # Fixed transform from the KITTI calibration, or None: look it up in /tf_static per frame.
         self.camera_from_lidar: Optional[np.ndarray] = (
-            load_calibration(calib_dir).camera_from_velodyne(camera) if calib_dir else None)
+            load_calibration(calib_dir).camera_from_velodyne(camera) if calib_dir else None
+        )
         if self.camera_from_lidar is None and TFMessage is None:
-            raise ValueError("tf2_msgs is not installed, so /tf_static can not be read: set the calib_dir "
-                             "parameter to the KITTI date folder holding calib_velo_to_cam.txt")
+            raise ValueError(
+                "tf2_msgs is not installed, so /tf_static can not be read: set the calib_dir "
+                "parameter to the KITTI date folder holding calib_velo_to_cam.txt"
+            )
         self.static_transforms: dict[tuple[str, str], Any] = {}
         self.report = AccuracyReport(self.settings)
         self.pairer: StampPairer = StampPairer(slop_ns=int(max_dt * 1e9))
@@ -95,18 +105,24 @@ class AccuracyNode(Node):
 
     def _on_tf_static(self, msg: Any) -> None:
         for transform in msg.transforms:
-            self.static_transforms[(transform.header.frame_id, transform.child_frame_id)] = transform
+            self.static_transforms[(transform.header.frame_id, transform.child_frame_id)] = (
+                transform
+            )
 
     def _on_depth(self, msg: Image) -> None:
         if self.intrinsics is None:
-            self.get_logger().warning("depth without depth/camera_info yet: frame skipped", throttle_duration_sec=5.0)
+            self.get_logger().warning(
+                "depth without depth/camera_info yet: frame skipped", throttle_duration_sec=5.0
+            )
             return
         try:
             depth = depth_image_to_metres(msg)
         except ValueError as err:
             self.get_logger().error(f"depth frame skipped: {err}", throttle_duration_sec=5.0)
             return
-        self._evaluate(self.pairer.add_first(stamp_ns(msg), (depth, self.intrinsics, msg.header.frame_id)))
+        self._evaluate(
+            self.pairer.add_first(stamp_ns(msg), (depth, self.intrinsics, msg.header.frame_id))
+        )
 
     def _on_points(self, msg: PointCloud2) -> None:
         try:
@@ -123,9 +139,14 @@ class AccuracyNode(Node):
         transform = self.camera_from_lidar
         try:
             if transform is None:
-                transform = lookup_static(self.static_transforms.values(), camera_frame, lidar_frame)
+                transform = lookup_static(
+                    self.static_transforms.values(), camera_frame, lidar_frame
+                )
             metrics = frame_metrics(depth, points, transform, intr, self.settings)
-        except (LookupError, ValueError) as err:  # no tf path yet, a degenerate quaternion, an empty image
+        except (
+            LookupError,
+            ValueError,
+        ) as err:  # no tf path yet, a degenerate quaternion, an empty image
             self.get_logger().warning(f"frame skipped: {err}", throttle_duration_sec=5.0)
             return
         self.report.add(stamp, metrics)
@@ -136,9 +157,18 @@ class AccuracyNode(Node):
         array.header.stamp.sec, array.header.stamp.nanosec = divmod(msg_stamp, 1_000_000_000)
         frame_ok = bool(np.isfinite(metrics["abs_rel"]))
         array.status = [
-            _status("frame", metrics, frame_ok, "" if frame_ok else "no LiDAR return inside the evaluated region"),
-            _status("mean", self.report.running.mean(), self.report.running.count > 0,
-                    f"{self.report.running.count} frames"),
+            _status(
+                "frame",
+                metrics,
+                frame_ok,
+                "" if frame_ok else "no LiDAR return inside the evaluated region",
+            ),
+            _status(
+                "mean",
+                self.report.running.mean(),
+                self.report.running.count > 0,
+                f"{self.report.running.count} frames",
+            ),
         ]
         self.publisher.publish(array)
 

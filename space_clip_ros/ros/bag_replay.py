@@ -12,6 +12,7 @@ Topics recorded with a transient-local offered QoS (/tf_static from space-clip-k
 re-offered latched. A topic whose message package is not installed (tf2_msgs is not a pip wheel)
 is skipped with a warning. Remap with the usual --ros-args -r old:=new.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,7 +62,9 @@ def message_class(msgtype: str) -> type:
 
 
 def qos_for(connection: Any) -> QoSProfile:
-    latched = any(q.durability == QosDurability.TRANSIENT_LOCAL for q in connection.ext.offered_qos_profiles)
+    latched = any(
+        q.durability == QosDurability.TRANSIENT_LOCAL for q in connection.ext.offered_qos_profiles
+    )
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=1 if latched else 10,
@@ -113,7 +116,9 @@ class BagPlayer:
             try:
                 cls = message_class(conn.msgtype)
             except (ImportError, AttributeError, ValueError):
-                self.log.warning(f"skipping {conn.topic}: message type {conn.msgtype} is not installed")
+                self.log.warning(
+                    f"skipping {conn.topic}: message type {conn.msgtype} is not installed"
+                )
                 continue
             publishers[conn.topic] = self.node.create_publisher(cls, conn.topic, qos_for(conn))
         return publishers
@@ -122,7 +127,11 @@ class BagPlayer:
         if self.options.sync_topic:
             return self.options.sync_topic
         images = [c.topic for c in reader.connections if c.msgtype == IMAGE_TYPE]
-        return PREFERRED_SYNC_TOPIC if PREFERRED_SYNC_TOPIC in images else (images[0] if images else None)
+        return (
+            PREFERRED_SYNC_TOPIC
+            if PREFERRED_SYNC_TOPIC in images
+            else (images[0] if images else None)
+        )
 
     def _waiter(self) -> StampWaiter | None:
         """Subscribe to --wait-for with the type its publisher advertises (found through the graph)."""
@@ -136,10 +145,14 @@ class BagPlayer:
             types = dict(self.node.get_topic_names_and_types()).get(resolved, [])
             time.sleep(0.05)
         if not types:
-            raise RuntimeError(f"--wait-for {resolved}: no publisher appeared within {self.options.wait_timeout} s; "
-                               "is the node running and remapped to that topic?")
+            raise RuntimeError(
+                f"--wait-for {resolved}: no publisher appeared within {self.options.wait_timeout} s; "
+                "is the node running and remapped to that topic?"
+            )
         waiter = StampWaiter()
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
+        )
         self.node.create_subscription(message_class(types[0]), topic, waiter.on_message, qos)
         return waiter
 
@@ -148,7 +161,9 @@ class BagPlayer:
         while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         if publisher.get_subscription_count() == 0:
-            self.log.warning(f"no subscriber on {publisher.topic_name} after {seconds} s; playing anyway")
+            self.log.warning(
+                f"no subscriber on {publisher.topic_name} after {seconds} s; playing anyway"
+            )
             return
         # A node creates its subscriptions together; give the others (camera_info, the cloud) the
         # moment discovery needs to match them too, or their first messages are lost.
@@ -160,8 +175,12 @@ class BagPlayer:
             sync = self._sync_topic(reader)
             waiter = self._waiter()
             if waiter is not None and sync not in publishers:
-                raise RuntimeError(f"--wait-for needs a sync topic with images; {sync!r} is not being played")
-            wait_subs = self.options.wait_subscribers or (self.options.wait_timeout if waiter else 0.0)
+                raise RuntimeError(
+                    f"--wait-for needs a sync topic with images; {sync!r} is not being played"
+                )
+            wait_subs = self.options.wait_subscribers or (
+                self.options.wait_timeout if waiter else 0.0
+            )
             if wait_subs and sync in publishers:
                 self._await_subscribers(publishers[sync], wait_subs)
             paced = waiter is None and not self.options.fast
@@ -172,7 +191,11 @@ class BagPlayer:
                 if not rclpy.ok():
                     break
                 if paced:
-                    delay = start_wall + (bag_time - start_bag) / 1e9 / self.options.rate - time.monotonic()
+                    delay = (
+                        start_wall
+                        + (bag_time - start_bag) / 1e9 / self.options.rate
+                        - time.monotonic()
+                    )
                     if delay > 0:
                         time.sleep(delay)
                 publishers[conn.topic].publish(bytes(data))
@@ -181,10 +204,14 @@ class BagPlayer:
                     stamp = stamp_ns(deserialize(data, conn.msgtype))
                     if not waiter.wait(stamp, self.options.wait_timeout):
                         self.timeouts += 1
-                        self.log.warning(f"no {self.options.wait_for} for stamp {stamp} within "
-                                         f"{self.options.wait_timeout} s; going on")
+                        self.log.warning(
+                            f"no {self.options.wait_for} for stamp {stamp} within "
+                            f"{self.options.wait_timeout} s; going on"
+                        )
             for publisher in publishers.values():
-                publisher.wait_for_all_acked(Duration(seconds=2.0))  # reliable delivery of the tail
+                publisher.wait_for_all_acked(
+                    Duration(seconds=2.0)
+                )  # reliable delivery of the tail
 
 
 def _spin(executor: SingleThreadedExecutor) -> None:
@@ -196,20 +223,44 @@ def _spin(executor: SingleThreadedExecutor) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="space_clip_bag_replay", description=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="space_clip_bag_replay",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("bag", type=Path, help="rosbag2 folder (MCAP or sqlite3)")
-    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0)")
-    parser.add_argument("--fast", action="store_true", help="publish as fast as possible, ignoring stamps")
-    parser.add_argument("--topics", nargs="+", default=(), help="play only these topics (default: all)")
-    parser.add_argument("--wait-for", metavar="TOPIC",
-                        help="after each --sync-topic message wait for a message with its stamp on TOPIC")
-    parser.add_argument("--sync-topic", help=f"the image topic --wait-for steps on (default {PREFERRED_SYNC_TOPIC} "
-                                             "or the bag's first Image topic)")
-    parser.add_argument("--wait-timeout", type=float, default=10.0,
-                        help="seconds to wait for each --wait-for reply / for the node to appear (default 10)")
-    parser.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="SECONDS",
-                        help="before playing, wait up to SECONDS for a subscriber on the sync topic")
+    parser.add_argument(
+        "--rate", type=float, default=1.0, help="playback speed factor (default 1.0)"
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="publish as fast as possible, ignoring stamps"
+    )
+    parser.add_argument(
+        "--topics", nargs="+", default=(), help="play only these topics (default: all)"
+    )
+    parser.add_argument(
+        "--wait-for",
+        metavar="TOPIC",
+        help="after each --sync-topic message wait for a message with its stamp on TOPIC",
+    )
+    parser.add_argument(
+        "--sync-topic",
+        help=f"the image topic --wait-for steps on (default {PREFERRED_SYNC_TOPIC} "
+        "or the bag's first Image topic)",
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for each --wait-for reply / for the node to appear (default 10)",
+    )
+    parser.add_argument(
+        "--wait-for-subscribers",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before playing, wait up to SECONDS for a subscriber on the sync topic",
+    )
     return parser
 
 
@@ -217,13 +268,23 @@ def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else [NODE_NAME, *args]
     parsed = build_parser().parse_args(remove_ros_args(argv)[1:])
     if parsed.rate <= 0:
-        print("space_clip_bag_replay: error: --rate must be > 0 (use --fast for no pacing)", file=sys.stderr)
+        print(
+            "space_clip_bag_replay: error: --rate must be > 0 (use --fast for no pacing)",
+            file=sys.stderr,
+        )
         return 2
     if not parsed.bag.exists():
         print(f"space_clip_bag_replay: error: bag {parsed.bag} does not exist", file=sys.stderr)
         return 2
-    options = ReplayOptions(parsed.rate, parsed.fast, tuple(parsed.topics), parsed.wait_for, parsed.wait_timeout,
-                            parsed.sync_topic, parsed.wait_for_subscribers)
+    options = ReplayOptions(
+        parsed.rate,
+        parsed.fast,
+        tuple(parsed.topics),
+        parsed.wait_for,
+        parsed.wait_timeout,
+        parsed.sync_topic,
+        parsed.wait_for_subscribers,
+    )
     rclpy.init(args=argv)
     node = Node(NODE_NAME)
     executor = SingleThreadedExecutor()

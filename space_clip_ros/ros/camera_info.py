@@ -4,9 +4,8 @@ The projection matrix P is preferred over K, as depth_image_proc does: P describ
 rectified image, which is what a depth image derived from image_rect refers to, and it is what
 downstream consumers of `depth/camera_info` read. K is the fallback for drivers that leave P zero.
 """
-from __future__ import annotations
 
-from space_clip_ros.errors import InputError
+from __future__ import annotations
 
 import copy
 
@@ -14,6 +13,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
+from space_clip_ros.errors import InputError
 from space_clip_ros.geometry import Intrinsics
 
 
@@ -69,7 +69,9 @@ def scale_camera_info(msg: CameraInfo, width: int, height: int, header: Header) 
 
 def camera_info_from_intrinsics(intr: Intrinsics, header: Header) -> CameraInfo:
     """A CameraInfo for an ideal rectified pinhole camera (no distortion, P = [K | 0])."""
-    msg = CameraInfo(header=header, width=intr.width, height=intr.height, distortion_model="plumb_bob")
+    msg = CameraInfo(
+        header=header, width=intr.width, height=intr.height, distortion_model="plumb_bob"
+    )
     msg.k = intr.matrix.ravel().tolist()
     msg.p = np.hstack([intr.matrix, np.zeros((3, 1))]).ravel().tolist()
     msg.r = np.eye(3).ravel().tolist()

@@ -7,6 +7,7 @@ with --no-ros) it runs the same frames through DepthEstimator directly. Everythi
 --output-dir, named as `space-clip-predict --synthetic` names them: RGB, ground truth, predicted
 depth (KITTI 16-bit PNG, .npy, colour preview) and summary.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,8 @@ from typing import Optional
 
 import numpy as np
 
-from space_clip_ros.io.outputs import FORMATS, write_synthetic_frame
 from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
+from space_clip_ros.io.outputs import FORMATS, write_synthetic_frame
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive, SyntheticFrame
 
@@ -60,7 +61,9 @@ def run_direct(frames: list[SyntheticFrame], estimator: DepthEstimator) -> list[
     return results
 
 
-def run_over_ros(frames: list[SyntheticFrame], node_params: dict, timeout_s: float) -> tuple[list[FrameResult], bool]:
+def run_over_ros(
+    frames: list[SyntheticFrame], node_params: dict, timeout_s: float
+) -> tuple[list[FrameResult], bool]:
     """Publish frames as a camera into the depth node over DDS; one frame in flight at a time.
 
     Waiting for each answer (rather than streaming) makes every frame count: the node keeps only
@@ -72,9 +75,9 @@ def run_over_ros(frames: list[SyntheticFrame], node_params: dict, timeout_s: flo
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from std_msgs.msg import Header
 
+    from space_clip_ros.io.msg_arrays import depth_image_to_metres
     from space_clip_ros.ros.camera_info import camera_info_from_intrinsics
     from space_clip_ros.ros.depth_node import DepthNode
-    from space_clip_ros.io.msg_arrays import depth_image_to_metres
     from space_clip_ros.ros.image_codec import array_to_image
     from space_clip_ros.ros.pointcloud import cloud_to_points
     from space_clip_ros.ros.qos import make_qos
@@ -94,7 +97,11 @@ def run_over_ros(frames: list[SyntheticFrame], node_params: dict, timeout_s: flo
         qos = make_qos("reliable", 2)
         image_pub = camera.create_publisher(Image, "image", qos)
         info_pub = camera.create_publisher(CameraInfo, "camera_info", qos)
-        received: dict[str, dict[int, object]] = {"depth": {}, "depth/camera_info": {}, "points": {}}
+        received: dict[str, dict[int, object]] = {
+            "depth": {},
+            "depth/camera_info": {},
+            "points": {},
+        }
         arrived = threading.Condition()
 
         def keep(topic: str):
@@ -123,11 +130,16 @@ def run_over_ros(frames: list[SyntheticFrame], node_params: dict, timeout_s: flo
             sent = time.perf_counter()
             image_pub.publish(array_to_image(frame.rgb, "rgb8", header))
             with arrived:
-                if not arrived.wait_for(lambda: frame.stamp_ns in received["depth"], timeout=timeout_s):
+                if not arrived.wait_for(
+                    lambda: frame.stamp_ns in received["depth"], timeout=timeout_s
+                ):
                     raise TimeoutError(f"no depth for frame {frame.index} within {timeout_s} s")
                 # Points and depth/camera_info need the CameraInfo, which travels on its own topic and
                 # can lose the race to the very first image; later frames always have it.
-                arrived.wait_for(lambda: all(frame.stamp_ns in r for r in received.values()), timeout=OUTPUT_GRACE_S)
+                arrived.wait_for(
+                    lambda: all(frame.stamp_ns in r for r in received.values()),
+                    timeout=OUTPUT_GRACE_S,
+                )
             depth_msg, depth_at = received["depth"][frame.stamp_ns]
             info = received["depth/camera_info"].get(frame.stamp_ns)
             cloud = received["points"].get(frame.stamp_ns)
@@ -135,9 +147,12 @@ def run_over_ros(frames: list[SyntheticFrame], node_params: dict, timeout_s: flo
                 FrameResult(
                     depth=depth_image_to_metres(depth_msg),
                     latency_ms=(depth_at - sent) * 1000,
-                    points_valid=None if cloud is None else int(np.isfinite(cloud_to_points(cloud[0])[..., 2]).sum()),
-                    camera_info_matches=None if info is None else
-                    (info[0].width, info[0].height) == (depth_msg.width, depth_msg.height),
+                    points_valid=None
+                    if cloud is None
+                    else int(np.isfinite(cloud_to_points(cloud[0])[..., 2]).sum()),
+                    camera_info_matches=None
+                    if info is None
+                    else (info[0].width, info[0].height) == (depth_msg.width, depth_msg.height),
                 )
             )
         return results, trained
@@ -166,17 +181,33 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  space-clip-demo\n  space-clip-demo --checkpoint ~/space_clip_kitti --frames 20\n"
         "  space-clip-demo --no-ros --width 621 --height 188",
     )
-    parser.add_argument("--frames", type=int, default=6, help="number of synthetic frames (default 6)")
-    parser.add_argument("--width", type=int, default=1242, help="image width (default KITTI's 1242)")
-    parser.add_argument("--height", type=int, default=375, help="image height (default KITTI's 375)")
+    parser.add_argument(
+        "--frames", type=int, default=6, help="number of synthetic frames (default 6)"
+    )
+    parser.add_argument(
+        "--width", type=int, default=1242, help="image width (default KITTI's 1242)"
+    )
+    parser.add_argument(
+        "--height", type=int, default=375, help="image height (default KITTI's 375)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="street layout seed")
-    parser.add_argument("--checkpoint", default="", help="checkpoint directory; empty runs the untrained model")
-    parser.add_argument("--backbone-weights", default="", help="local CLIP weights file overriding the checkpoint's tag")
+    parser.add_argument(
+        "--checkpoint", default="", help="checkpoint directory; empty runs the untrained model"
+    )
+    parser.add_argument(
+        "--backbone-weights",
+        default="",
+        help="local CLIP weights file overriding the checkpoint's tag",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     parser.add_argument("--output-dir", type=Path, default=Path("demo_output"))
-    parser.add_argument("--no-ros", action="store_true", help="skip DDS: run the estimator directly")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one frame's outputs")
+    parser.add_argument(
+        "--no-ros", action="store_true", help="skip DDS: run the estimator directly"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for one frame's outputs"
+    )
     return parser
 
 
@@ -196,15 +227,22 @@ def main(argv: Optional[list[str]] = None) -> int:
 
             transport = "ros"
         except ImportError:
-            log.warning("rclpy is not importable: running the estimator directly (install requirements/ros-wheels.txt "
-                        "or source a ROS 2 install to run the node)")
+            log.warning(
+                "rclpy is not importable: running the estimator directly (install requirements/ros-wheels.txt "
+                "or source a ROS 2 install to run the node)"
+            )
     if transport == "ros":
-        node_params = {"checkpoint": args.checkpoint, "backbone_weights": args.backbone_weights,
-                       "device": args.device, "precision": args.precision}
+        node_params = {
+            "checkpoint": args.checkpoint,
+            "backbone_weights": args.backbone_weights,
+            "device": args.device,
+            "precision": args.precision,
+        }
         results, trained = run_over_ros(frames, node_params, args.timeout)
     else:
-        estimator = DepthEstimator.from_checkpoint(args.checkpoint or None, args.device, args.precision,
-                                                   args.backbone_weights or None)
+        estimator = DepthEstimator.from_checkpoint(
+            args.checkpoint or None, args.device, args.precision, args.backbone_weights or None
+        )
         trained = estimator.trained
         results = run_direct(frames, estimator)
 
@@ -216,14 +254,30 @@ def main(argv: Optional[list[str]] = None) -> int:
         # A pixel the node published as NaN (out of range) counts as a miss, not as "not evaluated".
         m = compute_metrics(np.nan_to_num(result.depth, nan=0.0), frame.depth)
         running.update(m)
-        per_frame.append({"index": frame.index, "stamp_ns": frame.stamp_ns, "latency_ms": result.latency_ms,
-                          "points_valid": result.points_valid, "camera_info_matches": result.camera_info_matches, **m})
-    summary = DemoSummary(transport, trained, len(frames), running.mean(),
-                          float(np.median([r.latency_ms for r in results])), per_frame)
+        per_frame.append(
+            {
+                "index": frame.index,
+                "stamp_ns": frame.stamp_ns,
+                "latency_ms": result.latency_ms,
+                "points_valid": result.points_valid,
+                "camera_info_matches": result.camera_info_matches,
+                **m,
+            }
+        )
+    summary = DemoSummary(
+        transport,
+        trained,
+        len(frames),
+        running.mean(),
+        float(np.median([r.latency_ms for r in results])),
+        per_frame,
+    )
     (args.output_dir / "summary.json").write_text(json.dumps(summary.__dict__, indent=2))
 
-    print(f"\n{len(frames)} frames through {'the space_clip_depth node over DDS' if transport == 'ros' else 'DepthEstimator'}; "
-          f"median latency {summary.latency_ms_median:.0f} ms (image published -> depth received)")
+    print(
+        f"\n{len(frames)} frames through {'the space_clip_depth node over DDS' if transport == 'ros' else 'DepthEstimator'}; "
+        f"median latency {summary.latency_ms_median:.0f} ms (image published -> depth received)"
+    )
     print(format_table([("synthetic", summary.metrics)]))
     print(f"outputs: {args.output_dir.resolve()}")
     if not trained:

@@ -12,6 +12,7 @@ the outputs that have subscribers. Every output carries the input header unchang
 Nothing raised while handling a frame escapes a callback: bad frames are counted, logged
 (throttled per reason) and dropped, and the node serves the next one.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,17 +28,21 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from PIL import Image as PILImage
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from space_clip_ros.io.colormap import colorize
 from space_clip_ros.geometry import Intrinsics, backproject
 from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
+from space_clip_ros.io.colormap import colorize
 from space_clip_ros.ros import params
-from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info, scale_camera_info
+from space_clip_ros.ros.camera_info import (
+    CameraInfoError,
+    intrinsics_from_camera_info,
+    scale_camera_info,
+)
 from space_clip_ros.ros.diagnostics import FrameStats, ThrottledLog, diagnostic_array
 from space_clip_ros.ros.image_codec import (
     ColorImage,
@@ -56,7 +61,10 @@ except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 NODE_NAME = "space_clip_depth"
-WARMUP_SHAPE = (375, 1242)  # KITTI frame; the encoder input is fixed, so any size warms the same kernels
+WARMUP_SHAPE = (
+    375,
+    1242,
+)  # KITTI frame; the encoder input is fixed, so any size warms the same kernels
 CAMERA_INFO_SIZES_KEPT = 4
 
 
@@ -113,8 +121,11 @@ def _logged(transition: Callable[["DepthNode", State], TransitionCallbackReturn]
 def load_estimator(cfg: params.NodeConfig) -> DepthEstimator:
     """The model the parameters name, warmed up so the first frame is not the slow one."""
     estimator = DepthEstimator.from_checkpoint(
-        cfg.checkpoint or None, device=cfg.device, precision=cfg.precision,
-        backbone_weights=cfg.backbone_weights or None)
+        cfg.checkpoint or None,
+        device=cfg.device,
+        precision=cfg.precision,
+        backbone_weights=cfg.backbone_weights or None,
+    )
     estimator.warmup(*WARMUP_SHAPE)
     return estimator
 
@@ -122,8 +133,13 @@ def load_estimator(cfg: params.NodeConfig) -> DepthEstimator:
 class DepthNode(LifecycleNode):
     """estimator_factory replaces load_estimator, e.g. to feed a known depth in tests."""
 
-    def __init__(self, node_name: str = NODE_NAME, *,
-                 estimator_factory: Callable[[params.NodeConfig], DepthEstimator] = load_estimator, **kwargs) -> None:
+    def __init__(
+        self,
+        node_name: str = NODE_NAME,
+        *,
+        estimator_factory: Callable[[params.NodeConfig], DepthEstimator] = load_estimator,
+        **kwargs,
+    ) -> None:
         super().__init__(node_name, **kwargs)
         self._estimator_factory = estimator_factory
         try:
@@ -153,9 +169,14 @@ class DepthNode(LifecycleNode):
 
     def autostart(self) -> bool:
         """Configure and activate; False (with the reason logged) when either fails."""
-        for name, trigger in (("configure", self.trigger_configure), ("activate", self.trigger_activate)):
+        for name, trigger in (
+            ("configure", self.trigger_configure),
+            ("activate", self.trigger_activate),
+        ):
             if trigger() != TransitionCallbackReturn.SUCCESS:
-                self.get_logger().fatal(f"{name} failed (reason logged above); the node cannot run")
+                self.get_logger().fatal(
+                    f"{name} failed (reason logged above); the node cannot run"
+                )
                 return False
         return True
 
@@ -170,23 +191,37 @@ class DepthNode(LifecycleNode):
         try:
             estimator = self._estimator_factory(cfg)
         except Exception as exc:  # a failed load must leave the node unconfigured, never crash it
-            self.get_logger().error(f"cannot load the model (checkpoint '{cfg.checkpoint}'): {exc}")
+            self.get_logger().error(
+                f"cannot load the model (checkpoint '{cfg.checkpoint}'): {exc}"
+            )
             return TransitionCallbackReturn.FAILURE
         if not estimator.trained:
             self.get_logger().warning(UNTRAINED_WARNING)
         self._estimator = estimator
         qos = make_qos(cfg.output_reliability, cfg.output_qos_depth)
-        for topic, msg_type in (("depth", Image), ("depth/camera_info", CameraInfo),
-                                ("points", PointCloud2), ("depth/colorized", Image)):
+        for topic, msg_type in (
+            ("depth", Image),
+            ("depth/camera_info", CameraInfo),
+            ("points", PointCloud2),
+            ("depth/colorized", Image),
+        ):
             self._outputs[topic] = self.create_publisher(
-                msg_type, topic, qos, event_callbacks=PublisherEventCallbacks(
+                msg_type,
+                topic,
+                qos,
+                event_callbacks=PublisherEventCallbacks(
                     incompatible_qos=lambda event, t=topic: self._warn(
-                        f"qos:{t}", f"a subscriber to '{self._resolve(t)}' requests QoS this publisher does not "
+                        f"qos:{t}",
+                        f"a subscriber to '{self._resolve(t)}' requests QoS this publisher does not "
                         f"offer ({event.last_policy_kind}); outputs are {cfg.output_reliability}: set "
-                        "output_reliability:=reliable to serve every subscriber")))
+                        "output_reliability:=reliable to serve every subscriber",
+                    )
+                ),
+            )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.get_logger().info(
-            f"model ready on {estimator.device} ({estimator.precision}); checkpoint '{cfg.checkpoint or 'none'}'")
+            f"model ready on {estimator.device} ({estimator.precision}); checkpoint '{cfg.checkpoint or 'none'}'"
+        )
         return TransitionCallbackReturn.SUCCESS
 
     @_logged
@@ -195,27 +230,48 @@ class DepthNode(LifecycleNode):
         if cfg.input_reliability == "best_available" and BEST_AVAILABLE is None:
             self.get_logger().info(
                 "this ROS distribution has no BEST_AVAILABLE QoS; subscribing RELIABLE (set "
-                "input_reliability:=best_effort for a camera that publishes best-effort)")
+                "input_reliability:=best_effort for a camera that publishes best-effort)"
+            )
         # The slot and its worker exist before a subscription can deliver a frame (a multi-threaded
         # executor may run _on_image while this callback is still running): no frame lands nowhere.
         self._slot = LatestFrameSlot()
-        self._worker = threading.Thread(target=self._work, args=(self._slot,), name="space_clip_inference", daemon=True)
+        self._worker = threading.Thread(
+            target=self._work, args=(self._slot,), name="space_clip_inference", daemon=True
+        )
         self._worker.start()
         qos = make_qos(cfg.input_reliability, cfg.input_qos_depth)
-        image_type, image_topic = CompressedImage if cfg.use_compressed else Image, self._image_topic()
-        for msg_type, topic, callback in ((image_type, image_topic, self._on_image),
-                                          (CameraInfo, "camera_info", self._on_camera_info)):
-            self._inputs.append(self.create_subscription(
-                msg_type, topic, callback, qos, event_callbacks=SubscriptionEventCallbacks(
-                    incompatible_qos=lambda event, t=topic: self._warn(
-                        f"qos:{t}", f"a publisher on '{self._resolve(t)}' offers QoS this subscription cannot "
-                        f"match ({event.last_policy_kind}); input is {cfg.input_reliability}: set "
-                        "input_reliability:=best_effort for a best-effort camera"))))
-        self._status_timers.append(self.create_timer(cfg.diagnostics_period, self._publish_diagnostics))
+        image_type, image_topic = (
+            CompressedImage if cfg.use_compressed else Image,
+            self._image_topic(),
+        )
+        for msg_type, topic, callback in (
+            (image_type, image_topic, self._on_image),
+            (CameraInfo, "camera_info", self._on_camera_info),
+        ):
+            self._inputs.append(
+                self.create_subscription(
+                    msg_type,
+                    topic,
+                    callback,
+                    qos,
+                    event_callbacks=SubscriptionEventCallbacks(
+                        incompatible_qos=lambda event, t=topic: self._warn(
+                            f"qos:{t}",
+                            f"a publisher on '{self._resolve(t)}' offers QoS this subscription cannot "
+                            f"match ({event.last_policy_kind}); input is {cfg.input_reliability}: set "
+                            "input_reliability:=best_effort for a best-effort camera",
+                        )
+                    ),
+                )
+            )
+        self._status_timers.append(
+            self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        )
         if cfg.log_period > 0:
             self._status_timers.append(self.create_timer(cfg.log_period, self._log_status))
         self.get_logger().info(
-            f"listening on '{self._resolve(image_topic)}' and '{self._resolve('camera_info')}'")
+            f"listening on '{self._resolve(image_topic)}' and '{self._resolve('camera_info')}'"
+        )
         return super().on_activate(state)
 
     @_logged
@@ -295,7 +351,9 @@ class DepthNode(LifecycleNode):
             intrinsics = intrinsics_from_camera_info(msg)
         except CameraInfoError as exc:
             self.stats.rejected("camera_info")
-            self._warn("camera_info", f"ignoring camera_info on '{self._resolve('camera_info')}': {exc}")
+            self._warn(
+                "camera_info", f"ignoring camera_info on '{self._resolve('camera_info')}': {exc}"
+            )
             return
         except Exception as exc:
             self._warn("camera_info", f"ignoring camera_info: {exc!r}")
@@ -312,14 +370,27 @@ class DepthNode(LifecycleNode):
             estimator, pub = self._estimator, self._diagnostics_pub
             if pub is None:
                 return
-            extra = {"device": str(estimator.device) if estimator else "none",
-                     "precision": estimator.precision if estimator else "none",
-                     "trained_checkpoint": str(bool(estimator and estimator.trained)).lower()}
-            extra.update({f"subscribers_{t.replace('/', '_')}": str(p.get_subscription_count())
-                          for t, p in self._outputs.items()})
-            pub.publish(diagnostic_array(
-                self.stats.snapshot(), f"{self.get_fully_qualified_name()}: depth", extra["device"],
-                self.get_clock().now().to_msg(), extra, waiting_for_input=not self._wanted()))
+            extra = {
+                "device": str(estimator.device) if estimator else "none",
+                "precision": estimator.precision if estimator else "none",
+                "trained_checkpoint": str(bool(estimator and estimator.trained)).lower(),
+            }
+            extra.update(
+                {
+                    f"subscribers_{t.replace('/', '_')}": str(p.get_subscription_count())
+                    for t, p in self._outputs.items()
+                }
+            )
+            pub.publish(
+                diagnostic_array(
+                    self.stats.snapshot(),
+                    f"{self.get_fully_qualified_name()}: depth",
+                    extra["device"],
+                    self.get_clock().now().to_msg(),
+                    extra,
+                    waiting_for_input=not self._wanted(),
+                )
+            )
         except Exception as exc:
             self._warn("diagnostics", f"failed to publish diagnostics: {exc!r}")
 
@@ -334,22 +405,36 @@ class DepthNode(LifecycleNode):
                 self._process(frame)
             except ImageDecodeError as exc:
                 self.stats.rejected(exc.reason)
-                self._warn(f"input:{exc.reason}", f"dropping a frame from '{self._resolve(self._image_topic())}': {exc}")
+                self._warn(
+                    f"input:{exc.reason}",
+                    f"dropping a frame from '{self._resolve(self._image_topic())}': {exc}",
+                )
             except torch.cuda.OutOfMemoryError as exc:
                 self.stats.error()
-                self._warn("oom", f"out of GPU memory on a frame, dropped it and freed the cache: {exc}")
+                self._warn(
+                    "oom", f"out of GPU memory on a frame, dropped it and freed the cache: {exc}"
+                )
                 torch.cuda.empty_cache()
             except Exception as exc:
                 self.stats.error()
-                self._warn(f"error:{type(exc).__name__}", f"frame failed in inference, dropped: {exc!r}")
+                self._warn(
+                    f"error:{type(exc).__name__}", f"frame failed in inference, dropped: {exc!r}"
+                )
 
     def _wanted(self) -> set[str]:
         """The outputs that are enabled and have at least one subscriber."""
         cfg = self.config
-        enabled = {"depth": cfg.publish_depth, "depth/camera_info": cfg.publish_camera_info,
-                   "points": cfg.publish_points, "depth/colorized": cfg.publish_colorized}
-        return {t for t, pub in list(self._outputs.items())
-                if enabled[t] and pub.get_subscription_count() > 0}
+        enabled = {
+            "depth": cfg.publish_depth,
+            "depth/camera_info": cfg.publish_camera_info,
+            "points": cfg.publish_points,
+            "depth/colorized": cfg.publish_colorized,
+        }
+        return {
+            t
+            for t, pub in list(self._outputs.items())
+            if enabled[t] and pub.get_subscription_count() > 0
+        }
 
     def _process(self, frame: Frame) -> None:
         wanted = self._wanted()
@@ -367,19 +452,27 @@ class DepthNode(LifecycleNode):
         color = self._rescale(color, cfg.output_scale)
         out_h, out_w = color.pixels.shape[:2]
 
-        camera = self._camera_for(in_w, in_h, needed=bool(wanted & {"points", "depth/camera_info"}))
+        camera = self._camera_for(
+            in_w, in_h, needed=bool(wanted & {"points", "depth/camera_info"})
+        )
         if camera is not None and "depth/camera_info" in wanted:
-            self._outputs["depth/camera_info"].publish(scale_camera_info(camera[0], out_w, out_h, header))
+            self._outputs["depth/camera_info"].publish(
+                scale_camera_info(camera[0], out_w, out_h, header)
+            )
         if not wanted & {"depth", "points", "depth/colorized"}:
             self.stats.processed(frame.received_at)
             return
 
         depth = estimator.predict(color.pixels, color_order=color.order)
-        depth[~((depth > 0) & (depth >= cfg.min_depth) & (depth <= cfg.max_depth))] = np.nan  # NaN, never 0
+        depth[~((depth > 0) & (depth >= cfg.min_depth) & (depth <= cfg.max_depth))] = (
+            np.nan
+        )  # NaN, never 0
         if "depth" in wanted:
             self._outputs["depth"].publish(depth_to_image(depth, header))
         if "points" in wanted and camera is not None:
-            intrinsics = camera[1].scaled(out_w, out_h) if (out_w, out_h) != (in_w, in_h) else camera[1]
+            intrinsics = (
+                camera[1].scaled(out_w, out_h) if (out_w, out_h) != (in_w, in_h) else camera[1]
+            )
             step = cfg.point_decimation
             points = backproject(depth, intrinsics, step)
             rgb = color.rgb[::step, ::step] if cfg.points_rgb else None
@@ -398,18 +491,25 @@ class DepthNode(LifecycleNode):
             return color
         h, w = color.pixels.shape[:2]
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        resized = PILImage.fromarray(np.ascontiguousarray(color.pixels)).resize(size, PILImage.BILINEAR)
+        resized = PILImage.fromarray(np.ascontiguousarray(color.pixels)).resize(
+            size, PILImage.BILINEAR
+        )
         return ColorImage(np.asarray(resized), color.order)
 
-    def _camera_for(self, width: int, height: int, needed: bool) -> Optional[tuple[CameraInfo, Intrinsics]]:
+    def _camera_for(
+        self, width: int, height: int, needed: bool
+    ) -> Optional[tuple[CameraInfo, Intrinsics]]:
         with self._camera_lock:
             camera = self._camera_infos.get((width, height))
             sizes = [f"{w}x{h}" for w, h in self._camera_infos]
         if camera is None and needed:
             seen = f"only sizes {', '.join(sizes)} seen" if sizes else "none received yet"
-            self._warn("no_camera_info", f"no valid camera_info of size {width}x{height} on "
-                       f"'{self._resolve('camera_info')}' ({seen}): publishing depth only; points and "
-                       "depth/camera_info are off until one arrives")
+            self._warn(
+                "no_camera_info",
+                f"no valid camera_info of size {width}x{height} on "
+                f"'{self._resolve('camera_info')}' ({seen}): publishing depth only; points and "
+                "depth/camera_info are off until one arrives",
+            )
         return camera
 
     def _image_topic(self) -> str:
@@ -426,7 +526,9 @@ def main(args: Optional[list[str]] = None) -> int:
         try:
             node = DepthNode()
         except params.ParameterError as exc:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"{exc}\nFix the parameter(s) above (see config/depth.yaml).")
+            rclpy.logging.get_logger(NODE_NAME).fatal(
+                f"{exc}\nFix the parameter(s) above (see config/depth.yaml)."
+            )
             return 2
         try:
             if node.config.autostart and not node.autostart():

@@ -4,6 +4,7 @@ The receipt callback, the inference worker and the diagnostics timer run on diff
 so FrameStats guards its counters with a lock. Latency is receipt-to-publish on the node's
 monotonic clock: the part of the pipeline this node is responsible for.
 """
+
 from __future__ import annotations
 
 import threading
@@ -112,13 +113,23 @@ class FrameStats:
                 latency_mean_ms=float(latencies.mean()) if latencies.size else 0.0,
                 latency_p95_ms=float(np.percentile(latencies, 95)) if latencies.size else 0.0,
                 latency_max_ms=float(latencies.max()) if latencies.size else 0.0,
-                seconds_unserved=now - self._unserved_since if self._unserved_since is not None else 0.0,
-                seconds_since_error=now - self._last_error_at if self._last_error_at is not None else None,
+                seconds_unserved=now - self._unserved_since
+                if self._unserved_since is not None
+                else 0.0,
+                seconds_since_error=now - self._last_error_at
+                if self._last_error_at is not None
+                else None,
             )
 
 
-def diagnostic_array(snapshot: StatsSnapshot, name: str, hardware_id: str, stamp: Time,
-                     extra: dict[str, str], waiting_for_input: bool) -> DiagnosticArray:
+def diagnostic_array(
+    snapshot: StatsSnapshot,
+    name: str,
+    hardware_id: str,
+    stamp: Time,
+    extra: dict[str, str],
+    waiting_for_input: bool,
+) -> DiagnosticArray:
     """One DiagnosticStatus: OK while frames flow, WARN when frames arrive but none come out or
     inference failed within the last ERROR_WINDOW_S (one bad frame must not mark the node WARN forever).
 
@@ -126,12 +137,24 @@ def diagnostic_array(snapshot: StatsSnapshot, name: str, hardware_id: str, stamp
     "no output for STALL_S", which would also blame the node for a camera that stopped publishing.
     """
     if snapshot.seconds_unserved > STALL_S and not waiting_for_input:
-        level, message = DiagnosticStatus.WARN, f"frames received but no depth produced for {STALL_S:g} s"
-    elif snapshot.seconds_since_error is not None and snapshot.seconds_since_error <= ERROR_WINDOW_S:
-        level, message = DiagnosticStatus.WARN, (
-            f"inference failed {snapshot.seconds_since_error:.0f} s ago ({snapshot.errors} frames in total)")
+        level, message = (
+            DiagnosticStatus.WARN,
+            f"frames received but no depth produced for {STALL_S:g} s",
+        )
+    elif (
+        snapshot.seconds_since_error is not None and snapshot.seconds_since_error <= ERROR_WINDOW_S
+    ):
+        level, message = (
+            DiagnosticStatus.WARN,
+            (
+                f"inference failed {snapshot.seconds_since_error:.0f} s ago ({snapshot.errors} frames in total)"
+            ),
+        )
     else:
-        level, message = DiagnosticStatus.OK, "running" if snapshot.processed else "waiting for images"
+        level, message = (
+            DiagnosticStatus.OK,
+            "running" if snapshot.processed else "waiting for images",
+        )
     values = {
         "rate_hz": f"{snapshot.rate_hz:.2f}",
         "latency_mean_ms": f"{snapshot.latency_mean_ms:.1f}",
@@ -145,8 +168,13 @@ def diagnostic_array(snapshot: StatsSnapshot, name: str, hardware_id: str, stamp
         **{f"rejected_{reason}": str(n) for reason, n in sorted(snapshot.rejected.items())},
         **extra,
     }
-    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
-                              values=[KeyValue(key=k, value=v) for k, v in values.items()])
+    status = DiagnosticStatus(
+        level=level,
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=v) for k, v in values.items()],
+    )
     array = DiagnosticArray()
     array.header.stamp = stamp
     array.status = [status]
@@ -160,7 +188,12 @@ class ThrottledLog:
     every other one behind a single shared logging line.
     """
 
-    def __init__(self, emit: Callable[[str], None], period_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        emit: Callable[[str], None],
+        period_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._emit = emit
         self._period = period_s
         self._clock = clock

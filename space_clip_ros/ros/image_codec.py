@@ -7,9 +7,8 @@ row padding (`step` > width * channels) is skipped with strides. Every inconsist
 header fields and the buffer is an `ImageDecodeError` naming the field, because a driver bug that
 silently shears or truncates frames is worse than a dropped frame.
 """
-from __future__ import annotations
 
-from space_clip_ros.errors import InputError
+from __future__ import annotations
 
 import array
 import io
@@ -21,6 +20,8 @@ import numpy as np
 from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
+
+from space_clip_ros.errors import InputError
 
 ColorOrder = Literal["rgb", "bgr"]
 
@@ -75,7 +76,8 @@ def image_to_array(msg: Image, max_pixels: int) -> np.ndarray:
     """(H, W, C) uint8 view of an 8-bit Image in one of INPUT_ENCODINGS (C = 1, 3 or 4)."""
     if msg.encoding not in INPUT_ENCODINGS:
         raise ImageDecodeError(
-            f"unsupported encoding '{msg.encoding}'; supported: {', '.join(INPUT_ENCODINGS)}", "encoding"
+            f"unsupported encoding '{msg.encoding}'; supported: {', '.join(INPUT_ENCODINGS)}",
+            "encoding",
         )
     channels = INPUT_ENCODINGS[msg.encoding][0]
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
@@ -83,17 +85,22 @@ def image_to_array(msg: Image, max_pixels: int) -> np.ndarray:
     row_bytes = width * channels
     if step < row_bytes:
         raise ImageDecodeError(
-            f"step {step} is smaller than width * channels = {width} * {channels} = {row_bytes}", "step"
+            f"step {step} is smaller than width * channels = {width} * {channels} = {row_bytes}",
+            "step",
         )
     expected = step * height
     if len(msg.data) != expected:
         kind = "truncated" if len(msg.data) < expected else "oversized"
-        raise ImageDecodeError(f"data is {kind}: {len(msg.data)} bytes, step * height = {expected}", "data_size")
+        raise ImageDecodeError(
+            f"data is {kind}: {len(msg.data)} bytes, step * height = {expected}", "data_size"
+        )
     flat = np.frombuffer(msg.data, dtype=np.uint8)
     return flat.reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
 
 
-def image_to_color(msg: Image, max_pixels: int, order_override: ColorOrder | None = None) -> ColorImage:
+def image_to_color(
+    msg: Image, max_pixels: int, order_override: ColorOrder | None = None
+) -> ColorImage:
     """The colour image a depth model reads: alpha dropped, mono replicated to three channels.
 
     order_override exists for drivers that label BGR data rgb8 (or the reverse).
@@ -115,7 +122,8 @@ def compressed_to_color(msg: CompressedImage, max_pixels: int) -> ColorImage:
         raise
     except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
         raise ImageDecodeError(
-            f"cannot decode compressed image (format '{msg.format}', {len(msg.data)} bytes): {exc}", "undecodable"
+            f"cannot decode compressed image (format '{msg.format}', {len(msg.data)} bytes): {exc}",
+            "undecodable",
         ) from exc
     return ColorImage(rgb, "rgb")
 
@@ -134,7 +142,9 @@ def array_to_image(pixels: np.ndarray, encoding: str, header: Header) -> Image:
         raise ValueError(f"cannot encode '{encoding}'; supported: {', '.join(expected)}")
     dtype, ndim = expected[encoding]
     if pixels.dtype != dtype or pixels.ndim != ndim or (ndim == 3 and pixels.shape[2] != 3):
-        raise ValueError(f"{encoding} needs a {dtype.__name__} array of ndim {ndim}, got {pixels.dtype} {pixels.shape}")
+        raise ValueError(
+            f"{encoding} needs a {dtype.__name__} array of ndim {ndim}, got {pixels.dtype} {pixels.shape}"
+        )
     msg = Image()
     msg.header = header
     msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])

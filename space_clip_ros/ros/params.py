@@ -7,9 +7,8 @@ collected and reported in one ParameterError whose lines name the parameter and 
 launch with three typos fails once with three lines instead of three times.
 config/depth.yaml lists every field with its default; a test keeps the two in step.
 """
-from __future__ import annotations
 
-from space_clip_ros.errors import ConfigError
+from __future__ import annotations
 
 import dataclasses
 import re
@@ -20,6 +19,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 
+from space_clip_ros.errors import ConfigError
 from space_clip_ros.ros.qos import INPUT_RELIABILITY_CHOICES, OUTPUT_RELIABILITY_CHOICES
 
 ParamValue = Union[bool, int, float, str]
@@ -29,64 +29,129 @@ class ParameterError(ConfigError):
     """One or more parameters are invalid; each line names the parameter and the fix."""
 
 
-def _param(default: ParamValue, description: str, *, limits: tuple | None = None,
-           choices: tuple[str, ...] | None = None, pattern: str | None = None) -> Any:
-    return field(default=default, metadata={"description": description, "range": limits,
-                                            "choices": choices, "pattern": pattern})
+def _param(
+    default: ParamValue,
+    description: str,
+    *,
+    limits: tuple | None = None,
+    choices: tuple[str, ...] | None = None,
+    pattern: str | None = None,
+) -> Any:
+    return field(
+        default=default,
+        metadata={
+            "description": description,
+            "range": limits,
+            "choices": choices,
+            "pattern": pattern,
+        },
+    )
 
 
 @dataclass(frozen=True)
 class NodeConfig:
     autostart: bool = _param(
-        True, "Configure and activate on start-up, so `ros2 run` just works. False: wait for a lifecycle manager.")
+        True,
+        "Configure and activate on start-up, so `ros2 run` just works. False: wait for a lifecycle manager.",
+    )
     checkpoint: str = _param(
-        "", "SPACE-CLIP checkpoint: a directory with decoder.safetensors + config.yaml, the .safetensors file, "
+        "",
+        "SPACE-CLIP checkpoint: a directory with decoder.safetensors + config.yaml, the .safetensors file, "
         "or an exported .onnx graph (run with ONNX Runtime: TensorRT/CUDA/CPU). "
-        "Empty runs an UNTRAINED decoder (meaningless depth; for wiring tests only).")
+        "Empty runs an UNTRAINED decoder (meaningless depth; for wiring tests only).",
+    )
     backbone_weights: str = _param(
-        "", "Local CLIP backbone weights overriding the checkpoint's pretrained tag (offline robots). Empty: as the checkpoint says.")
+        "",
+        "Local CLIP backbone weights overriding the checkpoint's pretrained tag (offline robots). Empty: as the checkpoint says.",
+    )
     device: str = _param(
-        "auto", "Inference device: auto (CUDA when present), cpu, cuda or cuda:N.", pattern=r"auto|cpu|cuda(:\d+)?")
+        "auto",
+        "Inference device: auto (CUDA when present), cpu, cuda or cuda:N.",
+        pattern=r"auto|cpu|cuda(:\d+)?",
+    )
     precision: str = _param(
-        "fp32", "Inference precision: fp32, fp16 or bf16 (autocast; fp16 / bf16 for GPUs).", choices=("fp32", "fp16", "bf16"))
+        "fp32",
+        "Inference precision: fp32, fp16 or bf16 (autocast; fp16 / bf16 for GPUs).",
+        choices=("fp32", "fp16", "bf16"),
+    )
     min_depth: float = _param(
-        0.1, "Depths below this (metres) are published as NaN.", limits=(0.0, 1000.0))
+        0.1, "Depths below this (metres) are published as NaN.", limits=(0.0, 1000.0)
+    )
     max_depth: float = _param(
-        80.0, "Depths above this (metres) are published as NaN (80 m is the KITTI evaluation cap).", limits=(0.001, 1000.0))
+        80.0,
+        "Depths above this (metres) are published as NaN (80 m is the KITTI evaluation cap).",
+        limits=(0.001, 1000.0),
+    )
     output_scale: float = _param(
-        1.0, "Size of the depth image relative to the input (1.0 = same size). Below 1 the image is downscaled "
-        "before inference and depth/camera_info K and P are scaled to match.", limits=(0.05, 1.0))
+        1.0,
+        "Size of the depth image relative to the input (1.0 = same size). Below 1 the image is downscaled "
+        "before inference and depth/camera_info K and P are scaled to match.",
+        limits=(0.05, 1.0),
+    )
     point_decimation: int = _param(
-        1, "Keep every n-th depth pixel in both directions for `points` (1 = full organized cloud).", limits=(1, 64))
+        1,
+        "Keep every n-th depth pixel in both directions for `points` (1 = full organized cloud).",
+        limits=(1, 64),
+    )
     points_rgb: bool = _param(
-        True, "Colour the point cloud with the camera image (packed float32 'rgb' field, as rviz2 expects).")
+        True,
+        "Colour the point cloud with the camera image (packed float32 'rgb' field, as rviz2 expects).",
+    )
     publish_depth: bool = _param(True, "Publish `depth` (32FC1 metres) when it has subscribers.")
-    publish_camera_info: bool = _param(True, "Publish `depth/camera_info` when it has subscribers.")
+    publish_camera_info: bool = _param(
+        True, "Publish `depth/camera_info` when it has subscribers."
+    )
     publish_points: bool = _param(True, "Publish `points` (PointCloud2) when it has subscribers.")
-    publish_colorized: bool = _param(True, "Publish `depth/colorized` (bgr8 preview) when it has subscribers.")
+    publish_colorized: bool = _param(
+        True, "Publish `depth/colorized` (bgr8 preview) when it has subscribers."
+    )
     use_compressed: bool = _param(
-        False, "Subscribe to `image/compressed` (sensor_msgs/CompressedImage, jpeg/png) instead of `image`.")
+        False,
+        "Subscribe to `image/compressed` (sensor_msgs/CompressedImage, jpeg/png) instead of `image`.",
+    )
     input_color_order: str = _param(
-        "auto", "Channel order of colour input: auto trusts the encoding; rgb / bgr override it for drivers "
-        "that mislabel their images.", choices=("auto", "rgb", "bgr"))
+        "auto",
+        "Channel order of colour input: auto trusts the encoding; rgb / bgr override it for drivers "
+        "that mislabel their images.",
+        choices=("auto", "rgb", "bgr"),
+    )
     max_image_pixels: int = _param(
-        16_777_216, "Frames with more pixels than this are rejected (protects memory from corrupt headers).",
-        limits=(1, 1 << 30))
+        16_777_216,
+        "Frames with more pixels than this are rejected (protects memory from corrupt headers).",
+        limits=(1, 1 << 30),
+    )
     input_reliability: str = _param(
-        "best_available", "QoS reliability of the image and camera_info subscriptions. best_available matches "
-        "reliable and best-effort publishers (RELIABLE on Humble, which lacks it).", choices=INPUT_RELIABILITY_CHOICES)
+        "best_available",
+        "QoS reliability of the image and camera_info subscriptions. best_available matches "
+        "reliable and best-effort publishers (RELIABLE on Humble, which lacks it).",
+        choices=INPUT_RELIABILITY_CHOICES,
+    )
     input_qos_depth: int = _param(
-        5, "History depth of the input subscriptions (the node itself keeps only the newest frame).", limits=(1, 100))
+        5,
+        "History depth of the input subscriptions (the node itself keeps only the newest frame).",
+        limits=(1, 100),
+    )
     output_reliability: str = _param(
-        "reliable", "QoS reliability of all outputs. reliable serves rviz2's default displays and best-effort "
-        "subscribers alike; best_effort loses large messages between processes.", choices=OUTPUT_RELIABILITY_CHOICES)
+        "reliable",
+        "QoS reliability of all outputs. reliable serves rviz2's default displays and best-effort "
+        "subscribers alike; best_effort loses large messages between processes.",
+        choices=OUTPUT_RELIABILITY_CHOICES,
+    )
     output_qos_depth: int = _param(2, "History depth of the output publishers.", limits=(1, 100))
     colorize_min: float = _param(
-        1.0, "Depth (metres) drawn red in `depth/colorized`; the range is fixed so a colour is a distance.",
-        limits=(0.0, 1000.0))
-    colorize_max: float = _param(50.0, "Depth (metres) drawn blue in `depth/colorized`.", limits=(0.001, 1000.0))
-    diagnostics_period: float = _param(1.0, "Seconds between /diagnostics messages.", limits=(0.1, 60.0))
-    log_period: float = _param(10.0, "Seconds between status log lines (0 = never).", limits=(0.0, 3600.0))
+        1.0,
+        "Depth (metres) drawn red in `depth/colorized`; the range is fixed so a colour is a distance.",
+        limits=(0.0, 1000.0),
+    )
+    colorize_max: float = _param(
+        50.0, "Depth (metres) drawn blue in `depth/colorized`.", limits=(0.001, 1000.0)
+    )
+    diagnostics_period: float = _param(
+        1.0, "Seconds between /diagnostics messages.", limits=(0.1, 60.0)
+    )
+    log_period: float = _param(
+        10.0, "Seconds between status log lines (0 = never).", limits=(0.0, 3600.0)
+    )
 
     def problems(self) -> list[str]:
         """Every invalid value, as 'name: what is wrong; fix'. Ranges are also enforced by ROS."""
@@ -94,15 +159,21 @@ class NodeConfig:
         for f in dataclasses.fields(self):
             value, meta = getattr(self, f.name), f.metadata
             if meta["range"] is not None and not (meta["range"][0] <= value <= meta["range"][1]):
-                out.append(f"{f.name}: {value!r} is outside [{meta['range'][0]}, {meta['range'][1]}]; pick a value inside")
+                out.append(
+                    f"{f.name}: {value!r} is outside [{meta['range'][0]}, {meta['range'][1]}]; pick a value inside"
+                )
             if meta["choices"] is not None and value not in meta["choices"]:
                 out.append(f"{f.name}: {value!r} is not one of {', '.join(meta['choices'])}")
             if meta["pattern"] is not None and not re.fullmatch(meta["pattern"], value):
                 out.append(f"{f.name}: {value!r} is not valid; {meta['description']}")
         if self.min_depth >= self.max_depth:
-            out.append(f"min_depth ({self.min_depth}) must be below max_depth ({self.max_depth}); lower min_depth or raise max_depth")
+            out.append(
+                f"min_depth ({self.min_depth}) must be below max_depth ({self.max_depth}); lower min_depth or raise max_depth"
+            )
         if self.colorize_min >= self.colorize_max:
-            out.append(f"colorize_min ({self.colorize_min}) must be below colorize_max ({self.colorize_max}); swap or widen them")
+            out.append(
+                f"colorize_min ({self.colorize_min}) must be below colorize_max ({self.colorize_max}); swap or widen them"
+            )
         return out
 
     def validated(self) -> "NodeConfig":
@@ -131,12 +202,18 @@ def descriptor(name: str) -> ParameterDescriptor:
         if isinstance(low, int) and isinstance(high, int):
             desc.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
         else:
-            desc.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
+            desc.floating_point_range = [
+                FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)
+            ]
     return desc
 
 
-_ROS_TYPE_HINT = {bool: "true or false", int: "an integer (no decimal point)", float: "a number with a decimal point, e.g. 5.0",
-                  str: "a string (quote it)"}
+_ROS_TYPE_HINT = {
+    bool: "true or false",
+    int: "an integer (no decimal point)",
+    float: "a number with a decimal point, e.g. 5.0",
+    str: "a string (quote it)",
+}
 
 
 def declare_and_read(node: Node) -> NodeConfig:
@@ -154,7 +231,9 @@ def declare_and_read(node: Node) -> NodeConfig:
         except InvalidParameterTypeException as exc:
             problems.append(f"{name}: wrong type ({exc}); write {_ROS_TYPE_HINT[type(default)]}")
         except InvalidParameterValueException as exc:
-            problems.append(f"{name}: {exc}; pick a value in the declared range (ros2 param describe)")
+            problems.append(
+                f"{name}: {exc}; pick a value in the declared range (ros2 param describe)"
+            )
         else:
             continue
         node.declare_parameter(name, default, descriptor(name), ignore_override=True)

@@ -8,6 +8,7 @@ organized cloud keeps its pixel grid and rviz2 / PCL skip the holes.
 Colour is the rviz2 / PCL convention: 0x00RRGGBB packed into a uint32 and declared FLOAT32
 named "rgb".
 """
+
 from __future__ import annotations
 
 import sys
@@ -23,7 +24,9 @@ _FLOAT32 = PointField.FLOAT32
 
 
 def _fields(names: tuple[str, ...]) -> list[PointField]:
-    return [PointField(name=n, offset=4 * i, datatype=_FLOAT32, count=1) for i, n in enumerate(names)]
+    return [
+        PointField(name=n, offset=4 * i, datatype=_FLOAT32, count=1) for i, n in enumerate(names)
+    ]
 
 
 def _write_packed_rgb(word_bytes: np.ndarray, rgb: np.ndarray) -> None:
@@ -38,7 +41,9 @@ def _write_packed_rgb(word_bytes: np.ndarray, rgb: np.ndarray) -> None:
     ordered[..., 3] = 0
 
 
-def points_to_cloud(points: np.ndarray, header: Header, rgb: np.ndarray | None = None) -> PointCloud2:
+def points_to_cloud(
+    points: np.ndarray, header: Header, rgb: np.ndarray | None = None
+) -> PointCloud2:
     """An organized PointCloud2 from (H, W, 3) float32 optical-frame points (NaN = invalid).
 
     rgb, when given, is the matching (H, W, 3) uint8 RGB image. A 1 x N cloud is unorganized.
@@ -79,7 +84,13 @@ def cloud_rgb(msg: PointCloud2) -> np.ndarray:
     if not offsets:
         raise ValueError(f"cloud has no rgb field: {[f.name for f in msg.fields]}")
     offset = offsets[0]
-    raw = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.row_step)[:, : msg.width * msg.point_step]
-    words = np.ascontiguousarray(raw).view(np.uint32).reshape(msg.height, msg.width, msg.point_step // 4)
+    raw = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.row_step)[
+        :, : msg.width * msg.point_step
+    ]
+    words = (
+        np.ascontiguousarray(raw)
+        .view(np.uint32)
+        .reshape(msg.height, msg.width, msg.point_step // 4)
+    )
     packed = words[..., offset // 4]
     return np.stack([(packed >> s) & 0xFF for s in (16, 8, 0)], axis=-1).astype(np.uint8)

@@ -17,6 +17,7 @@ that leaves rviz2 empty):
   cannot hear as an incompatible-QoS warning that names the parameter to change.
 * KEEP_LAST with a small depth: the node only ever wants the newest frame.
 """
+
 from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy

@@ -14,6 +14,7 @@ Conventions (the ones the rest of the package uses):
 - Sky (no surface hit) has depth 0, the KITTI "no measurement" value, so the synthetic ground
   truth drops into the same masks (metrics.valid_mask) as real LiDAR ground truth.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ import numpy as np
 from space_clip_ros.geometry import Intrinsics, backproject
 
 # KITTI raw, 2011_09_26, rectified left colour camera (P_rect_02) at full resolution.
-KITTI_INTRINSICS = Intrinsics(fx=721.5377, fy=721.5377, cx=609.5593, cy=172.854, width=1242, height=375)
+KITTI_INTRINSICS = Intrinsics(
+    fx=721.5377, fy=721.5377, cx=609.5593, cy=172.854, width=1242, height=375
+)
 KITTI_CAMERA_HEIGHT = 1.65  # metres above the road (KITTI's camera mounting height)
 
 # Road layout across x (metres from the camera's lane centre): three 3.5 m lanes, pavements, grass.
@@ -114,21 +117,32 @@ class DriveConfig:
 
     def __post_init__(self) -> None:
         if self.width < 8 or self.height < 8:
-            raise ValueError(f"DriveConfig: image must be at least 8x8, got {self.width}x{self.height}")
-        if not (self.speed_mps >= 0 and self.rate_hz > 0 and self.camera_height > 0 and self.view_distance > 0):
+            raise ValueError(
+                f"DriveConfig: image must be at least 8x8, got {self.width}x{self.height}"
+            )
+        if not (
+            self.speed_mps >= 0
+            and self.rate_hz > 0
+            and self.camera_height > 0
+            and self.view_distance > 0
+        ):
             raise ValueError(
                 "DriveConfig: speed_mps must be >= 0 and rate_hz, camera_height, view_distance > 0; got "
                 f"{self.speed_mps}, {self.rate_hz}, {self.camera_height}, {self.view_distance}"
             )
         if self.lead_vehicle_gap is not None and self.lead_vehicle_gap <= 1.0:
-            raise ValueError(f"DriveConfig: lead_vehicle_gap must be > 1 m or None, got {self.lead_vehicle_gap}")
+            raise ValueError(
+                f"DriveConfig: lead_vehicle_gap must be > 1 m or None, got {self.lead_vehicle_gap}"
+            )
 
 
 # --------------------------------------------------------------------------------------------
 # Rendering
 
 
-def render(scene: Scene, intrinsics: Intrinsics, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def render(
+    scene: Scene, intrinsics: Intrinsics, pose: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Ray-cast scene through the camera at pose (4x4 T_world_camera) -> (rgb uint8, depth float32).
 
     Rays are parametrised as origin + t * (x/z, y/z, 1) in the camera frame, so the hit
@@ -161,7 +175,9 @@ class _Hits:
         self.normal = np.zeros((height, width, 3), np.float32)
         self.albedo = np.zeros((height, width, 3), np.float32)
 
-    def update(self, rows: slice, cols: slice, t: np.ndarray, normal: np.ndarray, albedo: np.ndarray) -> None:
+    def update(
+        self, rows: slice, cols: slice, t: np.ndarray, normal: np.ndarray, albedo: np.ndarray
+    ) -> None:
         """Keep the candidate hits (NaN/inf = miss) that are nearer than what is already there."""
         current = self.t[rows, cols]
         closer = np.isfinite(t) & (t > _EPS) & (t < current)
@@ -173,7 +189,9 @@ class _Hits:
 def _hit_ground(hit: _Hits, rays: np.ndarray, origin: np.ndarray, scene: Scene) -> None:
     dy = rays[..., 1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(dy > 0, np.float32(scene.ground_y - origin[1]) / dy, np.inf).astype(np.float32)
+        t = np.where(dy > 0, np.float32(scene.ground_y - origin[1]) / dy, np.inf).astype(
+            np.float32
+        )
     finite = np.isfinite(t)
     x = np.where(finite, origin[0] + t * rays[..., 0], 0.0)
     z = np.where(finite, origin[2] + t * rays[..., 2], 0.0)
@@ -182,9 +200,16 @@ def _hit_ground(hit: _Hits, rays: np.ndarray, origin: np.ndarray, scene: Scene) 
 
 
 def _hit_box(
-    hit: _Hits, rays: np.ndarray, origin: np.ndarray, rotation: np.ndarray, intr: Intrinsics, box: Box
+    hit: _Hits,
+    rays: np.ndarray,
+    origin: np.ndarray,
+    rotation: np.ndarray,
+    intr: Intrinsics,
+    box: Box,
 ) -> None:
-    lo = np.asarray(box.lo, np.float64) - origin  # camera-centred: float32 stays exact far from the origin
+    lo = (
+        np.asarray(box.lo, np.float64) - origin
+    )  # camera-centred: float32 stays exact far from the origin
     hi = np.asarray(box.hi, np.float64) - origin
     window = _screen_window(lo, hi, rotation, intr)
     if window is None:
@@ -198,10 +223,14 @@ def _hit_box(
     t_enter = np.minimum(t1, t2)
     t_near = t_enter.max(axis=-1)
     t_far = np.maximum(t1, t2).min(axis=-1)
-    t = np.where((t_near <= t_far) & (t_near > _EPS), t_near, np.inf)  # a camera inside a box sees nothing of it
+    t = np.where(
+        (t_near <= t_far) & (t_near > _EPS), t_near, np.inf
+    )  # a camera inside a box sees nothing of it
     axis = t_enter.argmax(axis=-1)
     normal = np.zeros(d.shape, np.float32)
-    np.put_along_axis(normal, axis[..., None], -np.sign(np.take_along_axis(d, axis[..., None], -1)), axis=-1)
+    np.put_along_axis(
+        normal, axis[..., None], -np.sign(np.take_along_axis(d, axis[..., None], -1)), axis=-1
+    )
     albedo = np.broadcast_to(np.asarray(box.color, np.float32), d.shape)
     if box.facade:
         points = origin + np.where(np.isfinite(t), t, 0.0)[..., None] * d
@@ -225,7 +254,10 @@ def _hit_cylinder(
         return
     rows, cols = window
     d = rays[rows, cols]
-    ox, oz = np.float32(-(lo[0] + cyl.radius)), np.float32(-(lo[2] + cyl.radius))  # origin relative to the axis
+    ox, oz = (
+        np.float32(-(lo[0] + cyl.radius)),
+        np.float32(-(lo[2] + cyl.radius)),
+    )  # origin relative to the axis
     a = d[..., 0] ** 2 + d[..., 2] ** 2
     b = 2.0 * (ox * d[..., 0] + oz * d[..., 2])
     c = ox * ox + oz * oz - np.float32(cyl.radius) ** 2
@@ -234,7 +266,9 @@ def _hit_cylinder(
         t = (-b - np.sqrt(disc)) / (2.0 * a)
     y = t * d[..., 1]
     t = np.where((disc >= 0) & (y >= lo[1]) & (y <= hi[1]), t, np.inf).astype(np.float32)
-    normal = np.stack([ox + t * d[..., 0], np.zeros_like(t), oz + t * d[..., 2]], axis=-1) / np.float32(cyl.radius)
+    normal = np.stack(
+        [ox + t * d[..., 0], np.zeros_like(t), oz + t * d[..., 2]], axis=-1
+    ) / np.float32(cyl.radius)
     hit.update(rows, cols, t, normal, np.asarray(cyl.color, np.float32))
 
 
@@ -248,7 +282,9 @@ def _screen_window(
     edges cross the near plane); the clipped solid is convex, so the bounding rectangle of its
     projected vertices bounds its image.
     """
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    corners = np.array(
+        [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    )
     cam = corners @ rotation  # world -> camera: R^T p, row-vector form
     near = 1e-3
     points = [cam[cam[:, 2] > near]]
@@ -277,9 +313,13 @@ def _shade(hit: _Hits, rays: np.ndarray) -> np.ndarray:
     lambert = np.clip(hit.normal @ _SUN.astype(np.float32), 0.0, 1.0)
     color = hit.albedo * (0.45 + 0.65 * lambert)[..., None]
     finite = np.isfinite(hit.t)
-    haze = np.where(finite, 1.0 - np.exp(-np.where(finite, hit.t, 0.0) / _HAZE_DISTANCE), 1.0)[..., None]
+    haze = np.where(finite, 1.0 - np.exp(-np.where(finite, hit.t, 0.0) / _HAZE_DISTANCE), 1.0)[
+        ..., None
+    ]
     elevation = -rays[..., 1] / np.linalg.norm(rays, axis=-1)
-    sky = _SKY_HORIZON + (_SKY_ZENITH - _SKY_HORIZON) * np.clip(elevation * 2.5, 0.0, 1.0)[..., None]
+    sky = (
+        _SKY_HORIZON + (_SKY_ZENITH - _SKY_HORIZON) * np.clip(elevation * 2.5, 0.0, 1.0)[..., None]
+    )
     color = color * (1.0 - haze) + np.where(finite[..., None], _SKY_HORIZON, sky) * haze
     return np.clip(np.rint(color * 255.0), 0, 255).astype(np.uint8)
 
@@ -307,7 +347,9 @@ def _value_noise(x: np.ndarray, z: np.ndarray, scale: float, seed: int) -> np.nd
     fx, fz = fx * fx * (3 - 2 * fx), fz * fz * (3 - 2 * fz)
     n00, n10 = _hash01(x0, z0, seed), _hash01(x0 + 1, z0, seed)
     n01, n11 = _hash01(x0, z0 + 1, seed), _hash01(x0 + 1, z0 + 1, seed)
-    return ((n00 * (1 - fx) + n10 * fx) * (1 - fz) + (n01 * (1 - fx) + n11 * fx) * fz).astype(np.float32)
+    return ((n00 * (1 - fx) + n10 * fx) * (1 - fz) + (n01 * (1 - fx) + n11 * fx) * fz).astype(
+        np.float32
+    )
 
 
 def _ground_albedo(x: np.ndarray, z: np.ndarray, seed: int) -> np.ndarray:
@@ -315,9 +357,13 @@ def _ground_albedo(x: np.ndarray, z: np.ndarray, seed: int) -> np.ndarray:
     fine = _value_noise(x, z, 0.35, seed)
     coarse = _value_noise(x, z, 4.0, seed + 1)
     ax = np.abs(x)
-    asphalt = (0.25 + 0.08 * fine + 0.05 * coarse)[..., None] * np.array([1.0, 1.0, 1.02], np.float32)
+    asphalt = (0.25 + 0.08 * fine + 0.05 * coarse)[..., None] * np.array(
+        [1.0, 1.0, 1.02], np.float32
+    )
     tiles = ((np.mod(x, 1.2) < 0.04) | (np.mod(z, 1.2) < 0.04))[..., None]
-    concrete = np.where(tiles, 0.45, (0.62 + 0.08 * fine)[..., None]) * np.array([1.0, 0.98, 0.94], np.float32)
+    concrete = np.where(tiles, 0.45, (0.62 + 0.08 * fine)[..., None]) * np.array(
+        [1.0, 0.98, 0.94], np.float32
+    )
     grass = np.stack([0.20 + 0.10 * coarse, 0.38 + 0.15 * fine, 0.12 + 0.05 * coarse], axis=-1)
     beside_road = np.where((ax < ROAD_HALF_WIDTH + PAVEMENT_WIDTH)[..., None], concrete, grass)
     albedo = np.where((ax < ROAD_HALF_WIDTH)[..., None], asphalt, beside_road)
@@ -338,32 +384,52 @@ def _facade_albedo(points: np.ndarray, face_axis: np.ndarray, wall: np.ndarray) 
         & (np.mod(height, 3.0) > 0.8)
         & (np.mod(height, 3.0) < 2.3)
     )
-    return np.where(window[..., None], np.array([0.16, 0.2, 0.26], np.float32), wall).astype(np.float32)
+    return np.where(window[..., None], np.array([0.16, 0.2, 0.26], np.float32), wall).astype(
+        np.float32
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # The street, generated segment by segment from the seed
 
 _CAR_COLORS = (
-    (0.70, 0.08, 0.07), (0.10, 0.20, 0.55), (0.85, 0.85, 0.83), (0.55, 0.56, 0.58),
-    (0.06, 0.06, 0.07), (0.85, 0.65, 0.10), (0.15, 0.35, 0.20), (0.45, 0.25, 0.15),
+    (0.70, 0.08, 0.07),
+    (0.10, 0.20, 0.55),
+    (0.85, 0.85, 0.83),
+    (0.55, 0.56, 0.58),
+    (0.06, 0.06, 0.07),
+    (0.85, 0.65, 0.10),
+    (0.15, 0.35, 0.20),
+    (0.45, 0.25, 0.15),
 )
-_WALL_COLORS = ((0.72, 0.62, 0.48), (0.55, 0.30, 0.22), (0.62, 0.62, 0.60), (0.80, 0.76, 0.66), (0.45, 0.47, 0.50))
+_WALL_COLORS = (
+    (0.72, 0.62, 0.48),
+    (0.55, 0.30, 0.22),
+    (0.62, 0.62, 0.60),
+    (0.80, 0.76, 0.66),
+    (0.45, 0.47, 0.50),
+)
 _POLE_COLOR = (0.35, 0.36, 0.38)
 
 
-def car(x: float, z_rear: float, ground_y: float, color: tuple[float, float, float]) -> tuple[Box, ...]:
+def car(
+    x: float, z_rear: float, ground_y: float, color: tuple[float, float, float]
+) -> tuple[Box, ...]:
     """A 1.8 m x 1.5 m x 4.2 m car as three boxes (wheels/underbody, body, cabin), rear face at z_rear."""
     g = ground_y
     return (
         Box((x - 0.8, g - 0.3, z_rear + 0.5), (x + 0.8, g, z_rear + 3.7), (0.05, 0.05, 0.05)),
         Box((x - 0.9, g - 1.0, z_rear), (x + 0.9, g - 0.3, z_rear + 4.2), color),
-        Box((x - 0.75, g - 1.5, z_rear + 1.2), (x + 0.75, g - 1.0, z_rear + 3.2), (0.18, 0.2, 0.24)),
+        Box(
+            (x - 0.75, g - 1.5, z_rear + 1.2), (x + 0.75, g - 1.0, z_rear + 3.2), (0.18, 0.2, 0.24)
+        ),
     )
 
 
 @lru_cache(maxsize=64)
-def _segment(seed: int, index: int, ground_y: float) -> tuple[tuple[Box, ...], tuple[Cylinder, ...]]:
+def _segment(
+    seed: int, index: int, ground_y: float
+) -> tuple[tuple[Box, ...], tuple[Cylinder, ...]]:
     """The static objects of road segment [index * L, (index + 1) * L), a pure function of its inputs."""
     rng = np.random.default_rng([seed & 0xFFFFFFFF, index + (1 << 31)])
     z0 = index * SEGMENT_LENGTH
@@ -377,7 +443,9 @@ def _segment(seed: int, index: int, ground_y: float) -> tuple[tuple[Box, ...], t
             x_lo, x_hi = (inner, inner + 12.0) if side > 0 else (-inner - 12.0, -inner)
             height = rng.uniform(5.0, 18.0)
             color = _WALL_COLORS[rng.integers(len(_WALL_COLORS))]
-            boxes.append(Box((x_lo, ground_y - height, z), (x_hi, ground_y, z + length), color, facade=True))
+            boxes.append(
+                Box((x_lo, ground_y - height, z), (x_hi, ground_y, z + length), color, facade=True)
+            )
             z += length + rng.uniform(1.0, 6.0)
         for slot in np.arange(z0, z1, 6.0):  # parked or waiting cars in the outer lanes
             if rng.random() < 0.45:
