@@ -209,4 +209,12 @@ def load_calibration(calib_dir: Path | str) -> KittiCalibration:
 
 def load_imu_to_velo(calib_dir: Path | str) -> np.ndarray:
     """4x4 taking OXTS/IMU points into the Velodyne frame (calib_imu_to_velo.txt's [R | T])."""
-    return _rigid_transform(Path(calib_dir) / IMU_TO_VELO)
+    path = Path(calib_dir) / IMU_TO_VELO
+    if not path.is_file():
+        raise KittiFormatError(
+            "calibration file not found; the OXTS topics need it",
+            source=path,
+            fix="copy it from the date's calib download (or pass --calib-dir), "
+            "or leave the OXTS topics out with --no-oxts",
+        )
+    return _rigid_transform(path)
