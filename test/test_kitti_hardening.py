@@ -1,6 +1,8 @@
 """kitti2bag under bad input (issue 12, item 5): nothing half-written is left, every error names
 its file and field, stream counts that disagree stop the run unless --truncate."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +155,22 @@ def test_frame_range_outside_the_drive_names_the_options(drive_dir: Path, tmp_pa
     assert "--start/--end: frame range [0, 9) is outside the drive's 3 frames" in (
         capsys.readouterr().err
     )
+
+
+def test_command_line_reports_a_bad_calibration_without_a_traceback(drive_dir: Path, tmp_path):
+    edit_field(drive_dir.parent / CAM_TO_CAM, "P_rect_02", "1 2 3")
+    result = subprocess.run(
+        [sys.executable, "-m", "space_clip_ros.kitti.to_bag", str(drive_dir), "-o", "bag"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    *warnings, error = result.stderr.splitlines()
+    assert warnings == [
+        f"space-clip-kitti2bag: WARNING: {drive_dir}: no oxts/ folder; no IMU, GPS or /tf written"
+    ]
+    assert error.startswith("space-clip-kitti2bag: error: ")
+    assert "field 'P_rect_02' has 3 values, expected 12" in error
+    assert "Traceback" not in result.stderr and not (tmp_path / "bag").exists()

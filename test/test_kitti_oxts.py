@@ -34,7 +34,7 @@ from space_clip_ros.kitti.oxts import (
     parse_packet,
     rotation,
 )
-from space_clip_ros.kitti.to_bag import GPS_TOPIC, IMU_TOPIC, TF_TOPIC
+from space_clip_ros.kitti.to_bag import GPS_TOPIC, IMU_TOPIC, TF_TOPIC, oxts_messages
 from space_clip_ros.kitti.to_bag import main as kitti2bag
 
 FRAMES = 5
@@ -266,3 +266,11 @@ def test_missing_oxts_stamps_stop_the_conversion_naming_the_counts(tmp_path: Pat
     err = capsys.readouterr().err
     assert "oxts/timestamps.txt: 2" in err and "image_02/timestamps.txt: 3" in err
     assert "oxts/data: 3" in err
+
+
+def test_navsatfix_reports_no_fix_when_the_receiver_has_no_solution():
+    p = parse_packet(REAL_LINE)
+    origin = MercatorOrigin.from_packet(p)
+    assert oxts_messages(p, origin, 0)[GPS_TOPIC].status.status == 0  # STATUS_FIX
+    no_solution = oxts_messages(p._replace(posmode=0.0), origin, 0)[GPS_TOPIC]
+    assert no_solution.status.status == no_solution.status.STATUS_NO_FIX

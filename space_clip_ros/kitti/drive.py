@@ -65,9 +65,10 @@ class KittiDrive:
         return (self.drive_dir / stream).is_dir()
 
     def data_files(self, stream: str) -> int:
-        """How many frame files `stream`'s data/ folder holds (to check against its stamps)."""
+        """How many frame files (NNNNNNNNNN.*) `stream`'s data/ folder holds, to check against
+        its timestamps; other files (a desktop's .DS_Store) are not frames."""
         data = self.drive_dir / stream / "data"
-        return sum(1 for _ in data.iterdir()) if data.is_dir() else 0
+        return sum(1 for p in data.iterdir() if p.stem.isdigit()) if data.is_dir() else 0
 
     def stamps(self, stream: str) -> list[int]:
         """Nanosecond stamps of `stream` ('image_02', 'velodyne_points', ...), one per frame."""

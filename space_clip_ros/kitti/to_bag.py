@@ -362,6 +362,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(format=f"{PROG}: %(levelname)s: %(message)s")
     return run_tool(PROG, run, argv)
 
 
