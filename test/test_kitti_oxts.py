@@ -139,6 +139,42 @@ def test_mercator_scale_comes_from_the_first_latitude(lat: float):
     np.testing.assert_allclose(up, [0, 0, 3.5], atol=1e-9)
 
 
+def devkit_convert_oxts_to_pose(packets: list[OxtsPacket]) -> list[np.ndarray]:
+    """KITTI devkit's convertOxtsToPose.m, transcribed line by line (poses in the first pose)."""
+    scale = np.cos(packets[0].lat * np.pi / 180.0)
+    er = 6378137.0
+    poses, tr_0_inv = [], None
+    for p in packets:
+        t = [
+            scale * p.lon * np.pi * er / 180,
+            scale * er * np.log(np.tan((90 + p.lat) * np.pi / 360)),
+            p.alt,
+        ]
+        rx, ry, rz = p.roll, p.pitch, p.yaw
+        Rx = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
+        Ry = np.array([[np.cos(ry), 0, np.sin(ry)], [0, 1, 0], [-np.sin(ry), 0, np.cos(ry)]])
+        Rz = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
+        pose = np.eye(4)
+        pose[:3, :3], pose[:3, 3] = Rz @ Ry @ Rx, t
+        if tr_0_inv is None:
+            tr_0_inv = np.linalg.inv(pose)
+        poses.append(tr_0_inv @ pose)
+    return poses
+
+
+def test_poses_are_the_devkits_expressed_in_east_north_up():
+    """Ours keep world's axes east-north-up; the devkit's also rotate into the first pose."""
+    packets = straight_drive([i * 100_000_000 for i in range(6)], speed_mps=SPEED, yaw=YAW)
+    packets = [p._replace(yaw=YAW + 0.05 * i, alt=p.alt + 0.2 * i) for i, p in enumerate(packets)]
+    origin = MercatorOrigin.from_packet(packets[0])
+    first = origin.pose(packets[0])
+    np.testing.assert_allclose(first[:3, 3], 0.0, atol=1e-9)
+    for ours, devkit in zip(
+        [origin.pose(p) for p in packets], devkit_convert_oxts_to_pose(packets)
+    ):
+        np.testing.assert_allclose(np.linalg.inv(first) @ ours, devkit, atol=1e-6)
+
+
 def test_rotation_follows_the_oxts_sign_conventions():
     forward, left = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
     np.testing.assert_allclose(rotation(0, 0, math.pi / 2) @ forward, [0, 1, 0], atol=1e-12)

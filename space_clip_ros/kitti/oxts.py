@@ -35,6 +35,7 @@ FIELDS = (
     "pos_accuracy", "vel_accuracy",
     "navstat", "numsats", "posmode", "velmode", "orimode",
 )  # fmt: skip
+INTEGER_FIELDS = frozenset(FIELDS[-5:])  # status codes and counts, written without decimals
 EARTH_RADIUS_M = 6378137.0  # WGS84 equatorial radius, the devkit's `er`
 
 
@@ -73,8 +74,11 @@ class OxtsPacket(NamedTuple):
     orimode: float
 
     def format(self) -> str:
-        """The packet as a KITTI oxts line (the inverse of `parse_packet`)."""
-        return " ".join(repr(float(v)) for v in self)
+        """The packet as a KITTI oxts line (the inverse of `parse_packet`); codes as integers."""
+        return " ".join(
+            str(int(v)) if name in INTEGER_FIELDS else repr(float(v))
+            for name, v in zip(FIELDS, self)
+        )
 
 
 def parse_packet(text: str, source: Path | str = "<oxts>") -> OxtsPacket:

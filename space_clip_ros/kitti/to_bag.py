@@ -35,7 +35,9 @@ oxts/ gets none of them and a warning.
 Every stream must list as many timestamps as it has data files, and all streams the same number
 (KITTI's synced drives do); otherwise the converter stops naming the counts and files, unless
 --truncate is given. The bag is written under a temporary name beside --output and renamed when
-complete: a failed or interrupted run leaves nothing behind and the retry can use the same name.
+complete: a failed or interrupted (Ctrl-C) run leaves nothing behind and the retry can use the
+same name; only a killed process (kill -9) can leave a hidden .<output>.*.partial folder, which
+never blocks a retry.
 """
 
 from __future__ import annotations
