@@ -29,6 +29,8 @@ IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 POINT_CLOUD2 = "sensor_msgs/msg/PointCloud2"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
+IMU = "sensor_msgs/msg/Imu"
+NAV_SAT_FIX = "sensor_msgs/msg/NavSatFix"
 
 _DEFAULT_TIME = QosTime(0, 0)  # rmw's "default" (no deadline / lifespan / lease)
 # /tf_static is offered latched: `ros2 bag play` reads this profile back from the metadata and
@@ -126,20 +128,76 @@ def point_cloud(points: np.ndarray, names: tuple[str, ...], stamp_ns: int, frame
     )
 
 
-def static_transforms(parent_from_child: dict[tuple[str, str], np.ndarray], stamp_ns: int) -> Any:
-    """TFMessage with one TransformStamped per (parent, child) -> 4x4 pose of child in parent."""
-    vector, quaternion = _T["geometry_msgs/msg/Vector3"], _T["geometry_msgs/msg/Quaternion"]
-    transforms = []
-    for (parent, child), matrix in parent_from_child.items():
-        x, y, z, w = quaternion_from_matrix(matrix[:3, :3])
-        tx, ty, tz = (float(v) for v in matrix[:3, 3])
-        transforms.append(
-            _T["geometry_msgs/msg/TransformStamped"](
-                header=header(stamp_ns, parent),
-                child_frame_id=child,
-                transform=_T["geometry_msgs/msg/Transform"](
-                    translation=vector(x=tx, y=ty, z=tz), rotation=quaternion(x=x, y=y, z=z, w=w)
-                ),
-            )
+def _vector3(values: np.ndarray) -> Any:
+    x, y, z = (float(v) for v in values)
+    return _T["geometry_msgs/msg/Vector3"](x=x, y=y, z=z)
+
+
+def _quaternion(rotation: np.ndarray) -> Any:
+    x, y, z, w = (float(v) for v in quaternion_from_matrix(rotation))
+    return _T["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w)
+
+
+def tf_message(parent_from_child: dict[tuple[str, str], np.ndarray], stamp_ns: int) -> Any:
+    """TFMessage with one TransformStamped per (parent, child) -> 4x4 pose of child in parent.
+
+    The same message serves /tf_static (once, latched) and /tf (one per pose sample).
+    """
+    transforms = [
+        _T["geometry_msgs/msg/TransformStamped"](
+            header=header(stamp_ns, parent),
+            child_frame_id=child,
+            transform=_T["geometry_msgs/msg/Transform"](
+                translation=_vector3(matrix[:3, 3]), rotation=_quaternion(matrix[:3, :3])
+            ),
         )
+        for (parent, child), matrix in parent_from_child.items()
+    ]
     return _T[TF_MESSAGE](transforms=transforms)
+
+
+def imu(
+    orientation: np.ndarray,
+    angular_velocity: np.ndarray,
+    linear_acceleration: np.ndarray,
+    stamp_ns: int,
+    frame_id: str,
+) -> Any:
+    """Imu from a 3x3 orientation (frame_id's axes in the world) and body-frame rates (rad/s)
+    and accelerations (m/s^2, gravity included). Covariances are all zero: REP 145's "unknown"."""
+    unknown = np.zeros(9)
+    return _T[IMU](
+        header=header(stamp_ns, frame_id),
+        orientation=_quaternion(orientation),
+        orientation_covariance=unknown,
+        angular_velocity=_vector3(angular_velocity),
+        angular_velocity_covariance=unknown,
+        linear_acceleration=_vector3(linear_acceleration),
+        linear_acceleration_covariance=unknown,
+    )
+
+
+def nav_sat_fix(
+    lat_deg: float,
+    lon_deg: float,
+    alt_m: float,
+    position_variance_m2: float,
+    has_fix: bool,
+    stamp_ns: int,
+    frame_id: str,
+) -> Any:
+    """NavSatFix (GPS service) with an approximated diagonal covariance of one variance (m^2)
+    for east, north and up."""
+    status = _T["sensor_msgs/msg/NavSatStatus"]
+    return _T[NAV_SAT_FIX](
+        header=header(stamp_ns, frame_id),
+        status=status(
+            status=status.STATUS_FIX if has_fix else status.STATUS_NO_FIX,
+            service=status.SERVICE_GPS,
+        ),
+        latitude=float(lat_deg),
+        longitude=float(lon_deg),
+        altitude=float(alt_m),
+        position_covariance=np.diag([float(position_variance_m2)] * 3).reshape(-1),
+        position_covariance_type=_T[NAV_SAT_FIX].COVARIANCE_TYPE_APPROXIMATED,
+    )

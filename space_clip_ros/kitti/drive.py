@@ -5,6 +5,7 @@ Layout (as unpacked from the KITTI raw downloads):
   <date>/<date>_drive_<nnnn>_sync/image_02/{timestamps.txt, data/0000000000.png, ...}
                                  /image_03/...            (right colour camera)
                                  /velodyne_points/{timestamps.txt, data/0000000000.bin, ...}
+                                 /oxts/{timestamps.txt, data/0000000000.txt, ...}  (GPS/IMU)
 A .bin scan is a flat array of float32 (x, y, z, reflectance) in the Velodyne frame.
 """
 
@@ -16,11 +17,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from space_clip_ros.kitti.calibration import KittiCalibration, load_calibration
+from space_clip_ros.kitti.calibration import (
+    KittiCalibration,
+    load_calibration,
+    load_imu_to_velo,
+)
 from space_clip_ros.kitti.errors import KittiFormatError
+from space_clip_ros.kitti.oxts import OxtsPacket, load_packet
 from space_clip_ros.kitti.timestamps import load_timestamps
 
 VELODYNE = "velodyne_points"
+OXTS = "oxts"
 POINT_FIELDS = 4  # x, y, z, reflectance
 
 
@@ -35,7 +42,8 @@ class KittiDrive:
         self.drive_dir = Path(drive_dir)
         if not self.drive_dir.is_dir():
             raise KittiFormatError(
-                f"{self.drive_dir}: drive folder not found (expected <date>/<date>_drive_NNNN_sync)"
+                "drive folder not found (expected <date>/<date>_drive_NNNN_sync)",
+                source=self.drive_dir,
             )
         self.calib_dir = Path(calib_dir) if calib_dir is not None else self.drive_dir.parent
         self._stamp_cache: dict[str, list[int]] = {}
@@ -48,8 +56,19 @@ class KittiDrive:
     def calibration(self) -> KittiCalibration:
         return load_calibration(self.calib_dir)
 
+    @cached_property
+    def imu_to_velo(self) -> np.ndarray:
+        """4x4 taking IMU (OXTS) points into the Velodyne frame; needed for the OXTS poses only."""
+        return load_imu_to_velo(self.calib_dir)
+
     def has_stream(self, stream: str) -> bool:
         return (self.drive_dir / stream).is_dir()
+
+    def data_files(self, stream: str) -> int:
+        """How many frame files (NNNNNNNNNN.*) `stream`'s data/ folder holds, to check against
+        its timestamps; other files (a desktop's .DS_Store) are not frames."""
+        data = self.drive_dir / stream / "data"
+        return sum(1 for p in data.iterdir() if p.stem.isdigit()) if data.is_dir() else 0
 
     def stamps(self, stream: str) -> list[int]:
         """Nanosecond stamps of `stream` ('image_02', 'velodyne_points', ...), one per frame."""
@@ -69,13 +88,18 @@ class KittiDrive:
         path = self.frame_path(camera_folder(camera), index, ".png")
         if not path.is_file():
             raise KittiFormatError(
-                f"{path}: frame {index} is missing from the drive (timestamps list {len(self)} frames)"
+                f"frame {index} is missing from the drive (timestamps list {len(self)} frames)",
+                source=path,
             )
         try:
             with Image.open(path) as img:
                 return np.asarray(img.convert("RGB"))
         except OSError as err:
             raise KittiFormatError(f"{path}: not a readable image ({err})") from None
+
+    def oxts(self, index: int) -> OxtsPacket:
+        """The GPS/IMU packet of frame `index` (oxts/data/NNNNNNNNNN.txt)."""
+        return load_packet(self.frame_path(OXTS, index, ".txt"))
 
     def scan(self, index: int) -> np.ndarray:
         """N x 4 float32 (x, y, z, reflectance) Velodyne scan in the Velodyne frame."""

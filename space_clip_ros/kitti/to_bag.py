@@ -2,48 +2,86 @@
 
 Topics and frames (REP 103/105 names; camera frames are optical: x right, y down, z forward):
 
-  /kitti/camera_color_left/image_raw     sensor_msgs/Image rgb8          frame camera_color_left
-  /kitti/camera_color_left/camera_info   sensor_msgs/CameraInfo          frame camera_color_left
-  /kitti/camera_color_right/image_raw    (with --right)                  frame camera_color_right
-  /kitti/camera_color_right/camera_info  (with --right)                  frame camera_color_right
-  /kitti/velo/pointcloud                 sensor_msgs/PointCloud2 x y z intensity (float32)  frame velo_link
-  /tf_static                             tf2_msgs/TFMessage velo_link -> camera_color_left (/right), latched
+  /kitti/camera_color_left/image_raw    sensor_msgs/Image rgb8     frame camera_color_left
+  /kitti/camera_color_left/camera_info  sensor_msgs/CameraInfo     frame camera_color_left
+  /kitti/camera_color_right/...         the same with --right      frame camera_color_right
+  /kitti/velo/pointcloud                sensor_msgs/PointCloud2    frame velo_link
+                                        (x y z intensity float32)
+  /kitti/oxts/imu                       sensor_msgs/Imu            frame imu_link
+  /kitti/oxts/gps/fix                   sensor_msgs/NavSatFix      frame imu_link
+  /tf                                   tf2_msgs/TFMessage         world -> base_link
+  /tf_static                            tf2_msgs/TFMessage, latched:
+        base_link -> imu_link (identity) -> velo_link -> camera_color_left (/right)
 
-Stamps (header and bag receive time) are the drive's timestamps.txt of each stream. CameraInfo
-describes the rectified image as shipped: K = P_rect_0i[:, :3], P = [K | 0], R = I, D = 0.
-R_rect_00, the Velodyne calibration and the camera's offset t_i along the rig (P_rect_0i's 4th
-column) are folded into the /tf_static transform, so projecting a cloud point with tf and P (or
-K) lands where KITTI's devkit puts it. P keeps no 4th column: each frame is its camera's own
-optical centre, and consumers that apply P's Tx / Ty (rviz2's camera view, image_geometry) would
-otherwise add the offset a second time (CameraInfo.msg: a monocular camera has Tx = Ty = 0).
+Stamps (header and bag receive time) are each stream's timestamps.txt: image_02 / image_03 for
+the cameras, velodyne_points for the clouds, oxts for the IMU, GPS and /tf messages; /tf_static
+carries the first stamp in the bag. CameraInfo describes the rectified image as shipped:
+K = P_rect_0i[:, :3], P = [K | 0], R = I, D = 0. R_rect_00, the Velodyne calibration and the
+camera's offset t_i along the rig (P_rect_0i's 4th column) are folded into /tf_static, so
+projecting a cloud point with tf and P (or K) lands where KITTI's devkit puts it. P keeps no 4th
+column: each frame is its camera's own optical centre, and consumers that apply P's Tx / Ty
+(rviz2's camera view, image_geometry) would otherwise add the offset a second time.
+
+With the drive's oxts/ folder (and calib_imu_to_velo.txt beside the other calibration files),
+each OXTS packet becomes: /tf world -> base_link, the IMU's pose by the devkit's
+convertOxtsToPose (Mercator with the scale of the drive's first latitude; `world` has east-north-up
+axes and its origin at the drive's first packet, so frame ranges of one drive share it;
+base_link is the OXTS unit); Imu (orientation from roll/pitch/yaw in that east-north-up frame,
+angular velocity wf wl wu, linear acceleration af al au with gravity, covariances unknown = 0);
+NavSatFix (lat, lon, alt; covariance approximated as pos_accuracy^2 for east, north and up;
+status FIX unless posmode is 0 = no solution). --no-oxts leaves all of these out; a drive without
+oxts/ gets none of them and a warning.
+
+Every stream must list as many timestamps as it has data files, and all streams the same number
+(KITTI's synced drives do); otherwise the converter stops naming the counts and files, unless
+--truncate is given. The bag is written under a temporary name beside --output and renamed when
+complete: a failed or interrupted (Ctrl-C) run leaves nothing behind and the retry can use the
+same name; only a killed process (kill -9) can leave a hidden .<output>.*.partial folder, which
+never blocks a retry.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.rosbag2.errors import WriterError
 from tqdm import tqdm
 
+from space_clip_ros.errors import ConfigError, RuntimeFailure, run_tool
 from space_clip_ros.evaluation.transforms import invert
 from space_clip_ros.io import bag_messages as msgs
 from space_clip_ros.kitti.calibration import RectifiedCamera
-from space_clip_ros.kitti.drive import VELODYNE, KittiDrive, camera_folder
+from space_clip_ros.kitti.drive import OXTS, VELODYNE, KittiDrive, camera_folder
 from space_clip_ros.kitti.errors import KittiFormatError
+from space_clip_ros.kitti.oxts import MercatorOrigin, OxtsPacket
 
+PROG = "space-clip-kitti2bag"
 LEFT, RIGHT = 2, 3
 CAMERA_NAMES = {LEFT: "camera_color_left", RIGHT: "camera_color_right"}
 VELO_FRAME = "velo_link"
 VELO_TOPIC = "/kitti/velo/pointcloud"
 TF_STATIC_TOPIC = "/tf_static"
+TF_TOPIC = "/tf"
+IMU_TOPIC = "/kitti/oxts/imu"
+GPS_TOPIC = "/kitti/oxts/gps/fix"
+WORLD_FRAME = "world"
+BASE_FRAME = "base_link"
+IMU_FRAME = "imu_link"
 VELO_FIELDS = ("x", "y", "z", "intensity")
 BAG_VERSION = 8  # rosbag2 metadata version that Humble, Jazzy and Kilted all read
+NO_GPS_SOLUTION = 0  # OXTS posmode 0: the receiver has no position solution
+
+log = logging.getLogger(__name__)
 
 
 def image_topic(camera: int) -> str:
@@ -55,7 +93,7 @@ def camera_info_topic(camera: int) -> str:
 
 
 def own_frame_projection(camera: RectifiedCamera) -> np.ndarray:
-    """CameraInfo P = [K | 0] of a camera whose frame is its own optical centre (see the module docstring)."""
+    """CameraInfo P = [K | 0] of a camera whose frame is its own optical centre (module doc)."""
     return np.hstack([camera.projection[:, :3], np.zeros((3, 1))])
 
 
@@ -67,65 +105,163 @@ class ConversionOptions:
     end: int | None = None
     velodyne: bool = True
     right: bool = False
+    oxts: bool = True
+    truncate: bool = False  # convert the frames all streams have instead of stopping
     storage: Literal["mcap", "sqlite3"] = "mcap"
     progress: bool = True
 
 
-def _frame_range(drive: KittiDrive, streams: list[str], options: ConversionOptions) -> range:
+def available_frames(drive: KittiDrive, streams: list[str], truncate: bool) -> int:
+    """Frames every stream has; a disagreement between timestamps and data files, or between
+    streams, is an error (KITTI's synced drives agree everywhere) unless `truncate`."""
+    counts: dict[str, int] = {}
     for stream in streams:
         if not drive.has_stream(stream):
             raise KittiFormatError(
-                f"{drive.drive_dir / stream}: stream folder not found (is the drive fully extracted?)"
+                "stream folder not found",
+                source=drive.drive_dir / stream,
+                fix="is the drive fully extracted?",
             )
-    available = min(len(drive.stamps(s)) for s in streams)
+        counts[f"{stream}/timestamps.txt"] = len(drive.stamps(stream))
+        counts[f"{stream}/data"] = drive.data_files(stream)
+    available = min(counts.values())
+    if available != max(counts.values()):
+        listing = ", ".join(f"{name}: {count}" for name, count in counts.items())
+        if not truncate:
+            raise KittiFormatError(
+                f"streams disagree on the number of frames ({listing})",
+                source=drive.drive_dir,
+                fix=f"re-extract the drive, or pass --truncate to convert the {available} "
+                "frames every stream has",
+            )
+        log.warning("--truncate: converting %d frames (%s)", available, listing)
+    return available
+
+
+def frame_range(available: int, options: ConversionOptions) -> range:
     end = available if options.end is None else options.end
     if not 0 <= options.start < end <= available:
-        raise ValueError(
-            f"frame range [{options.start}, {end}) is outside the drive's {available} frames"
+        raise ConfigError(
+            f"frame range [{options.start}, {end}) is outside the drive's {available} frames",
+            field="--start/--end",
+            fix=f"choose 0 <= start < end <= {available}",
         )
     return range(options.start, end)
+
+
+@contextmanager
+def staged_output(output: Path) -> Iterator[Path]:
+    """A path to write the bag to, inside a fresh hidden sibling folder of `output`; renamed to
+    `output` when the block succeeds, deleted with everything in it when it raises."""
+    if output.exists():
+        raise ConfigError(
+            "already exists", source=output, fix="remove it or pass another --output"
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
+    )
+    try:
+        yield staging / output.name
+        if output.exists():
+            raise ConfigError(
+                "appeared while the bag was written", source=output, fix="write to another name"
+            )
+        (staging / output.name).rename(output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def static_poses(
+    drive: KittiDrive, cameras: list[int], with_imu: bool
+) -> dict[tuple[str, str], np.ndarray]:
+    """/tf_static: (parent, child) -> pose of child in parent, from base_link down the rig."""
+    calib = drive.calibration
+    poses = {}
+    if with_imu:
+        poses[(BASE_FRAME, IMU_FRAME)] = np.eye(4)  # base_link is the OXTS unit (devkit pose)
+        poses[(IMU_FRAME, VELO_FRAME)] = invert(drive.imu_to_velo)
+    for camera in cameras:
+        poses[(VELO_FRAME, CAMERA_NAMES[camera])] = invert(calib.camera_from_velodyne(camera))
+    return poses
+
+
+def oxts_messages(packet: OxtsPacket, origin: MercatorOrigin, stamp: int) -> dict[str, object]:
+    """topic -> message for one OXTS packet (/tf, Imu, NavSatFix)."""
+    pose = origin.pose(packet)
+    return {
+        TF_TOPIC: msgs.tf_message({(WORLD_FRAME, BASE_FRAME): pose}, stamp),
+        IMU_TOPIC: msgs.imu(
+            pose[:3, :3],
+            np.array([packet.wf, packet.wl, packet.wu]),
+            np.array([packet.af, packet.al, packet.au]),
+            stamp,
+            IMU_FRAME,
+        ),
+        GPS_TOPIC: msgs.nav_sat_fix(
+            packet.lat,
+            packet.lon,
+            packet.alt,
+            packet.pos_accuracy**2,
+            int(packet.posmode) != NO_GPS_SOLUTION,
+            stamp,
+            IMU_FRAME,
+        ),
+    }
 
 
 def convert(
     drive: KittiDrive, output: Path | str, options: ConversionOptions = ConversionOptions()
 ) -> dict[str, int]:
-    """Write the bag; returns messages written per topic."""
+    """Write the bag; returns messages written per topic. Everything that can be checked
+    before writing (streams, counts, calibration, the first OXTS packet) is checked first."""
     cameras = [LEFT, RIGHT] if options.right else [LEFT]
-    streams = [camera_folder(c) for c in cameras] + ([VELODYNE] if options.velodyne else [])
-    frames = _frame_range(drive, streams, options)
+    with_oxts = options.oxts and drive.has_stream(OXTS)
+    if options.oxts and not with_oxts:
+        log.warning("%s: no oxts/ folder; no IMU, GPS or /tf written", drive.drive_dir)
+    streams = [camera_folder(c) for c in cameras]
+    streams += [VELODYNE] if options.velodyne else []
+    streams += [OXTS] if with_oxts else []
+    frames = frame_range(available_frames(drive, streams, options.truncate), options)
     calib = drive.calibration
-    for camera in cameras:
-        calib.camera(camera)  # fail before writing anything if the calibration lacks the camera
+    rig = static_poses(drive, cameras, with_oxts)  # fails early on a missing calibration
+    origin = MercatorOrigin.from_packet(drive.oxts(0)) if with_oxts else None
 
-    output = Path(output)
-    if output.exists():
-        raise FileExistsError(f"{output} already exists; remove it or pass another --output")
     storage = StoragePlugin.MCAP if options.storage == "mcap" else StoragePlugin.SQLITE3
     counts: dict[str, int] = {}
-    with Writer(output, version=BAG_VERSION, storage_plugin=storage) as writer:
+    with (
+        staged_output(Path(output)) as staging,
+        Writer(staging, version=BAG_VERSION, storage_plugin=storage) as writer,
+    ):
+        conns = {}
 
-        def connection(topic: str, msgtype: str, **qos):
+        def connection(topic: str, msgtype: str, **qos) -> None:
             counts[topic] = 0
-            return writer.add_connection(topic, msgtype, typestore=msgs.TYPESTORE, **qos)
+            conns[topic] = writer.add_connection(topic, msgtype, typestore=msgs.TYPESTORE, **qos)
 
-        def write(conn, msg, stamp: int) -> None:
-            writer.write(conn, stamp, msgs.serialize(msg))
-            counts[conn.topic] += 1
+        def write(topic: str, msg, stamp: int) -> None:
+            writer.write(conns[topic], stamp, msgs.serialize(msg))
+            counts[topic] += 1
 
-        tf_conn = connection(
-            TF_STATIC_TOPIC, msgs.TF_MESSAGE, offered_qos_profiles=[msgs.LATCHED_QOS]
-        )
-        image_conns = {c: connection(image_topic(c), msgs.IMAGE) for c in cameras}
-        info_conns = {c: connection(camera_info_topic(c), msgs.CAMERA_INFO) for c in cameras}
-        velo_conn = connection(VELO_TOPIC, msgs.POINT_CLOUD2) if options.velodyne else None
+        connection(TF_STATIC_TOPIC, msgs.TF_MESSAGE, offered_qos_profiles=[msgs.LATCHED_QOS])
+        for camera in cameras:
+            connection(image_topic(camera), msgs.IMAGE)
+            connection(camera_info_topic(camera), msgs.CAMERA_INFO)
+        if options.velodyne:
+            connection(VELO_TOPIC, msgs.POINT_CLOUD2)
+        if with_oxts:
+            connection(TF_TOPIC, msgs.TF_MESSAGE)
+            connection(IMU_TOPIC, msgs.IMU)
+            connection(GPS_TOPIC, msgs.NAV_SAT_FIX)
 
         first_stamp = min(drive.stamps(s)[frames.start] for s in streams)
-        poses = {
-            (VELO_FRAME, CAMERA_NAMES[c]): invert(calib.camera_from_velodyne(c)) for c in cameras
-        }
-        write(tf_conn, msgs.static_transforms(poses, first_stamp), first_stamp)
+        write(TF_STATIC_TOPIC, msgs.tf_message(rig, first_stamp), first_stamp)
 
         for index in tqdm(frames, desc=drive.name, unit="frame", disable=not options.progress):
+            if origin is not None:
+                stamp = drive.stamps(OXTS)[index]
+                for topic, msg in oxts_messages(drive.oxts(index), origin, stamp).items():
+                    write(topic, msg, stamp)
             for camera in cameras:
                 stamp = drive.stamps(camera_folder(camera))[index]
                 frame_id = CAMERA_NAMES[camera]
@@ -133,35 +269,30 @@ def convert(
                 pixels = drive.image(camera, index)
                 if pixels.shape[:2] != (rect.height, rect.width):
                     raise KittiFormatError(
-                        f"{drive.frame_path(camera_folder(camera), index, '.png')}: image is "
-                        f"{pixels.shape[1]}x{pixels.shape[0]} but S_rect_0{camera} says {rect.width}x{rect.height}; "
-                        "is the calibration from this drive's date?"
+                        f"image is {pixels.shape[1]}x{pixels.shape[0]} but S_rect_0{camera} says "
+                        f"{rect.width}x{rect.height}",
+                        source=drive.frame_path(camera_folder(camera), index, ".png"),
+                        fix="use the calibration of this drive's date",
                     )
                 # camera_info first: a node that pairs an image with the latest info then has it.
-                write(
-                    info_conns[camera],
-                    msgs.camera_info(
-                        own_frame_projection(rect), rect.width, rect.height, stamp, frame_id
-                    ),
-                    stamp,
+                info = msgs.camera_info(
+                    own_frame_projection(rect), rect.width, rect.height, stamp, frame_id
                 )
-                write(image_conns[camera], msgs.image(pixels, stamp, frame_id), stamp)
-            if velo_conn is not None:
+                write(camera_info_topic(camera), info, stamp)
+                write(image_topic(camera), msgs.image(pixels, stamp, frame_id), stamp)
+            if options.velodyne:
                 stamp = drive.stamps(VELODYNE)[index]
-                write(
-                    velo_conn,
-                    msgs.point_cloud(drive.scan(index), VELO_FIELDS, stamp, VELO_FRAME),
-                    stamp,
-                )
+                cloud = msgs.point_cloud(drive.scan(index), VELO_FIELDS, stamp, VELO_FRAME)
+                write(VELO_TOPIC, cloud, stamp)
     return counts
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="space-clip-kitti2bag",
+        prog=PROG,
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: space-clip-kitti2bag ~/kitti/2011_09_26/2011_09_26_drive_0002_sync -o drive_0002",
+        epilog=f"example: {PROG} ~/kitti/2011_09_26/2011_09_26_drive_0002_sync -o drive_0002",
     )
     parser.add_argument(
         "drive", type=Path, help="synced drive folder, <date>/<date>_drive_<nnnn>_sync"
@@ -175,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--calib-dir",
         type=Path,
-        help="folder with calib_cam_to_cam.txt and calib_velo_to_cam.txt (default: the drive's parent)",
+        help="folder with calib_cam_to_cam.txt, calib_velo_to_cam.txt and (for the OXTS topics) "
+        "calib_imu_to_velo.txt (default: the drive's parent)",
     )
     parser.add_argument(
         "--storage",
@@ -191,11 +323,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--right", action="store_true", help="also write the right colour camera (image_03)"
     )
+    parser.add_argument(
+        "--no-oxts",
+        action="store_true",
+        help="leave out the OXTS topics (Imu, NavSatFix, /tf world -> base_link and the "
+        "base_link -> imu_link -> velo_link part of /tf_static)",
+    )
+    parser.add_argument(
+        "--truncate",
+        action="store_true",
+        help="when streams (or a stream's timestamps and data files) disagree on the number of "
+        "frames, convert the frames all have instead of stopping",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     drive_dir = args.drive.expanduser().resolve()
     output = args.output if args.output is not None else Path.cwd() / drive_dir.name
@@ -204,18 +348,24 @@ def main(argv: list[str] | None = None) -> int:
         end=args.end,
         velodyne=not args.no_velodyne,
         right=args.right,
+        oxts=not args.no_oxts,
+        truncate=args.truncate,
         storage=args.storage,
         progress=not args.no_progress,
     )
     try:
         counts = convert(KittiDrive(drive_dir, args.calib_dir), output, options)
-    except (KittiFormatError, ValueError, FileExistsError, WriterError) as err:
-        print(f"space-clip-kitti2bag: error: {err}", file=sys.stderr)
-        return 2
+    except (WriterError, OSError) as err:
+        raise RuntimeFailure(f"writing the bag failed ({err})", source=output) from err
     print(f"wrote {output} ({options.storage}):")
     for topic, count in counts.items():
         print(f"  {topic:<40} {count:>6} messages")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(format=f"{PROG}: %(levelname)s: %(message)s")
+    return run_tool(PROG, run, argv)
 
 
 if __name__ == "__main__":
