@@ -203,7 +203,6 @@ class DepthNode(LifecycleNode):
         if not estimator.trained:
             self.get_logger().warning(UNTRAINED_WARNING)
         self._estimator = estimator
-        qos = make_qos(cfg.output_reliability, cfg.output_qos_depth)
         for topic, msg_type in (
             ("depth", Image),
             ("depth/camera_info", CameraInfo),
@@ -213,7 +212,7 @@ class DepthNode(LifecycleNode):
             self._outputs[topic] = self.create_lifecycle_publisher(
                 msg_type,
                 topic,
-                qos,
+                make_qos(cfg.output_reliability, cfg.output_qos_depth),  # fresh: ROS edits it
                 qos_overriding_options=qos_overrides(),
                 event_callbacks=PublisherEventCallbacks(
                     incompatible_qos=lambda event, t=topic: self._warn(
@@ -245,7 +244,6 @@ class DepthNode(LifecycleNode):
             target=self._work, args=(self._slot,), name="space_clip_inference", daemon=True
         )
         self._worker.start()
-        qos = make_qos(cfg.input_reliability, cfg.input_qos_depth)
         image_type, image_topic = (
             CompressedImage if cfg.use_compressed else Image,
             self._image_topic(),
@@ -259,7 +257,7 @@ class DepthNode(LifecycleNode):
                     msg_type,
                     topic,
                     callback,
-                    qos,
+                    make_qos(cfg.input_reliability, cfg.input_qos_depth),  # fresh, as above
                     qos_overriding_options=qos_overrides(),
                     event_callbacks=SubscriptionEventCallbacks(
                         incompatible_qos=lambda event, t=topic: self._warn(
