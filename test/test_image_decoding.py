@@ -89,6 +89,17 @@ def test_every_encoding_decodes_to_the_image_it_encodes(encoding, pad, bigendian
         assert np.abs(got - i420_reference(rgb)).max() <= 1
 
 
+@pytest.mark.parametrize(
+    "encoding,width,height", [("uyvy", 32, 23), ("yuv422_yuy2", 32, 23), ("nv24", 31, 23)]
+)
+def test_odd_sizes_decode_where_the_layout_allows_them(encoding, width, height):
+    """KITTI's 375 rows: 4:2:2 shares chroma along rows only, 4:4:4 not at all."""
+    rgb = smooth_rgb(height, width)
+    color = decode(encode_rgb(rgb, encoding))
+    assert color.pixels.shape == (height, width, 3)
+    assert np.abs(color.rgb.astype(int) - rgb).mean() < 3
+
+
 def test_bayer_patterns_put_each_filter_colour_where_ros_names_it():
     """A pure red scene: only the R sites carry signal, so a swapped pattern turns it blue."""
     red = np.zeros((8, 8, 3), np.uint8)
@@ -124,8 +135,8 @@ def test_eight_bit_packed_frames_are_views_and_the_order_override_relabels_them(
         ({"encoding": "yuv420"}, "encoding", "unsupported encoding 'yuv420'"),
         ({"encoding": "32FC1"}, "encoding", "unsupported encoding '32FC1'"),
         ({"encoding": "rgb8\n\x1b[31mFATAL forged"}, "encoding", r"rgb8\\n\\x1b\[31mFATAL"),
-        ({"width": 31}, "odd_size", "even width"),
-        ({"height": 23}, "odd_size", "even width and height"),
+        ({"width": 31}, "odd_size", "'uyvy' needs an even width"),
+        ({"encoding": "nv21", "height": 23}, "odd_size", "even width and height"),
         ({"step": 63}, "step", "step 63 is smaller than the 64 bytes"),
         ({"data": b"\x00" * 10}, "data_size", "truncated"),
         ({"width": 0}, "zero_size", "zero size"),

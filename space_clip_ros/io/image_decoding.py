@@ -10,8 +10,10 @@ size checked, so a tiny file can never expand into a huge frame.
 Conversions follow cv_bridge (`imgmsg_to_cv2(msg, "rgb8")`) so a frame looks the same to this
 node as to any C++ image node: the same cv::cvtColor codes (OpenCV names a Bayer pattern after
 the 2x2 block starting at pixel (1, 1), so ROS `bayer_rggb` is OpenCV `BayerBG`), and 16 bits
-scaled to 8 by 255/65535 with rounding, after the colour conversion, exactly as cv_bridge's
-convertTo does. 8-bit packed frames are returned as views of the message buffer (no copy).
+scaled to 8 by 255/65535 with rounding as cv_bridge's convertTo does. The scaling comes first,
+so every conversion runs on 8 bits: identical to cv_bridge for packed and mono input, within one
+level for 16-bit Bayer (cv_bridge demosaics at 16 bits, which costs 10x more: bench/RESULTS.md).
+8-bit packed frames are returned as views of the message buffer (no copy).
 
 Everything wrong with a frame is an `ImageDecodeError` carrying a short `reason` under which
 the node counts drops; user-controlled strings (encoding, format) are quoted with
@@ -132,10 +134,11 @@ def check_size(width: int, height: int, max_pixels: int) -> None:
 
 def _geometry(layout: Layout, encoding: str, width: int, height: int, step: int) -> int:
     """The byte size the data must have; raises for sizes the layout cannot hold."""
-    if layout.family in ("yuv422", "nv") and (width % 2 or (height % 2 and encoding != "nv24")):
+    shared_chroma = layout.family == "yuv422" or encoding in ("nv12", "nv21")
+    if shared_chroma and (width % 2 or (layout.family == "nv" and height % 2)):
+        needs = "an even width" if layout.family == "yuv422" else "an even width and height"
         raise ImageDecodeError(
-            f"{quote(encoding)} needs an even width{'' if encoding == 'nv24' else ' and height'}"
-            f", got {width}x{height}",
+            f"{quote(encoding)} needs {needs} (pixels share chroma), got {width}x{height}",
             "odd_size",
         )
     if layout.family == "bayer" and (width < 2 or height < 2):
@@ -169,12 +172,9 @@ def _nv24_as_uyvy(luma: np.ndarray, chroma: np.ndarray) -> np.ndarray:
     BT.601 coefficients as NV21 and UYVY (one conversion rule for every YUV input).
     """
     h, w = luma.shape
-    uyvy = np.empty((h, w, 4), np.uint8)
-    uyvy[..., 0] = chroma[..., 0]
-    uyvy[..., 1] = luma
-    uyvy[..., 2] = chroma[..., 1]
-    uyvy[..., 3] = luma
-    return uyvy.reshape(h, 2 * w, 2)
+    u, v = cv2.split(np.ascontiguousarray(chroma))
+    luma = np.ascontiguousarray(luma)
+    return cv2.merge([u, luma, v, luma]).reshape(h, 2 * w, 2)
 
 
 def _to_8bit(samples: np.ndarray) -> np.ndarray:
@@ -227,13 +227,12 @@ def decode_raw(
     rows = _rows(flat, height, step, row_bytes)
     if layout.bits == 16:
         order = ">u2" if is_bigendian else "<u2"
-        rows = np.ascontiguousarray(rows).view(order).astype(np.uint16, copy=False)
+        rows = _to_8bit(np.ascontiguousarray(rows).view(order).astype(np.uint16, copy=False))
     samples = rows.reshape(height, width, layout.channels)
     if layout.code is not None:
-        converted = cv2.cvtColor(samples if layout.channels > 1 else samples[..., 0], layout.code)
-        return ColorImage(_to_8bit(converted), "rgb")
-    pixels = _to_8bit(samples[..., :3])
-    return ColorImage(pixels, order_override or layout.order)
+        rgb = cv2.cvtColor(samples if layout.channels > 1 else samples[..., 0], layout.code)
+        return ColorImage(rgb, "rgb")
+    return ColorImage(samples[..., :3], order_override or layout.order)
 
 
 # ------------------------------------------------------------------------------- compressed

@@ -37,13 +37,18 @@ def _padded(rows: np.ndarray, pad: int) -> tuple[bytes, int]:
 
 
 def _yuv420(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Full-size Y and half-size U, V planes (cv2's BT.601 I420, the decoders' inverse)."""
+    """Y, U, V planes, all full size (chroma shared by 2x2 pixels): cv2's BT.601 I420, the
+    decoders' inverse. An odd size is padded by its edge for the conversion and cropped back."""
     h, w = rgb.shape[:2]
-    i420 = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420).reshape(-1)
-    y = i420[: h * w].reshape(h, w)
-    u = i420[h * w : h * w + h * w // 4].reshape(h // 2, w // 2)
-    v = i420[h * w + h * w // 4 :].reshape(h // 2, w // 2)
-    return y, u, v
+    even = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    eh, ew = even.shape[:2]
+    i420 = cv2.cvtColor(np.ascontiguousarray(even), cv2.COLOR_RGB2YUV_I420).reshape(-1)
+    quarter = eh * ew // 4
+    y = i420[: eh * ew].reshape(eh, ew)
+    u = i420[eh * ew : eh * ew + quarter].reshape(eh // 2, ew // 2)
+    v = i420[eh * ew + quarter :].reshape(eh // 2, ew // 2)
+    full = (np.repeat(np.repeat(c, 2, axis=0), 2, axis=1)[:h, :w] for c in (u, v))
+    return (y[:h, :w], *full)
 
 
 def _bayer(rgb: np.ndarray, pattern: str) -> np.ndarray:
@@ -59,7 +64,7 @@ def _bayer(rgb: np.ndarray, pattern: str) -> np.ndarray:
 def encode_rgb(rgb: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False) -> RawFrame:
     """`rgb` (H, W, 3) uint8 in `encoding`; 16-bit encodings scale by 257 (255 -> 65535).
 
-    YUV encodings need an even width and height (chroma is shared by 2x2 pixels).
+    The 4:2:2 encodings need an even width, NV12/NV21 an even width and height.
     """
     layout = LAYOUTS[encoding]
     h, w = rgb.shape[:2]
@@ -76,8 +81,7 @@ def encode_rgb(rgb: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = F
     elif layout.family == "bayer":
         rows = _bayer(wide, encoding[len("bayer_") : len("bayer_") + 4])
     else:
-        y, u, v = _yuv420(rgb)
-        u2, v2 = (np.repeat(np.repeat(c, 2, axis=0), 2, axis=1) for c in (u, v))
+        y, u2, v2 = _yuv420(rgb)
         if layout.family == "yuv422":  # each pixel: its Y and, alternately, the pair's U or V
             chroma = np.where(np.arange(w) % 2 == 0, u2, v2)
             uyvy = layout.code == cv2.COLOR_YUV2RGB_UYVY
@@ -87,8 +91,9 @@ def encode_rgb(rgb: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = F
             data_uv, _ = _padded(np.stack([u2, v2], axis=2).reshape(h, 2 * w), 2 * pad)
             return RawFrame(data_y + data_uv, encoding, w, h, step, False)
         else:
-            first, second = (v, u) if encoding == "nv21" else (u, v)
-            rows = np.concatenate([y, np.stack([first, second], axis=2).reshape(h // 2, w)])
+            first, second = (v2, u2) if encoding == "nv21" else (u2, v2)
+            chroma = np.stack([first[::2, ::2], second[::2, ::2]], axis=2).reshape(h // 2, w)
+            rows = np.concatenate([y, chroma])
     if layout.bits == 16:
         rows = rows.astype(">u2" if bigendian else "<u2")
     data, step = _padded(rows, pad * layout.sample_bytes)
