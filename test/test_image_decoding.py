@@ -360,4 +360,8 @@ def test_equivalence_with_cv_bridge(bridge, encoding):
         theirs = bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
     except Exception as exc:  # noqa: BLE001 - a distribution whose cv_bridge lacks the code
         pytest.skip(f"this cv_bridge cannot convert {encoding} to rgb8: {exc}")
-    assert np.array_equal(decode(frame).rgb, theirs)
+    difference = np.abs(decode(frame).rgb.astype(int) - theirs.astype(int)).max()
+    if encoding.startswith("bayer_") and encoding.endswith("16"):
+        assert difference <= 1  # we scale to 8 bits before demosaicing, cv_bridge after
+    else:
+        assert difference == 0
