@@ -485,3 +485,42 @@ def test_throttled_log_is_per_key_and_counts_suppressed_messages():
     now[0] = 6.0
     log("a", "later a")
     assert lines == ["first a", "first b", "later a (1 similar suppressed)"]
+
+
+def test_seeded_fuzz_through_the_message_wrappers_the_node_calls():
+    """The ROS-free fuzz (test_image_decoding.py) again, on messages as rclpy delivers them
+    (`data` an array.array): the node's decode call sees an image or an ImageDecodeError."""
+    import array
+
+    from test_image_decoding import _corrupted, _mutations, encoded, smooth_rgb
+
+    from space_clip_ros.io.image_decoding import INPUT_ENCODINGS
+    from space_clip_ros.io.image_encoding import encode_rgb
+
+    rng = np.random.default_rng(7)
+    base = smooth_rgb(12, 16)
+    raw = [encode_rgb(base, encoding, pad=1) for encoding in INPUT_ENCODINGS]
+    compressed = [encoded(base, "PNG"), encoded(base, "JPEG")]
+    images = 0
+    for n in range(400):
+        try:
+            if n % 4 == 3:
+                data = _corrupted(rng, compressed[n % 2])
+                msg = CompressedImage(format="png", data=array.array("B", data))
+                color = compressed_to_color(msg, 4096)
+            else:
+                frame = _mutations(rng, raw[int(rng.integers(0, len(raw)))])
+                msg = Image(
+                    encoding=frame.encoding,
+                    width=frame.width,
+                    height=frame.height,
+                    step=frame.step,
+                    is_bigendian=frame.is_bigendian,
+                    data=array.array("B", frame.data),
+                )
+                color = image_to_color(msg, 4096)
+        except ImageDecodeError:
+            continue
+        assert color.pixels.dtype == np.uint8 and color.pixels.shape[2] == 3
+        images += 1
+    assert images > 20
