@@ -424,7 +424,7 @@ def test_diagnostics_report_rate_latency_and_device(ros):
 
 def bad_images() -> list[tuple[str, Image]]:
     wrong_encoding = make_image(sec=100)
-    wrong_encoding.encoding = "yuv422_yuy2"
+    wrong_encoding.encoding = "16UC1"  # a depth encoding, not a camera image
     bad_step = make_image(sec=101)
     bad_step.step = W  # rgb8 rows need 3 * W bytes
     truncated = make_image(sec=102)

@@ -54,7 +54,8 @@ def scale_camera_info(msg: CameraInfo, width: int, height: int, header: Header) 
         try:
             scaled = Intrinsics.from_matrix(original, msg.width, msg.height).scaled(width, height)
         except ValueError:
-            continue  # unset (all zero) or unusable: left alone rather than given a bogus principal point
+            # unset (all zero) or unusable: left alone rather than given a bogus principal point
+            continue
         m = original.copy()
         m[0, :] *= sx  # skew and fx * Tx; row 2, (0, 0, 1[, 0]), carries no pixels
         m[1, :] *= sy

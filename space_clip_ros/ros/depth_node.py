@@ -53,7 +53,12 @@ from space_clip_ros.ros.image_codec import (
     image_to_color,
 )
 from space_clip_ros.ros.pointcloud import points_to_cloud
-from space_clip_ros.ros.qos import BEST_AVAILABLE, make_qos
+from space_clip_ros.ros.qos import (
+    BEST_AVAILABLE,
+    fixed_qos_refusal,
+    make_qos,
+    qos_overrides,
+)
 
 try:  # Iron and later
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
@@ -198,17 +203,17 @@ class DepthNode(LifecycleNode):
         if not estimator.trained:
             self.get_logger().warning(UNTRAINED_WARNING)
         self._estimator = estimator
-        qos = make_qos(cfg.output_reliability, cfg.output_qos_depth)
         for topic, msg_type in (
             ("depth", Image),
             ("depth/camera_info", CameraInfo),
             ("points", PointCloud2),
             ("depth/colorized", Image),
         ):
-            self._outputs[topic] = self.create_publisher(
+            self._outputs[topic] = self.create_lifecycle_publisher(
                 msg_type,
                 topic,
-                qos,
+                make_qos(cfg.output_reliability, cfg.output_qos_depth),  # fresh: ROS edits it
+                qos_overriding_options=qos_overrides(),
                 event_callbacks=PublisherEventCallbacks(
                     incompatible_qos=lambda event, t=topic: self._warn(
                         f"qos:{t}",
@@ -239,7 +244,6 @@ class DepthNode(LifecycleNode):
             target=self._work, args=(self._slot,), name="space_clip_inference", daemon=True
         )
         self._worker.start()
-        qos = make_qos(cfg.input_reliability, cfg.input_qos_depth)
         image_type, image_topic = (
             CompressedImage if cfg.use_compressed else Image,
             self._image_topic(),
@@ -253,7 +257,8 @@ class DepthNode(LifecycleNode):
                     msg_type,
                     topic,
                     callback,
-                    qos,
+                    make_qos(cfg.input_reliability, cfg.input_qos_depth),  # fresh, as above
+                    qos_overriding_options=qos_overrides(),
                     event_callbacks=SubscriptionEventCallbacks(
                         incompatible_qos=lambda event, t=topic: self._warn(
                             f"qos:{t}",
@@ -317,9 +322,10 @@ class DepthNode(LifecycleNode):
         fresh one, and a recalibrated or swapped camera must not inherit the old intrinsics."""
         with self._camera_lock:
             self._camera_infos.clear()
-        for pub in list(self._outputs.values()) + [self._diagnostics_pub]:
-            if pub is not None:
-                self.destroy_publisher(pub)
+        for pub in self._outputs.values():
+            self.destroy_lifecycle_publisher(pub)
+        if self._diagnostics_pub is not None:
+            self.destroy_publisher(self._diagnostics_pub)
         self._outputs.clear()
         self._diagnostics_pub = None
         device = self._estimator.device if self._estimator is not None else None
@@ -329,6 +335,9 @@ class DepthNode(LifecycleNode):
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
         """Reject invalid values at once; valid ones take effect at the next configure."""
+        refusal = fixed_qos_refusal([p.name for p in changes], list(self._parameters))
+        if refusal is not None:
+            return SetParametersResult(successful=False, reason=refusal)
         try:
             params.read(self, {p.name: p.value for p in changes if p.name in params.defaults()})
         except params.ParameterError as exc:
@@ -401,14 +410,19 @@ class DepthNode(LifecycleNode):
 
     def _work(self, slot: LatestFrameSlot) -> None:
         while (frame := slot.take()) is not None:
-            try:
-                self._process(frame)
+            if not self._wanted() or self._estimator is None:
+                continue  # nobody listens: not even decoded
+            try:  # a bad frame is an input error with its own reason, never an inference failure
+                color = self._decode(frame.msg)
             except ImageDecodeError as exc:
                 self.stats.rejected(exc.reason)
                 self._warn(
                     f"input:{exc.reason}",
                     f"dropping a frame from '{self._resolve(self._image_topic())}': {exc}",
                 )
+                continue
+            try:
+                self._process(frame, color)
             except torch.cuda.OutOfMemoryError as exc:
                 self.stats.error()
                 self._warn(
@@ -436,18 +450,21 @@ class DepthNode(LifecycleNode):
             if enabled[t] and pub.get_subscription_count() > 0
         }
 
-    def _process(self, frame: Frame) -> None:
+    def _decode(self, msg: Union[Image, CompressedImage]) -> ColorImage:
+        """The frame's colour image; raises only ImageDecodeError."""
+        cfg = self.config
+        if isinstance(msg, CompressedImage):
+            return compressed_to_color(msg, cfg.max_image_pixels)
+        override = None if cfg.input_color_order == "auto" else cfg.input_color_order
+        return image_to_color(msg, cfg.max_image_pixels, override)
+
+    def _process(self, frame: Frame, color: ColorImage) -> None:
         wanted = self._wanted()
         estimator = self._estimator
         if not wanted or estimator is None:
             return
         cfg = self.config
         header = frame.msg.header
-        if isinstance(frame.msg, CompressedImage):
-            color = compressed_to_color(frame.msg, cfg.max_image_pixels)
-        else:
-            override = None if cfg.input_color_order == "auto" else cfg.input_color_order
-            color = image_to_color(frame.msg, cfg.max_image_pixels, override)
         in_h, in_w = color.pixels.shape[:2]
         color = self._rescale(color, cfg.output_scale)
         out_h, out_w = color.pixels.shape[:2]

@@ -20,6 +20,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 
 from space_clip_ros.errors import ConfigError
+from space_clip_ros.io.image_decoding import DEFAULT_MAX_PIXELS
 from space_clip_ros.ros.qos import INPUT_RELIABILITY_CHOICES, OUTPUT_RELIABILITY_CHOICES
 
 ParamValue = Union[bool, int, float, str]
@@ -107,7 +108,8 @@ class NodeConfig:
     )
     use_compressed: bool = _param(
         False,
-        "Subscribe to `image/compressed` (sensor_msgs/CompressedImage, jpeg/png) instead of `image`.",
+        "Subscribe to `image/compressed` (sensor_msgs/CompressedImage, jpeg/png) instead of "
+        "`image`.",
     )
     input_color_order: str = _param(
         "auto",
@@ -116,8 +118,9 @@ class NodeConfig:
         choices=("auto", "rgb", "bgr"),
     )
     max_image_pixels: int = _param(
-        16_777_216,
-        "Frames with more pixels than this are rejected (protects memory from corrupt headers).",
+        DEFAULT_MAX_PIXELS,
+        "Frames with more pixels than this are rejected, compressed ones from their header before "
+        "decoding (protects memory from corrupt headers and tiny PNG bombs). Default: 4K UHD.",
         limits=(1, 1 << 30),
     )
     input_reliability: str = _param(

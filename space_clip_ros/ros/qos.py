@@ -20,7 +20,10 @@ that leaves rviz2 empty):
 
 from __future__ import annotations
 
+from typing import Optional
+
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 
 INPUT_RELIABILITY_CHOICES = ("best_available", "reliable", "best_effort")
 OUTPUT_RELIABILITY_CHOICES = ("reliable", "best_effort")
@@ -46,4 +49,36 @@ def make_qos(reliability: str, depth: int) -> QoSProfile:
         depth=depth,
         reliability=reliability_policy(reliability),
         durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def qos_overrides() -> QoSOverridingOptions:
+    """ROS's own QoS override parameters for a topic, as image_pipeline's nodes declare them.
+
+    `qos_overrides.<fully qualified topic>.<publisher|subscription>.<reliability|history|depth>`
+    from a params file or `-p` wins over the shorthand parameters (input_reliability, ...),
+    which only set the default of those parameters. ROS declares them read-only when the entity
+    is first created (outputs on configure, inputs on activate): from then on the QoS of that
+    topic is fixed for the life of the process.
+    """
+    return QoSOverridingOptions.with_default_policies()
+
+
+# The shorthand parameters that only seed the qos_overrides.* parameters above.
+QOS_SHORTHANDS = ("input_reliability", "input_qos_depth", "output_reliability", "output_qos_depth")
+
+
+def fixed_qos_refusal(changed: list[str], declared: list[str]) -> Optional[str]:
+    """Why a runtime change of a QoS shorthand cannot take effect, or None when it can.
+
+    Once ROS has declared a topic's (read-only) qos_overrides.* parameters, a new shorthand
+    value would be silently ignored at the next configure; refusing it says so.
+    """
+    shorthands = [name for name in changed if name in QOS_SHORTHANDS]
+    if not shorthands or not any(name.startswith("qos_overrides.") for name in declared):
+        return None
+    return (
+        f"{', '.join(shorthands)}: the QoS of the node's topics is fixed once they were first "
+        "created (ROS declares qos_overrides.* read-only); set it at start-up (-p or a params "
+        "file) and restart the node"
     )
