@@ -11,6 +11,7 @@ only on a dedicated GPU; on CPU read the ratios.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from typing import Callable
 
 import torch
 
+from space_clip_ros.inference.estimator import backbone_dtype_for
 from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model
 from space_clip_ros.model.onnx_export import export_onnx
@@ -35,6 +37,7 @@ CUDA_PATHS = [
     "compile-fp16",
     "cudagraphs-fp16",
     "onnxruntime-fp32",
+    "onnxruntime-fp16",  # TensorRT's fp16 engine (needs onnxruntime-gpu with TensorRT)
 ]
 
 
@@ -56,15 +59,18 @@ def make_runner(
     kind, precision = path.split("-")
     dtype = PRECISIONS[precision]
     module = model
+    if kind != "onnxruntime" and backbone_dtype_for(device, dtype) != torch.float32:
+        module = copy.deepcopy(model)  # as DepthEstimator runs it: the frozen backbone cast once
+        module.backbone.to(backbone_dtype_for(device, dtype))
     if kind == "onnxruntime":  # the exported whole-model graph; TensorRT/CUDA providers on a GPU
         onnx_path = export_onnx(
             model, Path(tempfile.mkdtemp(prefix="space_clip_bench_")) / "model.onnx"
         )
-        module = OnnxSpaceClip(onnx_path, device)
+        module = OnnxSpaceClip(onnx_path, device, precision, cache_dir=onnx_path.parent)
     elif kind == "compile":
-        module = torch.compile(model, dynamic=False)
+        module = torch.compile(module, dynamic=False)
     elif kind == "cudagraphs":
-        module = torch.compile(model, mode="reduce-overhead", dynamic=False)
+        module = torch.compile(module, mode="reduce-overhead", dynamic=False)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with (

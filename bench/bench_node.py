@@ -186,7 +186,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="auto: fp16 on CUDA, bf16 on a CPU with native bf16, fp32 otherwise",
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each timed phase")
     parser.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (KITTI: 10)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved bare / node rounds")
@@ -196,7 +201,8 @@ def main() -> None:
     estimator.warmup(H, W, iterations=3)
     images = frames(8)
     print(
-        f"ViT-B/16 SPACE-CLIP (random weights), {W}x{H}, device {estimator.device}, {args.precision}, "
+        f"ViT-B/16 SPACE-CLIP (random weights), {W}x{H}, device {estimator.device}, "
+        f"{estimator.precision}, "
         f"torch threads {torch.get_num_threads()}, cores {os.cpu_count()}"
     )
     cloud = bench_cloud()

@@ -138,9 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--precision",
-        default="fp32",
-        choices=("fp32", "fp16", "bf16"),
-        help="inference precision (default: fp32)",
+        default="auto",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="inference precision; auto: fp16 on CUDA, bf16 on a CPU with native bf16, fp32 "
+        "otherwise; an .onnx graph runs fp32, or fp16 through TensorRT (default: auto)",
+    )
+    model.add_argument(
+        "--trt-cache-dir",
+        default="~/.cache/space_clip_ros/trt",
+        metavar="DIR",
+        help="TensorRT engine and timing caches for an .onnx checkpoint, so the engine is built "
+        "once (default: ~/.cache/space_clip_ros/trt)",
     )
     model.add_argument(
         "--batch-size",
@@ -356,6 +364,7 @@ def load_estimator(args: argparse.Namespace) -> "DepthEstimator":
         device=args.device,
         precision=args.precision,
         backbone_weights=args.backbone_weights,
+        trt_cache_dir=args.trt_cache_dir,
     )
 
 

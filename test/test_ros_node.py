@@ -582,7 +582,7 @@ def test_main_exits_non_zero_with_a_clear_message(tmp_path):
     assert result.returncode == 2, result.stderr
     assert (
         "point_decimation" in result.stderr
-        and "precision: 'fp8' is not one of fp32, fp16, bf16" in result.stderr
+        and "precision: 'fp8' is not one of auto, fp32, fp16, bf16" in result.stderr
     )
     missing = tmp_path / "no_such_checkpoint"
     result = run_main("-p", f"checkpoint:={missing}", "-p", "device:=cpu")

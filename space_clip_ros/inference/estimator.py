@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Union
+from typing import Literal, Optional, Union
 
 import numpy as np
 import torch
 
+from space_clip_ros.errors import ConfigError
+from space_clip_ros.inference.onnx_runtime import DEFAULT_TRT_CACHE_DIR, OnnxSpaceClip
 from space_clip_ros.model import (
     BackboneConfig,
     BackboneWeightsError,
@@ -22,19 +24,24 @@ from space_clip_ros.model import (
     build_model,
     load_checkpoint,
 )
-from space_clip_ros.runtime import PRECISIONS, resolve_device
-
-if TYPE_CHECKING:
-    from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
+from space_clip_ros.runtime import (
+    PRECISION_CHOICES,
+    autocast,
+    precision_name,
+    resolve_device,
+    resolve_precision,
+)
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "fp16", "bf16"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+
 ColorOrder = Literal["rgb", "bgr"]
 
 UNTRAINED_WARNING = (
-    "NO TRAINED CHECKPOINT: running SPACE-CLIP with an untrained (random) decoder. The whole pipeline runs, "
-    "but the depth values are MEANINGLESS. Train one with training/ or pass a checkpoint directory."
+    "NO TRAINED CHECKPOINT: running SPACE-CLIP with an untrained (random) decoder. The whole "
+    "pipeline runs, but the depth values are MEANINGLESS. Train one with training/ or pass a "
+    "checkpoint directory."
 )
 
 
@@ -52,21 +59,50 @@ def untrained_model(backbone_weights: str | None = None) -> SpaceClip:
         return build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None)))
 
 
+def backbone_dtype_for(device: torch.device, dtype: torch.dtype) -> torch.dtype:
+    """The dtype the frozen backbone's weights are stored in for inference at `dtype`.
+
+    Half on CUDA: cast once at load, so its 86 M weights are not re-cast by autocast every frame
+    (memory traffic that matters on Jetson's shared memory). fp32 elsewhere: CPU autocast keeps
+    fp32 master weights, and the CPU's half kernels are no faster for weights cast ahead.
+    """
+    return dtype if device.type == "cuda" and dtype != torch.float32 else torch.float32
+
+
 class DepthEstimator:
+    """precision: 'auto' (fp16 on CUDA, bf16 on a CPU with native bf16, fp32 otherwise; see
+    space_clip_ros.runtime), fp32, fp16 or bf16. The head's last conv and the output resize run
+    in fp32 in every half path (space_clip_ros.model.decoder.DepthHead), so depth stays smooth.
+
+    Note: on CUDA in half precision the model's backbone is cast in place (backbone_dtype_for).
+    """
+
     def __init__(
         self,
         model: "SpaceClip | OnnxSpaceClip",
         device: str = "auto",
         precision: Precision = "fp32",
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(
-                f"unknown precision '{precision}'. Fix: use one of {', '.join(PRECISIONS)}."
-            )
         self.device = resolve_device(device)
-        self.precision = precision
+        if isinstance(model, torch.nn.Module):
+            dtype = resolve_precision(precision, self.device)
+            self.precision = precision_name(dtype)
+            self._autocast_dtype: Optional[torch.dtype] = dtype
+            model.backbone.to(backbone_dtype_for(self.device, dtype))
+            self.backend = "pytorch"
+        else:  # ONNX Runtime: the session's providers fixed the precision
+            self.precision = model.precision
+            self._autocast_dtype = None
+            self.backend = "onnxruntime (" + ", ".join(model.providers) + ")"
         self.model = model.to(self.device).eval()
         self.trained = True
+
+    @property
+    def backbone_dtype(self) -> Optional[torch.dtype]:
+        """The frozen backbone's weight dtype; None for an ONNX graph."""
+        if not isinstance(self.model, torch.nn.Module):
+            return None
+        return next(self.model.backbone.parameters()).dtype
 
     @classmethod
     def from_checkpoint(
@@ -75,11 +111,12 @@ class DepthEstimator:
         device: str = "auto",
         precision: Precision = "fp32",
         backbone_weights: str | None = None,
+        trt_cache_dir: Union[str, Path] = DEFAULT_TRT_CACHE_DIR,
     ) -> "DepthEstimator":
         """Load a checkpoint directory or an exported .onnx graph; None (or '') runs the untrained
-        default model, loudly."""
+        default model, loudly. trt_cache_dir: TensorRT engine and timing caches (.onnx only)."""
         if checkpoint and str(checkpoint).endswith(".onnx"):
-            return cls.from_onnx(checkpoint, device, precision, backbone_weights)
+            return cls.from_onnx(checkpoint, device, precision, backbone_weights, trt_cache_dir)
         if checkpoint:
             return cls(
                 load_checkpoint(checkpoint, backbone_weights=backbone_weights), device, precision
@@ -95,19 +132,21 @@ class DepthEstimator:
         device: str = "auto",
         precision: Precision = "fp32",
         backbone_weights: str | None = None,
+        trt_cache_dir: Union[str, Path] = DEFAULT_TRT_CACHE_DIR,
     ) -> "DepthEstimator":
-        """ONNX Runtime backend (TensorRT / CUDA / CPU providers): the graph fixes weights and precision."""
-        from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
-
-        if precision != "fp32":
-            raise ValueError(
-                f"{path}: an exported ONNX graph runs in the precision it was exported in. Fix: precision fp32."
-            )
+        """ONNX Runtime backend (TensorRT / CUDA / CPU providers). The graph is fp32; fp16 runs
+        through TensorRT's fp16 engine ('auto' picks it where TensorRT is available)."""
+        if precision not in PRECISION_CHOICES:
+            resolve_precision(precision, torch.device("cpu"))  # raises the usual message
         if backbone_weights:
-            raise ValueError(
-                f"{path}: the backbone weights are inside the ONNX graph. Fix: leave backbone_weights empty."
+            raise ConfigError(
+                "the backbone weights are inside the ONNX graph",
+                source=path,
+                field="backbone_weights",
+                fix="leave backbone_weights empty",
             )
-        return cls(OnnxSpaceClip(path, resolve_device(device)), device, precision)
+        model = OnnxSpaceClip(path, resolve_device(device), precision, trt_cache_dir)
+        return cls(model, device, precision)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -145,11 +184,7 @@ class DepthEstimator:
             if color_order == "bgr":
                 x = x.flip(1)
             x = x.float().div_(255.0)
-            with torch.autocast(
-                self.device.type,
-                dtype=PRECISIONS[self.precision],
-                enabled=self.precision != "fp32",
-            ):
+            with autocast(self.device, self._autocast_dtype):
                 depth = self.model(x, output_size=batch.shape[1:3])
             out = depth[:, 0].float().cpu().numpy()
         return out[0] if image.ndim == 3 else out

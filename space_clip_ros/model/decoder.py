@@ -76,6 +76,20 @@ class DepthHead(nn.Sequential):
         nn.init.normal_(self[1].weight, std=1e-2)
         nn.init.constant_(self[1].bias, self.INITIAL_DEPTH_M)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The last conv always runs in fp32, whatever autocast says.
+
+        Its output is the depth itself: in bf16 (8-bit mantissa) a 32-64 m depth can only take
+        steps of 0.25 m, which terraces the point cloud. Everything before it may run in half.
+        """
+        hidden = self[0](x)
+        last = self[1]
+        with torch.autocast(hidden.device.type, enabled=False):
+            depth = F.conv2d(
+                hidden.float(), last.weight.float(), last.bias.float(), padding=last.padding
+            )
+            return self[2](depth)
+
 
 class FiLM(nn.Module):
     """Per-channel affine modulation of a token grid by the image's global embedding.

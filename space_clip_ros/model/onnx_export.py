@@ -24,7 +24,8 @@ def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -
     """Trace the whole model at the encoder input size with a dynamic batch axis."""
     model = model.eval().float()
     h, w = model.input_size
-    dummy = torch.rand(batch, 3, h, w)
+    # On the model's device: a CUDA model traced with a CPU dummy fails (bench --device cuda did).
+    dummy = torch.rand(batch, 3, h, w, device=next(model.parameters()).device)
     path.parent.mkdir(parents=True, exist_ok=True)
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(

@@ -91,7 +91,8 @@ class SpaceClip(nn.Module):
             feats.global_embedding.to(dtype),
             return_aux=return_aux,
         )
-        depth = resize_bilinear(depth, out_size)
+        with torch.autocast(depth.device.type, enabled=False):  # fp32 out: no depth terraces
+            depth = resize_bilinear(depth.float(), out_size)
         return (depth, aux) if return_aux else depth
 
 

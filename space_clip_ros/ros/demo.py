@@ -200,7 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="local CLIP weights file overriding the checkpoint's tag",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        help="auto: fp16 on CUDA, bf16 on a CPU with native bf16, fp32 otherwise",
+    )
     parser.add_argument("--output-dir", type=Path, default=Path("demo_output"))
     parser.add_argument(
         "--no-ros", action="store_true", help="skip DDS: run the estimator directly"

@@ -70,9 +70,33 @@ class NodeConfig:
         pattern=r"auto|cpu|cuda(:\d+)?",
     )
     precision: str = _param(
-        "fp32",
-        "Inference precision: fp32, fp16 or bf16 (autocast; fp16 / bf16 for GPUs).",
-        choices=("fp32", "fp16", "bf16"),
+        "auto",
+        "Inference precision: auto (fp16 on CUDA, bf16 on a CPU with native bf16, else fp32), "
+        "fp32, fp16 or bf16. Half paths keep the depth head's last conv and resize in fp32. "
+        "An .onnx graph runs fp32, or fp16 through TensorRT.",
+        choices=("auto", "fp32", "fp16", "bf16"),
+    )
+    trt_cache_dir: str = _param(
+        "~/.cache/space_clip_ros/trt",
+        "Directory for TensorRT engine and timing caches (.onnx checkpoints): the engine is "
+        "built once, not at every start.",
+    )
+    verify_on_configure: bool = _param(
+        False,
+        "At configure, compare the configured backend/precision with fp32 PyTorch on synthetic "
+        "frames (space-clip-verify) and fail configure past verify_tolerance.",
+    )
+    verify_tolerance: float = _param(
+        0.01,
+        "Largest AbsRel against fp32 PyTorch (and per-frame scale spread) verify_on_configure "
+        "accepts.",
+        limits=(0.0, 1.0),
+    )
+    max_consecutive_failures: int = _param(
+        10,
+        "After this many frames in a row fail in inference (e.g. a persistent CUDA error), the "
+        "node logs FATAL and exits non-zero so launch's respawn can restart it (0 = never exit).",
+        limits=(0, 1_000_000),
     )
     min_depth: float = _param(
         0.1, "Depths below this (metres) are published as NaN.", limits=(0.0, 1000.0)
