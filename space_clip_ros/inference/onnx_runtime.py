@@ -226,7 +226,7 @@ class OnnxSpaceClip:
                 fix="export with space_clip_ros.model.onnx_export",
             )
         self.input_size: tuple[int, int] = (shape[2], shape[3])
-        self.device = device
+        self.device, self.path = device, path
         log.info("ONNX model %s (%s) on %s", path, self.precision, ", ".join(self.providers))
 
     def to(self, device: torch.device) -> "OnnxSpaceClip":

@@ -10,7 +10,11 @@ Threads: the executor thread only stores each incoming frame into a slot of dept
 A worker thread takes the newest frame, decodes it, runs the DepthEstimator and publishes only
 the outputs that have subscribers. Every output carries the input header unchanged.
 Nothing raised while handling a frame escapes a callback: bad frames are counted, logged
-(throttled per reason) and dropped, and the node serves the next one.
+(throttled per reason) and dropped, and the node serves the next one. Only a persistent
+inference failure ends it: after `max_consecutive_failures` failed frames in a row (a CUDA
+illegal address poisons the CUDA context for good) the node logs FATAL, shuts its context down
+and main() exits 1, so `respawn=True` in a launch file (launch_ros Node(respawn=True,
+respawn_delay=2.0)) restarts it with a fresh CUDA context.
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from space_clip_ros.errors import ConfigError
 from space_clip_ros.geometry import Intrinsics, backproject
 from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
+from space_clip_ros.inference.verify import synthetic_images, verify_estimator
 from space_clip_ros.io.colormap import colorize
 from space_clip_ros.ros import params
 from space_clip_ros.ros.camera_info import (
@@ -54,6 +60,7 @@ from space_clip_ros.ros.image_codec import (
 )
 from space_clip_ros.ros.pointcloud import points_to_cloud
 from space_clip_ros.ros.qos import BEST_AVAILABLE, make_qos
+from space_clip_ros.runtime import resolve_device
 
 try:  # Iron and later
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
@@ -125,6 +132,7 @@ def load_estimator(cfg: params.NodeConfig) -> DepthEstimator:
         device=cfg.device,
         precision=cfg.precision,
         backbone_weights=cfg.backbone_weights or None,
+        trt_cache_dir=cfg.trt_cache_dir,
     )
     estimator.warmup(*WARMUP_SHAPE)
     return estimator
@@ -159,6 +167,8 @@ class DepthNode(LifecycleNode):
         self._worker: Optional[threading.Thread] = None
         self._camera_infos: dict[tuple[int, int], tuple[CameraInfo, Intrinsics]] = {}
         self._camera_lock = threading.Lock()
+        self._consecutive_failures = 0
+        self.gave_up = False  # set when max_consecutive_failures ended the node: main() exits 1
 
     @property
     def estimator_trained(self) -> bool:
@@ -188,6 +198,11 @@ class DepthNode(LifecycleNode):
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
         cfg = self.config
+        try:  # a missing cuda:N fails here, in words, before minutes of model loading
+            resolve_device(cfg.device)
+        except ConfigError as exc:
+            self.get_logger().error(str(exc))
+            return TransitionCallbackReturn.FAILURE
         try:
             estimator = self._estimator_factory(cfg)
         except Exception as exc:  # a failed load must leave the node unconfigured, never crash it
@@ -197,6 +212,8 @@ class DepthNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         if not estimator.trained:
             self.get_logger().warning(UNTRAINED_WARNING)
+        if cfg.verify_on_configure and not self._verified(estimator):
+            return TransitionCallbackReturn.FAILURE
         self._estimator = estimator
         qos = make_qos(cfg.output_reliability, cfg.output_qos_depth)
         for topic, msg_type in (
@@ -220,9 +237,30 @@ class DepthNode(LifecycleNode):
             )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.get_logger().info(
-            f"model ready on {estimator.device} ({estimator.precision}); checkpoint '{cfg.checkpoint or 'none'}'"
+            f"model ready on {estimator.device} ({estimator.precision}, "
+            f"{getattr(estimator, 'backend', 'custom')}); "
+            f"checkpoint '{cfg.checkpoint or 'none'}'"
         )
         return TransitionCallbackReturn.SUCCESS
+
+    def _verified(self, estimator: DepthEstimator) -> bool:
+        """verify_on_configure: the space-clip-verify check; past tolerance the node stays
+        unconfigured (a TensorRT engine that drifts must not publish)."""
+        cfg = self.config
+        try:
+            report = verify_estimator(estimator, synthetic_images(), cfg.verify_tolerance)
+        except Exception as exc:
+            self.get_logger().error(f"verify_on_configure could not run: {exc}")
+            return False
+        if report.passed:
+            self.get_logger().info(f"verify_on_configure passed:\n{report.text()}")
+            return True
+        self.get_logger().error(
+            f"verify_on_configure FAILED, refusing to configure:\n{report.text()}\nFix: use "
+            "precision fp32 or another backend, rebuild the TensorRT engine (clear "
+            "trt_cache_dir), or raise verify_tolerance"
+        )
+        return False
 
     @_logged
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -373,6 +411,8 @@ class DepthNode(LifecycleNode):
             extra = {
                 "device": str(estimator.device) if estimator else "none",
                 "precision": estimator.precision if estimator else "none",
+                # pytorch, or onnxruntime with the providers the session really uses
+                "backend": getattr(estimator, "backend", "custom") if estimator else "none",
                 "trained_checkpoint": str(bool(estimator and estimator.trained)).lower(),
             }
             extra.update(
@@ -401,25 +441,57 @@ class DepthNode(LifecycleNode):
 
     def _work(self, slot: LatestFrameSlot) -> None:
         while (frame := slot.take()) is not None:
-            try:
-                self._process(frame)
-            except ImageDecodeError as exc:
-                self.stats.rejected(exc.reason)
-                self._warn(
-                    f"input:{exc.reason}",
-                    f"dropping a frame from '{self._resolve(self._image_topic())}': {exc}",
-                )
-            except torch.cuda.OutOfMemoryError as exc:
-                self.stats.error()
-                self._warn(
-                    "oom", f"out of GPU memory on a frame, dropped it and freed the cache: {exc}"
-                )
+            outcome = self._process_guarded(frame)
+            del frame
+            if outcome == "oom":
+                # Only now: the failed frame's tensors died with _process_guarded's traceback,
+                # so the cache really has their blocks to give back.
                 torch.cuda.empty_cache()
-            except Exception as exc:
-                self.stats.error()
-                self._warn(
-                    f"error:{type(exc).__name__}", f"frame failed in inference, dropped: {exc!r}"
-                )
+            if outcome in ("oom", "error"):
+                self._consecutive_failures += 1
+                limit = self.config.max_consecutive_failures
+                if limit and self._consecutive_failures >= limit:
+                    self._give_up()
+                    return
+            elif outcome == "ok":
+                self._consecutive_failures = 0
+
+    def _process_guarded(self, frame: Frame) -> str:
+        """'ok', 'rejected' (bad input), 'oom' or 'error'. Returns no exception: a traceback
+        would keep the failed frame's tensors (the locals of every frame in it) alive."""
+        try:
+            self._process(frame)
+        except ImageDecodeError as exc:
+            self.stats.rejected(exc.reason)
+            self._warn(
+                f"input:{exc.reason}",
+                f"dropping a frame from '{self._resolve(self._image_topic())}': {exc}",
+            )
+            return "rejected"
+        except torch.cuda.OutOfMemoryError as exc:
+            self.stats.error()
+            self._warn(
+                "oom", f"out of GPU memory on a frame, dropped it and freed the cache: {exc}"
+            )
+            return "oom"
+        except Exception as exc:
+            self.stats.error()
+            self._warn(
+                f"error:{type(exc).__name__}", f"frame failed in inference, dropped: {exc!r}"
+            )
+            return "error"
+        return "ok"
+
+    def _give_up(self) -> None:
+        """A failure that repeats is not a bad frame (e.g. a CUDA illegal address: every later
+        CUDA call fails too). Exit so the launch file's respawn starts a fresh process."""
+        self.gave_up = True
+        self.get_logger().fatal(
+            f"{self._consecutive_failures} frames in a row failed in inference "
+            "(max_consecutive_failures); shutting down with exit status 1 so launch's "
+            "respawn can restart the node"
+        )
+        rclpy.try_shutdown(context=self.context)
 
     def _wanted(self) -> set[str]:
         """The outputs that are enabled and have at least one subscriber."""
@@ -541,6 +613,8 @@ def main(args: Optional[list[str]] = None) -> int:
         finally:
             node.release()
             node.destroy_node()
+        if node.gave_up:
+            return 1
     finally:
         rclpy.try_shutdown()
     return 0
