@@ -81,7 +81,7 @@ def bench_cloud(repeats: int = 50) -> dict:
 
 
 class TimedEstimator:
-    """The node's estimator with each predict timed: the bare cost on the very frames the node ran."""
+    """The node's estimator with each predict timed: the bare cost on the frames the node ran."""
 
     def __init__(self, estimator: DepthEstimator) -> None:
         self._estimator = estimator
@@ -218,7 +218,8 @@ def main() -> None:
     for round_ in range(1, args.rounds + 1):
         bare = bench_bare(estimator, images, args.seconds)
         print(
-            f"round {round_} (load {os.getloadavg()[0]:.1f}): bare estimator {bare['fps']:.2f} fps, "
+            f"round {round_} (load {os.getloadavg()[0]:.1f}): "
+            f"bare estimator {bare['fps']:.2f} fps, "
             f"median latency {bare['latency_ms']:.0f} ms ({bare['frames']} frames)"
         )
         for topics in variants:
@@ -226,14 +227,17 @@ def main() -> None:
             ratios[topics].append(node["fps"] / bare["fps"])
             same_frames[topics].append(node["fps"] / node["same_frames_bare_fps"])
             print(
-                f"  node, subscribed {'+'.join(topics)}: {node['fps']:.2f} fps = {100 * ratios[topics][-1]:.0f} % "
-                f"of bare ({100 * same_frames[topics][-1]:.0f} % of predict() on the same frames), latency receipt->publish mean {node['latency_ms']:.0f} ms (p95 "
+                f"  node, subscribed {'+'.join(topics)}: {node['fps']:.2f} fps = "
+                f"{100 * ratios[topics][-1]:.0f} % of bare ({100 * same_frames[topics][-1]:.0f} % "
+                "of predict() on the same frames), latency receipt->publish mean "
+                f"{node['latency_ms']:.0f} ms (p95 "
                 f"{node['latency_p95_ms']:.0f}), {node['frames']} outputs, {node['dropped']} of "
                 f"{node['received']} received frames dropped as stale"
             )
     for topics, values in ratios.items():
         print(
-            f"node/bare throughput, {'+'.join(topics)}: median {100 * float(np.median(values)):.0f} % over "
+            f"node/bare throughput, {'+'.join(topics)}: "
+            f"median {100 * float(np.median(values)):.0f} % over "
             f"{len(values)} interleaved rounds; node / predict() on the same frames: median "
             f"{100 * float(np.median(same_frames[topics])):.0f} % (target >= 90 %)"
         )

@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: an exported graph predicts what the PyTorch model predicts, through the same API."""
+"""ONNX Runtime backend: an exported graph predicts what PyTorch predicts, through the same API."""
 
 import numpy as np
 import pytest
@@ -15,6 +15,7 @@ from space_clip_ros.inference.onnx_runtime import (
     provider_config,
     resolve_onnx_precision,
 )
+from space_clip_ros.inference.verify import compare, synthetic_images
 from space_clip_ros.model import build_model
 from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config
@@ -108,3 +109,40 @@ def test_estimator_reports_the_providers_actually_used(exported):
     estimator = DepthEstimator.from_checkpoint(path, device="cpu", precision="auto")
     assert estimator.precision == "fp32" and estimator.backbone_dtype is None
     assert estimator.backend == "onnxruntime (CPUExecutionProvider)"
+
+
+def gpu_providers_or_skip(*needed: str) -> None:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if not torch.cuda.is_available() or not all(p in available for p in needed):
+        pytest.skip(f"needs CUDA and onnxruntime's {' and '.join(needed)} (found {available})")
+
+
+def test_onnx_on_cuda_matches_pytorch(exported, tmp_path):
+    gpu_providers_or_skip(CUDA)
+    model, path = exported
+    onnx_est = DepthEstimator.from_checkpoint(path, "cuda", "fp32", trt_cache_dir=tmp_path)
+    assert onnx_est.model.providers[0] in (TENSORRT, CUDA)  # no silent CPU fallback
+    report = compare(
+        onnx_est.predict,
+        DepthEstimator(model, device="cpu").predict,
+        synthetic_images(3, (96, 48)),
+        tolerance=0.005,  # TF32 convolutions on the GPU
+    )
+    assert report.passed, report.text()
+
+
+def test_tensorrt_fp16_is_within_tolerance_and_caches_its_engine(exported, tmp_path):
+    gpu_providers_or_skip(TENSORRT)
+    model, path = exported
+    onnx_est = DepthEstimator.from_checkpoint(path, "cuda", "auto", trt_cache_dir=tmp_path)
+    assert onnx_est.precision == "fp16" and onnx_est.model.providers[0] == TENSORRT
+    report = compare(
+        onnx_est.predict,
+        DepthEstimator(model, device="cpu").predict,
+        synthetic_images(3, (96, 48)),
+        tolerance=0.01,
+    )
+    assert report.passed, report.text()
+    assert any(tmp_path.iterdir())  # engine and timing caches: the next start skips the build

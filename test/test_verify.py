@@ -1,4 +1,4 @@
-"""space-clip-verify: bf16 passes against fp32; a backend whose scale drifts per frame fails, clearly."""
+"""space-clip-verify: bf16 passes against fp32; a backend whose scale drifts per frame fails."""
 
 import subprocess
 import sys

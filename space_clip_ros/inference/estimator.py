@@ -1,4 +1,4 @@
-"""DepthEstimator: numpy images in, metric depth out. The one inference path the node and CLI share.
+"""DepthEstimator: numpy images in, metric depth out; the one inference path node and CLI share.
 
 Uploads uint8 pixels as-is and does colour-order, scaling, resizing and normalisation on the
 device (a 1242x375 uint8 frame is 1.4 MB; as float32 on the host it would be 5.6 MB to copy).
@@ -157,24 +157,26 @@ class DepthEstimator:
             raise ValueError(f"expected a numpy array, got {type(image).__name__}")
         if image.dtype != np.uint8:
             raise ValueError(
-                f"expected uint8 pixels, got dtype {image.dtype}. Fix: convert 8-bit images, e.g. img.astype(np.uint8)."
+                f"expected uint8 pixels, got dtype {image.dtype}. "
+                "Fix: convert 8-bit images, e.g. img.astype(np.uint8)."
             )
         if image.ndim not in (3, 4) or image.shape[-1] != 3:
             raise ValueError(
-                f"expected HxWx3 or NxHxWx3, got shape {image.shape}. Fix: drop alpha / expand grey to 3 channels."
+                f"expected HxWx3 or NxHxWx3, got shape {image.shape}. "
+                "Fix: drop alpha / expand grey to 3 channels."
             )
         if image.size == 0:
             raise ValueError(f"empty image, shape {image.shape}")
         return image
 
     def predict(self, image: np.ndarray, color_order: ColorOrder = "rgb") -> np.ndarray:
-        """float32 depth in metres at the input resolution: HxW for one image, NxHxW for a batch."""
+        """float32 depth in metres at the input size: HxW for one image, NxHxW for a batch."""
         if color_order not in ("rgb", "bgr"):
             raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
         image = self._validate(image)
         batch = image[None] if image.ndim == 3 else image
         with warnings.catch_warnings():
-            # ROS message buffers are read-only; the tensor is only read (copied by .float()), never written.
+            # ROS message buffers are read-only; the tensor is only read (copied by .float()).
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(
                 self.device, non_blocking=True
@@ -190,7 +192,7 @@ class DepthEstimator:
         return out[0] if image.ndim == 3 else out
 
     def warmup(self, height: int, width: int, iterations: int = 2) -> None:
-        """Run a few frames so lazy CUDA/cuDNN initialisation does not land on the first real frame."""
+        """Run a few frames so lazy CUDA/cuDNN initialisation misses the first real frame."""
         dummy = np.zeros((height, width, 3), dtype=np.uint8)
         for _ in range(iterations):
             self.predict(dummy)

@@ -157,7 +157,7 @@ def graph_input_size(path: Path) -> Optional[tuple[int, int]]:
 
 
 class OnnxSpaceClip:
-    """Callable like SpaceClip.forward: (B, 3, H, W) RGB in [0, 1] -> (B, 1, H_out, W_out) metres."""
+    """Called like SpaceClip.forward: (B, 3, H, W) RGB in [0, 1] -> (B, 1, H_out, W_out) metres."""
 
     def __init__(
         self,
@@ -216,7 +216,8 @@ class OnnxSpaceClip:
                 f"expected input '{INPUT_NAME}' and output '{OUTPUT_NAME}', found inputs "
                 f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}",
                 source=path,
-                fix="export with space_clip_ros.model.onnx_export (python -m training.export --onnx)",
+                fix="export with space_clip_ros.model.onnx_export "
+                "(python -m training.export --onnx)",
             )
         shape = inputs[0].shape
         if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]) or shape[1] != 3:

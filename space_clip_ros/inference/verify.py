@@ -91,7 +91,8 @@ class VerifyReport:
         if not self.scale_spread <= self.tolerance:
             scales = [f.scale for f in self.frames]
             out.append(
-                f"scale jumps between frames: per-frame scale {min(scales):.4f}..{max(scales):.4f} "
+                "scale jumps between frames: per-frame scale "
+                f"{min(scales):.4f}..{max(scales):.4f} "
                 f"(spread {self.scale_spread:.4f} > tolerance {self.tolerance:g})"
             )
         if not self.distinct_ratio >= MIN_DISTINCT_RATIO:
@@ -255,9 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--backbone-weights", help="local CLIP backbone weights override")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16")
-    )
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
     parser.add_argument("--trt-cache-dir", default=DEFAULT_TRT_CACHE_DIR, metavar="DIR")
     parser.add_argument(
         "--reference",

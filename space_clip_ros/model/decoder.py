@@ -65,8 +65,8 @@ class DepthHead(nn.Sequential):
     """3x3 conv (c -> hidden)-BN-ReLU-3x3 conv (hidden -> 1)-ReLU: non-negative metric depth.
 
     The last conv starts near a constant INITIAL_DEPTH_M. With PyTorch's default init the final
-    ReLU is often dead everywhere (all-zero depth, no gradient, log-losses undefined); starting at a
-    plausible depth keeps it alive. The paper does not specify an initialisation.
+    ReLU is often dead everywhere (all-zero depth, no gradient, log-losses undefined); starting
+    at a plausible depth keeps it alive. The paper does not specify an initialisation.
     """
 
     INITIAL_DEPTH_M = 10.0

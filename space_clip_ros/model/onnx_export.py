@@ -1,8 +1,8 @@
 """The whole SpaceClip (frozen backbone + decoder) as an ONNX graph, checked against PyTorch.
 
 Lives beside the model rather than in training/ because deployment uses it too: the node and
-the CLI run exported graphs with ONNX Runtime (space_clip_ros.inference.onnx_runtime; TensorRT or CUDA
-execution providers on Jetson and desktop GPUs). The graph takes ``image``: float32 RGB in
+the CLI run exported graphs with ONNX Runtime (space_clip_ros.inference.onnx_runtime; TensorRT
+or CUDA execution providers on Jetson and desktop GPUs). The graph takes ``image``: float32 RGB in
 [0, 1], (batch, 3, H, W) at the encoder input size, and returns ``depth``: (batch, 1, H, W)
 metres at that size; the batch axis is dynamic.
 """
@@ -55,7 +55,7 @@ def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -
 
 
 def check_onnx(model: SpaceClip, path: Path, batch: int = 2, seed: int = 0) -> float:
-    """Max |onnxruntime - PyTorch| in metres on random images, at a batch size other than the traced one."""
+    """Max |onnxruntime - PyTorch| in metres on random images, at a batch size not traced."""
     import onnx
     import onnxruntime as ort
 
