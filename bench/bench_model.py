@@ -138,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Result] = []
     for path in paths:
-        run = make_runner(model, path, device)
+        try:
+            run = make_runner(model, path, device)
+        except Exception as exc:  # e.g. onnxruntime-fp16 without TensorRT: reported, not fatal
+            print(f"{path:>16}: unavailable ({type(exc).__name__}: {str(exc)[:160]})")
+            continue
         for batch in args.batches:
             x = torch.rand(batch, 3, *size, device=device)
             try:
