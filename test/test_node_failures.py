@@ -5,9 +5,13 @@ Faults are injected (a _process or estimator that raises), so all of this runs o
 OOM with real CUDA allocations is in the CUDA-only test at the end.
 """
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +176,49 @@ def test_real_cuda_oom_is_survived_with_the_memory_released(context, monkeypatch
     depth = estimator.predict(np.zeros((64, 96, 3), np.uint8))  # and the GPU still works
     assert depth.shape == (64, 96) and np.isfinite(depth).all()
     node.destroy_node()
+
+
+MAIN_WITH_A_PERSISTENT_FAILURE = """
+import sys, threading, time
+import torch
+from sensor_msgs.msg import Image
+from space_clip_ros.ros import depth_node as dn
+
+class Loaded:
+    device, precision, trained, backend = torch.device("cpu"), "fp32", True, "fake"
+
+def persistent_cuda_error(self, frame):
+    raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+activate = dn.DepthNode.on_activate
+
+def activate_and_feed(self, state):
+    result = activate(self, state)
+    slot = self._slot
+
+    def feed():
+        while not self.gave_up:
+            slot.put(dn.Frame(Image(), time.monotonic()))
+            time.sleep(0.01)
+
+    threading.Thread(target=feed, daemon=True).start()
+    return result
+
+dn.DepthNode.__init__.__kwdefaults__["estimator_factory"] = lambda cfg: Loaded()
+dn.DepthNode._process = persistent_cuda_error
+dn.DepthNode.on_activate = activate_and_feed
+sys.exit(dn.main(sys.argv[1:]))
+"""
+
+
+def test_main_exits_1_after_a_persistent_failure_for_respawn():
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", MAIN_WITH_A_PERSISTENT_FAILURE, "--ros-args",
+         "-p", "max_consecutive_failures:=3", "-p", "device:=cpu"],
+        capture_output=True, text=True, timeout=120, cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "3 frames in a row failed in inference" in result.stderr
+    assert "respawn" in result.stderr
