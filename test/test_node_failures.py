@@ -222,3 +222,29 @@ def test_main_exits_1_after_a_persistent_failure_for_respawn():
     assert result.returncode == 1, result.stderr
     assert "3 frames in a row failed in inference" in result.stderr
     assert "respawn" in result.stderr
+
+
+def test_backend_is_logged_and_published_in_diagnostics(context):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+
+    def factory(cfg):
+        return DepthEstimator(build_model(tiny_config()), device="cpu", precision="fp32")
+
+    node = make_node(context, factory=factory)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    listener = rclpy.create_node("diagnostics_listener", context=context)
+    got = []
+    listener.create_subscription(DiagnosticArray, "/diagnostics", got.append, 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(listener)
+    deadline = time.monotonic() + 20
+    while not got and time.monotonic() < deadline:
+        node._publish_diagnostics()
+        executor.spin_once(timeout_sec=0.2)
+    assert got, "no /diagnostics message"
+    values = {kv.key: kv.value for kv in got[0].status[0].values}
+    assert values["backend"] == "pytorch" and values["precision"] == "fp32"
+    executor.shutdown()
+    listener.destroy_node()
+    node.destroy_node()
