@@ -1,4 +1,4 @@
-"""`space_clip_depth`: camera images in; metric depth, its camera info, a point cloud and a preview out.
+"""`space_clip_depth`: camera images in; metric depth, its camera info, point cloud, preview out.
 
 A managed lifecycle node (rclpy.lifecycle, present since Humble): configure loads and warms up
 the model, activate subscribes, deactivate stops work, cleanup frees the model. With
@@ -229,8 +229,9 @@ class DepthNode(LifecycleNode):
                 event_callbacks=PublisherEventCallbacks(
                     incompatible_qos=lambda event, t=topic: self._warn(
                         f"qos:{t}",
-                        f"a subscriber to '{self._resolve(t)}' requests QoS this publisher does not "
-                        f"offer ({event.last_policy_kind}); outputs are {cfg.output_reliability}: set "
+                        f"a subscriber to '{self._resolve(t)}' requests QoS this publisher does "
+                        f"not offer ({event.last_policy_kind}); outputs are "
+                        f"{cfg.output_reliability}: set "
                         "output_reliability:=reliable to serve every subscriber",
                     )
                 ),
@@ -295,8 +296,9 @@ class DepthNode(LifecycleNode):
                     event_callbacks=SubscriptionEventCallbacks(
                         incompatible_qos=lambda event, t=topic: self._warn(
                             f"qos:{t}",
-                            f"a publisher on '{self._resolve(t)}' offers QoS this subscription cannot "
-                            f"match ({event.last_policy_kind}); input is {cfg.input_reliability}: set "
+                            f"a publisher on '{self._resolve(t)}' offers QoS this subscription "
+                            f"cannot match ({event.last_policy_kind}); input is "
+                            f"{cfg.input_reliability}: set "
                             "input_reliability:=best_effort for a best-effort camera",
                         )
                     ),
@@ -592,7 +594,8 @@ class DepthNode(LifecycleNode):
 
 
 def main(args: Optional[list[str]] = None) -> int:
-    """`ros2 run space_clip_ros space_clip_depth`: exit 2 on invalid parameters, 1 if the model fails to load."""
+    """`ros2 run space_clip_ros space_clip_depth`: exit 2 on invalid parameters, 1 if the model
+    fails to load or inference keeps failing (max_consecutive_failures)."""
     rclpy.init(args=args)
     try:
         try:

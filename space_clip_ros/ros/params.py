@@ -52,17 +52,20 @@ def _param(
 class NodeConfig:
     autostart: bool = _param(
         True,
-        "Configure and activate on start-up, so `ros2 run` just works. False: wait for a lifecycle manager.",
+        "Configure and activate on start-up, so `ros2 run` just works. "
+        "False: wait for a lifecycle manager.",
     )
     checkpoint: str = _param(
         "",
-        "SPACE-CLIP checkpoint: a directory with decoder.safetensors + config.yaml, the .safetensors file, "
-        "or an exported .onnx graph (run with ONNX Runtime: TensorRT/CUDA/CPU). "
+        "SPACE-CLIP checkpoint: a directory with decoder.safetensors + config.yaml, "
+        "the .safetensors file, or an exported .onnx graph "
+        "(run with ONNX Runtime: TensorRT/CUDA/CPU). "
         "Empty runs an UNTRAINED decoder (meaningless depth; for wiring tests only).",
     )
     backbone_weights: str = _param(
         "",
-        "Local CLIP backbone weights overriding the checkpoint's pretrained tag (offline robots). Empty: as the checkpoint says.",
+        "Local CLIP backbone weights overriding the checkpoint's pretrained tag (offline robots). "
+        "Empty: as the checkpoint says.",
     )
     device: str = _param(
         "auto",
@@ -108,8 +111,9 @@ class NodeConfig:
     )
     output_scale: float = _param(
         1.0,
-        "Size of the depth image relative to the input (1.0 = same size). Below 1 the image is downscaled "
-        "before inference and depth/camera_info K and P are scaled to match.",
+        "Size of the depth image relative to the input (1.0 = same size). "
+        "Below 1 the image is downscaled before inference "
+        "and depth/camera_info K and P are scaled to match.",
         limits=(0.05, 1.0),
     )
     point_decimation: int = _param(
@@ -119,7 +123,8 @@ class NodeConfig:
     )
     points_rgb: bool = _param(
         True,
-        "Colour the point cloud with the camera image (packed float32 'rgb' field, as rviz2 expects).",
+        "Colour the point cloud with the camera image "
+        "(packed float32 'rgb' field, as rviz2 expects).",
     )
     publish_depth: bool = _param(True, "Publish `depth` (32FC1 metres) when it has subscribers.")
     publish_camera_info: bool = _param(
@@ -131,12 +136,13 @@ class NodeConfig:
     )
     use_compressed: bool = _param(
         False,
-        "Subscribe to `image/compressed` (sensor_msgs/CompressedImage, jpeg/png) instead of `image`.",
+        "Subscribe to `image/compressed` (sensor_msgs/CompressedImage, jpeg/png) "
+        "instead of `image`.",
     )
     input_color_order: str = _param(
         "auto",
-        "Channel order of colour input: auto trusts the encoding; rgb / bgr override it for drivers "
-        "that mislabel their images.",
+        "Channel order of colour input: auto trusts the encoding; "
+        "rgb / bgr override it for drivers that mislabel their images.",
         choices=("auto", "rgb", "bgr"),
     )
     max_image_pixels: int = _param(
@@ -164,7 +170,8 @@ class NodeConfig:
     output_qos_depth: int = _param(2, "History depth of the output publishers.", limits=(1, 100))
     colorize_min: float = _param(
         1.0,
-        "Depth (metres) drawn red in `depth/colorized`; the range is fixed so a colour is a distance.",
+        "Depth (metres) drawn red in `depth/colorized`; "
+        "the range is fixed so a colour is a distance.",
         limits=(0.0, 1000.0),
     )
     colorize_max: float = _param(
@@ -184,7 +191,8 @@ class NodeConfig:
             value, meta = getattr(self, f.name), f.metadata
             if meta["range"] is not None and not (meta["range"][0] <= value <= meta["range"][1]):
                 out.append(
-                    f"{f.name}: {value!r} is outside [{meta['range'][0]}, {meta['range'][1]}]; pick a value inside"
+                    f"{f.name}: {value!r} is outside [{meta['range'][0]}, {meta['range'][1]}]; "
+                    "pick a value inside"
                 )
             if meta["choices"] is not None and value not in meta["choices"]:
                 out.append(f"{f.name}: {value!r} is not one of {', '.join(meta['choices'])}")
@@ -192,11 +200,13 @@ class NodeConfig:
                 out.append(f"{f.name}: {value!r} is not valid; {meta['description']}")
         if self.min_depth >= self.max_depth:
             out.append(
-                f"min_depth ({self.min_depth}) must be below max_depth ({self.max_depth}); lower min_depth or raise max_depth"
+                f"min_depth ({self.min_depth}) must be below max_depth ({self.max_depth}); "
+                "lower min_depth or raise max_depth"
             )
         if self.colorize_min >= self.colorize_max:
             out.append(
-                f"colorize_min ({self.colorize_min}) must be below colorize_max ({self.colorize_max}); swap or widen them"
+                f"colorize_min ({self.colorize_min}) must be below colorize_max "
+                f"({self.colorize_max}); swap or widen them"
             )
         return out
 
