@@ -115,6 +115,7 @@ class DepthEstimator:
     ) -> "DepthEstimator":
         """Load a checkpoint directory or an exported .onnx graph; None (or '') runs the untrained
         default model, loudly. trt_cache_dir: TensorRT engine and timing caches (.onnx only)."""
+        resolve_device(device)  # a missing cuda:N fails now, not after loading the weights
         if checkpoint and str(checkpoint).endswith(".onnx"):
             return cls.from_onnx(checkpoint, device, precision, backbone_weights, trt_cache_dir)
         if checkpoint:
