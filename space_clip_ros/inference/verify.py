@@ -256,8 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--backbone-weights", help="local CLIP backbone weights override")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
-    parser.add_argument("--trt-cache-dir", default=DEFAULT_TRT_CACHE_DIR, metavar="DIR")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="the precision to check (auto: fp16 on CUDA, bf16 on a CPU with native bf16)",
+    )
+    parser.add_argument(
+        "--trt-cache-dir",
+        default=DEFAULT_TRT_CACHE_DIR,
+        metavar="DIR",
+        help="TensorRT engine and timing caches, as the node's trt_cache_dir",
+    )
     parser.add_argument(
         "--reference",
         metavar="CKPT",
