@@ -61,7 +61,7 @@ def make_runner(
     module = model
     if kind != "onnxruntime" and backbone_dtype_for(device, dtype) != torch.float32:
         module = copy.deepcopy(model)  # as DepthEstimator runs it: the frozen backbone cast once
-        module.backbone.to(backbone_dtype_for(device, dtype))
+        module.backbone.visual.to(backbone_dtype_for(device, dtype))
     if kind == "onnxruntime":  # the exported whole-model graph; TensorRT/CUDA providers on a GPU
         onnx_path = export_onnx(
             model, Path(tempfile.mkdtemp(prefix="space_clip_bench_")) / "model.onnx"

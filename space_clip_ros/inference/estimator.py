@@ -88,7 +88,8 @@ class DepthEstimator:
             dtype = resolve_precision(precision, self.device)
             self.precision = precision_name(dtype)
             self._autocast_dtype: Optional[torch.dtype] = dtype
-            model.backbone.to(backbone_dtype_for(self.device, dtype))
+            # the tower only: the normalisation constants stay fp32
+            model.backbone.visual.to(backbone_dtype_for(self.device, dtype))
             self.backend = "pytorch"
         else:  # ONNX Runtime: the session's providers fixed the precision
             self.precision = model.precision
