@@ -146,7 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--trt-cache-dir",
-        default="~/.cache/space_clip_ros/trt",
         metavar="DIR",
         help="TensorRT engine and timing caches for an .onnx checkpoint, so the engine is built "
         "once (default: ~/.cache/space_clip_ros/trt)",

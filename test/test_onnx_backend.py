@@ -1,5 +1,7 @@
 """ONNX Runtime backend: an exported graph predicts what PyTorch predicts, through the same API."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -79,6 +81,8 @@ def test_provider_config_cpu_and_gpu_options(tmp_path):
     fp32 = dict(provider_config(torch.device("cuda"), "fp32", everything))
     assert fp32[TENSORRT]["trt_fp16_enable"] is False and fp32[TENSORRT]["device_id"] == 0
     assert "trt_profile_min_shapes" not in fp32[TENSORRT]  # input size unknown: no profile
+    default_cache = str(Path("~/.cache/space_clip_ros/trt").expanduser())  # trt_cache_dir ''
+    assert fp32[TENSORRT]["trt_engine_cache_path"] == default_cache
     assert [n for n, _ in provider_config(cuda1, "fp32", [CUDA, CPU])] == [CUDA, CPU]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from space_clip_ros.errors import ConfigError
-from space_clip_ros.inference.onnx_runtime import DEFAULT_TRT_CACHE_DIR, OnnxSpaceClip
+from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
 from space_clip_ros.model import (
     BackboneConfig,
     BackboneWeightsError,
@@ -112,10 +112,11 @@ class DepthEstimator:
         device: str = "auto",
         precision: Precision = "fp32",
         backbone_weights: str | None = None,
-        trt_cache_dir: Union[str, Path] = DEFAULT_TRT_CACHE_DIR,
+        trt_cache_dir: Union[str, Path, None] = None,
     ) -> "DepthEstimator":
         """Load a checkpoint directory or an exported .onnx graph; None (or '') runs the untrained
-        default model, loudly. trt_cache_dir: TensorRT engine and timing caches (.onnx only)."""
+        default model, loudly. trt_cache_dir: TensorRT engine and timing caches (.onnx only;
+        None: onnx_runtime.DEFAULT_TRT_CACHE_DIR)."""
         resolve_device(device)  # a missing cuda:N fails now, not after loading the weights
         if checkpoint and str(checkpoint).endswith(".onnx"):
             return cls.from_onnx(checkpoint, device, precision, backbone_weights, trt_cache_dir)
@@ -134,7 +135,7 @@ class DepthEstimator:
         device: str = "auto",
         precision: Precision = "fp32",
         backbone_weights: str | None = None,
-        trt_cache_dir: Union[str, Path] = DEFAULT_TRT_CACHE_DIR,
+        trt_cache_dir: Union[str, Path, None] = None,
     ) -> "DepthEstimator":
         """ONNX Runtime backend (TensorRT / CUDA / CPU providers). The graph is fp32; fp16 runs
         through TensorRT's fp16 engine ('auto' picks it where TensorRT is available)."""

@@ -36,7 +36,7 @@ TENSORRT, CUDA, CPU = (
     "CPUExecutionProvider",
 )
 GPU_PROVIDERS = (TENSORRT, CUDA)
-DEFAULT_TRT_CACHE_DIR = "~/.cache/space_clip_ros/trt"
+DEFAULT_TRT_CACHE_DIR = "~/.cache/space_clip_ros/trt"  # where an empty trt_cache_dir points
 # Largest batch the TensorRT optimisation profile covers (the CLI's batches; the node sends 1).
 DEFAULT_MAX_BATCH = 8
 GPU_WHEEL_FIX = (
@@ -89,7 +89,7 @@ def provider_config(
     device: torch.device,
     precision: str,
     available: list[str],
-    cache_dir: Union[str, Path] = DEFAULT_TRT_CACHE_DIR,
+    cache_dir: Union[str, Path, None] = None,
     input_size: Optional[tuple[int, int]] = None,
     max_batch: int = DEFAULT_MAX_BATCH,
     installed: Optional[list[str]] = None,
@@ -118,7 +118,7 @@ def provider_config(
     device_id = device.index if device.index is not None else 0
     providers: ProviderList = []
     if TENSORRT in available:
-        cache = str(Path(cache_dir).expanduser())
+        cache = str(trt_cache_path(cache_dir))
         trt: dict[str, object] = {
             "device_id": device_id,
             "trt_fp16_enable": precision == "fp16",
@@ -139,6 +139,11 @@ def provider_config(
         providers.append((CUDA, {"device_id": device_id}))
     providers.append((CPU, {}))
     return providers
+
+
+def trt_cache_path(cache_dir: Union[str, Path, None]) -> Path:
+    """The TensorRT cache directory; None or '' is DEFAULT_TRT_CACHE_DIR."""
+    return Path(cache_dir or DEFAULT_TRT_CACHE_DIR).expanduser()
 
 
 def graph_input_size(path: Path) -> Optional[tuple[int, int]]:
@@ -164,7 +169,7 @@ class OnnxSpaceClip:
         path: Union[str, Path],
         device: torch.device,
         precision: str = "fp32",
-        cache_dir: Union[str, Path] = DEFAULT_TRT_CACHE_DIR,
+        cache_dir: Union[str, Path, None] = None,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -188,7 +193,7 @@ class OnnxSpaceClip:
             device, self.precision, available, cache_dir, graph_input_size(path)
         )
         if any(name == TENSORRT for name, _ in providers):
-            Path(cache_dir).expanduser().mkdir(parents=True, exist_ok=True)
+            trt_cache_path(cache_dir).mkdir(parents=True, exist_ok=True)
         try:
             self.session = ort.InferenceSession(
                 str(path),

@@ -34,7 +34,6 @@ import torch
 
 from space_clip_ros.errors import ConfigError, InputError, run_tool
 from space_clip_ros.inference.estimator import DepthEstimator
-from space_clip_ros.inference.onnx_runtime import DEFAULT_TRT_CACHE_DIR
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
 
 log = logging.getLogger(__name__)
@@ -264,9 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--trt-cache-dir",
-        default=DEFAULT_TRT_CACHE_DIR,
         metavar="DIR",
-        help="TensorRT engine and timing caches, as the node's trt_cache_dir",
+        help="TensorRT engine and timing caches, as the node's trt_cache_dir "
+        "(default: ~/.cache/space_clip_ros/trt)",
     )
     parser.add_argument(
         "--reference",

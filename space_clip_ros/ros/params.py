@@ -80,9 +80,9 @@ class NodeConfig:
         choices=("auto", "fp32", "fp16", "bf16"),
     )
     trt_cache_dir: str = _param(
-        "~/.cache/space_clip_ros/trt",
+        "",
         "Directory for TensorRT engine and timing caches (.onnx checkpoints): the engine is "
-        "built once, not at every start.",
+        "built once, not at every start. Empty: ~/.cache/space_clip_ros/trt.",
     )
     verify_on_configure: bool = _param(
         False,
