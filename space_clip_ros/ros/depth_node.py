@@ -442,6 +442,7 @@ class DepthNode(LifecycleNode):
     # ----------------------------------------------------------------- inference (worker thread)
 
     def _work(self, slot: LatestFrameSlot) -> None:
+        self._consecutive_failures = 0  # a re-activated node starts with a clean count
         while (frame := slot.take()) is not None:
             outcome = self._process_guarded(frame)
             del frame
