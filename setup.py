@@ -26,7 +26,8 @@ setup(
     python_requires=">=3.10",
     maintainer="space_clip_ros developers",
     maintainer_email="space-clip-ros@example.com",
-    description="Metric monocular depth for ROS 2 with SPACE-CLIP (frozen CLIP encoder + dual-pathway decoder).",
+    description="Metric monocular depth for ROS 2 with SPACE-CLIP "
+    "(frozen CLIP encoder + dual-pathway decoder).",
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={
@@ -41,6 +42,7 @@ setup(
             f"space-clip-demo = {PACKAGE}.ros.demo:main",
             f"space-clip-kitti2bag = {PACKAGE}.kitti.to_bag:main",
             f"space-clip-bag-accuracy = {PACKAGE}.kitti.bag_accuracy:main",
+            f"space-clip-verify = {PACKAGE}.inference.verify:main",
         ],
     },
 )

@@ -11,6 +11,7 @@ only on a dedicated GPU; on CPU read the ratios.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from typing import Callable
 
 import torch
 
+from space_clip_ros.inference.estimator import backbone_dtype_for
 from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model
 from space_clip_ros.model.onnx_export import export_onnx
@@ -35,6 +37,7 @@ CUDA_PATHS = [
     "compile-fp16",
     "cudagraphs-fp16",
     "onnxruntime-fp32",
+    "onnxruntime-fp16",  # TensorRT's fp16 engine (needs onnxruntime-gpu with TensorRT)
 ]
 
 
@@ -56,15 +59,18 @@ def make_runner(
     kind, precision = path.split("-")
     dtype = PRECISIONS[precision]
     module = model
+    if kind != "onnxruntime" and backbone_dtype_for(device, dtype) != torch.float32:
+        module = copy.deepcopy(model)  # as DepthEstimator runs it: the frozen backbone cast once
+        module.backbone.visual.to(backbone_dtype_for(device, dtype))
     if kind == "onnxruntime":  # the exported whole-model graph; TensorRT/CUDA providers on a GPU
         onnx_path = export_onnx(
             model, Path(tempfile.mkdtemp(prefix="space_clip_bench_")) / "model.onnx"
         )
-        module = OnnxSpaceClip(onnx_path, device)
+        module = OnnxSpaceClip(onnx_path, device, precision, cache_dir=onnx_path.parent)
     elif kind == "compile":
-        module = torch.compile(model, dynamic=False)
+        module = torch.compile(module, dynamic=False)
     elif kind == "cudagraphs":
-        module = torch.compile(model, mode="reduce-overhead", dynamic=False)
+        module = torch.compile(module, mode="reduce-overhead", dynamic=False)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with (
@@ -126,26 +132,34 @@ def main(argv: list[str] | None = None) -> int:
         else f"CPU ({torch.get_num_threads()} threads)"
     )
     print(
-        f"# {config.backbone.model_name} at {size[0]}x{size[1]}, device {name}, torch {torch.__version__}"
+        f"# {config.backbone.model_name} at {size[0]}x{size[1]}, device {name}, "
+        f"torch {torch.__version__}"
     )
 
     results: list[Result] = []
     for path in paths:
-        run = make_runner(model, path, device)
+        try:
+            run = make_runner(model, path, device)
+        except Exception as exc:  # e.g. onnxruntime-fp16 without TensorRT: reported, not fatal
+            print(f"{path:>16}: unavailable ({type(exc).__name__}: {str(exc)[:160]})")
+            continue
         for batch in args.batches:
             x = torch.rand(batch, 3, *size, device=device)
             try:
                 ms, spread = time_runner(
                     run, x, device, warmup=2 if device.type == "cpu" else 10, iters=iters
                 )
-            except Exception as exc:  # a path the platform lacks (e.g. no compiler for inductor) is reported, not fatal
+            # A path the platform lacks (e.g. no compiler for inductor) is reported, not fatal.
+            except Exception as exc:
                 print(
-                    f"{path:>16} batch {batch}: unavailable ({type(exc).__name__}: {str(exc)[:120]})"
+                    f"{path:>16} batch {batch}: unavailable "
+                    f"({type(exc).__name__}: {str(exc)[:120]})"
                 )
                 break
             results.append(Result(path, batch, ms, spread))
             print(
-                f"{path:>16} batch {batch}: {ms:8.1f} ms  (+-{spread:.1f})  {1000 * batch / ms:8.1f} img/s",
+                f"{path:>16} batch {batch}: {ms:8.1f} ms  (+-{spread:.1f})  "
+                f"{1000 * batch / ms:8.1f} img/s",
                 flush=True,
             )
 

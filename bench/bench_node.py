@@ -81,7 +81,7 @@ def bench_cloud(repeats: int = 50) -> dict:
 
 
 class TimedEstimator:
-    """The node's estimator with each predict timed: the bare cost on the very frames the node ran."""
+    """The node's estimator with each predict timed: the bare cost on the frames the node ran."""
 
     def __init__(self, estimator: DepthEstimator) -> None:
         self._estimator = estimator
@@ -186,7 +186,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="auto: fp16 on CUDA, bf16 on a CPU with native bf16, fp32 otherwise",
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each timed phase")
     parser.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (KITTI: 10)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved bare / node rounds")
@@ -196,7 +201,8 @@ def main() -> None:
     estimator.warmup(H, W, iterations=3)
     images = frames(8)
     print(
-        f"ViT-B/16 SPACE-CLIP (random weights), {W}x{H}, device {estimator.device}, {args.precision}, "
+        f"ViT-B/16 SPACE-CLIP (random weights), {W}x{H}, device {estimator.device}, "
+        f"{estimator.precision}, "
         f"torch threads {torch.get_num_threads()}, cores {os.cpu_count()}"
     )
     cloud = bench_cloud()
@@ -212,7 +218,8 @@ def main() -> None:
     for round_ in range(1, args.rounds + 1):
         bare = bench_bare(estimator, images, args.seconds)
         print(
-            f"round {round_} (load {os.getloadavg()[0]:.1f}): bare estimator {bare['fps']:.2f} fps, "
+            f"round {round_} (load {os.getloadavg()[0]:.1f}): "
+            f"bare estimator {bare['fps']:.2f} fps, "
             f"median latency {bare['latency_ms']:.0f} ms ({bare['frames']} frames)"
         )
         for topics in variants:
@@ -220,14 +227,17 @@ def main() -> None:
             ratios[topics].append(node["fps"] / bare["fps"])
             same_frames[topics].append(node["fps"] / node["same_frames_bare_fps"])
             print(
-                f"  node, subscribed {'+'.join(topics)}: {node['fps']:.2f} fps = {100 * ratios[topics][-1]:.0f} % "
-                f"of bare ({100 * same_frames[topics][-1]:.0f} % of predict() on the same frames), latency receipt->publish mean {node['latency_ms']:.0f} ms (p95 "
+                f"  node, subscribed {'+'.join(topics)}: {node['fps']:.2f} fps = "
+                f"{100 * ratios[topics][-1]:.0f} % of bare ({100 * same_frames[topics][-1]:.0f} % "
+                "of predict() on the same frames), latency receipt->publish mean "
+                f"{node['latency_ms']:.0f} ms (p95 "
                 f"{node['latency_p95_ms']:.0f}), {node['frames']} outputs, {node['dropped']} of "
                 f"{node['received']} received frames dropped as stale"
             )
     for topics, values in ratios.items():
         print(
-            f"node/bare throughput, {'+'.join(topics)}: median {100 * float(np.median(values)):.0f} % over "
+            f"node/bare throughput, {'+'.join(topics)}: "
+            f"median {100 * float(np.median(values)):.0f} % over "
             f"{len(values)} interleaved rounds; node / predict() on the same frames: median "
             f"{100 * float(np.median(same_frames[topics])):.0f} % (target >= 90 %)"
         )

@@ -1,10 +1,10 @@
-"""space-clip-predict: metric depth for image files and folders, or for the built-in synthetic drive.
+"""space-clip-predict: metric depth for image files and folders, or the built-in synthetic drive.
 
 No ROS needed. Writes, per input image, a KITTI-convention 16-bit PNG (metres x 256), a float32
 .npy and a colourised preview over a fixed metric range. With --synthetic N it renders N frames
-of the built-in synthetic street (space_clip_ros.scenes.street), writes the RGB and the exact ground
-truth beside the predictions and prints the standard depth metrics: a first run needs neither
-images, nor a dataset, nor weights.
+of the built-in synthetic street (space_clip_ros.scenes.street), writes the RGB and the exact
+ground truth beside the predictions and prints the standard depth metrics: a first run needs
+neither images, nor a dataset, nor weights.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ UNTRAINED_BANNER = """
 
 EPILOG = """\
 examples:
-  # one image -> out/photo_depth.png (16-bit, metres*256), out/photo_depth.npy, out/photo_preview.png
+  # one image -> out/photo_depth.png (16-bit, metres*256), photo_depth.npy, photo_preview.png
   space-clip-predict photo.jpg --checkpoint checkpoints/kitti --output-dir out
 
   # a whole folder tree on the GPU in half precision, only the 16-bit PNGs, 8 images per batch
@@ -89,7 +89,8 @@ class UsageError(ConfigError):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="space-clip-predict",
-        description="Metric monocular depth with SPACE-CLIP for image files and folders (no ROS needed).",
+        description="Metric monocular depth with SPACE-CLIP for image files and folders "
+        "(no ROS needed).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -105,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="also run on N frames of the built-in synthetic driving sequence and print metrics against "
-        "its exact ground truth",
+        help="also run on N frames of the built-in synthetic driving sequence and print metrics "
+        "against its exact ground truth",
     )
     inputs.add_argument(
         "--synthetic-size",
@@ -121,15 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         type=Path,
         metavar="DIR",
-        help="trained checkpoint: a directory with decoder.safetensors + config.yaml (or the .safetensors "
-        "file), or an exported .onnx graph (ONNX Runtime). Without it an UNTRAINED model runs and the depth is "
-        "meaningless.",
+        help="trained checkpoint: a directory with decoder.safetensors + config.yaml (or the "
+        ".safetensors file), or an exported .onnx graph (ONNX Runtime). Without it an UNTRAINED "
+        "model runs and the depth is meaningless.",
     )
     model.add_argument(
         "--backbone-weights",
         metavar="TAG_OR_FILE",
-        help="where the frozen CLIP backbone's weights come from, overriding the checkpoint's config: "
-        "an open_clip pretrained tag or a local file",
+        help="where the frozen CLIP backbone's weights come from, overriding the checkpoint's "
+        "config: an open_clip pretrained tag or a local file",
     )
     model.add_argument(
         "--device",
@@ -138,9 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--precision",
-        default="fp32",
-        choices=("fp32", "fp16", "bf16"),
-        help="inference precision (default: fp32)",
+        default="auto",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="inference precision; auto: fp16 on CUDA, bf16 on a CPU with native bf16, fp32 "
+        "otherwise; an .onnx graph runs fp32, or fp16 through TensorRT (default: auto)",
+    )
+    model.add_argument(
+        "--trt-cache-dir",
+        metavar="DIR",
+        help="TensorRT engine and timing caches for an .onnx checkpoint, so the engine is built "
+        "once (default: ~/.cache/space_clip_ros/trt)",
     )
     model.add_argument(
         "--batch-size",
@@ -219,7 +227,8 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def collect_jobs(inputs: Sequence[Path], output_dir: Path, recursive: bool) -> list[Job]:
-    """Expand files and folders into jobs; a folder's files keep their relative path under <out>/<folder name>."""
+    """Expand files and folders into jobs; a folder's files keep their relative path under
+    <out>/<folder name>."""
     jobs: list[Job] = []
     for path in inputs:
         if path.is_dir():
@@ -250,7 +259,8 @@ def collect_jobs(inputs: Sequence[Path], output_dir: Path, recursive: bool) -> l
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB, upright as viewers show it (EXIF orientation applied); grey/alpha/palette converted."""
+    """HxWx3 uint8 RGB, upright as viewers show it (EXIF orientation applied); grey, alpha and
+    palette images converted."""
     with Image.open(path) as img:
         img.load()  # decode now, so truncated files fail here and not later
         return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
@@ -259,7 +269,8 @@ def load_rgb(path: Path) -> np.ndarray:
 def _loaded_batches(
     jobs: Sequence[Job], batch_size: int, failed: list[Path], bar: tqdm
 ) -> Iterator[list[tuple[Job, np.ndarray]]]:
-    """Consecutive readable images of one size, up to batch_size; unreadable ones are reported and skipped."""
+    """Consecutive readable images of one size, up to batch_size; unreadable ones are reported
+    and skipped."""
     batch: list[tuple[Job, np.ndarray]] = []
     for job in jobs:
         try:
@@ -303,7 +314,8 @@ def run_images(
 def run_synthetic(
     estimator: "DepthEstimator", args: argparse.Namespace, formats: tuple[str, ...]
 ) -> dict[str, float]:
-    """Predict on the synthetic drive, write RGB + ground truth + predictions, print metrics; returns the means."""
+    """Predict on the synthetic drive, write RGB + ground truth + predictions, print metrics;
+    returns the means."""
     width, height = args.synthetic_size
     drive = SyntheticDrive(DriveConfig(width=width, height=height))
     out_dir = args.output_dir / "synthetic"
@@ -327,7 +339,8 @@ def run_synthetic(
     means = running.mean()
     rows += [("mean", means), ("med-scaled", scaled.mean())]
     print(
-        f"\nSynthetic drive, {args.synthetic} frame(s) at {width}x{height}, ground truth 1e-3..80 m "
+        f"\nSynthetic drive, {args.synthetic} frame(s) at {width}x{height}, "
+        "ground truth 1e-3..80 m "
         "('med-scaled': predictions median-scaled to the ground truth, i.e. scale ignored):"
     )
     print(format_table(rows))
@@ -346,7 +359,8 @@ def run_synthetic(
 
 
 def load_estimator(args: argparse.Namespace) -> "DepthEstimator":
-    """The DepthEstimator for the command line's checkpoint/device/precision (torch imported only here)."""
+    """The DepthEstimator for the command line's checkpoint/device/precision (torch is imported
+    only here)."""
     from space_clip_ros.inference import DepthEstimator  # heavy import: keep --help fast
 
     if args.checkpoint is None:
@@ -356,6 +370,7 @@ def load_estimator(args: argparse.Namespace) -> "DepthEstimator":
         device=args.device,
         precision=args.precision,
         backbone_weights=args.backbone_weights,
+        trt_cache_dir=args.trt_cache_dir,
     )
 
 
@@ -410,7 +425,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def deprecated_main() -> int:
-    """`space-clip-depth`, the tool's old name: one character away from the node `space_clip_depth`."""
+    """`space-clip-depth`, the tool's old name: one character from the node `space_clip_depth`."""
     print(
         "space-clip-depth is deprecated and will be removed in the next release: "
         "use space-clip-predict (same arguments)",

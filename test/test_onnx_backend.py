@@ -1,11 +1,23 @@
-"""ONNX Runtime backend: an exported graph predicts what the PyTorch model predicts, through the same API."""
+"""ONNX Runtime backend: an exported graph predicts what PyTorch predicts, through the same API."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from space_clip_ros.errors import ConfigError
 from space_clip_ros.inference import DepthEstimator
-from space_clip_ros.inference.onnx_runtime import OnnxModelError, execution_providers
+from space_clip_ros.inference.onnx_runtime import (
+    CPU,
+    CUDA,
+    TENSORRT,
+    OnnxModelError,
+    onnxruntime_distributions,
+    provider_config,
+    resolve_onnx_precision,
+)
+from space_clip_ros.inference.verify import compare, synthetic_images
 from space_clip_ros.model import build_model
 from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config
@@ -53,32 +65,88 @@ def test_onnx_options_and_bad_files(exported, tmp_path):
         DepthEstimator.from_checkpoint(tmp_path / "junk.onnx", device="cpu")
 
 
-def test_provider_order():
-    cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert execution_providers(cuda, available) == available
-    assert execution_providers(cuda, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
-    assert execution_providers(cpu, available) == ["CPUExecutionProvider"]
+def test_provider_config_cpu_and_gpu_options(tmp_path):
+    cpu, cuda1 = torch.device("cpu"), torch.device("cuda", 1)
+    everything = [TENSORRT, CUDA, CPU]
+    assert provider_config(cpu, "fp32", everything) == [(CPU, {})]
+    providers = provider_config(cuda1, "fp16", everything, tmp_path / "trt", (224, 320), 4)
+    assert [name for name, _ in providers] == everything
+    trt, cuda = providers[0][1], providers[1][1]
+    assert trt["device_id"] == 1 and cuda == {"device_id": 1}
+    assert trt["trt_fp16_enable"] is True
+    assert trt["trt_engine_cache_enable"] and trt["trt_timing_cache_enable"]
+    assert trt["trt_engine_cache_path"] == trt["trt_timing_cache_path"] == str(tmp_path / "trt")
+    assert trt["trt_profile_min_shapes"] == "image:1x3x224x320"
+    assert trt["trt_profile_max_shapes"] == "image:4x3x224x320"
+    fp32 = dict(provider_config(torch.device("cuda"), "fp32", everything))
+    assert fp32[TENSORRT]["trt_fp16_enable"] is False and fp32[TENSORRT]["device_id"] == 0
+    assert "trt_profile_min_shapes" not in fp32[TENSORRT]  # input size unknown: no profile
+    default_cache = str(Path("~/.cache/space_clip_ros/trt").expanduser())  # trt_cache_dir ''
+    assert fp32[TENSORRT]["trt_engine_cache_path"] == default_cache
+    assert [n for n, _ in provider_config(cuda1, "fp32", [CUDA, CPU])] == [CUDA, CPU]
 
 
-def test_cli_runs_an_onnx_checkpoint(exported, tmp_path):
-    from PIL import Image
-
-    from space_clip_ros import predict as cli
-
-    _, path = exported
-    Image.fromarray(np.zeros((32, 80, 3), np.uint8)).save(tmp_path / "a.png")
-    assert (
-        cli.main(
-            [
-                str(tmp_path / "a.png"),
-                "--checkpoint",
-                str(path),
-                "-o",
-                str(tmp_path / "out"),
-                "--npy",
-            ]
+def test_gpu_request_without_gpu_provider_is_a_loud_error():
+    with pytest.raises(ConfigError, match="offers only CPUExecutionProvider") as info:
+        provider_config(torch.device("cuda"), "fp32", [CPU], installed=["onnxruntime"])
+    assert "pip install onnxruntime-gpu" in str(info.value) and "device" in str(info.value)
+    with pytest.raises(ConfigError, match="onnxruntime and onnxruntime-gpu are installed"):
+        provider_config(
+            torch.device("cuda"), "fp32", [CPU], installed=["onnxruntime", "onnxruntime-gpu"]
         )
-        == 0
+    assert "onnxruntime" in onnxruntime_distributions()  # this environment's CPU wheel
+
+
+def test_onnx_precision_fp16_only_through_tensorrt():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert resolve_onnx_precision("auto", cuda, [TENSORRT, CUDA, CPU]) == "fp16"
+    assert resolve_onnx_precision("auto", cuda, [CUDA, CPU]) == "fp32"
+    assert resolve_onnx_precision("auto", cpu, [TENSORRT, CPU]) == "fp32"
+    assert resolve_onnx_precision("fp16", cuda, [TENSORRT, CPU]) == "fp16"
+    for name, device, available in (("fp16", cuda, [CUDA, CPU]), ("bf16", cuda, [TENSORRT])):
+        with pytest.raises(ConfigError, match="only ONNX Runtime's TensorRT provider"):
+            resolve_onnx_precision(name, device, available)
+
+
+def test_estimator_reports_the_providers_actually_used(exported):
+    _, path = exported
+    estimator = DepthEstimator.from_checkpoint(path, device="cpu", precision="auto")
+    assert estimator.precision == "fp32" and estimator.backbone_dtype is None
+    assert estimator.backend == "onnxruntime (CPUExecutionProvider)"
+
+
+def gpu_providers_or_skip(*needed: str) -> None:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if not torch.cuda.is_available() or not all(p in available for p in needed):
+        pytest.skip(f"needs CUDA and onnxruntime's {' and '.join(needed)} (found {available})")
+
+
+def test_onnx_on_cuda_matches_pytorch(exported, tmp_path):
+    gpu_providers_or_skip(CUDA)
+    model, path = exported
+    onnx_est = DepthEstimator.from_checkpoint(path, "cuda", "fp32", trt_cache_dir=tmp_path)
+    assert onnx_est.model.providers[0] in (TENSORRT, CUDA)  # no silent CPU fallback
+    report = compare(
+        onnx_est.predict,
+        DepthEstimator(model, device="cpu").predict,
+        synthetic_images(3, (96, 48)),
+        tolerance=0.005,  # TF32 convolutions on the GPU
     )
-    assert np.load(tmp_path / "out" / "a_depth.npy").shape == (32, 80)
+    assert report.passed, report.text()
+
+
+def test_tensorrt_fp16_is_within_tolerance_and_caches_its_engine(exported, tmp_path):
+    gpu_providers_or_skip(TENSORRT)
+    model, path = exported
+    onnx_est = DepthEstimator.from_checkpoint(path, "cuda", "auto", trt_cache_dir=tmp_path)
+    assert onnx_est.precision == "fp16" and onnx_est.model.providers[0] == TENSORRT
+    report = compare(
+        onnx_est.predict,
+        DepthEstimator(model, device="cpu").predict,
+        synthetic_images(3, (96, 48)),
+        tolerance=0.01,
+    )
+    assert report.passed, report.text()
+    assert any(tmp_path.iterdir())  # engine and timing caches: the next start skips the build

@@ -358,7 +358,7 @@ def test_defaults_are_valid_and_every_bad_value_is_named_with_a_fix():
     for words in (
         "min_depth (50.0) must be below max_depth (10.0)",
         "device: 'gpu' is not valid",
-        "precision: 'fp8' is not one of fp32, fp16, bf16",
+        "precision: 'fp8' is not one of auto, fp32, fp16, bf16",
         "point_decimation: 0 is outside [1, 64]",
         "colorize_min (5.0) must be below colorize_max",
         "input_reliability: 'fast' is not one of",

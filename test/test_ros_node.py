@@ -200,7 +200,7 @@ def ros(harness_module):
     harness_module.cleanup()
 
 
-# ------------------------------------------------------------------------------------------ outputs
+# ----------------------------------------------------------------------------------- outputs
 
 
 def test_tiny_model_outputs_keep_the_header_with_the_right_encodings_and_sizes(ros):
@@ -582,7 +582,7 @@ def test_main_exits_non_zero_with_a_clear_message(tmp_path):
     assert result.returncode == 2, result.stderr
     assert (
         "point_decimation" in result.stderr
-        and "precision: 'fp8' is not one of fp32, fp16, bf16" in result.stderr
+        and "precision: 'fp8' is not one of auto, fp32, fp16, bf16" in result.stderr
     )
     missing = tmp_path / "no_such_checkpoint"
     result = run_main("-p", f"checkpoint:={missing}", "-p", "device:=cpu")
@@ -620,8 +620,11 @@ SEPARATE_PROCESS_CLIENT = textwrap.dedent("""
     node = Node("separate_process_client")
     got = {"depth": [], "points": []}
     # Plain depth-10 profiles: what rviz2 and `ros2 topic echo` use (RELIABLE, VOLATILE).
-    node.create_subscription(Image, NS + "/depth", lambda m: got["depth"].append((m.header.stamp.sec, m.width, m.height, len(m.data))), 10)
-    node.create_subscription(PointCloud2, NS + "/points", lambda m: got["points"].append((m.header.stamp.sec, m.width, m.height, len(m.data))), 10)
+    def record(key):
+        return lambda m: got[key].append((m.header.stamp.sec, m.width, m.height, len(m.data)))
+
+    node.create_subscription(Image, NS + "/depth", record("depth"), 10)
+    node.create_subscription(PointCloud2, NS + "/points", record("points"), 10)
     images = node.create_publisher(Image, NS + "/image", 10)
     infos = node.create_publisher(CameraInfo, NS + "/camera_info", 10)
     info = CameraInfo(width=W, height=H)

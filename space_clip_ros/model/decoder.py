@@ -65,8 +65,8 @@ class DepthHead(nn.Sequential):
     """3x3 conv (c -> hidden)-BN-ReLU-3x3 conv (hidden -> 1)-ReLU: non-negative metric depth.
 
     The last conv starts near a constant INITIAL_DEPTH_M. With PyTorch's default init the final
-    ReLU is often dead everywhere (all-zero depth, no gradient, log-losses undefined); starting at a
-    plausible depth keeps it alive. The paper does not specify an initialisation.
+    ReLU is often dead everywhere (all-zero depth, no gradient, log-losses undefined); starting
+    at a plausible depth keeps it alive. The paper does not specify an initialisation.
     """
 
     INITIAL_DEPTH_M = 10.0
@@ -75,6 +75,20 @@ class DepthHead(nn.Sequential):
         super().__init__(conv_bn_relu(cin, hidden), nn.Conv2d(hidden, 1, 3, padding=1), nn.ReLU())
         nn.init.normal_(self[1].weight, std=1e-2)
         nn.init.constant_(self[1].bias, self.INITIAL_DEPTH_M)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The last conv always runs in fp32, whatever autocast says.
+
+        Its output is the depth itself: in bf16 (8-bit mantissa) a 32-64 m depth can only take
+        steps of 0.25 m, which terraces the point cloud. Everything before it may run in half.
+        """
+        hidden = self[0](x)
+        last = self[1]
+        with torch.autocast(hidden.device.type, enabled=False):
+            depth = F.conv2d(
+                hidden.float(), last.weight.float(), last.bias.float(), padding=last.padding
+            )
+            return self[2](depth)
 
 
 class FiLM(nn.Module):

@@ -1,8 +1,8 @@
 """The whole SpaceClip (frozen backbone + decoder) as an ONNX graph, checked against PyTorch.
 
 Lives beside the model rather than in training/ because deployment uses it too: the node and
-the CLI run exported graphs with ONNX Runtime (space_clip_ros.inference.onnx_runtime; TensorRT or CUDA
-execution providers on Jetson and desktop GPUs). The graph takes ``image``: float32 RGB in
+the CLI run exported graphs with ONNX Runtime (space_clip_ros.inference.onnx_runtime; TensorRT
+or CUDA execution providers on Jetson and desktop GPUs). The graph takes ``image``: float32 RGB in
 [0, 1], (batch, 3, H, W) at the encoder input size, and returns ``depth``: (batch, 1, H, W)
 metres at that size; the batch axis is dynamic.
 """
@@ -24,7 +24,8 @@ def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -
     """Trace the whole model at the encoder input size with a dynamic batch axis."""
     model = model.eval().float()
     h, w = model.input_size
-    dummy = torch.rand(batch, 3, h, w)
+    # On the model's device: a CUDA model traced with a CPU dummy fails (bench --device cuda did).
+    dummy = torch.rand(batch, 3, h, w, device=next(model.parameters()).device)
     path.parent.mkdir(parents=True, exist_ok=True)
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(
@@ -54,7 +55,7 @@ def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -
 
 
 def check_onnx(model: SpaceClip, path: Path, batch: int = 2, seed: int = 0) -> float:
-    """Max |onnxruntime - PyTorch| in metres on random images, at a batch size other than the traced one."""
+    """Max |onnxruntime - PyTorch| in metres on random images, at a batch size not traced."""
     import onnx
     import onnxruntime as ort
 

@@ -1,4 +1,4 @@
-"""`space-clip-demo`: the whole product on a built-in synthetic drive, no camera, dataset or weights needed.
+"""`space-clip-demo`: the whole product on a built-in synthetic drive; no camera, data or weights.
 
 Renders a KITTI-like street with exact depth, publishes it as a camera over real DDS into the
 space_clip_depth node (the same lifecycle node `ros2 launch` starts), receives depth, camera
@@ -134,8 +134,8 @@ def run_over_ros(
                     lambda: frame.stamp_ns in received["depth"], timeout=timeout_s
                 ):
                     raise TimeoutError(f"no depth for frame {frame.index} within {timeout_s} s")
-                # Points and depth/camera_info need the CameraInfo, which travels on its own topic and
-                # can lose the race to the very first image; later frames always have it.
+                # Points and depth/camera_info need the CameraInfo, which travels on its own topic
+                # and can lose the race to the very first image; later frames always have it.
                 arrived.wait_for(
                     lambda: all(frame.stamp_ns in r for r in received.values()),
                     timeout=OUTPUT_GRACE_S,
@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="space-clip-demo",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  space-clip-demo\n  space-clip-demo --checkpoint ~/space_clip_kitti --frames 20\n"
+        epilog="examples:\n  space-clip-demo\n"
+        "  space-clip-demo --checkpoint ~/space_clip_kitti --frames 20\n"
         "  space-clip-demo --no-ros --width 621 --height 188",
     )
     parser.add_argument(
@@ -200,7 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="local CLIP weights file overriding the checkpoint's tag",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        help="auto: fp16 on CUDA, bf16 on a CPU with native bf16, fp32 otherwise",
+    )
     parser.add_argument("--output-dir", type=Path, default=Path("demo_output"))
     parser.add_argument(
         "--no-ros", action="store_true", help="skip DDS: run the estimator directly"
@@ -228,8 +234,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             transport = "ros"
         except ImportError:
             log.warning(
-                "rclpy is not importable: running the estimator directly (install requirements/ros-wheels.txt "
-                "or source a ROS 2 install to run the node)"
+                "rclpy is not importable: running the estimator directly (install "
+                "requirements/ros-wheels.txt or source a ROS 2 install to run the node)"
             )
     if transport == "ros":
         node_params = {
@@ -251,7 +257,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     per_frame = []
     for frame, result in zip(frames, results):
         write_synthetic_frame(args.output_dir, frame, result.depth, FORMATS, *PREVIEW_RANGE_M)
-        # A pixel the node published as NaN (out of range) counts as a miss, not as "not evaluated".
+        # A pixel the node published as NaN (out of range) counts as a miss, not "not evaluated".
         m = compute_metrics(np.nan_to_num(result.depth, nan=0.0), frame.depth)
         running.update(m)
         per_frame.append(
@@ -275,7 +281,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     (args.output_dir / "summary.json").write_text(json.dumps(summary.__dict__, indent=2))
 
     print(
-        f"\n{len(frames)} frames through {'the space_clip_depth node over DDS' if transport == 'ros' else 'DepthEstimator'}; "
+        f"\n{len(frames)} frames through "
+        f"{'the space_clip_depth node over DDS' if transport == 'ros' else 'DepthEstimator'}; "
         f"median latency {summary.latency_ms_median:.0f} ms (image published -> depth received)"
     )
     print(format_table([("synthetic", summary.metrics)]))

@@ -1,4 +1,4 @@
-"""`space_clip_depth`: camera images in; metric depth, its camera info, a point cloud and a preview out.
+"""`space_clip_depth`: camera images in; metric depth, its camera info, point cloud, preview out.
 
 A managed lifecycle node (rclpy.lifecycle, present since Humble): configure loads and warms up
 the model, activate subscribes, deactivate stops work, cleanup frees the model. With
@@ -10,7 +10,11 @@ Threads: the executor thread only stores each incoming frame into a slot of dept
 A worker thread takes the newest frame, decodes it, runs the DepthEstimator and publishes only
 the outputs that have subscribers. Every output carries the input header unchanged.
 Nothing raised while handling a frame escapes a callback: bad frames are counted, logged
-(throttled per reason) and dropped, and the node serves the next one.
+(throttled per reason) and dropped, and the node serves the next one. Only a persistent
+inference failure ends it: after `max_consecutive_failures` failed frames in a row (a CUDA
+illegal address poisons the CUDA context for good) the node logs FATAL, shuts its context down
+and main() exits 1, so `respawn=True` in a launch file (launch_ros Node(respawn=True,
+respawn_delay=2.0)) restarts it with a fresh CUDA context.
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from space_clip_ros.errors import ConfigError
 from space_clip_ros.geometry import Intrinsics, backproject
 from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
+from space_clip_ros.inference.verify import synthetic_images, verify_estimator
 from space_clip_ros.io.colormap import colorize
 from space_clip_ros.ros import params
 from space_clip_ros.ros.camera_info import (
@@ -59,6 +65,7 @@ from space_clip_ros.ros.qos import (
     make_qos,
     qos_overrides,
 )
+from space_clip_ros.runtime import resolve_device
 
 try:  # Iron and later
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
@@ -130,6 +137,7 @@ def load_estimator(cfg: params.NodeConfig) -> DepthEstimator:
         device=cfg.device,
         precision=cfg.precision,
         backbone_weights=cfg.backbone_weights or None,
+        trt_cache_dir=cfg.trt_cache_dir,
     )
     estimator.warmup(*WARMUP_SHAPE)
     return estimator
@@ -164,6 +172,8 @@ class DepthNode(LifecycleNode):
         self._worker: Optional[threading.Thread] = None
         self._camera_infos: dict[tuple[int, int], tuple[CameraInfo, Intrinsics]] = {}
         self._camera_lock = threading.Lock()
+        self._consecutive_failures = 0
+        self.gave_up = False  # set when max_consecutive_failures ended the node: main() exits 1
 
     @property
     def estimator_trained(self) -> bool:
@@ -193,6 +203,11 @@ class DepthNode(LifecycleNode):
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
         cfg = self.config
+        try:  # a missing cuda:N fails here, in words, before minutes of model loading
+            resolve_device(cfg.device)
+        except ConfigError as exc:
+            self.get_logger().error(str(exc))
+            return TransitionCallbackReturn.FAILURE
         try:
             estimator = self._estimator_factory(cfg)
         except Exception as exc:  # a failed load must leave the node unconfigured, never crash it
@@ -202,6 +217,8 @@ class DepthNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         if not estimator.trained:
             self.get_logger().warning(UNTRAINED_WARNING)
+        if cfg.verify_on_configure and not self._verified(estimator):
+            return TransitionCallbackReturn.FAILURE
         self._estimator = estimator
         for topic, msg_type in (
             ("depth", Image),
@@ -217,17 +234,39 @@ class DepthNode(LifecycleNode):
                 event_callbacks=PublisherEventCallbacks(
                     incompatible_qos=lambda event, t=topic: self._warn(
                         f"qos:{t}",
-                        f"a subscriber to '{self._resolve(t)}' requests QoS this publisher does not "
-                        f"offer ({event.last_policy_kind}); outputs are {cfg.output_reliability}: set "
+                        f"a subscriber to '{self._resolve(t)}' requests QoS this publisher does "
+                        f"not offer ({event.last_policy_kind}); outputs are "
+                        f"{cfg.output_reliability}: set "
                         "output_reliability:=reliable to serve every subscriber",
                     )
                 ),
             )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.get_logger().info(
-            f"model ready on {estimator.device} ({estimator.precision}); checkpoint '{cfg.checkpoint or 'none'}'"
+            f"model ready on {estimator.device} ({estimator.precision}, "
+            f"{getattr(estimator, 'backend', 'custom')}); "
+            f"checkpoint '{cfg.checkpoint or 'none'}'"
         )
         return TransitionCallbackReturn.SUCCESS
+
+    def _verified(self, estimator: DepthEstimator) -> bool:
+        """verify_on_configure: the space-clip-verify check; past tolerance the node stays
+        unconfigured (a TensorRT engine that drifts must not publish)."""
+        cfg = self.config
+        try:
+            report = verify_estimator(estimator, synthetic_images(), cfg.verify_tolerance)
+        except Exception as exc:
+            self.get_logger().error(f"verify_on_configure could not run: {exc}")
+            return False
+        if report.passed:
+            self.get_logger().info(f"verify_on_configure passed:\n{report.text()}")
+            return True
+        self.get_logger().error(
+            f"verify_on_configure FAILED, refusing to configure:\n{report.text()}\nFix: use "
+            "precision fp32 or another backend, rebuild the TensorRT engine (clear "
+            "trt_cache_dir), or raise verify_tolerance"
+        )
+        return False
 
     @_logged
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -262,8 +301,9 @@ class DepthNode(LifecycleNode):
                     event_callbacks=SubscriptionEventCallbacks(
                         incompatible_qos=lambda event, t=topic: self._warn(
                             f"qos:{t}",
-                            f"a publisher on '{self._resolve(t)}' offers QoS this subscription cannot "
-                            f"match ({event.last_policy_kind}); input is {cfg.input_reliability}: set "
+                            f"a publisher on '{self._resolve(t)}' offers QoS this subscription "
+                            f"cannot match ({event.last_policy_kind}); input is "
+                            f"{cfg.input_reliability}: set "
                             "input_reliability:=best_effort for a best-effort camera",
                         )
                     ),
@@ -382,6 +422,8 @@ class DepthNode(LifecycleNode):
             extra = {
                 "device": str(estimator.device) if estimator else "none",
                 "precision": estimator.precision if estimator else "none",
+                # pytorch, or onnxruntime with the providers the session really uses
+                "backend": getattr(estimator, "backend", "custom") if estimator else "none",
                 "trained_checkpoint": str(bool(estimator and estimator.trained)).lower(),
             }
             extra.update(
@@ -409,31 +451,63 @@ class DepthNode(LifecycleNode):
     # ----------------------------------------------------------------- inference (worker thread)
 
     def _work(self, slot: LatestFrameSlot) -> None:
+        self._consecutive_failures = 0  # a re-activated node starts with a clean count
         while (frame := slot.take()) is not None:
             if not self._wanted() or self._estimator is None:
                 continue  # nobody listens: not even decoded
-            try:  # a bad frame is an input error with its own reason, never an inference failure
-                color = self._decode(frame.msg)
-            except ImageDecodeError as exc:
-                self.stats.rejected(exc.reason)
-                self._warn(
-                    f"input:{exc.reason}",
-                    f"dropping a frame from '{self._resolve(self._image_topic())}': {exc}",
-                )
-                continue
-            try:
-                self._process(frame, color)
-            except torch.cuda.OutOfMemoryError as exc:
-                self.stats.error()
-                self._warn(
-                    "oom", f"out of GPU memory on a frame, dropped it and freed the cache: {exc}"
-                )
+            outcome = self._process_guarded(frame)
+            del frame
+            if outcome == "oom":
+                # Only now: the failed frame's tensors died with _process_guarded's traceback,
+                # so the cache really has their blocks to give back.
                 torch.cuda.empty_cache()
-            except Exception as exc:
-                self.stats.error()
-                self._warn(
-                    f"error:{type(exc).__name__}", f"frame failed in inference, dropped: {exc!r}"
-                )
+            if outcome in ("oom", "error"):
+                self._consecutive_failures += 1
+                limit = self.config.max_consecutive_failures
+                if limit and self._consecutive_failures >= limit:
+                    self._give_up()
+                    return
+            elif outcome == "ok":
+                self._consecutive_failures = 0
+
+    def _process_guarded(self, frame: Frame) -> str:
+        """'ok', 'rejected' (bad input), 'oom' or 'error'. Returns no exception: a traceback
+        would keep the failed frame's tensors (the locals of every frame in it) alive."""
+        try:  # a bad frame is an input error with its own reason, never an inference failure
+            color = self._decode(frame.msg)
+        except ImageDecodeError as exc:
+            self.stats.rejected(exc.reason)
+            self._warn(
+                f"input:{exc.reason}",
+                f"dropping a frame from '{self._resolve(self._image_topic())}': {exc}",
+            )
+            return "rejected"
+        try:
+            self._process(frame, color)
+        except torch.cuda.OutOfMemoryError as exc:
+            self.stats.error()
+            self._warn(
+                "oom", f"out of GPU memory on a frame, dropped it and freed the cache: {exc}"
+            )
+            return "oom"
+        except Exception as exc:
+            self.stats.error()
+            self._warn(
+                f"error:{type(exc).__name__}", f"frame failed in inference, dropped: {exc!r}"
+            )
+            return "error"
+        return "ok"
+
+    def _give_up(self) -> None:
+        """A failure that repeats is not a bad frame (e.g. a CUDA illegal address: every later
+        CUDA call fails too). Exit so the launch file's respawn starts a fresh process."""
+        self.gave_up = True
+        self.get_logger().fatal(
+            f"{self._consecutive_failures} frames in a row failed in inference "
+            "(max_consecutive_failures); shutting down with exit status 1 so launch's "
+            "respawn can restart the node"
+        )
+        rclpy.try_shutdown(context=self.context)
 
     def _wanted(self) -> set[str]:
         """The outputs that are enabled and have at least one subscriber."""
@@ -537,7 +611,8 @@ class DepthNode(LifecycleNode):
 
 
 def main(args: Optional[list[str]] = None) -> int:
-    """`ros2 run space_clip_ros space_clip_depth`: exit 2 on invalid parameters, 1 if the model fails to load."""
+    """`ros2 run space_clip_ros space_clip_depth`: exit 2 on invalid parameters, 1 if the model
+    fails to load or inference keeps failing (max_consecutive_failures)."""
     rclpy.init(args=args)
     try:
         try:
@@ -558,6 +633,8 @@ def main(args: Optional[list[str]] = None) -> int:
         finally:
             node.release()
             node.destroy_node()
+        if node.gave_up:
+            return 1
     finally:
         rclpy.try_shutdown()
     return 0

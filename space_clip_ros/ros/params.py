@@ -53,17 +53,20 @@ def _param(
 class NodeConfig:
     autostart: bool = _param(
         True,
-        "Configure and activate on start-up, so `ros2 run` just works. False: wait for a lifecycle manager.",
+        "Configure and activate on start-up, so `ros2 run` just works. "
+        "False: wait for a lifecycle manager.",
     )
     checkpoint: str = _param(
         "",
-        "SPACE-CLIP checkpoint: a directory with decoder.safetensors + config.yaml, the .safetensors file, "
-        "or an exported .onnx graph (run with ONNX Runtime: TensorRT/CUDA/CPU). "
+        "SPACE-CLIP checkpoint: a directory with decoder.safetensors + config.yaml, "
+        "the .safetensors file, or an exported .onnx graph "
+        "(run with ONNX Runtime: TensorRT/CUDA/CPU). "
         "Empty runs an UNTRAINED decoder (meaningless depth; for wiring tests only).",
     )
     backbone_weights: str = _param(
         "",
-        "Local CLIP backbone weights overriding the checkpoint's pretrained tag (offline robots). Empty: as the checkpoint says.",
+        "Local CLIP backbone weights overriding the checkpoint's pretrained tag (offline robots). "
+        "Empty: as the checkpoint says.",
     )
     device: str = _param(
         "auto",
@@ -71,9 +74,33 @@ class NodeConfig:
         pattern=r"auto|cpu|cuda(:\d+)?",
     )
     precision: str = _param(
-        "fp32",
-        "Inference precision: fp32, fp16 or bf16 (autocast; fp16 / bf16 for GPUs).",
-        choices=("fp32", "fp16", "bf16"),
+        "auto",
+        "Inference precision: auto (fp16 on CUDA, bf16 on a CPU with native bf16, else fp32), "
+        "fp32, fp16 or bf16. Half paths keep the depth head's last conv and resize in fp32. "
+        "An .onnx graph runs fp32, or fp16 through TensorRT.",
+        choices=("auto", "fp32", "fp16", "bf16"),
+    )
+    trt_cache_dir: str = _param(
+        "",
+        "Directory for TensorRT engine and timing caches (.onnx checkpoints): the engine is "
+        "built once, not at every start. Empty: ~/.cache/space_clip_ros/trt.",
+    )
+    verify_on_configure: bool = _param(
+        False,
+        "At configure, compare the configured backend/precision with fp32 PyTorch on synthetic "
+        "frames (space-clip-verify) and fail configure past verify_tolerance.",
+    )
+    verify_tolerance: float = _param(
+        0.01,
+        "Largest AbsRel against fp32 PyTorch (and per-frame scale spread) verify_on_configure "
+        "accepts.",
+        limits=(0.0, 1.0),
+    )
+    max_consecutive_failures: int = _param(
+        10,
+        "After this many frames in a row fail in inference (e.g. a persistent CUDA error), the "
+        "node logs FATAL and exits non-zero so launch's respawn can restart it (0 = never exit).",
+        limits=(0, 1_000_000),
     )
     min_depth: float = _param(
         0.1, "Depths below this (metres) are published as NaN.", limits=(0.0, 1000.0)
@@ -85,8 +112,9 @@ class NodeConfig:
     )
     output_scale: float = _param(
         1.0,
-        "Size of the depth image relative to the input (1.0 = same size). Below 1 the image is downscaled "
-        "before inference and depth/camera_info K and P are scaled to match.",
+        "Size of the depth image relative to the input (1.0 = same size). "
+        "Below 1 the image is downscaled before inference "
+        "and depth/camera_info K and P are scaled to match.",
         limits=(0.05, 1.0),
     )
     point_decimation: int = _param(
@@ -96,7 +124,8 @@ class NodeConfig:
     )
     points_rgb: bool = _param(
         True,
-        "Colour the point cloud with the camera image (packed float32 'rgb' field, as rviz2 expects).",
+        "Colour the point cloud with the camera image "
+        "(packed float32 'rgb' field, as rviz2 expects).",
     )
     publish_depth: bool = _param(True, "Publish `depth` (32FC1 metres) when it has subscribers.")
     publish_camera_info: bool = _param(
@@ -108,13 +137,13 @@ class NodeConfig:
     )
     use_compressed: bool = _param(
         False,
-        "Subscribe to `image/compressed` (sensor_msgs/CompressedImage, jpeg/png) instead of "
-        "`image`.",
+        "Subscribe to `image/compressed` (sensor_msgs/CompressedImage, jpeg/png) "
+        "instead of `image`.",
     )
     input_color_order: str = _param(
         "auto",
-        "Channel order of colour input: auto trusts the encoding; rgb / bgr override it for drivers "
-        "that mislabel their images.",
+        "Channel order of colour input: auto trusts the encoding; "
+        "rgb / bgr override it for drivers that mislabel their images.",
         choices=("auto", "rgb", "bgr"),
     )
     max_image_pixels: int = _param(
@@ -143,7 +172,8 @@ class NodeConfig:
     output_qos_depth: int = _param(2, "History depth of the output publishers.", limits=(1, 100))
     colorize_min: float = _param(
         1.0,
-        "Depth (metres) drawn red in `depth/colorized`; the range is fixed so a colour is a distance.",
+        "Depth (metres) drawn red in `depth/colorized`; "
+        "the range is fixed so a colour is a distance.",
         limits=(0.0, 1000.0),
     )
     colorize_max: float = _param(
@@ -163,7 +193,8 @@ class NodeConfig:
             value, meta = getattr(self, f.name), f.metadata
             if meta["range"] is not None and not (meta["range"][0] <= value <= meta["range"][1]):
                 out.append(
-                    f"{f.name}: {value!r} is outside [{meta['range'][0]}, {meta['range'][1]}]; pick a value inside"
+                    f"{f.name}: {value!r} is outside [{meta['range'][0]}, {meta['range'][1]}]; "
+                    "pick a value inside"
                 )
             if meta["choices"] is not None and value not in meta["choices"]:
                 out.append(f"{f.name}: {value!r} is not one of {', '.join(meta['choices'])}")
@@ -171,11 +202,13 @@ class NodeConfig:
                 out.append(f"{f.name}: {value!r} is not valid; {meta['description']}")
         if self.min_depth >= self.max_depth:
             out.append(
-                f"min_depth ({self.min_depth}) must be below max_depth ({self.max_depth}); lower min_depth or raise max_depth"
+                f"min_depth ({self.min_depth}) must be below max_depth ({self.max_depth}); "
+                "lower min_depth or raise max_depth"
             )
         if self.colorize_min >= self.colorize_max:
             out.append(
-                f"colorize_min ({self.colorize_min}) must be below colorize_max ({self.colorize_max}); swap or widen them"
+                f"colorize_min ({self.colorize_min}) must be below colorize_max "
+                f"({self.colorize_max}); swap or widen them"
             )
         return out
 

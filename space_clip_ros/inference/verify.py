@@ -1,0 +1,318 @@
+"""`space-clip-verify`: does the deployed backend/precision still predict what fp32 PyTorch does?
+
+Why: a TensorRT engine, an fp16 path or a new ONNX Runtime build can change the depth without
+any error: the scale jumping from frame to frame is what users of other depth nodes on Jetson
+report most, and none of those nodes checks it. This tool runs the configured checkpoint,
+backend and precision against an fp32 PyTorch reference of the same model on the built-in
+synthetic street (space_clip_ros.scenes.street) or the user's images, and reports:
+
+- AbsRel against fp32 (mean |d - d_ref| / d_ref over pixels the reference calls valid),
+- the largest absolute difference in metres,
+- distinct depth values against fp32's (a ratio far below 1 means terraced, quantised depth),
+- per-frame scale (median of d / d_ref per frame) and its spread across frames.
+
+It passes when AbsRel and the scale spread are within the tolerance and the distinct-value ratio
+is above MIN_DISTINCT_RATIO. Exit 0 pass, 1 fail, 2 usage. The depth node runs the same check at
+configure with `verify_on_configure` (space_clip_ros.ros.depth_node). No ROS here.
+
+The reference is fp32 PyTorch of the very same weights: a copy of the candidate's model for a
+checkpoint directory; for an .onnx graph, the PyTorch checkpoint it was exported from
+(--reference) or, without one, the same graph on ONNX Runtime's CPU provider in fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from space_clip_ros.errors import ConfigError, InputError, run_tool
+from space_clip_ros.inference.estimator import DepthEstimator
+from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
+
+log = logging.getLogger(__name__)
+
+PROG = "space-clip-verify"
+DEFAULT_TOLERANCE = 0.01
+MIN_DISTINCT_RATIO = 0.5  # bf16 depth out of a bf16 conv had 0.02 % of fp32's distinct values
+DEFAULT_FRAMES = 6
+DEFAULT_SIZE = (621, 188)  # half a KITTI frame: the encoder sees the same 224x224 either way
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FrameAgreement:
+    name: str
+    abs_rel: float
+    max_abs_m: float
+    distinct_ratio: float
+    scale: float  # median of candidate / reference over valid pixels
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    frames: list[FrameAgreement]
+    tolerance: float
+    candidate: str
+    reference: str
+
+    @property
+    def abs_rel(self) -> float:
+        return float(np.mean([f.abs_rel for f in self.frames]))
+
+    @property
+    def max_abs_m(self) -> float:
+        return max(f.max_abs_m for f in self.frames)
+
+    @property
+    def distinct_ratio(self) -> float:
+        return min(f.distinct_ratio for f in self.frames)
+
+    @property
+    def scale_spread(self) -> float:
+        scales = [f.scale for f in self.frames]
+        return max(scales) - min(scales)
+
+    @property
+    def problems(self) -> list[str]:
+        """Why it fails, one line per criterion; empty when it passes."""
+        out = []
+        if not self.abs_rel <= self.tolerance:
+            out.append(f"AbsRel vs fp32 {self.abs_rel:.4f} > tolerance {self.tolerance:g}")
+        if not self.scale_spread <= self.tolerance:
+            scales = [f.scale for f in self.frames]
+            out.append(
+                "scale jumps between frames: per-frame scale "
+                f"{min(scales):.4f}..{max(scales):.4f} "
+                f"(spread {self.scale_spread:.4f} > tolerance {self.tolerance:g})"
+            )
+        if not self.distinct_ratio >= MIN_DISTINCT_RATIO:
+            out.append(
+                f"quantised depth: {self.distinct_ratio:.1%} of fp32's distinct values "
+                f"(< {MIN_DISTINCT_RATIO:.0%}); run the head in fp32 or use precision fp32"
+            )
+        return out
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def text(self) -> str:
+        lines = [
+            f"candidate: {self.candidate}",
+            f"reference: {self.reference}",
+            "| frame | AbsRel vs fp32 | max abs error (m) | distinct values vs fp32 | scale |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {f.name} | {f.abs_rel:.5f} | {f.max_abs_m:.4f} | {f.distinct_ratio:.3f} | "
+            f"{f.scale:.5f} |"
+            for f in self.frames
+        ]
+        lines.append(
+            f"| all {len(self.frames)} | {self.abs_rel:.5f} | {self.max_abs_m:.4f} | "
+            f"{self.distinct_ratio:.3f} (min) | spread {self.scale_spread:.5f} |"
+        )
+        verdict = (
+            f"PASS (tolerance {self.tolerance:g})"
+            if self.passed
+            else "FAIL: " + "; ".join(self.problems)
+        )
+        return "\n".join(lines + [verdict])
+
+
+def frame_agreement(name: str, depth: np.ndarray, reference: np.ndarray) -> FrameAgreement:
+    valid = np.isfinite(reference) & (reference > 0) & np.isfinite(depth)
+    if not valid.any():
+        raise InputError(f"{name}: the fp32 reference has no valid depth to compare against")
+    got, ref = depth[valid].astype(np.float64), reference[valid].astype(np.float64)
+    return FrameAgreement(
+        name=name,
+        abs_rel=float(np.mean(np.abs(got - ref) / ref)),
+        max_abs_m=float(np.max(np.abs(got - ref))),
+        distinct_ratio=len(np.unique(depth[valid])) / len(np.unique(reference[valid])),
+        scale=float(np.median(got / ref)),
+    )
+
+
+def compare(
+    candidate: Predict,
+    reference: Predict,
+    images: Sequence[tuple[str, np.ndarray]],
+    tolerance: float = DEFAULT_TOLERANCE,
+    candidate_name: str = "candidate",
+    reference_name: str = "fp32 PyTorch",
+) -> VerifyReport:
+    """Run both on every (name, HxWx3 uint8 RGB) image, in order, and compare."""
+    if not images:
+        raise InputError("no images to verify on", fix="give image files or synthetic frames")
+    frames = [frame_agreement(name, candidate(rgb), reference(rgb)) for name, rgb in images]
+    return VerifyReport(frames, tolerance, candidate_name, reference_name)
+
+
+def synthetic_images(
+    count: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAULT_SIZE
+) -> list[tuple[str, np.ndarray]]:
+    """Frames of the built-in street: every machine renders the same pixels."""
+    drive = SyntheticDrive(DriveConfig(width=size[0], height=size[1]))
+    return [(f"synthetic {f.index}", f.rgb) for f in drive.frames(count)]
+
+
+def image_files(paths: Sequence[Path]) -> list[tuple[str, np.ndarray]]:
+    """Image files, and the images directly inside folders, in name order."""
+    from PIL import Image
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError("no such file or folder", source=path, fix="check the path")
+    if not files:
+        raise ConfigError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {', '.join(map(str, paths))}",
+            fix="name image files or a folder that holds them",
+        )
+    out = []
+    for file in files:
+        try:
+            with Image.open(file) as img:
+                out.append((file.name, np.asarray(img.convert("RGB"), dtype=np.uint8)))
+        except OSError as exc:
+            raise InputError(f"not a readable image ({exc})", source=file) from exc
+    return out
+
+
+def describe(estimator: DepthEstimator) -> str:
+    return f"{estimator.backend} on {estimator.device}, {estimator.precision}"
+
+
+def reference_for(
+    candidate: DepthEstimator, reference_checkpoint: Optional[str] = None
+) -> DepthEstimator:
+    """fp32 PyTorch of the candidate's weights (see the module docstring for .onnx graphs)."""
+    device = str(candidate.device)
+    if reference_checkpoint:
+        return DepthEstimator.from_checkpoint(reference_checkpoint, device, "fp32")
+    if isinstance(candidate.model, torch.nn.Module):
+        reference = DepthEstimator(copy.deepcopy(candidate.model).float(), device, "fp32")
+        reference.trained = candidate.trained
+        return reference
+    return DepthEstimator.from_onnx(candidate.model.path, "cpu", "fp32")
+
+
+def verify_estimator(
+    candidate: DepthEstimator,
+    images: Sequence[tuple[str, np.ndarray]],
+    tolerance: float = DEFAULT_TOLERANCE,
+    reference_checkpoint: Optional[str] = None,
+) -> VerifyReport:
+    """The check the CLI and the node's verify_on_configure share."""
+    reference = reference_for(candidate, reference_checkpoint)
+    try:
+        return compare(
+            candidate.predict,
+            reference.predict,
+            images,
+            tolerance,
+            describe(candidate),
+            describe(reference),
+        )
+    finally:
+        del reference
+        if candidate.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 621x188") from None
+    if width < 8 or height < 8:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 8x8")
+    return width, height
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 within tolerance, 1 not, 2 usage or configuration error.",
+    )
+    parser.add_argument(
+        "--checkpoint", help="checkpoint directory or .onnx graph (empty: untrained model)"
+    )
+    parser.add_argument("--backbone-weights", help="local CLIP backbone weights override")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="the precision to check (auto: fp16 on CUDA, bf16 on a CPU with native bf16)",
+    )
+    parser.add_argument(
+        "--trt-cache-dir",
+        metavar="DIR",
+        help="TensorRT engine and timing caches, as the node's trt_cache_dir "
+        "(default: ~/.cache/space_clip_ros/trt)",
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="CKPT",
+        help="PyTorch checkpoint directory an .onnx graph was exported from (default: the "
+        "graph itself on ONNX Runtime's CPU provider in fp32)",
+    )
+    parser.add_argument(
+        "images", nargs="*", type=Path, help="image files or folders (default: synthetic frames)"
+    )
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="synthetic frames")
+    parser.add_argument(
+        "--size", type=parse_size, default=DEFAULT_SIZE, help="synthetic frame WIDTHxHEIGHT"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"largest AbsRel and per-frame scale spread accepted (default {DEFAULT_TOLERANCE})",
+    )
+    return parser
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 0 < args.tolerance < 1 or args.frames < 1:
+        raise ConfigError(
+            f"--tolerance {args.tolerance} / --frames {args.frames} out of range",
+            fix="use 0 < --tolerance < 1 and --frames >= 1",
+        )
+    images = image_files(args.images) if args.images else synthetic_images(args.frames, args.size)
+    candidate = DepthEstimator.from_checkpoint(
+        args.checkpoint or None,
+        device=args.device,
+        precision=args.precision,
+        backbone_weights=args.backbone_weights,
+        trt_cache_dir=args.trt_cache_dir,
+    )
+    report = verify_estimator(candidate, images, args.tolerance, args.reference)
+    print(report.text())
+    return 0 if report.passed else 1
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run_tool(PROG, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
