@@ -499,12 +499,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         Image.MAX_IMAGE_PIXELS = args.max_pixels
 
     with logging_redirect_tqdm():
-        failed = run_images(estimator, jobs, args, formats) if jobs else []
+        skipped = run_images(estimator, jobs, args, formats) if jobs else []
         if args.synthetic:
             run_synthetic(estimator, args, formats)
 
-    failed = unreadable + failed
-    written = len(jobs) - (len(failed) - len(unreadable))
+    failed = unreadable + skipped
+    written = len(jobs) - len(skipped)
     if jobs:
         log.info(
             "%d of %d image(s) written to %s (%s)",
