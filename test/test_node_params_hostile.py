@@ -4,6 +4,7 @@ the parameter or file (with a did-you-mean), never start with defaults or end in
 
 Real processes: `python -m space_clip_ros.ros.depth_node --ros-args ...`. No start reaches the
 model: a good command line is recognised by the model failing to load (exit 1) instead.
+Six processes, three at a time (each imports torch).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("params")
     missing = str(tmp / "no_checkpoint_here")
     cases = {
-        "typo": ["-p", f"chekpoint:={missing}"],
-        "unknown_in_file": [
+        "typos": [
+            "-p",
+            f"chekpoint:={missing}",
             "--params-file",
             params_file(
                 tmp,
@@ -60,25 +62,20 @@ def runs(tmp_path_factory):
         "missing_file": ["--params-file", str(tmp / "absent.yaml")],
         "bad_yaml": ["--params-file", params_file(tmp, "bad.yaml", "a: [b\n")],
         "bad_rule": ["-p", "checkpoint"],
+        # a renamed node, parameters keyed by its new name and by wildcard, ROS's own and QoS ones
         "good": [
-            "--params-file",
-            params_file(
-                tmp,
-                "good.yaml",
-                "/**:\n  ros__parameters:\n    use_sim_time: false\n"
-                "    qos_overrides./depth.publisher.reliability: reliable\n"
-                f"    checkpoint: {missing}\n    device: cpu\n",
-            ),
-        ],
-        "renamed": [
             "-r",
             "__node:=front_depth",
             "--params-file",
             params_file(
                 tmp,
-                "renamed.yaml",
-                f"front_depth:\n  ros__parameters:\n    checkpoint: {missing}\n",
+                "good.yaml",
+                "front_depth:\n  ros__parameters:\n    use_sim_time: false\n"
+                "    qos_overrides./depth.publisher.reliability: reliable\n"
+                f"    checkpoint: {missing}\n",
             ),
+            "--params-file",
+            params_file(tmp, "all.yaml", "/**:\n  ros__parameters:\n    device: cpu\n"),
         ],
     }
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -86,20 +83,16 @@ def runs(tmp_path_factory):
         return {name: future.result() for name, future in done.items()}, tmp
 
 
-def test_a_misspelled_parameter_stops_the_start_with_a_suggestion(runs):
-    result = runs[0]["typo"]
+def test_misspelled_parameters_on_the_command_line_and_in_a_file_are_each_named(runs):
+    result = runs[0]["typos"]
     assert result.returncode == 2, result.stderr
-    assert (
-        "'chekpoint': not a parameter of this node (did you mean 'checkpoint'?)" in result.stderr
-    )
+    for typo, meant in (
+        ("chekpoint", "checkpoint"),
+        ("max_dept", "max_depth"),
+        ("devise", "device"),
+    ):
+        assert f"'{typo}': not a parameter of this node (did you mean '{meant}'?)" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_unknown_keys_in_a_params_file_are_each_named(runs):
-    result = runs[0]["unknown_in_file"]
-    assert result.returncode == 2, result.stderr
-    assert "'max_dept': not a parameter of this node (did you mean 'max_depth'?)" in result.stderr
-    assert "'devise': not a parameter of this node (did you mean 'device'?)" in result.stderr
 
 
 def test_a_params_file_keyed_for_another_node_is_refused(runs):
@@ -125,13 +118,11 @@ def test_a_params_file_or_rule_rcl_cannot_parse_is_exit_2_without_a_traceback(ru
     assert words in result.stderr and "Traceback" not in result.stderr
 
 
-def test_standard_and_qos_override_parameters_pass_and_reach_the_model_loading(runs):
-    for case in ("good", "renamed"):
-        result = runs[0][case]
-        assert result.returncode == 1, result.stderr  # got as far as loading the checkpoint
-        assert "cannot load the model" in result.stderr and "no_checkpoint_here" in result.stderr
-        assert "unknown parameters" not in result.stderr
-        assert "another node" not in result.stderr
+def test_standard_and_qos_override_parameters_of_a_renamed_node_reach_the_model_loading(runs):
+    result = runs[0]["good"]
+    assert result.returncode == 1, result.stderr  # got as far as loading the checkpoint
+    assert "cannot load the model" in result.stderr and "no_checkpoint_here" in result.stderr
+    assert "unknown parameters" not in result.stderr and "another node" not in result.stderr
 
 
 @pytest.mark.parametrize(
