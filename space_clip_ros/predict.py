@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence
@@ -22,7 +24,8 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from space_clip_ros.errors import ConfigError
+from space_clip_ros.errors import ConfigError, quote
+from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.io.outputs import FORMATS, write_outputs, write_synthetic_frame
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
@@ -34,6 +37,9 @@ log = logging.getLogger("space-clip-predict")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+# A 50 MP frame is more than any robot camera sends (KITTI: 0.47 MP, 8K video: 33 MP), while a
+# 2 KB PNG can claim 13000x13000 pixels (4.3 GB decoded); larger images need --max-pixels.
+DEFAULT_MAX_PIXELS = 50_000_000
 
 UNTRAINED_BANNER = """
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
@@ -46,7 +52,8 @@ UNTRAINED_BANNER = """
 
 EPILOG = """\
 examples:
-  # one image -> out/photo_depth.png (16-bit, metres*256), photo_depth.npy, photo_preview.png
+  # one image -> out/photo_depth.png (16-bit, metres*256), out/photo_depth.npy,
+  #              out/photo_preview.png
   space-clip-predict photo.jpg --checkpoint checkpoints/kitti --output-dir out
 
   # a whole folder tree on the GPU in half precision, only the 16-bit PNGs, 8 images per batch
@@ -69,8 +76,9 @@ outputs:
   the predictions named as above, and metrics.json.
 
 exit status:
-  0 all done; 1 some images could not be read (reported with their paths and skipped,
-  the others are written); 2 bad arguments, inputs or checkpoint (nothing is written).
+  0 all done; 1 some images or sub-folders could not be read or written (each reported with
+  its path and skipped, the others are written); 2 bad arguments, inputs, output folder or
+  checkpoint (nothing is written).
 """
 
 
@@ -84,6 +92,10 @@ class Job:
 
 class UsageError(ConfigError):
     """The command line asks for something impossible; reported before any model is loaded."""
+
+
+class ImageTooLarge(ValueError):
+    """An image header claims more pixels than --max-pixels allows; refused before decoding."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also run on N frames of the built-in synthetic driving sequence and print metrics "
         "against its exact ground truth",
+    )
+    inputs.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="images with more pixels than this are skipped and reported, before they are decoded "
+        f"(default: {DEFAULT_MAX_PIXELS:_} = 50 MP)",
     )
     inputs.add_argument(
         "--synthetic-size",
@@ -220,23 +240,84 @@ def validate(args: argparse.Namespace) -> None:
         raise UsageError(f"--synthetic must be >= 0, got {args.synthetic}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     if not (0 <= args.min_depth < args.max_depth):
         raise UsageError(
             f"need 0 <= --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}"
         )
 
 
-def collect_jobs(inputs: Sequence[Path], output_dir: Path, recursive: bool) -> list[Job]:
-    """Expand files and folders into jobs; a folder's files keep their relative path under
-    <out>/<folder name>."""
+def prepare_output_dir(output_dir: Path, *, create: bool) -> None:
+    """Prove the output folder can take the results, so a bad one ends the run with exit 2.
+
+    create=False (before the model loads) writes nothing: the nearest existing folder on the
+    path must be a writable folder. create=True (once the model is ready) makes the folder and
+    writes and removes a probe file, which also catches what access() cannot see.
+    """
+    fix = "choose another --output-dir, or make this one a folder you can write to"
+
+    def refuse(problem: str) -> UsageError:
+        return UsageError(problem, source=output_dir, field="--output-dir", fix=fix)
+
+    existing = next(p for p in (output_dir, *output_dir.parents) if p.exists() or p == Path())
+    if existing != Path() and not existing.is_dir():
+        where = "" if existing == output_dir else f" ({existing} is a file)"
+        raise refuse(f"exists and is not a folder{where}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise refuse(f"cannot write there ({existing}: permission denied)")
+    if not create:
+        return
+    probe = output_dir / f".space-clip-predict-write-test-{os.getpid()}"
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise refuse(f"cannot write there ({exc.strerror or exc})") from exc
+
+
+def list_images(folder: Path, recursive: bool, unreadable: list[str]) -> list[Path]:
+    """Image files in folder (and its subfolders with recursive), sorted.
+
+    The named folder itself must be listable (a usage error otherwise); a sub-folder that cannot
+    be listed is appended to `unreadable` with the reason, so the run reports it and exits 1
+    instead of silently missing its images (Path.glob skips such folders without a word).
+    """
+
+    def report(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else folder
+        if where == folder:
+            raise UsageError(
+                f"cannot list the folder ({exc.strerror or exc})",
+                source=folder,
+                fix="check the path and its read permission",
+            )
+        unreadable.append(f"{where}: cannot list the folder ({exc.strerror or exc}); skipped")
+
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder, onerror=report):
+        dirs.sort()
+        if not recursive:
+            dirs.clear()
+        candidates = (Path(root) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+        files.extend(p for p in candidates if p.is_file())  # no FIFOs, sockets, broken links
+    return sorted(files)
+
+
+def collect_jobs(
+    inputs: Sequence[Path], output_dir: Path, recursive: bool
+) -> tuple[list[Job], list[str]]:
+    """Expand files and folders into jobs, and the sub-folders that could not be listed.
+
+    A folder's files keep their relative path under <out>/<folder name>.
+    """
     jobs: list[Job] = []
+    unreadable: list[str] = []
     for path in inputs:
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(
-                p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-            if not files:
+            files = list_images(path, recursive, unreadable)
+            if not files and not unreadable:
                 hint = "" if recursive else " (use --recursive to search subfolders)"
                 raise UsageError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) found{hint}")
             base = output_dir / path.resolve().name
@@ -255,37 +336,51 @@ def collect_jobs(inputs: Sequence[Path], output_dir: Path, recursive: bool) -> l
                 "rename one or process them in separate runs with different --output-dir"
             )
         seen[job.out_stem] = job.source
-    return jobs
+    return jobs, unreadable
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB, upright as viewers show it (EXIF orientation applied); grey, alpha and
-    palette images converted."""
-    with Image.open(path) as img:
+def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """HxWx3 uint8 RGB, upright as viewers show it (EXIF orientation applied).
+
+    Grey, alpha and palette images are converted. The header's size is checked against
+    max_pixels before any pixel is decoded.
+    """
+    too_large = f"more than --max-pixels {max_pixels:_} pixels; raise --max-pixels to read it"
+    with warnings.catch_warnings():
+        # Pillow warns above its own limit; ours is the one that decides (and names the flag).
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(path)
+        except Image.DecompressionBombError as exc:
+            raise ImageTooLarge(too_large) from exc
+    with img:
+        if img.width * img.height > max_pixels:
+            raise ImageTooLarge(f"{img.width}x{img.height} is {too_large}")
         img.load()  # decode now, so truncated files fail here and not later
         return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
 
 
 def _loaded_batches(
-    jobs: Sequence[Job], batch_size: int, failed: list[Path], bar: tqdm
+    jobs: Sequence[Job], args: argparse.Namespace, failed: list[str], bar: tqdm
 ) -> Iterator[list[tuple[Job, np.ndarray]]]:
-    """Consecutive readable images of one size, up to batch_size; unreadable ones are reported
-    and skipped."""
+    """Consecutive readable images of one size, up to --batch-size.
+
+    Unreadable ones are reported and skipped.
+    """
     batch: list[tuple[Job, np.ndarray]] = []
     for job in jobs:
         try:
-            image = load_rgb(job.source)
-        except (
-            OSError,
-            ValueError,
-            SyntaxError,
-            Image.DecompressionBombError,
-        ) as exc:  # PIL's "cannot read"
-            log.error("%s: cannot read image (%s); skipped", job.source, exc)
-            failed.append(job.source)
+            image = load_rgb(job.source, args.max_pixels)
+        # Pillow's decoders raise far more than OSError for a hostile file (NotImplementedError
+        # for DDS, BLPFormatError, AttributeError for SPIDER, SyntaxError, struct.error, ...):
+        # whatever one image's decoder raises, that image is "cannot read" and the run goes on.
+        except Exception as exc:
+            reason = f"cannot read image ({type(exc).__name__}: {quote(str(exc))})"
+            log.error("%s: %s; skipped", job.source, reason)
+            failed.append(f"{job.source}: {reason}")
             bar.update(1)
             continue
-        if batch and (len(batch) == batch_size or batch[0][1].shape != image.shape):
+        if batch and (len(batch) == args.batch_size or batch[0][1].shape != image.shape):
             yield batch
             batch = []
         batch.append((job, image))
@@ -299,14 +394,19 @@ def run_images(
     args: argparse.Namespace,
     formats: tuple[str, ...],
 ) -> list[Path]:
-    """Predict and write every job; returns the sources that could not be read."""
-    failed: list[Path] = []
+    """Predict and write every job; returns 'path: reason' for each that was skipped."""
+    failed: list[str] = []
     show_bar = len(jobs) > 1 and not args.no_progress
     with tqdm(total=len(jobs), unit="img", desc="depth", disable=not show_bar) as bar:
-        for batch in _loaded_batches(jobs, args.batch_size, failed, bar):
+        for batch in _loaded_batches(jobs, args, failed, bar):
             depths = estimator.predict(np.stack([image for _, image in batch]))
             for (job, _), depth in zip(batch, depths):
-                write_outputs(depth, job.out_stem, formats, args.min_depth, args.max_depth)
+                try:
+                    write_outputs(depth, job.out_stem, formats, args.min_depth, args.max_depth)
+                except OSError as exc:  # e.g. a file where a sub-folder must go, a full disk
+                    reason = f"cannot write {job.out_stem}_* ({exc.strerror or exc})"
+                    log.error("%s: %s; skipped", job.source, reason)
+                    failed.append(f"{job.source}: {reason}")
             bar.update(len(batch))
     return failed
 
@@ -314,8 +414,10 @@ def run_images(
 def run_synthetic(
     estimator: "DepthEstimator", args: argparse.Namespace, formats: tuple[str, ...]
 ) -> dict[str, float]:
-    """Predict on the synthetic drive, write RGB + ground truth + predictions, print metrics;
-    returns the means."""
+    """Predict on the synthetic drive, write RGB, ground truth and predictions, print metrics.
+
+    Returns the mean metrics.
+    """
     width, height = args.synthetic_size
     drive = SyntheticDrive(DriveConfig(width=width, height=height))
     out_dir = args.output_dir / "synthetic"
@@ -340,8 +442,8 @@ def run_synthetic(
     rows += [("mean", means), ("med-scaled", scaled.mean())]
     print(
         f"\nSynthetic drive, {args.synthetic} frame(s) at {width}x{height}, "
-        "ground truth 1e-3..80 m "
-        "('med-scaled': predictions median-scaled to the ground truth, i.e. scale ignored):"
+        "ground truth 1e-3..80 m ('med-scaled': predictions median-scaled to the ground truth, "
+        "i.e. scale ignored):"
     )
     print(format_table(rows))
     summary = {
@@ -350,7 +452,8 @@ def run_synthetic(
         "mean": means,
         "mean_median_scaled": scaled.mean(),
     }
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    with atomic_path(out_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
     log.info(
         "synthetic RGB, ground truth (*_gt.png), predictions and metrics.json written to %s",
         out_dir,
@@ -359,8 +462,10 @@ def run_synthetic(
 
 
 def load_estimator(args: argparse.Namespace) -> "DepthEstimator":
-    """The DepthEstimator for the command line's checkpoint/device/precision (torch is imported
-    only here)."""
+    """The DepthEstimator for the command line's checkpoint/device/precision.
+
+    torch is imported only here.
+    """
     from space_clip_ros.inference import DepthEstimator  # heavy import: keep --help fast
 
     if args.checkpoint is None:
@@ -381,13 +486,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     formats = selected_formats(args)
     try:
         validate(args)
-        jobs = collect_jobs(args.inputs, args.output_dir, args.recursive)
+        jobs, unreadable = collect_jobs(args.inputs, args.output_dir, args.recursive)
+        prepare_output_dir(args.output_dir, create=False)
     except UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"space-clip-predict: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         estimator = load_estimator(args)
+        prepare_output_dir(args.output_dir, create=True)
     except (
         ValueError,
         RuntimeError,
@@ -395,13 +502,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"space-clip-predict: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     log.info("model ready on %s (%s)", estimator.device, estimator.precision)
+    # Pillow's own decompression-bomb guard must not be stricter than --max-pixels.
+    if Image.MAX_IMAGE_PIXELS is not None and args.max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = args.max_pixels
 
     with logging_redirect_tqdm():
-        failed = run_images(estimator, jobs, args, formats) if jobs else []
+        skipped = run_images(estimator, jobs, args, formats) if jobs else []
         if args.synthetic:
             run_synthetic(estimator, args, formats)
 
-    written = len(jobs) - len(failed)
+    failed = unreadable + skipped
+    written = len(jobs) - len(skipped)
     if jobs:
         log.info(
             "%d of %d image(s) written to %s (%s)",
@@ -415,17 +526,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "reminder: no --checkpoint was given, so these depths come from an UNTRAINED model"
         )
     if failed:
-        log.error(
-            "%d image(s) could not be read:\n  %s",
-            len(failed),
-            "\n  ".join(str(p) for p in failed),
-        )
+        log.error("%d input(s) skipped:\n  %s", len(failed), "\n  ".join(failed))
         return EXIT_SOME_FAILED
     return EXIT_OK
 
 
 def deprecated_main() -> int:
-    """`space-clip-depth`, the tool's old name: one character from the node `space_clip_depth`."""
+    """`space-clip-depth`, the tool's old name, one character away from the node's name."""
     print(
         "space-clip-depth is deprecated and will be removed in the next release: "
         "use space-clip-predict (same arguments)",

@@ -1,7 +1,8 @@
-"""training/prepare_kitti.py against a real HTTP server on loopback serving zips the test builds."""
+"""training/prepare_kitti.py against a real HTTP server on loopback serving zips it builds."""
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import re
 import threading
@@ -14,7 +15,10 @@ import pytest
 from training import prepare_kitti as pk
 
 DRIVE = "2011_09_26_drive_0001"
-TRAIN_LINE = f"2011_09_26/{DRIVE}_sync/image_02/data/0000000005.png {DRIVE}_sync/proj_depth/groundtruth/image_02/0000000005.png 721.5377\n"
+TRAIN_LINE = (
+    f"2011_09_26/{DRIVE}_sync/image_02/data/0000000005.png "
+    f"{DRIVE}_sync/proj_depth/groundtruth/image_02/0000000005.png 721.5377\n"
+)
 TEST_LINE = f"2011_09_26/{DRIVE}_sync/image_02/data/0000000000.png None 721.5377\n"
 
 
@@ -27,8 +31,12 @@ def _zip(path: Path, members: dict[str, bytes]) -> bytes:
 
 @pytest.fixture
 def server(tmp_path):
-    """Serves {url path: bytes} with Range support; records (path, Range header, bytes sent)."""
+    """Serves {url path: bytes} with Range support; records (path, Range header, bytes sent).
+
+    A path in "redirects" answers 302 to the URL it maps to.
+    """
     files: dict[str, bytes] = {}
+    redirects: dict[str, str] = {}
     log: list[tuple[str, str, int]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -36,6 +44,11 @@ def server(tmp_path):
             pass
 
         def _send(self, body: bool) -> None:
+            if self.path in redirects:
+                self.send_response(302)
+                self.send_header("Location", redirects[self.path])
+                self.end_headers()
+                return
             data = files.get(self.path)
             if data is None:
                 self.send_error(404)
@@ -90,6 +103,7 @@ def server(tmp_path):
     )
     yield {
         "files": files,
+        "redirects": redirects,
         "log": log,
         "bases": {"kitti": f"{base}/kitti", "splits": f"{base}/splits"},
     }
@@ -210,3 +224,119 @@ def test_offline_fails_fast_naming_the_url(tmp_path):
     message = str(info.value)
     assert f"http://127.0.0.1:{port}/splits/kitti_eigen_train_files_with_gt.txt" in message
     assert "copy the file by hand" in message
+
+
+# ------------------------------------------------------------------ supply chain: URLs, sums, zips
+
+
+@pytest.mark.parametrize(
+    "url, accepted",
+    [
+        ("https://s3.eu-central-1.amazonaws.com/avg-kitti", True),
+        ("http://127.0.0.1:8000/kitti", True),  # this machine's loopback: nothing in between
+        ("http://localhost/kitti", True),
+        ("http://[::1]:81/kitti", True),
+        ("http://mirror.example.org/kitti", False),
+        ("http://127.0.0.1.example.org/kitti", False),
+        ("ftp://mirror.example.org/kitti", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_only_https_or_loopback_urls_are_fetched(url, accepted):
+    if accepted:
+        assert pk.check_url(url) == url
+    else:
+        with pytest.raises(pk.InsecureURLError, match="not an https URL.*Fix"):
+            pk.check_url(url)
+
+
+def test_a_plain_http_mirror_is_refused_before_anything_is_fetched(tmp_path, capsys):
+    root = tmp_path / "kitti"
+    code = pk.main(["--root", str(root), "--kitti-url", "http://mirror.example.org/kitti"])
+    assert code == 2
+    assert "'http://mirror.example.org/kitti' is not an https URL" in capsys.readouterr().err
+    assert not root.exists()
+
+
+def test_a_redirect_to_plain_http_is_refused(server, tmp_path):
+    url_path = "/splits/kitti_eigen_train_files_with_gt.txt"
+    server["redirects"][url_path] = "http://mirror.example.org/train.txt"
+    dest = tmp_path / "train.txt"
+    with pytest.raises(pk.InsecureURLError, match="mirror.example.org"):
+        pk.download(server["bases"]["splits"] + url_path[len("/splits") :], dest, timeout=5)
+    assert not dest.exists()
+
+
+def _sums(server, wrong: str = "") -> dict[str, str]:
+    sums = {
+        path.rsplit("/", 1)[1]: hashlib.sha256(data).hexdigest()
+        for path, data in server["files"].items()
+    }
+    if wrong:
+        sums[wrong] = "0" * 64
+    return sums
+
+
+def test_archives_are_checked_against_a_user_sha256_file(server, tmp_path, capsys):
+    sums = tmp_path / "sums.txt"
+    sums.write_text("".join(f"{h}  {name}\n" for name, h in _sums(server).items()))
+    root = tmp_path / "kitti"
+    bases = server["bases"]
+    argv = ["--root", str(root), "--kitti-url", bases["kitti"], "--splits-url", bases["splits"]]
+    assert pk.main([*argv, "--sha256-file", str(sums)]) == 0
+    assert (root / ".prepared" / f"{DRIVE}_sync.zip.done").exists()
+
+    wrong = tmp_path / "wrong"
+    with pytest.raises(pk.PrepareError, match=r"SHA-256 [0-9a-f]{64} differs from the expected"):
+        pk.run(
+            wrong,
+            bases,
+            timeout=5,
+            dry=False,
+            keep_archives=False,
+            drives=None,
+            checksums=_sums(server, wrong="2011_09_26_calib.zip"),
+        )
+    assert (wrong / "downloads" / "2011_09_26_calib.zip.corrupt").exists()
+
+    sums.write_text("not a checksum line\n")
+    assert pk.main([*argv, "--sha256-file", str(sums)]) == 2
+    assert (
+        "line 1: 'not a checksum line' is not '<sha256>  <file name>'" in capsys.readouterr().err
+    )
+
+
+def test_a_member_that_would_land_outside_the_target_is_refused_and_nothing_extracted(tmp_path):
+    for evil in ("../escaped.txt", "/abs/escaped.txt", "raw/../../escaped.txt"):
+        archive = tmp_path / "evil.zip"
+        _zip(archive, {"raw/fine.txt": b"ok", evil: b"owned"})
+        target = tmp_path / "out"
+        with pytest.raises(pk.PrepareError, match="would be written outside"):
+            pk.safe_extract(archive, target, max_bytes=10**6)
+        assert not (target / "raw" / "fine.txt").exists()
+        assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_a_folder_symlinked_out_of_the_target_is_refused(tmp_path):
+    outside, target = tmp_path / "outside", tmp_path / "out"
+    outside.mkdir()
+    target.mkdir()
+    (target / "raw").symlink_to(outside)
+    archive = tmp_path / "a.zip"
+    _zip(archive, {"raw/x.txt": b"x"})
+    with pytest.raises(pk.PrepareError, match="outside"):
+        pk.safe_extract(archive, target, max_bytes=10**6)
+    assert not list(outside.iterdir())
+
+
+def test_extraction_is_capped_by_size_and_writes_no_temporaries(tmp_path):
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("zeros.bin", bytes(2_000_000))  # 2 MB of zeros: a 2 KB archive
+    assert archive.stat().st_size < 10_000
+    with pytest.raises(pk.PrepareError, match="more than the 1.0 MB allowed.*--max-extract-gb"):
+        pk.safe_extract(archive, tmp_path / "out", max_bytes=1_000_000)
+    assert not (tmp_path / "out" / "zeros.bin").exists()
+    pk.safe_extract(archive, tmp_path / "out", max_bytes=3_000_000)
+    assert (tmp_path / "out" / "zeros.bin").stat().st_size == 2_000_000
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["zeros.bin"]

@@ -15,27 +15,38 @@ the server's length, zip CRCs, SHA-256 where one is known) before it is extracte
 under ``<root>/.prepared/`` makes finished archives cost nothing on a re-run. Archives copied in
 by hand into ``<root>/downloads/`` are verified and extracted like downloaded ones: that is the
 way to prepare a machine without internet.
+
+Only https is fetched (plain http only from this machine's loopback, e.g. a local mirror or the
+tests' server), redirects included. KITTI publishes no checksums, so none ship with this tool;
+``--sha256-file`` takes a ``sha256sum``-format list the user trusts (e.g. one made on the first
+machine that downloaded the data) and every archive named in it is checked. Extraction refuses
+members that would land outside the target folder, archives whose members add up to more than
+``--max-extract-gb`` or than the free disk, and writes each member under a temporary name.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import json
 import logging
 import re
+import shutil
 import socket
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Optional
 
 from tqdm import tqdm
 
-from space_clip_ros.errors import RuntimeFailure
+from space_clip_ros.errors import ConfigError, RuntimeFailure, quote
+from space_clip_ros.io.atomic import atomic_path
 
 LOG = logging.getLogger("prepare_kitti")
 
@@ -53,9 +64,12 @@ URL_TEMPLATES = {
     "train_list": "{splits}/kitti_eigen_train_files_with_gt.txt",
     "test_list": "{splits}/kitti_eigen_test_files_with_gt.txt",
 }
-# Published sizes / checksums. KITTI publishes no checksums; the annotated archive's size is
-# stated on the benchmark page only approximately, so it is an estimate for --dry-run, not a check.
+# Published sizes / checksums. KITTI publishes no checksums (so none are invented here: users can
+# pass their own with --sha256-file); the annotated archive's size is stated on the benchmark page
+# only approximately, so it is an estimate for --dry-run, not a check.
 KNOWN_SHA256: dict[str, str] = {}
+# The largest KITTI archive (data_depth_annotated.zip) extracts to about 14.5 GB.
+DEFAULT_MAX_EXTRACT_GB = 64.0
 APPROX_BYTES = {"data_depth_annotated.zip": 14_500_000_000}
 SPLIT_FILES = ("kitti_eigen_train_files_with_gt.txt", "kitti_eigen_test_files_with_gt.txt")
 DRIVE_RE = re.compile(r"(\d{4}_\d{2}_\d{2})_drive_(\d{4})_sync")
@@ -96,7 +110,8 @@ def drives_in_split_lists(paths: list[Path]) -> list[str]:
             match = DRIVE_RE.search(line.split()[0])
             if not match:
                 raise PrepareError(
-                    f"{path}:{line_no}: no KITTI drive name in {line.split()[0]!r}. Fix: use a BTS/AdaBins split list."
+                    f"{path}:{line_no}: no KITTI drive name in {quote(line.split()[0], 120)}. "
+                    "Fix: use a BTS/AdaBins split list."
                 )
             drives.add(f"{match.group(1)}_drive_{match.group(2)}")
     return sorted(drives)
@@ -120,11 +135,84 @@ def data_items(drives: list[str], bases: dict[str, str]) -> list[Item]:
     return items
 
 
+class InsecureURLError(ConfigError):
+    """A URL that is not https (and not loopback): refused before anything is fetched."""
+
+
+def check_url(url: str) -> str:
+    """url if it is https, or http to this machine's loopback; InsecureURLError otherwise.
+
+    Data fetched over plain http can be replaced on the way and KITTI publishes no checksums
+    to catch that, so no mirror may be reached without TLS.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        return url
+    if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
+        return url
+    raise InsecureURLError(
+        f"{quote(url, 120)} is not an https URL",
+        fix="use the https address of the server or mirror (--kitti-url/--splits-url); "
+        "plain http is accepted only from this machine's loopback (127.0.0.1, localhost)",
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to a URL check_url accepts (urllib follows https -> http)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        check_url(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_CheckedRedirects)
+
+
+def _open(request: urllib.request.Request, timeout: float):
+    """urlopen for checked URLs only, with checked redirects."""
+    check_url(request.full_url)
+    return _OPENER.open(request, timeout=timeout)
+
+
+def read_sha256_file(path: Path) -> dict[str, str]:
+    """{file name: hex digest} from a `sha256sum`-format file ('<64 hex>  <name>' per line)."""
+    sums = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read ({exc})", source=path, field="--sha256-file", fix="check the path"
+        ) from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = re.fullmatch(r"\s*([0-9a-fA-F]{64})\s+\*?(.+?)\s*", line)
+        if not match:
+            raise ConfigError(
+                f"line {number}: {quote(line, 120)} is not '<sha256>  <file name>'",
+                source=path,
+                field="--sha256-file",
+                fix="write it with `sha256sum *.zip > sums.txt`",
+            )
+        sums[Path(match.group(2)).name] = match.group(1).lower()
+    return sums
+
+
 def _offline_error(url: str, dest: Optional[Path], exc: BaseException) -> PrepareError:
     where = str(dest) if dest else "<root>/downloads/ (zips) or <root>/splits/ (lists)"
     return PrepareError(
         f"cannot reach {url} ({exc}). This machine looks offline or the server is unreachable. "
-        f"Fix: check the connection, or copy the file by hand to {where} (e.g. from a machine with internet) "
+        f"Fix: check the connection, or copy the file by hand to {where} "
+        "(e.g. from a machine with internet) "
         "and re-run: present archives are verified and extracted without downloading."
     )
 
@@ -133,7 +221,7 @@ def remote_size(url: str, timeout: float) -> Optional[int]:
     """Content-Length from a HEAD request; None when the server does not say."""
     request = urllib.request.Request(url, method="HEAD")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _open(request, timeout) as response:
             length = response.headers.get("Content-Length")
             return int(length) if length is not None else None
     except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
@@ -147,7 +235,7 @@ def download(url: str, dest: Path, timeout: float) -> None:
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = _open(request, timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:  # nothing left to fetch: the part file is already whole
             total = _total_from_content_range(exc.headers.get("Content-Range"))
@@ -156,10 +244,12 @@ def download(url: str, dest: Path, timeout: float) -> None:
                 return
             part.unlink()
             raise PrepareError(
-                f"{url}: server refused to resume {part} (HTTP 416); the partial file was deleted. Fix: re-run."
+                f"{url}: server refused to resume {part} (HTTP 416); the partial file was "
+                "deleted. Fix: re-run."
             ) from exc
         raise PrepareError(
-            f"{url}: HTTP {exc.code} {exc.reason}. Fix: check the URL (or --kitti-url/--splits-url mirror)."
+            f"{url}: HTTP {exc.code} {exc.reason}. "
+            "Fix: check the URL (or --kitti-url/--splits-url mirror)."
         ) from exc
     except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
         raise _offline_error(url, dest, exc) from exc
@@ -170,7 +260,8 @@ def download(url: str, dest: Path, timeout: float) -> None:
             start = _start_from_content_range(response.headers.get("Content-Range"))
             if start != offset:
                 raise PrepareError(
-                    f"{url}: server resumed at byte {start}, expected {offset}. Fix: delete {part} and re-run."
+                    f"{url}: server resumed at byte {start}, expected {offset}. "
+                    f"Fix: delete {part} and re-run."
                 )
             mode = "ab"
             LOG.info("resuming %s at %d bytes", dest.name, offset)
@@ -199,12 +290,14 @@ def download(url: str, dest: Path, timeout: float) -> None:
                     bar.update(len(chunk))
         except (socket.timeout, ConnectionError, urllib.error.URLError) as exc:
             raise PrepareError(
-                f"{url}: connection lost after {part.stat().st_size} bytes ({exc}). Fix: re-run; the download resumes."
+                f"{url}: connection lost after {part.stat().st_size} bytes ({exc}). "
+                "Fix: re-run; the download resumes."
             ) from exc
     got = part.stat().st_size
     if total is not None and got != total:
         raise PrepareError(
-            f"{url}: received {got} of {total} bytes into {part}. Fix: re-run; the download resumes."
+            f"{url}: received {got} of {total} bytes into {part}. "
+            "Fix: re-run; the download resumes."
         )
     part.replace(dest)
 
@@ -220,17 +313,17 @@ def _start_from_content_range(value: Optional[str]) -> int:
     return int(match.group(1)) if match else -1
 
 
-def verify(path: Path, item: Item) -> None:
+def verify(path: Path, item: Item, checksums: Optional[dict[str, str]] = None) -> None:
     """Zip CRCs (and SHA-256 where known); a bad file is moved aside to ``*.corrupt``."""
     problem = None
-    expected = KNOWN_SHA256.get(item.name)
+    expected = {**KNOWN_SHA256, **(checksums or {})}.get(item.name)
     if expected:
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(CHUNK), b""):
                 digest.update(chunk)
         if digest.hexdigest() != expected:
-            problem = f"SHA-256 {digest.hexdigest()} differs from the published {expected}"
+            problem = f"SHA-256 {digest.hexdigest()} differs from the expected {expected}"
     if problem is None and item.is_zip:
         try:
             with zipfile.ZipFile(path) as archive:
@@ -245,11 +338,62 @@ def verify(path: Path, item: Item) -> None:
         aside = path.with_name(path.name + ".corrupt")
         path.replace(aside)
         raise PrepareError(
-            f"{path}: {problem} (downloaded from {item.url}); moved to {aside}. Fix: re-run to download it again."
+            f"{path}: {problem} (downloaded from {item.url}); moved to {aside}. "
+            "Fix: re-run to download it again."
         )
 
 
-def prepare_item(item: Item, root: Path, timeout: float, keep_archives: bool) -> str:
+def safe_extract(archive: Path, target: Path, max_bytes: int) -> None:
+    """Extract a zip into target; nothing lands outside it and no member is left half-written.
+
+    Checked before the first byte is written: every member's path stays inside target (no
+    absolute paths, no '..', no symlinked folder leading out), and the members' declared sizes
+    add up to at most max_bytes and to less than the free disk. zipfile never writes more than
+    a member's declared size, so the declared sum bounds what is written.
+    """
+    fix = "delete the archive and download it again from the official https address"
+    with zipfile.ZipFile(archive) as zipped:
+        members = zipped.infolist()
+        total = sum(m.file_size for m in members)
+        if total > max_bytes:
+            raise PrepareError(
+                f"{archive}: its members add up to {_human(total)}, more than the "
+                f"{_human(max_bytes)} allowed. Fix: {fix}, or raise --max-extract-gb"
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(target).free
+        if total > free:
+            raise PrepareError(
+                f"{archive}: needs {_human(total)} to extract, {target} has {_human(free)} free. "
+                "Fix: free disk space or choose another --root"
+            )
+        base = target.resolve()
+        for member in members:
+            parts = PurePosixPath(member.filename.replace("\\", "/")).parts
+            dest = (base / member.filename).resolve()
+            if member.filename.startswith("/") or ".." in parts or not dest.is_relative_to(base):
+                raise PrepareError(
+                    f"{archive}: member {quote(member.filename, 120)} would be written outside "
+                    f"{target}; nothing was extracted. Fix: {fix}"
+                )
+        for member in members:
+            dest = target / member.filename
+            if member.is_dir():
+                dest.mkdir(parents=True, exist_ok=True)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zipped.open(member) as source, atomic_path(dest) as tmp, open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out, CHUNK)
+
+
+def prepare_item(
+    item: Item,
+    root: Path,
+    timeout: float,
+    keep_archives: bool,
+    checksums: Optional[dict[str, str]] = None,
+    max_extract_bytes: int = int(DEFAULT_MAX_EXTRACT_GB * 1e9),
+) -> str:
     """Bring one item to its final place; returns what was done ('skipped', 'prepared')."""
     marker = root / ".prepared" / f"{item.name}.done"
     if marker.exists():
@@ -258,12 +402,9 @@ def prepare_item(item: Item, root: Path, timeout: float, keep_archives: bool) ->
     archive = (downloads / item.name) if item.is_zip else (root / "splits" / item.name)
     if not archive.exists():
         download(item.url, archive, timeout)
-    verify(archive, item)
+    verify(archive, item, checksums)
     if item.is_zip:
-        target = root / item.extract_to
-        target.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(archive) as zipped:
-            zipped.extractall(target)
+        safe_extract(archive, root / item.extract_to, max_extract_bytes)
         if not keep_archives:
             archive.unlink()
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -289,7 +430,8 @@ def dry_run(items: list[Item], root: Path, timeout: float) -> int:
     # KITTI's PNGs are already compressed: extracted size ~ archive size. Archives are deleted
     # after extraction (unless --keep-archives), so the peak is everything extracted + one archive.
     print(
-        f"download: {_human(total_download)}; disk needed: about {_human(total_download + largest)} "
+        f"download: {_human(total_download)}; "
+        f"disk needed: about {_human(total_download + largest)} "
         f"(extracted data ~ archive size, plus the largest archive while it is extracted)"
     )
     if unknown:
@@ -315,12 +457,16 @@ def run(
     dry: bool,
     keep_archives: bool,
     drives: Optional[list[str]],
+    *,
+    checksums: Optional[dict[str, str]] = None,
+    max_extract_bytes: int = int(DEFAULT_MAX_EXTRACT_GB * 1e9),
 ) -> None:
-    lists = split_items(bases)
-    for item in (
-        lists
-    ):  # the lists are small and say which drives are needed, so even --dry-run fetches them
-        prepare_item(item, root, timeout, keep_archives)
+    for base in bases.values():
+        check_url(base)  # before anything is fetched
+    extra = (checksums, max_extract_bytes)
+    # The lists are small and say which drives are needed, so even --dry-run fetches them.
+    for item in split_items(bases):
+        prepare_item(item, root, timeout, keep_archives, *extra)
     if drives is None:
         drives = drives_in_split_lists([root / "splits" / name for name in SPLIT_FILES])
     items = data_items(drives, bases)
@@ -329,11 +475,19 @@ def run(
         len(drives),
         len({d[:10] for d in drives}),
     )
+    if checksums is not None:
+        unchecked = [i.name for i in items if i.name not in checksums]
+        if unchecked:
+            LOG.warning(
+                "no SHA-256 in --sha256-file for %d file(s) (checked by zip CRC only): %s",
+                len(unchecked),
+                ", ".join(unchecked[:5]) + (" ..." if len(unchecked) > 5 else ""),
+            )
     if dry:
         dry_run(items, root, timeout)
         return
     for item in tqdm(items, desc="archives", unit="archive", disable=None):
-        outcome = prepare_item(item, root, timeout, keep_archives)
+        outcome = prepare_item(item, root, timeout, keep_archives, *extra)
         LOG.info("%s: %s", item.name, outcome)
     print(f"KITTI ready under {root} (raw/, annotated/, splits/)")
 
@@ -369,6 +523,18 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--keep-archives", action="store_true", help="keep the zips after extraction"
     )
     parser.add_argument(
+        "--sha256-file",
+        type=Path,
+        help="sha256sum-format list ('<sha256>  <file name>') the archives must match; KITTI "
+        "publishes none, so none ship with this tool",
+    )
+    parser.add_argument(
+        "--max-extract-gb",
+        type=float,
+        default=DEFAULT_MAX_EXTRACT_GB,
+        help=f"refuse an archive whose members add up to more (default: {DEFAULT_MAX_EXTRACT_GB})",
+    )
+    parser.add_argument(
         "--drives",
         nargs="+",
         help="only these drives (e.g. 2011_09_26_drive_0001) instead of the split's",
@@ -381,10 +547,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     bases = {"kitti": args.kitti_url.rstrip("/"), "splits": args.splits_url.rstrip("/")}
     try:
-        run(args.root, bases, args.timeout, args.dry_run, args.keep_archives, args.drives)
-    except PrepareError as exc:
+        checksums = read_sha256_file(args.sha256_file) if args.sha256_file else None
+        run(
+            args.root,
+            bases,
+            args.timeout,
+            args.dry_run,
+            args.keep_archives,
+            args.drives,
+            checksums=checksums,
+            max_extract_bytes=int(args.max_extract_gb * 1e9),
+        )
+    except (PrepareError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     return 0
 
 

@@ -15,6 +15,8 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from space_clip_ros.model.torch_files import load_torch_file
+
 STATE_LAST = "state_last.pt"
 
 
@@ -69,6 +71,7 @@ def load_state(path: Union[str, Path]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path}: training state not found. Fix: point run.resume to a state_*.pt in a run's out_dir."
+            f"{path}: training state not found. "
+            "Fix: point run.resume to a state_*.pt in a run's out_dir."
         )
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_torch_file(path, field="run.resume")  # refused on torch < 2.6 (CVE-2025-32434)

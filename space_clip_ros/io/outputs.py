@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from space_clip_ros.io import depth_files
+from space_clip_ros.io.atomic import atomic_path
 
 if TYPE_CHECKING:
     from space_clip_ros.scenes.street import SyntheticFrame
@@ -45,10 +46,14 @@ def write_synthetic_frame(
     min_depth: float,
     max_depth: float,
 ) -> None:
-    """A synthetic frame's RGB, exact ground truth (16-bit, + preview) and predictions, named <index>_*."""
+    """A synthetic frame's RGB, exact ground truth (16-bit, + preview) and predictions.
+
+    All named <index>_*.
+    """
     stem = out_dir / f"{frame.index:06d}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(frame.rgb).save(stem.with_name(stem.name + "_rgb.png"))
+    with atomic_path(stem.with_name(stem.name + "_rgb.png")) as tmp:
+        Image.fromarray(frame.rgb).save(tmp, format="PNG")
     depth_files.write_png16(stem.with_name(stem.name + "_gt.png"), frame.depth)
     formats = tuple(formats)
     if "preview" in formats:

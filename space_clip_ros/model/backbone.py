@@ -13,6 +13,8 @@ to that grid when the weights are loaded, so an aspect-preserving input costs no
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import logging
 import os
 import socket
@@ -29,7 +31,10 @@ from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer as TimmVisionTransformer
 from torch import nn
 
+from space_clip_ros.errors import quote
+
 from .config import BackboneConfig, ConfigError
+from .torch_files import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +66,31 @@ class ClipVisionBackbone(nn.Module):
         )
         if model_cfg is None:
             raise ConfigError(
-                f"backbone.model_name '{cfg.model_name}' is not an open_clip architecture. "
-                f"Fix: use one of open_clip.list_models() (e.g. ViT-B-16, ViT-L-14) or give backbone.model_cfg."
+                f"backbone.model_name {quote(cfg.model_name)} is not an open_clip architecture. "
+                "Fix: use one of open_clip.list_models() (e.g. ViT-B-16, ViT-L-14) or give "
+                "backbone.model_cfg."
             )
         # The config's pretrained tag fixes activation and normalisation even when the weights
         # themselves come from an override file (a local copy of the same tag).
         tag_cfg = _pretrained_tag_cfg(cfg.model_name, cfg.pretrained)
         pretrained = weights_override if weights_override is not None else cfg.pretrained
+        # Name what the user set, so the message says which setting to change.
+        self._weights_field = (
+            "backbone_weights" if weights_override is not None else "backbone.pretrained"
+        )
         quick_gelu = cfg.quick_gelu
         if quick_gelu is None:
             quick_gelu = bool(
                 tag_cfg.get("quick_gelu", False) or model_cfg.get("quick_gelu", False)
             )
-        vision_cfg = CLIPVisionCfg(
-            **{**model_cfg["vision_cfg"], "image_size": tuple(cfg.input_size)}
-        )
+        vision_cfg = _vision_cfg(model_cfg, cfg.input_size)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_BACKBONE_SEED)
             if vision_cfg.timm_model_name:
                 self.tower: _Tower = _TimmViT.build(cfg.model_name, vision_cfg)
             else:
                 self.tower = _OpenClipViT.build(
-                    cfg.model_name, model_cfg["embed_dim"], vision_cfg, quick_gelu
+                    cfg.model_name, model_cfg.get("embed_dim"), vision_cfg, quick_gelu
                 )
         self.visual = self.tower.module
         if pretrained:
@@ -117,35 +125,51 @@ class ClipVisionBackbone(nn.Module):
 
     def _load_weights(self, pretrained: str, tag_cfg: dict) -> None:
         path = Path(os.path.expanduser(pretrained))
+        field = self._weights_field
         if not path.is_file():
             if not tag_cfg or pretrained != self.cfg.pretrained:
                 tags = open_clip.list_pretrained_tags_by_model(self.cfg.model_name)
+                fix = (
+                    "give an existing weights file, or leave backbone_weights empty to use the "
+                    "checkpoint's backbone.pretrained"
+                    if field == "backbone_weights"
+                    else "give a tag, an existing weights file, or null for random weights"
+                )
                 raise BackboneWeightsError(
-                    f"backbone.pretrained '{pretrained}' is neither a file nor an open_clip pretrained tag for "
-                    f"{self.cfg.model_name} (known tags: {', '.join(tags) or 'none'}). Fix: give a tag, an existing "
-                    "weights file, or null for random weights."
+                    f"{quote(pretrained)} is neither a file nor an open_clip pretrained tag for "
+                    f"{self.cfg.model_name} (known tags: {', '.join(tags) or 'none'})",
+                    field=field,
+                    fix=fix,
                 )
             try:
                 path = _fetch_pretrained(tag_cfg)
             except Exception as exc:  # network, HF hub and filesystem errors all end here
                 raise BackboneWeightsError(
-                    f"could not fetch open_clip weights {self.cfg.model_name}/{pretrained} ({type(exc).__name__}: {exc}). "
-                    'Fix: on a machine with internet run `python -c "import open_clip; open_clip.create_model('
-                    f"'{self.cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, or set "
-                    "backbone.pretrained (or the backbone_weights override) to a local weights file."
+                    f"could not fetch open_clip weights {self.cfg.model_name}/{pretrained} "
+                    f"({type(exc).__name__}: {quote(str(exc))}). "
+                    "Fix: on a machine with internet run "
+                    '`python -c "import open_clip; open_clip.create_model('
+                    f"'{self.cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, "
+                    "or set backbone.pretrained (or the backbone_weights override) to a local "
+                    "weights file."
                 ) from exc
-        state = self.tower.adapt_state(_read_state_dict(path))
+        state = self.tower.adapt_state(_read_state_dict(path, field))
         try:
             result = self.visual.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches
             raise BackboneWeightsError(
-                f"{path}: weights do not fit backbone {self.cfg.model_name}: {exc}. Fix: use weights of the same "
-                "open_clip architecture as backbone.model_name."
+                f"weights do not fit backbone {self.cfg.model_name} (set by {field}): "
+                f"{quote(str(exc), 600)}",
+                source=path,
+                fix="use weights of the same open_clip architecture as backbone.model_name",
             ) from exc
         if result.missing_keys or result.unexpected_keys:
             raise BackboneWeightsError(
-                f"{path}: weights do not fit backbone {self.cfg.model_name} (missing {result.missing_keys[:3]}, "
-                f"unexpected {result.unexpected_keys[:3]}). Fix: use weights of the same open_clip architecture."
+                f"weights do not fit backbone {self.cfg.model_name} (set by {field}): "
+                f"missing {quote(result.missing_keys[:3])}, "
+                f"unexpected {quote(result.unexpected_keys[:3])}",
+                source=path,
+                fix="use weights of the same open_clip architecture",
             )
         log.info("backbone %s: loaded weights from %s", self.cfg.model_name, path)
 
@@ -204,11 +228,21 @@ class _OpenClipViT(_Tower):
     def build(
         cls, name: str, embed_dim: int, vision_cfg: CLIPVisionCfg, quick_gelu: bool
     ) -> "_OpenClipViT":
-        visual = _build_vision_tower(embed_dim, vision_cfg, quick_gelu=quick_gelu)
+        try:
+            visual = _build_vision_tower(embed_dim, vision_cfg, quick_gelu=quick_gelu)
+        except (TypeError, ValueError, KeyError, AttributeError, AssertionError) as exc:
+            # a value of the wrong kind in a custom model_cfg (e.g. act_kwargs: 3)
+            raise ConfigError(
+                f"open_clip cannot build this tower ({type(exc).__name__}: {quote(str(exc))})",
+                field="backbone.model_cfg",
+                fix="compare the values with an open_clip model config "
+                "(open_clip.get_model_config('ViT-B-16'))",
+            ) from exc
         if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
             raise ConfigError(
-                f"backbone '{name}' builds a {type(visual).__name__} with attentional pooling or a non-ViT trunk. "
-                "Fix: use a plain open_clip ViT (ViT-B-16, ViT-L-14, ...) or a timm ViT tower (SigLIP)."
+                f"backbone '{name}' builds a {type(visual).__name__} with attentional pooling "
+                "or a non-ViT trunk. Fix: use a plain open_clip ViT (ViT-B-16, ViT-L-14, ...) "
+                "or a timm ViT tower (SigLIP)."
             )
         # The projection to the joint text-image space is never used (the decoder reads the
         # pre-projection class token); dropping it makes the count match the paper's 85.8 M.
@@ -245,8 +279,11 @@ class _OpenClipViT(_Tower):
 
 
 class _TimmViT(_Tower):
-    """timm VisionTransformer trunks (SigLIP's towers in open_clip): class/register tokens or none,
-    global embedding from the trunk's own pooling (class token, mean, or SigLIP's attention pool)."""
+    """timm VisionTransformer trunks (SigLIP's towers in open_clip).
+
+    Class/register tokens or none; the global embedding comes from the trunk's own pooling
+    (class token, mean, or SigLIP's attention pool).
+    """
 
     def __init__(self, trunk: TimmVisionTransformer) -> None:
         self.module = trunk
@@ -278,9 +315,11 @@ class _TimmViT(_Tower):
             ) from exc
         if not isinstance(trunk, TimmVisionTransformer):
             raise ConfigError(
-                f"backbone '{name}' is a timm {type(trunk).__name__} ({vision_cfg.timm_model_name}); only timm "
-                "VisionTransformer trunks (e.g. SigLIP) and open_clip-native ViTs are supported (EVA's rotary "
-                "embeddings are not). Fix: pick ViT-B-16, ViT-L-14, ViT-B-16-SigLIP, ..."
+                f"backbone '{name}' is a timm {type(trunk).__name__} "
+                f"({vision_cfg.timm_model_name}); only timm VisionTransformer trunks "
+                "(e.g. SigLIP) and open_clip-native ViTs are supported (EVA's rotary "
+                "embeddings are not). "
+                "Fix: pick ViT-B-16, ViT-L-14, ViT-B-16-SigLIP, ..."
             )
         return cls(trunk)
 
@@ -303,6 +342,28 @@ class _TimmViT(_Tower):
                 hidden[k] = _grid(x, self.prefix, self.grid)
         pooled = t.fc_norm(t.pool(t.norm(x)))
         return BackboneFeatures(hidden=hidden, global_embedding=pooled)
+
+
+def _vision_cfg(model_cfg: dict, input_size: tuple[int, int]) -> CLIPVisionCfg:
+    """open_clip's CLIPVisionCfg from a model config, at input_size; unknown keys named."""
+    vision = model_cfg.get("vision_cfg")
+    if not isinstance(vision, dict):
+        raise ConfigError(
+            f"is {quote(vision)}, not a mapping",
+            field="backbone.model_cfg.vision_cfg",
+            fix="give an open_clip vision config: {width: ..., layers: ..., patch_size: ...}",
+        )
+    known = [f.name for f in dataclasses.fields(CLIPVisionCfg)]
+    for key in vision:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+            raise ConfigError(
+                f"unknown key {quote(key, 80)}",
+                field="backbone.model_cfg.vision_cfg",
+                fix=f"remove it or correct the name ({hint})",
+            )
+    return CLIPVisionCfg(**{**vision, "image_size": tuple(input_size)})
 
 
 def _pretrained_tag_cfg(model_name: str, pretrained: str | None) -> dict:
@@ -338,7 +399,8 @@ def _fetch_pretrained(tag_cfg: dict) -> Path:
                 if isinstance(cached, str):
                     return Path(cached)
         raise ConnectionError(
-            f"{host} is unreachable (or HF_HUB_OFFLINE is set) and the weights are not in the local cache"
+            f"{host} is unreachable (or HF_HUB_OFFLINE is set) and the weights are not in the "
+            "local cache"
         )
     return Path(open_clip.pretrained.download_pretrained(tag_cfg))
 
@@ -351,7 +413,7 @@ def _reachable(host: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def _read_state_dict(path: Path, field: str) -> dict[str, torch.Tensor]:
     """Tensors from a .safetensors file or a torch file, never unpickling arbitrary objects."""
     try:
         if path.suffix == ".safetensors":
@@ -359,16 +421,23 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_torch_file(path, field=field)
+    except ConfigError as exc:  # torch too old to read torch files safely
+        raise BackboneWeightsError(str(exc)) from exc
     except Exception as exc:
         raise BackboneWeightsError(
-            f"{path}: cannot read backbone weights ({type(exc).__name__}: {exc}). Fix: use an open_clip "
-            "state dict saved as .safetensors or with torch.save (TorchScript archives are not loaded)."
+            f"cannot read backbone weights (set by {field}): "
+            f"{type(exc).__name__}: {quote(str(exc))}",
+            source=path,
+            fix="use an open_clip state dict saved as .safetensors or with torch.save "
+            "(TorchScript archives are not loaded)",
         ) from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise BackboneWeightsError(
-            f"{path}: expected a state dict of tensors, found {type(state).__name__}."
+            f"expected a state dict of tensors (set by {field}), found {type(state).__name__}",
+            source=path,
+            fix="save the model's state_dict(), not the model object",
         )
     return {k.removeprefix("module."): v for k, v in state.items()}

@@ -17,6 +17,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from space_clip_ros.errors import quote
+from space_clip_ros.io.atomic import atomic_path
+
+from .backbone import BackboneWeightsError
 from .config import ConfigError, SpaceClipConfig
 from .space_clip import SpaceClip, build_model
 
@@ -34,7 +38,12 @@ class CheckpointError(ConfigError):
 def save_checkpoint(
     model: SpaceClip, directory: Union[str, Path], metadata: dict | None = None
 ) -> Path:
-    """Write decoder.safetensors + config.yaml into directory (created if needed)."""
+    """Write decoder.safetensors + config.yaml into directory (created if needed).
+
+    Each file is written under a temporary name and renamed when complete. safetensors creates
+    its files 0600; the weights get the umask's mode like config.yaml, so another user (the
+    node's service account) can read what training wrote.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {
@@ -43,7 +52,8 @@ def save_checkpoint(
     }
     meta = {"format": FORMAT_TAG, "config": json.dumps(model.config.to_dict())}
     meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
-    save_file(state, str(directory / WEIGHTS_FILE), metadata=meta)
+    with atomic_path(directory / WEIGHTS_FILE, fix_mode=True) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     model.config.save(directory / CONFIG_FILE)
     return directory
 
@@ -53,8 +63,9 @@ def resolve_checkpoint(path: Union[str, Path]) -> tuple[Path, Path]:
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(
-            f"{path}: checkpoint not found. Fix: point to a directory holding {WEIGHTS_FILE} and {CONFIG_FILE} "
-            "(written by training/export.py), or leave the checkpoint empty to run the untrained model."
+            f"{path}: checkpoint not found. Fix: point to a directory holding {WEIGHTS_FILE} and "
+            f"{CONFIG_FILE} (written by training/export.py), or leave the checkpoint empty to run "
+            "the untrained model."
         )
     weights = path / WEIGHTS_FILE if path.is_dir() else path
     config = weights.parent / CONFIG_FILE
@@ -64,12 +75,13 @@ def resolve_checkpoint(path: Union[str, Path]) -> tuple[Path, Path]:
         )
     if weights.suffix != ".safetensors":
         raise CheckpointError(
-            f"{weights}: not a .safetensors file. Fix: convert it with training/export.py; pickled torch files are "
-            "never loaded by the node."
+            f"{weights}: not a .safetensors file. Fix: convert it with training/export.py; "
+            "pickled torch files are never loaded by the node."
         )
     if not config.is_file():
         raise CheckpointError(
-            f"{config}: missing. Fix: put the {CONFIG_FILE} written with these weights beside {weights.name}."
+            f"{config}: missing. Fix: put the {CONFIG_FILE} written with these weights beside "
+            f"{weights.name}."
         )
     return weights, config
 
@@ -89,9 +101,16 @@ def load_checkpoint(
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(
-            f"{weights}: not a readable safetensors file ({exc}). Fix: re-export or re-download it."
+            f"{weights}: not a readable safetensors file ({quote(str(exc))}). "
+            "Fix: re-export or re-download it."
         ) from exc
-    model = build_model(config, backbone_weights=backbone_weights)
+    _check_values(state, weights)
+    try:
+        model = build_model(config, backbone_weights=backbone_weights)
+    except BackboneWeightsError:
+        raise  # names the weights file and the setting that chose it
+    except ConfigError as exc:  # raised while building: the config file is the one to fix
+        raise CheckpointError(f"{config_path}: {exc}") from exc
     _check_state(model, state, weights, config_path)
     model.decoder.load_state_dict(state, strict=True)
     log.info("loaded checkpoint %s (%s)", weights, config.backbone.model_name)
@@ -104,19 +123,43 @@ def _check_state(
     expected = model.decoder.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    fix = f"Fix: use the {CONFIG_FILE} that was saved with these weights (the two must come from the same run)."
+    fix = (
+        f"Fix: use the {CONFIG_FILE} that was saved with these weights "
+        "(the two must come from the same run)."
+    )
     if missing:
         raise CheckpointError(
-            f"{weights}: missing key '{missing[0]}' ({len(missing)} missing) required by {config_path} "
-            f"(use_film={model.config.decoder.use_film}, use_structural={model.config.decoder.use_structural}). {fix}"
+            f"{weights}: missing key '{missing[0]}' ({len(missing)} missing) required by "
+            f"{config_path} (use_film={model.config.decoder.use_film}, "
+            f"use_structural={model.config.decoder.use_structural}). {fix}"
         )
     if unexpected:
         raise CheckpointError(
-            f"{weights}: unexpected key '{unexpected[0]}' ({len(unexpected)} unexpected) not built by {config_path}. {fix}"
+            f"{weights}: unexpected key {quote(unexpected[0], 120)} ({len(unexpected)} "
+            f"unexpected) not built by {config_path}. {fix}"
         )
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise CheckpointError(
-                f"{weights}: key '{key}' has shape {tuple(state[key].shape)} but {config_path} builds "
-                f"{tuple(tensor.shape)} (backbone '{model.config.backbone.model_name}', width {model.backbone.width}). {fix}"
+                f"{weights}: key '{key}' has shape {tuple(state[key].shape)} but {config_path} "
+                f"builds {tuple(tensor.shape)} (backbone '{model.config.backbone.model_name}', "
+                f"width {model.backbone.width}). {fix}"
+            )
+        if state[key].is_floating_point() != tensor.is_floating_point():
+            raise CheckpointError(
+                f"{weights}: key '{key}' has dtype {state[key].dtype} where the decoder holds "
+                f"{tensor.dtype}. Fix: re-export the checkpoint with training/export.py "
+                "(weights are stored as float32)."
+            )
+
+
+def _check_values(state: dict[str, torch.Tensor], weights: Path) -> None:
+    """Refuse NaN/inf weights: such a model loads, reports itself trained and outputs only NaN."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{weights}: key {quote(key, 120)} holds {bad} NaN/inf value(s) of "
+                f"{tensor.numel()}. Fix: the training run diverged or the file was damaged; "
+                "export an earlier checkpoint (or the EMA weights) of a healthy run."
             )

@@ -16,9 +16,14 @@ from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from space_clip_ros.errors import ConfigError
+from space_clip_ros.errors import ConfigError, quote
+from space_clip_ros.io.atomic import atomic_path
+
+from .config_bounds import check_sizes
 
 CONFIG_VERSION = 1
+# A config.yaml is a few hundred bytes; a megabyte is a wrong file or an attack (YAML bombs).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass
@@ -82,29 +87,90 @@ class SpaceClipConfig:
         cfg = build_dataclass(cls, data, source, "")
         if cfg.version != CONFIG_VERSION:
             raise ConfigError(
-                f"{source}: field 'version' is {cfg.version}, this package reads version {CONFIG_VERSION}. "
-                "Fix: re-export the checkpoint with this version of training/export.py."
+                f"field 'version' is {cfg.version}, this package reads version {CONFIG_VERSION}",
+                source=source,
+                fix="re-export the checkpoint with this version of training/export.py",
             )
         validate(cfg, source)
         return cfg
 
     def save(self, path: Union[str, Path]) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        with atomic_path(path) as tmp:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "SpaceClipConfig":
         path = Path(path)
-        if not path.is_file():
+        return cls.from_dict(
+            read_yaml_file(path, "the config.yaml written beside the checkpoint"), source=str(path)
+        )
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (*name): a 400-byte 'billion laughs' document expands to
+    gigabytes through them, and no config of ours needs one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
             raise ConfigError(
-                f"{path}: config file not found. Fix: point to the config.yaml written beside the checkpoint."
+                f"line {event.start_mark.line + 1}: YAML alias *{quote(event.anchor, 40)} is not "
+                "allowed",
+                source=self.name,
+                fix="write the value out in full instead of referring to an &anchor",
             )
+        return super().compose_node(parent, index)
+
+    @classmethod
+    def parse(cls, text: str, name: str) -> Any:
+        loader = cls(text)  # the reader already rejects control characters here
+        loader.name = name
         try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(
-                f"{path}: not valid YAML/JSON ({exc}). Fix: correct the syntax at the reported line."
-            ) from exc
-        return cls.from_dict(data, source=str(path))
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+
+
+def read_yaml_file(path: Path, what: str) -> Any:
+    """Plain data of a small UTF-8 YAML/JSON file; every problem a ConfigError naming the file.
+
+    Refuses missing, oversized (> MAX_CONFIG_BYTES), non-UTF-8 and empty files and YAML aliases,
+    so a hostile file costs neither memory nor a megabyte-long error message.
+    """
+    if not path.is_file():
+        raise ConfigError("config file not found", source=path, fix=f"point to {what}")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"is {size} bytes, more than a config file's limit of {MAX_CONFIG_BYTES}",
+            source=path,
+            fix=f"point to {what}, not to another file",
+        )
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {quote(raw[exc.start : exc.start + 1])} at offset {exc.start})",
+            source=path,
+            fix="save the file as UTF-8 (plain ASCII YAML is UTF-8)",
+        ) from exc
+    if not text.strip():
+        raise ConfigError(
+            "the file is empty",
+            source=path,
+            fix=f"point to {what}; an empty file would silently mean every default",
+        )
+    try:
+        return _NoAliasLoader.parse(text, str(path))
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"not valid YAML/JSON ({quote(str(exc), 400)})",
+            source=path,
+            fix="correct the syntax at the reported line",
+        ) from exc
+    except RecursionError as exc:  # thousands of nested [[[...]]]
+        raise ConfigError("nested too deeply", source=path, fix=f"point to {what}") from exc
 
 
 def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
@@ -112,12 +178,12 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
     b, d = cfg.backbone, cfg.decoder
 
     def bad(name: str, why: str, fix: str) -> ConfigError:
-        return ConfigError(f"{source}: field '{name}' {why}. Fix: {fix}.")
+        return ConfigError(f"field '{name}' {why}", source=source, fix=fix)
 
     if len(b.input_size) != 2 or min(b.input_size) < 16:
         raise bad(
             "backbone.input_size",
-            f"is {list(b.input_size)}",
+            f"is {quote(list(b.input_size))}",
             "give [height, width], each a multiple of the patch size (>= 16)",
         )
     if len(d.semantic_channels) != 4:
@@ -135,7 +201,8 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
     if d.use_structural and list(d.structural_channels) != list(d.semantic_channels[:3]):
         raise bad(
             "decoder.structural_channels",
-            f"is {list(d.structural_channels)} but the fused stages have {list(d.semantic_channels[:3])}",
+            f"is {quote(list(d.structural_channels))} but the fused stages have "
+            f"{list(d.semantic_channels[:3])}",
             "use the first three semantic_channels (the gates fuse equal widths)",
         )
     for name in ("semantic_channels", "structural_channels"):
@@ -159,6 +226,17 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
         raise bad("decoder.aux_heads", f"is {d.aux_heads}", "use 0..3 (one per non-final stage)")
     if d.film_hidden <= 0 or d.head_hidden <= 0:
         raise bad("decoder.film_hidden/head_hidden", "is not positive", "use positive integers")
+    for name in ("mean", "std"):
+        value = getattr(b, name)
+        if value is not None and len(value) != 3:
+            raise bad(
+                f"backbone.{name}",
+                f"has {len(value)} entries",
+                "give 3 values (R, G, B) or null for the pretrained tag's",
+            )
+    if b.std is not None and min(b.std) <= 0:
+        raise bad("backbone.std", f"is {list(b.std)}", "use positive standard deviations")
+    check_sizes(cfg, source)
 
 
 def to_plain(value: Any) -> Any:
@@ -180,7 +258,9 @@ def build_dataclass(cls: type, data: Any, source: str, prefix: str = "") -> Any:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{source}: {where} must be a mapping, got {type(data).__name__}. Fix: use 'key: value' entries."
+            f"{where} must be a mapping, got {type(data).__name__}",
+            source=source,
+            fix="use 'key: value' entries",
         )
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
@@ -193,7 +273,9 @@ def build_dataclass(cls: type, data: Any, source: str, prefix: str = "") -> Any:
                 else f"known fields: {', '.join(names)}"
             )
             raise ConfigError(
-                f"{source}: unknown field '{prefix}{key}'. Fix: remove it or correct the name ({hint})."
+                f"unknown field {quote(f'{prefix}{key}', 80)}",
+                source=source,
+                fix=f"remove it or correct the name ({hint})",
             )
     kwargs = {}
     for name in names:
@@ -214,7 +296,9 @@ def _coerce(tp: Any, value: Any, source: str, name: str) -> Any:
 
     def wrong(expected: str) -> ConfigError:
         return ConfigError(
-            f"{source}: field '{name}' must be {expected}, got {value!r}. Fix: set it to {expected}."
+            f"field '{name}' must be {expected}, got {quote(value)}",
+            source=source,
+            fix=f"set it to {expected}",
         )
 
     if origin in (list, tuple):

@@ -43,7 +43,7 @@ from space_clip_ros.geometry import Intrinsics, backproject
 from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
 from space_clip_ros.inference.verify import synthetic_images, verify_estimator
 from space_clip_ros.io.colormap import colorize
-from space_clip_ros.ros import params
+from space_clip_ros.ros import param_overrides, params
 from space_clip_ros.ros.camera_info import (
     CameraInfoError,
     intrinsics_from_camera_info,
@@ -157,6 +157,7 @@ class DepthNode(LifecycleNode):
         self._estimator_factory = estimator_factory
         try:
             self.config = params.declare_and_read(self)
+            param_overrides.check_declared(self, self.list_parameters([], 0).names)
         except params.ParameterError:
             self.destroy_node()
             raise
@@ -611,23 +612,34 @@ class DepthNode(LifecycleNode):
 
 
 def main(args: Optional[list[str]] = None) -> int:
-    """`ros2 run space_clip_ros space_clip_depth`: exit 2 on invalid parameters, 1 if the model
-    fails to load or inference keeps failing (max_consecutive_failures)."""
-    rclpy.init(args=args)
+    """`ros2 run space_clip_ros space_clip_depth`.
+
+    Exit 2 on invalid, unknown or unparsable parameters, 1 if the model fails to load or
+    inference keeps failing (max_consecutive_failures).
+    """
+    argv = sys.argv if args is None else args
+    fatal = rclpy.logging.get_logger(NODE_NAME).fatal
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # rcl's RCLError: a params file or -p rule it cannot parse
+        fatal(f"{param_overrides.explain_init_failure(exc, argv)}")
+        return 2
     try:
         try:
             node = DepthNode()
         except params.ParameterError as exc:
-            rclpy.logging.get_logger(NODE_NAME).fatal(
-                f"{exc}\nFix the parameter(s) above (see config/depth.yaml)."
-            )
+            fatal(f"{exc}\nFix the parameter(s) above (see config/depth.yaml).")
             return 2
         try:
+            param_overrides.check_params_files_target(argv, node.get_fully_qualified_name())
             if node.config.autostart and not node.autostart():
                 return 1
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             executor.spin()
+        except params.ParameterError as exc:
+            fatal(str(exc))
+            return 2
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:

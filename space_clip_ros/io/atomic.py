@@ -1,0 +1,53 @@
+"""Write a file under a temporary name and rename it into place only once it is complete.
+
+A crash, a full disk or an exception half-way through a write must never leave a truncated file
+under the final name: a reader (the node loading a checkpoint, the KITTI devkit reading a depth
+PNG) would take it for a good one. os.replace is atomic within one directory, so the temporary
+name lives beside the target. The temporary file is created with the ordinary open() mode, so
+the umask decides its permissions exactly as for a direct write; writers that create files
+with a stricter mode of their own (safetensors writes 0600) get the umask's mode back through
+`default_file_mode`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator, Union
+
+PathLike = Union[str, Path]
+
+
+def default_file_mode() -> int:
+    """The mode open() gives a new file under the current umask (0644 under the usual 022).
+
+    os.umask can only be read by setting it; it is restored at once (a process-wide value, so
+    a thread creating a file in between could see umask 0: acceptable for our writers, which
+    run in one thread).
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike, *, fix_mode: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it to `path`, on error delete it.
+
+    The temporary name keeps the suffix, so writers that choose a format by suffix still work.
+    fix_mode=True resets the finished file to default_file_mode() for writers that create
+    their files 0600.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}")
+    try:
+        yield tmp
+        if fix_mode:
+            os.chmod(tmp, default_file_mode())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
