@@ -1,4 +1,4 @@
-"""KITTI drive -> rosbag2 -> read back, and the offline accuracy tool on bags with recorded depth."""
+"""KITTI drive -> rosbag2 -> read back, and the offline accuracy tool on bags with depth."""
 
 import json
 from pathlib import Path
@@ -105,7 +105,10 @@ def test_bag_holds_the_drive(drive_dir: Path, tmp_path: Path, storage: str):
 def test_bag_tf_and_full_camera_info_p_project_like_the_kitti_devkit(
     drive_dir: Path, tmp_path: Path
 ):
-    """rviz2 and image_geometry project with all of P (Tx, Ty included) after tf: that must be the devkit's pixel."""
+    """rviz2 and image_geometry project with all of P (Tx, Ty included) after tf.
+
+    That must land on the devkit's pixel.
+    """
     out = tmp_path / "bag"
     assert (
         kitti2bag([str(drive_dir), "-o", str(out), "--right", "--no-velodyne", "--no-progress"])
@@ -163,7 +166,7 @@ def test_converter_reports_a_truncated_scan(tmp_path: Path, capsys):
 def write_recorded_bag(
     drive_dir: Path, out: Path, scale: float, depth_size: tuple[int, int] | None = None
 ) -> None:
-    """The KITTI bag plus a 'recorded' depth stream: scale x the LiDAR ground truth, NaN elsewhere."""
+    """The KITTI bag plus a 'recorded' depth stream: scale x the LiDAR truth, NaN elsewhere."""
     source = out.parent / f"{out.name}_kitti"
     kitti2bag([str(drive_dir), "-o", str(source), "--no-progress"])
     calib = load_calibration(drive_dir.parent)
