@@ -23,13 +23,17 @@ from urllib.parse import urlparse
 import open_clip
 import timm
 import torch
-from open_clip.model import CLIPVisionCfg, _build_vision_tower
-from open_clip.transformer import VisionTransformer
 from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer as TimmVisionTransformer
 from torch import nn
 
 from .config import BackboneConfig, ConfigError
+from .open_clip_api import (
+    CLIPVisionCfg,
+    VisionTransformer,
+    build_vision_tower,
+    download_pretrained,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,9 @@ class ClipVisionBackbone(nn.Module):
         )
         if model_cfg is None:
             raise ConfigError(
-                f"backbone.model_name '{cfg.model_name}' is not an open_clip architecture. "
-                f"Fix: use one of open_clip.list_models() (e.g. ViT-B-16, ViT-L-14) or give backbone.model_cfg."
+                f"backbone.model_name '{cfg.model_name}' is not an open_clip architecture. Fix: "
+                "use one of open_clip.list_models() (e.g. ViT-B-16, ViT-L-14) or give "
+                "backbone.model_cfg."
             )
         # The config's pretrained tag fixes activation and normalisation even when the weights
         # themselves come from an override file (a local copy of the same tag).
@@ -121,31 +126,35 @@ class ClipVisionBackbone(nn.Module):
             if not tag_cfg or pretrained != self.cfg.pretrained:
                 tags = open_clip.list_pretrained_tags_by_model(self.cfg.model_name)
                 raise BackboneWeightsError(
-                    f"backbone.pretrained '{pretrained}' is neither a file nor an open_clip pretrained tag for "
-                    f"{self.cfg.model_name} (known tags: {', '.join(tags) or 'none'}). Fix: give a tag, an existing "
-                    "weights file, or null for random weights."
+                    f"backbone.pretrained '{pretrained}' is neither a file nor an open_clip "
+                    f"pretrained tag for {self.cfg.model_name} (known tags: "
+                    f"{', '.join(tags) or 'none'}). Fix: give a tag, an existing weights file, or "
+                    "null for random weights."
                 )
             try:
                 path = _fetch_pretrained(tag_cfg)
             except Exception as exc:  # network, HF hub and filesystem errors all end here
                 raise BackboneWeightsError(
-                    f"could not fetch open_clip weights {self.cfg.model_name}/{pretrained} ({type(exc).__name__}: {exc}). "
-                    'Fix: on a machine with internet run `python -c "import open_clip; open_clip.create_model('
-                    f"'{self.cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, or set "
-                    "backbone.pretrained (or the backbone_weights override) to a local weights file."
+                    f"could not fetch open_clip weights {self.cfg.model_name}/{pretrained} "
+                    f"({type(exc).__name__}: {exc}). Fix: on a machine with internet run `python "
+                    '-c "import open_clip; open_clip.create_model('
+                    f"'{self.cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, "
+                    "or set backbone.pretrained (or the backbone_weights override) to a local "
+                    "weights file."
                 ) from exc
         state = self.tower.adapt_state(_read_state_dict(path))
         try:
             result = self.visual.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches
             raise BackboneWeightsError(
-                f"{path}: weights do not fit backbone {self.cfg.model_name}: {exc}. Fix: use weights of the same "
-                "open_clip architecture as backbone.model_name."
+                f"{path}: weights do not fit backbone {self.cfg.model_name}: {exc}. Fix: use "
+                "weights of the same open_clip architecture as backbone.model_name."
             ) from exc
         if result.missing_keys or result.unexpected_keys:
             raise BackboneWeightsError(
-                f"{path}: weights do not fit backbone {self.cfg.model_name} (missing {result.missing_keys[:3]}, "
-                f"unexpected {result.unexpected_keys[:3]}). Fix: use weights of the same open_clip architecture."
+                f"{path}: weights do not fit backbone {self.cfg.model_name} (missing "
+                f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}). Fix: use "
+                "weights of the same open_clip architecture."
             )
         log.info("backbone %s: loaded weights from %s", self.cfg.model_name, path)
 
@@ -204,11 +213,12 @@ class _OpenClipViT(_Tower):
     def build(
         cls, name: str, embed_dim: int, vision_cfg: CLIPVisionCfg, quick_gelu: bool
     ) -> "_OpenClipViT":
-        visual = _build_vision_tower(embed_dim, vision_cfg, quick_gelu=quick_gelu)
+        visual = build_vision_tower(embed_dim, vision_cfg, quick_gelu=quick_gelu)
         if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
             raise ConfigError(
-                f"backbone '{name}' builds a {type(visual).__name__} with attentional pooling or a non-ViT trunk. "
-                "Fix: use a plain open_clip ViT (ViT-B-16, ViT-L-14, ...) or a timm ViT tower (SigLIP)."
+                f"backbone '{name}' builds a {type(visual).__name__} with attentional pooling or "
+                "a non-ViT trunk. Fix: use a plain open_clip ViT (ViT-B-16, ViT-L-14, ...) or a "
+                "timm ViT tower (SigLIP)."
             )
         # The projection to the joint text-image space is never used (the decoder reads the
         # pre-projection class token); dropping it makes the count match the paper's 85.8 M.
@@ -245,8 +255,11 @@ class _OpenClipViT(_Tower):
 
 
 class _TimmViT(_Tower):
-    """timm VisionTransformer trunks (SigLIP's towers in open_clip): class/register tokens or none,
-    global embedding from the trunk's own pooling (class token, mean, or SigLIP's attention pool)."""
+    """timm VisionTransformer trunks (SigLIP's towers in open_clip).
+
+    Class/register tokens or none; the global embedding comes from the trunk's own pooling
+    (class token, mean, or SigLIP's attention pool).
+    """
 
     def __init__(self, trunk: TimmVisionTransformer) -> None:
         self.module = trunk
@@ -278,9 +291,10 @@ class _TimmViT(_Tower):
             ) from exc
         if not isinstance(trunk, TimmVisionTransformer):
             raise ConfigError(
-                f"backbone '{name}' is a timm {type(trunk).__name__} ({vision_cfg.timm_model_name}); only timm "
-                "VisionTransformer trunks (e.g. SigLIP) and open_clip-native ViTs are supported (EVA's rotary "
-                "embeddings are not). Fix: pick ViT-B-16, ViT-L-14, ViT-B-16-SigLIP, ..."
+                f"backbone '{name}' is a timm {type(trunk).__name__} "
+                f"({vision_cfg.timm_model_name}); only timm VisionTransformer trunks (e.g. "
+                "SigLIP) and open_clip-native ViTs are supported (EVA's rotary embeddings are "
+                "not). Fix: pick ViT-B-16, ViT-L-14, ViT-B-16-SigLIP, ..."
             )
         return cls(trunk)
 
@@ -338,9 +352,10 @@ def _fetch_pretrained(tag_cfg: dict) -> Path:
                 if isinstance(cached, str):
                     return Path(cached)
         raise ConnectionError(
-            f"{host} is unreachable (or HF_HUB_OFFLINE is set) and the weights are not in the local cache"
+            f"{host} is unreachable (or HF_HUB_OFFLINE is set) and the weights are not in the "
+            "local cache"
         )
-    return Path(open_clip.pretrained.download_pretrained(tag_cfg))
+    return Path(download_pretrained(tag_cfg))
 
 
 def _reachable(host: str, timeout: float = 3.0) -> bool:
@@ -362,8 +377,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise BackboneWeightsError(
-            f"{path}: cannot read backbone weights ({type(exc).__name__}: {exc}). Fix: use an open_clip "
-            "state dict saved as .safetensors or with torch.save (TorchScript archives are not loaded)."
+            f"{path}: cannot read backbone weights ({type(exc).__name__}: {exc}). Fix: use an "
+            "open_clip state dict saved as .safetensors or with torch.save (TorchScript archives "
+            "are not loaded)."
         ) from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
