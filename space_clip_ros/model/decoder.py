@@ -1,6 +1,7 @@
 """SPACE-CLIP's trainable decoder: FiLM semantic pathway, structural pathway, gated fusion.
 
-Every layer here is described in DESIGN.md §2; comments only note choices the paper leaves open.
+Every layer here is described in docs/ARCHITECTURE.md ("The model"); comments only note choices
+the paper leaves open.
 Convolutions followed by BatchNorm carry no bias (it would be cancelled by the BN shift).
 """
 
@@ -65,8 +66,8 @@ class DepthHead(nn.Sequential):
     """3x3 conv (c -> hidden)-BN-ReLU-3x3 conv (hidden -> 1)-ReLU: non-negative metric depth.
 
     The last conv starts near a constant INITIAL_DEPTH_M. With PyTorch's default init the final
-    ReLU is often dead everywhere (all-zero depth, no gradient, log-losses undefined); starting at a
-    plausible depth keeps it alive. The paper does not specify an initialisation.
+    ReLU is often dead everywhere (all-zero depth, no gradient, log-losses undefined); starting
+    at a plausible depth keeps it alive. The paper does not specify an initialisation.
     """
 
     INITIAL_DEPTH_M = 10.0
