@@ -49,8 +49,9 @@ def depth_to_kitti_uint16(depth: np.ndarray, scale: float = KITTI_DEPTH_SCALE) -
     if negative.any():
         v, u = np.argwhere(negative)[0]
         raise ValueError(
-            f"depth has {int(negative.sum())} negative value(s) (first {d[v, u]:.4g} m at row {v}, column {u}); "
-            "KITTI PNG depth cannot encode them: fix the sign/scale upstream or set them to NaN to mark them invalid"
+            f"depth has {int(negative.sum())} negative value(s) (first {d[v, u]:.4g} m at row "
+            f"{v}, column {u}); KITTI PNG depth cannot encode them: fix the sign/scale upstream "
+            "or set them to NaN to mark them invalid"
         )
     valid = np.isfinite(d) & (d > 0)
     scaled = np.rint(np.clip(np.where(valid, d, 0.0), 0.0, 65535 / scale) * scale)
@@ -66,13 +67,14 @@ def write_png16(path: PathLike, depth: np.ndarray, scale: float = KITTI_DEPTH_SC
 
 
 def read_png16(path: PathLike, scale: float = KITTI_DEPTH_SCALE) -> np.ndarray:
-    """Read a KITTI-convention 16-bit PNG back to float32 metres (value / scale; 0 stays 0 = no measurement)."""
+    """A KITTI-convention 16-bit PNG as float32 metres (value / scale; 0 = no measurement)."""
     path = Path(path)
     with Image.open(path) as img:
         if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
             raise ValueError(
-                f"{path}: expected a 16-bit single-channel depth PNG (KITTI convention), got PIL mode {img.mode!r}; "
-                "8-bit or colour PNGs (e.g. a preview) do not hold metric depth"
+                f"{path}: expected a 16-bit single-channel depth PNG (KITTI convention), got PIL "
+                f"mode {img.mode!r}; 8-bit or colour PNGs (e.g. a preview) do not hold metric "
+                "depth"
             )
         raw = np.array(img)
     if raw.min(initial=0) < 0 or raw.max(initial=0) > 65535:
@@ -86,14 +88,14 @@ def write_npy(path: PathLike, depth: np.ndarray) -> None:
 
 
 def read_npy(path: PathLike) -> np.ndarray:
-    """Read a float32 depth .npy; never unpickles (allow_pickle=False), so untrusted files are safe."""
+    """A float32 depth .npy; never unpickles (allow_pickle=False): untrusted files are safe."""
     path = Path(path)
     depth = np.load(path, allow_pickle=False)
     return _check_depth(depth, str(path)).astype(np.float32, copy=False)
 
 
 def write_preview(path: PathLike, depth: np.ndarray, min_depth: float, max_depth: float) -> None:
-    """Write a Turbo-coloured RGB PNG of depth over a fixed metric range (see colormap.colorize)."""
+    """A Turbo-coloured RGB PNG of depth over a fixed metric range (see colormap.colorize)."""
     Image.fromarray(colorize(_check_depth(depth, str(path)), min_depth, max_depth)).save(
         Path(path), format="PNG"
     )

@@ -45,7 +45,7 @@ def write_synthetic_frame(
     min_depth: float,
     max_depth: float,
 ) -> None:
-    """A synthetic frame's RGB, exact ground truth (16-bit, + preview) and predictions, named <index>_*."""
+    """A synthetic frame's RGB, exact ground truth (16-bit, + preview), predictions: <index>_*."""
     stem = out_dir / f"{frame.index:06d}"
     out_dir.mkdir(parents=True, exist_ok=True)
     Image.fromarray(frame.rgb).save(stem.with_name(stem.name + "_rgb.png"))

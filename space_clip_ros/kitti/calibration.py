@@ -31,8 +31,8 @@ def parse_calib_file(path: Path | str) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise KittiFormatError(
-            f"{path}: calibration file not found; KITTI keeps it in the date folder beside the drive "
-            "(e.g. 2011_09_26/calib_cam_to_cam.txt), pass --calib-dir if it lives elsewhere"
+            f"{path}: calibration file not found; KITTI keeps it in the date folder beside the "
+            "drive (e.g. 2011_09_26/calib_cam_to_cam.txt), pass --calib-dir if it lives elsewhere"
         )
     fields: dict[str, np.ndarray] = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
@@ -84,7 +84,7 @@ class RectifiedCamera:
 
     @property
     def offset(self) -> np.ndarray:
-        """t_i with P = K [I | t]: the camera's position offset in the rectified reference frame."""
+        """t_i with P = K [I | t]: the camera's offset in the rectified reference frame."""
         return np.linalg.solve(self.projection[:, :3], self.projection[:, 3])
 
 
@@ -135,7 +135,8 @@ def load_calibration(calib_dir: Path | str) -> KittiCalibration:
         width, height = _field(cam, cam_path, f"S_rect_0{index}", (2,))
         if projection[0, 0] <= 0 or projection[1, 1] <= 0 or width <= 0 or height <= 0:
             raise KittiFormatError(
-                f"{cam_path}: P_rect_0{index} / S_rect_0{index} give a non-positive focal length or image size"
+                f"{cam_path}: P_rect_0{index} / S_rect_0{index} give a non-positive focal length "
+                "or image size"
             )
         cameras[index] = RectifiedCamera(projection, int(round(width)), int(round(height)))
     if not cameras:

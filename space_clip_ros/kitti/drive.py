@@ -35,7 +35,8 @@ class KittiDrive:
         self.drive_dir = Path(drive_dir)
         if not self.drive_dir.is_dir():
             raise KittiFormatError(
-                f"{self.drive_dir}: drive folder not found (expected <date>/<date>_drive_NNNN_sync)"
+                f"{self.drive_dir}: drive folder not found (expected "
+                "<date>/<date>_drive_NNNN_sync)"
             )
         self.calib_dir = Path(calib_dir) if calib_dir is not None else self.drive_dir.parent
         self._stamp_cache: dict[str, list[int]] = {}
@@ -69,7 +70,8 @@ class KittiDrive:
         path = self.frame_path(camera_folder(camera), index, ".png")
         if not path.is_file():
             raise KittiFormatError(
-                f"{path}: frame {index} is missing from the drive (timestamps list {len(self)} frames)"
+                f"{path}: frame {index} is missing from the drive (timestamps list {len(self)} "
+                "frames)"
             )
         try:
             with Image.open(path) as img:
@@ -86,7 +88,7 @@ class KittiDrive:
         row_bytes = POINT_FIELDS * 4
         if len(raw) % row_bytes:
             raise KittiFormatError(
-                f"{path}: {len(raw)} bytes is not a whole number of {row_bytes}-byte points "
-                "(x, y, z, reflectance float32); the file is truncated, re-extract it"
+                f"{path}: {len(raw)} bytes is not a whole number of {row_bytes}-byte points (x, "
+                "y, z, reflectance float32); the file is truncated, re-extract it"
             )
         return np.frombuffer(raw, dtype="<f4").reshape(-1, POINT_FIELDS)
