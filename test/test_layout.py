@@ -8,8 +8,10 @@ model, never the node; every third-party package the code imports is declared in
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,21 @@ def test_the_rules_see_a_violation(tmp_path):
     assert modules == [("numpy", True), ("sensor_msgs.msg", False), ("rclpy", False)]
     assert _is_ros("sensor_msgs.msg") and _is_ros("rclpy") and not _is_ros("rosbags.rosbag2")
     assert _third_party("PIL.Image") == "pillow" and _third_party("json") is None
+
+
+def test_open_clip_bound_is_stated_once_and_a_moved_internal_names_it(monkeypatch):
+    """open_clip_api.py states the range requirements/runtime.txt holds; import errors name it."""
+    from space_clip_ros.model import open_clip_api
+
+    requirement = next(
+        line.strip()
+        for line in (REPO / "requirements" / "runtime.txt").read_text().splitlines()
+        if line.startswith("open_clip_torch")
+    )
+    assert requirement == f"open_clip_torch{open_clip_api.SUPPORTED_OPEN_CLIP}"
+
+    # An open_clip whose model module lost the private factory: load a fresh copy of the module.
+    monkeypatch.setitem(sys.modules, "open_clip.model", types.ModuleType("open_clip.model"))
+    spec = importlib.util.spec_from_file_location("open_clip_api_probe", open_clip_api.__file__)
+    with pytest.raises(ImportError, match=re.escape(open_clip_api.SUPPORTED_OPEN_CLIP)):
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
