@@ -1,6 +1,6 @@
-from space_clip_ros.errors import InputError
-
 """The one error type for unreadable KITTI data: callers catch it, users read the file name."""
+
+from space_clip_ros.errors import InputError
 
 
 class KittiFormatError(InputError):
