@@ -97,7 +97,8 @@ def backproject(depth: np.ndarray, intr: Intrinsics, step: int = 1) -> np.ndarra
     """
     if depth.shape != (intr.height, intr.width):
         raise ValueError(
-            f"depth is {depth.shape[1]}x{depth.shape[0]} but intrinsics are for {intr.width}x{intr.height}"
+            f"depth is {depth.shape[1]}x{depth.shape[0]} but intrinsics are for "
+            f"{intr.width}x{intr.height}"
         )
     z = decimate(depth, step).astype(np.float32, copy=False)
     u, v = _ray_grid(intr, step)
@@ -111,7 +112,7 @@ def backproject(depth: np.ndarray, intr: Intrinsics, step: int = 1) -> np.ndarra
 
 
 def project(points: np.ndarray, intr: Intrinsics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel coordinates (u, v) and depth z of (N, 3) optical-frame points; z <= 0 gives NaN u, v."""
+    """Pixels (u, v) and depth z of (N, 3) optical-frame points; z <= 0 gives NaN u, v."""
     pts = np.asarray(points, dtype=np.float64)
     z = pts[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -122,7 +123,7 @@ def project(points: np.ndarray, intr: Intrinsics) -> tuple[np.ndarray, np.ndarra
 
 
 def sparse_depth_from_points(points: np.ndarray, intr: Intrinsics) -> np.ndarray:
-    """Rasterise optical-frame points into a z-depth image (0 = no measurement), nearest point wins.
+    """Rasterise optical-frame points into z-depth (0 = no measurement); the nearest point wins.
 
     This is how LiDAR ground truth is built (KITTI's own devkit does the same: round to the
     pixel, keep the closest return where several land on one pixel).

@@ -1,4 +1,4 @@
-"""Turbo palette and fixed-range colourisation: a colour must mean the same distance in every frame."""
+"""Turbo palette and fixed-range colourisation: a colour means the same distance in every frame."""
 
 import numpy as np
 import pytest

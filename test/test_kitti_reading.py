@@ -57,7 +57,9 @@ def test_drive_reads_frames_stamps_and_scans(drive_dir: Path):
 def test_calibration_fields_match_the_files(drive_dir: Path):
     calib = load_calibration(drive_dir.parent)
     text = (drive_dir.parent / CAM_TO_CAM).read_text()
-    p_rect_02 = next(l for l in text.splitlines() if l.startswith("P_rect_02:")).split(":")[1]
+    p_rect_02 = next(line for line in text.splitlines() if line.startswith("P_rect_02:")).split(
+        ":"
+    )[1]
     np.testing.assert_array_equal(
         calib.camera(2).projection.ravel(), np.array(p_rect_02.split(), dtype=float)
     )
@@ -79,7 +81,10 @@ def test_projection_of_a_known_point_lands_on_the_expected_pixel():
 
 
 def test_transform_reproduces_the_devkit_projection(drive_dir: Path):
-    """P_rect_02 @ R_rect_00 @ Tr_velo_to_cam @ X (KITTI devkit) == K (T_cam_velo X), incl. P's 4th column."""
+    """P_rect_02 @ R_rect_00 @ Tr_velo_to_cam @ X (KITTI devkit) == K (T_cam_velo X).
+
+    P's 4th column (camera 2's offset along the rig) included.
+    """
     calib = load_calibration(drive_dir.parent)
     points = np.array([[20.0, 1.0, 0.5], [8.0, -2.0, -1.5], [35.0, 4.0, 1.0]])
     homog = np.hstack([points, np.ones((3, 1))]).T
@@ -98,7 +103,7 @@ def test_transform_reproduces_the_devkit_projection(drive_dir: Path):
 def test_malformed_calibration_names_file_line_and_field(drive_dir: Path):
     path = drive_dir.parent / CAM_TO_CAM
     lines = path.read_text().splitlines()
-    row = next(i for i, l in enumerate(lines) if l.startswith("P_rect_02:"))
+    row = next(i for i, line in enumerate(lines) if line.startswith("P_rect_02:"))
     lines[row] = "P_rect_02: 7.2e+01 0.0 six 0.0"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(
@@ -136,9 +141,10 @@ def test_missing_frame_names_the_file(drive_dir: Path):
 
 def test_truncated_scan_names_the_file(drive_dir: Path):
     path = drive_dir / "velodyne_points" / "data" / "0000000001.bin"
+    size = path.stat().st_size
     path.write_bytes(path.read_bytes()[:-6])
     with pytest.raises(
         KittiFormatError,
-        match=r"0000000001.bin: 31994 bytes is not a whole number of 16-byte points",
+        match=rf"0000000001.bin: {size - 6} bytes is not a whole number of 16-byte points",
     ):
         KittiDrive(drive_dir).scan(1)

@@ -10,10 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
+from space_clip_ros.errors import run_tool
 from space_clip_ros.io.depth_files import read_png16
 from training.config import DataConfig
 from training.datasets import DatasetError, KittiDepth, augment, read_filelist
-from training.mini_kitti import TEST_DRIVE, TRAIN_DRIVE, make_mini_kitti
+from training.mini_datasets import KITTI_TEST_DRIVE, KITTI_TRAIN_DRIVE, make_mini_kitti
+from training.mini_datasets import main as mini_datasets_main
 
 
 @pytest.fixture
@@ -35,20 +37,26 @@ def data_cfg(mini, **overrides) -> DataConfig:
 
 def test_layout_is_kittis(mini):
     assert (
-        mini.root / "raw" / "2011_09_26" / TRAIN_DRIVE / "image_02" / "data" / "0000000000.png"
+        mini.root
+        / "raw"
+        / "2011_09_26"
+        / KITTI_TRAIN_DRIVE
+        / "image_02"
+        / "data"
+        / "0000000000.png"
     ).is_file()
     gt = (
         mini.root
         / "annotated"
         / "train"
-        / TRAIN_DRIVE
+        / KITTI_TRAIN_DRIVE
         / "proj_depth"
         / "groundtruth"
         / "image_02"
         / "0000000005.png"
     )
     assert np.asarray(Image.open(gt)).dtype == np.uint16
-    assert (mini.root / "annotated" / "val" / TEST_DRIVE).is_dir()
+    assert (mini.root / "annotated" / "val" / KITTI_TEST_DRIVE).is_dir()
     depth = read_png16(gt)
     assert depth.max() < 80 and (depth == 0).mean() > 0.5  # metres, sparse
 
@@ -137,3 +145,13 @@ def test_corrupt_files_fail_in_strict_mode_and_are_skipped_in_lenient_mode(mini)
 def test_missing_list_names_the_fix(mini):
     with pytest.raises(DatasetError, match="prepare_kitti"):
         KittiDepth(data_cfg(mini), Path("splits/nope.txt"), train=True)
+
+
+@pytest.mark.parametrize("dataset", ["kitti", "nyu"])
+def test_cli_writes_a_dataset_and_refuses_a_used_folder(dataset, tmp_path, capsys):
+    root = tmp_path / dataset
+    argv = [dataset, str(root), "--train", "1", "--test", "1"]
+    assert run_tool("mini", mini_datasets_main, argv) == 0
+    assert (root / "splits").is_dir() and not (tmp_path / f"{dataset}.partial").exists()
+    assert run_tool("mini", mini_datasets_main, argv) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""training/export.py: node checkpoints from a training state, and ONNX checked with onnxruntime."""
+"""training/export.py: node checkpoints from a training state, ONNX checked with onnxruntime."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from space_clip_ros.model.onnx_export import check_onnx, export_onnx
 from space_clip_ros.model.tiny import tiny_config
 from training.config import load_train_config
 from training.export import main
-from training.mini_kitti import make_mini_kitti
+from training.mini_datasets import make_mini_kitti
 from training.train import Trainer
 
 TINY = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny.yaml"

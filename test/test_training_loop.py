@@ -19,7 +19,7 @@ from space_clip_ros.model import load_checkpoint
 from training.config import load_train_config
 from training.datasets import KittiDepth, collate_eval
 from training.evaluate import evaluate
-from training.mini_kitti import make_mini_kitti
+from training.mini_datasets import make_mini_kitti
 from training.train import Trainer, lr_factor
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,7 @@
-"""NYU Depth v2 (BTS/AdaBins format) on a generated mini tree: reading, crops, bad files, training, evaluation."""
+"""NYU Depth v2 (BTS/AdaBins format) on a generated mini tree.
+
+Reading, crops, bad files, training, evaluation.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from space_clip_ros.metrics import compute_metrics, crop_mask, valid_mask
 from training import evaluate as evaluate_tool
 from training.config import ConfigError, DataConfig, load_train_config
 from training.datasets import DatasetError, NyuDepth, collate_eval, make_dataset, read_nyu_filelist
-from training.mini_nyu import TEST_LIST, TRAIN_LIST, make_mini_nyu
+from training.mini_datasets import NYU_TEST_LIST, NYU_TRAIN_LIST, make_mini_nyu
 from training.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,8 +28,8 @@ NYU_YAML = REPO / "training" / "configs" / "nyu.yaml"
 # tiny.yaml is a KITTI recipe; these turn it into NYU's (what configs/nyu.yaml sets).
 TINY_NYU = [
     "data.dataset=nyu",
-    f"data.train_list={TRAIN_LIST}",
-    f"data.val_list={TEST_LIST}",
+    f"data.train_list={NYU_TRAIN_LIST}",
+    f"data.val_list={NYU_TEST_LIST}",
     "data.crop_size=[416,544]",
     "data.rotate_deg=2.5",
     "data.max_depth=10",
@@ -67,7 +70,7 @@ def test_lists_resolve_to_the_bts_layout(mini):
 
 
 def test_eval_items_are_full_frames_with_metric_depth_and_the_nyu_crop(mini):
-    ds = make_dataset(nyu_cfg(mini), Path(TEST_LIST), train=False)
+    ds = make_dataset(nyu_cfg(mini), Path(NYU_TEST_LIST), train=False)
     assert isinstance(ds, NyuDepth) and len(ds) == 2
     item = ds[0]
     assert item["image"].shape == (3, 480, 640) and item["box"].tolist() == [0, 0]
@@ -87,7 +90,7 @@ def test_eval_items_are_full_frames_with_metric_depth_and_the_nyu_crop(mini):
 
 def test_train_items_are_valid_box_crops_with_masks(mini):
     plain = nyu_cfg(mini, crop_size=(427, 565), rotate_deg=0.0, hflip=False, color_prob=0.0)
-    ds = NyuDepth(plain, Path(TRAIN_LIST), train=True, seed=1)
+    ds = NyuDepth(plain, Path(NYU_TRAIN_LIST), train=True, seed=1)
     item = ds[0]
     mm = raw_mm(ds.samples[0].depth)[45:472, 43:608]  # the valid box (blank border dropped)
     assert item["depth"].shape == (1, 427, 565)
@@ -98,7 +101,7 @@ def test_train_items_are_valid_box_crops_with_masks(mini):
     assert (depth > 10).any() and (depth == 0).any()  # the cap and the holes both apply
 
     ds = NyuDepth(
-        nyu_cfg(mini), Path(TRAIN_LIST), train=True, seed=1
+        nyu_cfg(mini), Path(NYU_TRAIN_LIST), train=True, seed=1
     )  # the recipe: rotation, crop, flip, colour
     item = ds[2]
     assert item["image"].shape == (3, 416, 544) and item["depth"].shape == (1, 416, 544)
@@ -120,24 +123,26 @@ def test_config_defaults_and_validation():
 
 def test_missing_files_fail_in_strict_mode_and_are_skipped_in_lenient_mode(mini, tmp_path):
     root = make_mini_nyu(tmp_path / "nyu", n_train=3, n_test=1).root
-    sample = read_nyu_filelist(root / TRAIN_LIST, root)[1]
+    sample = read_nyu_filelist(root / NYU_TRAIN_LIST, root)[1]
     sample.depth.unlink()
     cfg = DataConfig(
         dataset="nyu",
         root=str(root),
-        train_list=TRAIN_LIST,
+        train_list=NYU_TRAIN_LIST,
         crop_size=(416, 544),
         max_depth=10.0,
         num_workers=0,
     )
     with pytest.raises(DatasetError) as info:
-        make_dataset(cfg, Path(TRAIN_LIST), train=True)
+        make_dataset(cfg, Path(NYU_TRAIN_LIST), train=True)
     assert (
         str(sample.depth) in str(info.value)
         and "official_splits" in str(info.value)
         and "strict=false" in str(info.value)
     )
-    lenient = make_dataset(dataclasses.replace(cfg, strict=False), Path(TRAIN_LIST), train=True)
+    lenient = make_dataset(
+        dataclasses.replace(cfg, strict=False), Path(NYU_TRAIN_LIST), train=True
+    )
     assert len(lenient) == 2 and lenient.skipped == [str(sample.depth)]
     with pytest.raises(DatasetError, match="nyudepthv2"):
         make_dataset(cfg, Path("splits/nope.txt"), train=True)
@@ -147,7 +152,7 @@ def test_corrupt_and_wrong_size_files_fail_in_strict_mode_and_are_skipped_in_len
     tmp_path,
 ):
     root = make_mini_nyu(tmp_path / "nyu", n_train=3, n_test=1).root
-    samples = read_nyu_filelist(root / TRAIN_LIST, root)
+    samples = read_nyu_filelist(root / NYU_TRAIN_LIST, root)
     samples[0].image.write_bytes(b"not a jpeg")
     Image.fromarray(np.full((240, 320), 1500, dtype=np.uint16)).save(
         samples[1].depth
@@ -155,17 +160,19 @@ def test_corrupt_and_wrong_size_files_fail_in_strict_mode_and_are_skipped_in_len
     cfg = DataConfig(
         dataset="nyu",
         root=str(root),
-        train_list=TRAIN_LIST,
+        train_list=NYU_TRAIN_LIST,
         crop_size=(416, 544),
         max_depth=10.0,
         num_workers=0,
     )
-    strict = make_dataset(cfg, Path(TRAIN_LIST), train=True)
+    strict = make_dataset(cfg, Path(NYU_TRAIN_LIST), train=True)
     with pytest.raises(DatasetError, match=str(samples[0].image)):
         strict[0]
     with pytest.raises(DatasetError, match="is \\(480, 640\\)"):
         strict[1]
-    lenient = make_dataset(dataclasses.replace(cfg, strict=False), Path(TRAIN_LIST), train=True)
+    lenient = make_dataset(
+        dataclasses.replace(cfg, strict=False), Path(NYU_TRAIN_LIST), train=True
+    )
     assert lenient[0]["image"].shape == (3, 416, 544)  # samples 0 and 1 replaced by sample 2
     assert lenient.skipped == [str(samples[0].image), str(samples[1].image)]
 
@@ -232,7 +239,9 @@ def test_evaluate_on_mini_nyu_uses_the_nyu_crop_and_10m_cap(mini, tmp_path):
     model = load_checkpoint(out / "checkpoints" / "last", device="cpu")
     cfg = load_train_config(TINY, [f"data.root={mini.root}", "data.num_workers=0", *TINY_NYU])
     loader = DataLoader(
-        make_dataset(cfg.data, Path(TEST_LIST), train=False), batch_size=2, collate_fn=collate_eval
+        make_dataset(cfg.data, Path(NYU_TEST_LIST), train=False),
+        batch_size=2,
+        collate_fn=collate_eval,
     )
     batch = next(iter(loader))
     pred = evaluate_tool.predict(model, batch["image"], flip_tta=False).numpy()[:, 0]

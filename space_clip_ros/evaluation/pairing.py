@@ -31,7 +31,7 @@ class StampPairer(Generic[A, B]):
         self._second: OrderedDict[int, B] = OrderedDict()
 
     def add_first(self, stamp_ns: int, item: A) -> tuple[int, A, B] | None:
-        """Offer an item of the first stream; returns (its stamp, it, partner) when a partner was waiting."""
+        """Offer an item of the first stream; (its stamp, it, partner) when a partner waited."""
         match = self._take_nearest(self._second, stamp_ns)
         if match is None:
             self._buffer(self._first, stamp_ns, item)
@@ -65,7 +65,7 @@ class StampPairer(Generic[A, B]):
             buffer.popitem(last=False)
 
     def _forget_older(self, stamp_ns: int) -> None:
-        """Items older than a paired stamp by more than the slop can no longer pair with anything newer."""
+        """Items older than a paired stamp by more than the slop can never pair again."""
         for buffer in (self._first, self._second):
             for stale in [s for s in buffer if s < stamp_ns - self.slop_ns]:
                 del buffer[stale]

@@ -30,7 +30,7 @@ class AccuracyReport:
         return format_table(rows)
 
     def as_dict(self) -> dict:
-        """JSON-ready; NaN (a frame without LiDAR returns in view) becomes None: strict JSON has no NaN."""
+        """JSON-ready; NaN (no LiDAR returns in view) becomes None, as JSON has no NaN."""
         return {
             "settings": asdict(self.settings),
             "frames_paired": len(self.frames),

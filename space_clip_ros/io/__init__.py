@@ -1,1 +1,1 @@
-"""Files and wire formats without ROS: depth files, previews, output naming, rosbag2 messages, message arrays."""
+"""Files and wire formats without ROS: depth files, previews, names, bag messages, arrays."""

@@ -25,12 +25,12 @@ _DEPTH_SCALE = {
 
 
 def stamp_ns(msg: Any) -> int:
-    """A message's header stamp as integer nanoseconds (the key the pairing and the replay wait on)."""
+    """A message's header stamp as integer nanoseconds (the key pairing and replay wait on)."""
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 def _buffer(data: Any) -> np.ndarray:
-    """Bytes of a uint8[] field: rclpy holds array.array('B'), rosbags a numpy array; both expose a buffer."""
+    """Bytes of a uint8[] field: rclpy's array.array('B') or rosbags' numpy array."""
     if isinstance(data, np.ndarray):
         return np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
     return np.frombuffer(data, dtype=np.uint8)
@@ -47,7 +47,8 @@ def depth_image_to_metres(msg: Any) -> np.ndarray:
     row = np.dtype(dtype).itemsize * msg.width
     if msg.step < row or len(msg.data) < msg.step * msg.height:
         raise ValueError(
-            f"depth image {msg.width}x{msg.height} step {msg.step} holds only {len(msg.data)} bytes"
+            f"depth image {msg.width}x{msg.height} step {msg.step} holds only {len(msg.data)} "
+            "bytes"
         )
     rows = _buffer(msg.data)[: msg.step * msg.height].reshape(msg.height, msg.step)[:, :row]
     depth = (
@@ -59,7 +60,7 @@ def depth_image_to_metres(msg: Any) -> np.ndarray:
 
 
 def pointcloud2_to_array(msg: Any, names: tuple[str, ...] = ("x", "y", "z")) -> np.ndarray:
-    """N x len(names) float32 of the named fields, N = width * height (organized clouds flattened)."""
+    """N x len(names) float32 of the named fields, N = width * height (organized: flattened)."""
     fields = {f.name: f for f in msg.fields}
     missing = [n for n in names if n not in fields]
     if missing:
@@ -93,7 +94,7 @@ def pointcloud2_to_array(msg: Any, names: tuple[str, ...] = ("x", "y", "z")) -> 
 
 
 def camera_matrix(msg: Any) -> np.ndarray:
-    """3x4 projection P of a sensor_msgs/CameraInfo, falling back to K when P is unset (all zero)."""
+    """3x4 projection P of a sensor_msgs/CameraInfo; K when P is unset (all zero)."""
     p = np.asarray(msg.p, dtype=np.float64).reshape(3, 4)
     if p[0, 0] > 0:
         return p

@@ -110,7 +110,7 @@ class KittiDrive:
         row_bytes = POINT_FIELDS * 4
         if len(raw) % row_bytes:
             raise KittiFormatError(
-                f"{path}: {len(raw)} bytes is not a whole number of {row_bytes}-byte points "
-                "(x, y, z, reflectance float32); the file is truncated, re-extract it"
+                f"{path}: {len(raw)} bytes is not a whole number of {row_bytes}-byte points (x, "
+                "y, z, reflectance float32); the file is truncated, re-extract it"
             )
         return np.frombuffer(raw, dtype="<f4").reshape(-1, POINT_FIELDS)

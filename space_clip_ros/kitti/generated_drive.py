@@ -1,23 +1,36 @@
-"""A small synthetic drive in KITTI raw's exact on-disk layout, for tests and the offline demo.
+"""A small drive in KITTI raw's exact on-disk layout, rendered from the procedural street.
 
 Real KITTI data can not be downloaded on every machine; this writes the same files (calibration
 text with the real field names and the 2011_09_26 values, scaled to a small image; timestamp
 files; PNG images; float32 .bin scans) so the whole chain (reader -> bag -> replay -> node ->
-accuracy) runs anywhere. The scene is a flat road and a wall 20 m ahead, seen by the Velodyne.
+accuracy) runs anywhere. Both colour cameras and the Velodyne see ONE scene
+(space_clip_ros.scenes.street, ray-cast by scenes.lidar for the scans) from the poses the written
+calibration gives them, so a scan projected with that calibration lands on the image's depth:
+the accuracy tools measure against ground truth that agrees with the pixels.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM
+from space_clip_ros.geometry import Intrinsics
+from space_clip_ros.kitti.calibration import (
+    CAM_TO_CAM,
+    VELO_TO_CAM,
+    KittiCalibration,
+    load_calibration,
+)
 from space_clip_ros.kitti.drive import VELODYNE, camera_folder
+from space_clip_ros.kitti.generated_oxts import write_imu_to_velo
 from space_clip_ros.kitti.timestamps import format_timestamp, parse_timestamp
+from space_clip_ros.scenes import lidar
+from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive, render
 
-# 2011_09_26 calibration (full-resolution values; the projections are scaled to the requested size).
+# 2011_09_26 calibration at full resolution; the projections are scaled to the requested size.
 _FULL_SIZE = (1242, 375)
 _R_RECT_00 = [
     9.999239e-01,
@@ -75,6 +88,12 @@ _VELO_R = [
 ]
 _VELO_T = [-4.069766e-03, -7.631618e-02, -2.717806e-01]
 FIRST_STAMP = "2011-09-26 13:02:25.964389445"
+PERIOD_NS = 103_000_000  # KITTI's 10 Hz, with the few-ms jitter real drives show
+# The scans of a generated drive: the HDL-64E's 64 beams, one column per degree (~20k points a
+# scan instead of ~120k: small files and fast tests, still denser than a small image's pixels).
+GENERATED_LIDAR = lidar.LidarModel(azimuth_step_deg=1.0)
+_DISTORTION = [-3.728755e-01, 2.037299e-01, 2.219027e-03, 1.383707e-03, -7.233722e-02]
+
 
 
 def _numbers(values) -> str:
@@ -82,15 +101,20 @@ def _numbers(values) -> str:
 
 
 def scaled_projection(camera: int, width: int, height: int) -> np.ndarray:
-    """P_rect_0i of the real rig for an image resized from 1242x375 to width x height."""
+    """P_rect_0i of the real rig for an image resized from 1242x375 to width x height.
+
+    Scaled with the pixel-area convention of geometry.Intrinsics.scaled, so K of the result is
+    exactly KITTI_INTRINSICS.scaled(width, height) and P's 4th column (the camera's offset
+    along the rig) is scaled with it.
+    """
     p = np.array(_P_RECT[camera], dtype=np.float64).reshape(3, 4)
-    p[0] *= width / _FULL_SIZE[0]
-    p[1] *= height / _FULL_SIZE[1]
-    return p
+    sx, sy = width / _FULL_SIZE[0], height / _FULL_SIZE[1]
+    resize = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    return resize @ p
 
 
 def write_calibration(calib_dir: Path, width: int, height: int) -> None:
-    """calib_cam_to_cam.txt, calib_velo_to_cam.txt and calib_imu_to_velo.txt, field for field as KITTI's."""
+    """calib_cam_to_cam.txt, calib_velo_to_cam.txt and calib_imu_to_velo.txt, as KITTI's."""
     calib_dir.mkdir(parents=True, exist_ok=True)
     lines = ["calib_time: 09-Jan-2012 13:57:47", "corner_dist: 9.950000e-02"]
     for cam in range(4):
@@ -98,7 +122,7 @@ def write_calibration(calib_dir: Path, width: int, height: int) -> None:
         lines += [
             f"S_0{cam}: {_numbers([1392, 512])}",
             f"K_0{cam}: {_numbers(k)}",
-            f"D_0{cam}: {_numbers([-3.728755e-01, 2.037299e-01, 2.219027e-03, 1.383707e-03, -7.233722e-02])}",
+            f"D_0{cam}: {_numbers(_DISTORTION)}",
             f"R_0{cam}: {_numbers(np.eye(3))}",
             f"T_0{cam}: {_numbers([0.0 - 0.18 * cam, 0, 0])}",
             f"S_rect_0{cam}: {_numbers([width, height])}",
@@ -111,34 +135,55 @@ def write_calibration(calib_dir: Path, width: int, height: int) -> None:
         f"R: {_numbers(_VELO_R)}\nT: {_numbers(_VELO_T)}\n"
         f"delta_f: {_numbers([0, 0])}\ndelta_c: {_numbers([0, 0])}\n"
     )
-    (calib_dir / "calib_imu_to_velo.txt").write_text(
-        "calib_time: 25-May-2012 16:47:16\n"
-        f"R: {_numbers([9.999976e-01, 7.553071e-04, -2.035826e-03, -7.854027e-04, 9.998898e-01, -1.482298e-02, 2.024406e-03, 1.482454e-02, 9.998881e-01])}\n"
-        f"T: {_numbers([-8.086759e-01, 3.195559e-01, -7.997231e-01])}\n"
-    )
+    write_imu_to_velo(calib_dir)
 
 
-def synthetic_scan(rng: np.random.Generator, points: int) -> np.ndarray:
-    """N x 4 float32 Velodyne returns from a road 1.73 m below the sensor and a wall 20 m ahead."""
-    road = np.stack(
-        [
-            rng.uniform(3, 40, points // 2),
-            rng.uniform(-10, 10, points // 2),
-            np.full(points // 2, -1.73),
-        ],
-        axis=1,
+@dataclass(frozen=True)
+class StreetRig:
+    """The KITTI rig driving down the procedural street: where each sensor is in frame i.
+
+    The street's world frame is camera 2's optical frame at frame 0 (the street renders camera
+    2); the Velodyne and camera 3 sit where the calibration puts them relative to camera 2.
+    """
+
+    street: SyntheticDrive
+    calibration: KittiCalibration
+
+    def velodyne_pose(self, index: int) -> np.ndarray:
+        """T_world_velodyne of frame index."""
+        return self.street.pose(index) @ self.calibration.camera_from_velodyne(2)
+
+    def camera_pose(self, camera: int, index: int) -> np.ndarray:
+        """T_world_camera of camera 2 or 3 in frame index."""
+        velo_from_camera = np.linalg.inv(self.calibration.camera_from_velodyne(camera))
+        return self.velodyne_pose(index) @ velo_from_camera
+
+    def intrinsics(self, camera: int) -> Intrinsics:
+        return self.calibration.intrinsics(camera)
+
+    def render(self, camera: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rgb uint8, exact z-depth float32, 0 = sky) of camera 2 or 3 in frame index."""
+        scene = self.street.scene(index)
+        return render(scene, self.intrinsics(camera), self.camera_pose(camera, index))
+
+    def scan(self, index: int, model: lidar.LidarModel = GENERATED_LIDAR) -> np.ndarray:
+        """(N, 4) float32 Velodyne returns of frame index, in the Velodyne frame."""
+        scene = self.street.scene(index, behind=model.max_range)
+        return lidar.scan(scene, self.velodyne_pose(index), model)
+
+
+def street_rig(calib_dir: Path | str, seed: int = 0) -> StreetRig:
+    """The rig of a generated drive, from the calibration written in calib_dir (the date folder).
+
+    Reading the calibration back (rather than using the numbers that were written) makes the
+    rendered pixels agree with exactly what a reader of the drive gets.
+    """
+    calibration = load_calibration(calib_dir)
+    width, height = calibration.camera(2).width, calibration.camera(2).height
+    street = SyntheticDrive(
+        DriveConfig(width=width, height=height, seed=seed, rate_hz=1e9 / PERIOD_NS)
     )
-    wall = np.stack(
-        [
-            np.full(points - points // 2, 20.0),
-            rng.uniform(-10, 10, points - points // 2),
-            rng.uniform(-1.73, 3.0, points - points // 2),
-        ],
-        axis=1,
-    )
-    xyz = np.concatenate([road, wall])
-    reflectance = rng.uniform(0, 1, (len(xyz), 1))
-    return np.hstack([xyz, reflectance]).astype("<f4")
+    return StreetRig(street, calibration)
 
 
 def write_synthetic_drive(
@@ -146,20 +191,25 @@ def write_synthetic_drive(
     frames: int = 3,
     width: int = 124,
     height: int = 38,
-    points: int = 2000,
     date: str = "2011_09_26",
     drive: int = 1,
     seed: int = 0,
+    lidar_model: lidar.LidarModel = GENERATED_LIDAR,
 ) -> Path:
-    """Write <root>/<date>/<date>_drive_<nnnn>_sync and the date's calibration; return the drive folder."""
+    """Write <root>/<date>/<date>_drive_<nnnn>_sync and the date's calibration; return the drive.
+
+    `seed` picks the street (and the timestamp jitter); rebuild the same rig with
+    street_rig(<root>/<date>, seed) to get the exact depth behind each image.
+    """
     rng = np.random.default_rng(seed)
     calib_dir = Path(root) / date
     drive_dir = calib_dir / f"{date}_drive_{drive:04d}_sync"
     write_calibration(calib_dir, width, height)
+    rig = street_rig(calib_dir, seed)
 
     start = parse_timestamp(FIRST_STAMP)
-    period = 103_000_000  # KITTI's 10 Hz, with the few-ms jitter real drives show
-    camera_stamps = [start + i * period + int(rng.integers(0, 2_000_000)) for i in range(frames)]
+    jitter = rng.integers(0, 2_000_000, frames)
+    camera_stamps = [start + i * PERIOD_NS + int(jitter[i]) for i in range(frames)]
     for cam in (2, 3):
         folder = drive_dir / camera_folder(cam)
         (folder / "data").mkdir(parents=True, exist_ok=True)
@@ -167,18 +217,12 @@ def write_synthetic_drive(
             "".join(format_timestamp(s) + "\n" for s in camera_stamps)
         )
         for i in range(frames):
-            gradient = np.linspace(0, 255, width, dtype=np.float64)[None, :, None]
-            noise = rng.integers(0, 40, (height, width, 3))
-            pixels = np.clip(gradient * [1.0, 0.6, 0.3] + noise + 10 * cam, 0, 255).astype(
-                np.uint8
-            )
-            Image.fromarray(pixels).save(folder / "data" / f"{i:010d}.png")
+            rgb, _ = rig.render(cam, i)
+            Image.fromarray(rgb).save(folder / "data" / f"{i:010d}.png")
 
     velo = drive_dir / VELODYNE
     (velo / "data").mkdir(parents=True, exist_ok=True)
-    scan_stamps = [
-        s - 4_000_000 for s in camera_stamps
-    ]  # the scan's mid time, ~4 ms before the shutter
+    scan_stamps = [s - 4_000_000 for s in camera_stamps]  # mid-scan, ~4 ms before the shutter
     for name, offset in (
         ("timestamps.txt", 0),
         ("timestamps_start.txt", -50_000_000),
@@ -186,5 +230,5 @@ def write_synthetic_drive(
     ):
         (velo / name).write_text("".join(format_timestamp(s + offset) + "\n" for s in scan_stamps))
     for i in range(frames):
-        synthetic_scan(rng, points).tofile(velo / "data" / f"{i:010d}.bin")
+        rig.scan(i, lidar_model).tofile(velo / "data" / f"{i:010d}.bin")
     return drive_dir

@@ -25,8 +25,6 @@ from urllib.parse import urlparse
 import open_clip
 import timm
 import torch
-from open_clip.model import CLIPVisionCfg, _build_vision_tower
-from open_clip.transformer import VisionTransformer
 from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer as TimmVisionTransformer
 from torch import nn
@@ -34,6 +32,12 @@ from torch import nn
 from space_clip_ros.errors import quote
 
 from .config import BackboneConfig, ConfigError
+from .open_clip_api import (
+    CLIPVisionCfg,
+    VisionTransformer,
+    build_vision_tower,
+    download_pretrained,
+)
 from .torch_files import load_torch_file
 
 log = logging.getLogger(__name__)
@@ -229,7 +233,7 @@ class _OpenClipViT(_Tower):
         cls, name: str, embed_dim: int, vision_cfg: CLIPVisionCfg, quick_gelu: bool
     ) -> "_OpenClipViT":
         try:
-            visual = _build_vision_tower(embed_dim, vision_cfg, quick_gelu=quick_gelu)
+            visual = build_vision_tower(embed_dim, vision_cfg, quick_gelu=quick_gelu)
         except (TypeError, ValueError, KeyError, AttributeError, AssertionError) as exc:
             # a value of the wrong kind in a custom model_cfg (e.g. act_kwargs: 3)
             raise ConfigError(
@@ -402,7 +406,7 @@ def _fetch_pretrained(tag_cfg: dict) -> Path:
             f"{host} is unreachable (or HF_HUB_OFFLINE is set) and the weights are not in the "
             "local cache"
         )
-    return Path(open_clip.pretrained.download_pretrained(tag_cfg))
+    return Path(download_pretrained(tag_cfg))
 
 
 def _reachable(host: str, timeout: float = 3.0) -> bool:

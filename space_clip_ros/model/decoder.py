@@ -1,6 +1,7 @@
 """SPACE-CLIP's trainable decoder: FiLM semantic pathway, structural pathway, gated fusion.
 
-Every layer here is described in DESIGN.md §2; comments only note choices the paper leaves open.
+Every layer here is described in docs/ARCHITECTURE.md ("The model"); comments only note choices
+the paper leaves open.
 Convolutions followed by BatchNorm carry no bias (it would be cancelled by the BN shift).
 """
 

@@ -3,6 +3,9 @@
 Same code path as the real model: an open_clip ViT described by a custom model_cfg (64x64
 input, 16-pixel patches, 4 blocks of width 32) and the full dual-pathway decoder with narrow
 channels. Its depth is meaningless; its shapes, dtypes and data flow are the real ones.
+
+training/configs/tiny.yaml's model section is tiny_config() written out for the trainer;
+test/test_tiny_config.py keeps the two equal.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Procedural scenes with exact geometry: the KITTI-like street, its camera frames and its LiDAR."""
+"""Procedural scenes with exact geometry: the KITTI-like street, its camera and its LiDAR."""

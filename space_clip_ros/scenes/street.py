@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -127,7 +127,8 @@ class DriveConfig:
             and self.view_distance > 0
         ):
             raise ValueError(
-                "DriveConfig: speed_mps must be >= 0 and rate_hz, camera_height, view_distance > 0; got "
+                "DriveConfig: speed_mps must be >= 0 and rate_hz, camera_height, view_distance "
+                "> 0; got "
                 f"{self.speed_mps}, {self.rate_hz}, {self.camera_height}, {self.view_distance}"
             )
         if self.lead_vehicle_gap is not None and self.lead_vehicle_gap <= 1.0:
@@ -143,37 +144,71 @@ class DriveConfig:
 def render(
     scene: Scene, intrinsics: Intrinsics, pose: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Ray-cast scene through the camera at pose (4x4 T_world_camera) -> (rgb uint8, depth float32).
+    """Ray-cast scene through the camera at pose (4x4 T_world_camera) -> (rgb uint8, depth f32).
 
     Rays are parametrised as origin + t * (x/z, y/z, 1) in the camera frame, so the hit
     parameter t IS the z-depth: no conversion from ray length, hence exact ground truth.
     """
-    pose = np.asarray(pose, dtype=np.float64)
-    if pose.shape != (4, 4):
-        raise ValueError(f"pose must be a 4x4 T_world_camera matrix, got shape {pose.shape}")
-    rotation, origin = pose[:3, :3], pose[:3, 3]
+    rotation, origin = _split_pose(pose)
     # Back-projecting unit depth gives the per-pixel ray (x/z, y/z, 1): reuse the cached grid.
     rays_cam = backproject(np.ones((intrinsics.height, intrinsics.width), np.float32), intrinsics)
     rays = (rays_cam @ rotation.T.astype(np.float32)).astype(np.float32)  # world axes
 
-    hit = _Hits(intrinsics.height, intrinsics.width)
+    def window(lo: np.ndarray, hi: np.ndarray) -> Optional[tuple[slice, slice]]:
+        return _screen_window(lo, hi, rotation, intrinsics)
+
+    hit = cast_rays(scene, rays, origin, window)
+    return _shade(hit, rays), hit.depth()
+
+
+# A grid window: which (rows, cols) of the ray grid can hit the camera-centred box [lo, hi].
+# None means no ray can; the whole grid is (slice(None), slice(None)).
+RayWindow = Callable[[np.ndarray, np.ndarray], Optional[tuple[slice, slice]]]
+
+
+def _whole_grid(lo: np.ndarray, hi: np.ndarray) -> tuple[slice, slice]:
+    return slice(None), slice(None)
+
+
+def _split_pose(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pose = np.asarray(pose, dtype=np.float64)
+    if pose.shape != (4, 4):
+        raise ValueError(f"pose must be a 4x4 T_world_sensor matrix, got shape {pose.shape}")
+    return pose[:3, :3], pose[:3, 3]
+
+
+def cast_rays(
+    scene: Scene, rays: np.ndarray, origin: np.ndarray, window: RayWindow = _whole_grid
+) -> SurfaceHits:
+    """Nearest surface along each ray of a (rows, cols, 3) world-axes grid from one origin.
+
+    The one intersection routine behind the camera (render) and the LiDAR (scenes.lidar), so
+    both sensors see the same geometry. A hit's t is in units of its ray's length: z-depth for
+    camera rays (x/z, y/z, 1), range for unit LiDAR rays. `window` limits each primitive to the
+    part of the grid that can see it, which is what makes a hundred objects cheap.
+    """
+    rays = np.asarray(rays, np.float32)
+    origin = np.asarray(origin, np.float64)
+    hit = SurfaceHits(rays.shape[0], rays.shape[1])
     _hit_ground(hit, rays, origin, scene)
     for box in scene.boxes:
-        _hit_box(hit, rays, origin, rotation, intrinsics, box)
+        _hit_box(hit, rays, origin, window, box)
     for cylinder in scene.cylinders:
-        _hit_cylinder(hit, rays, origin, rotation, intrinsics, cylinder, scene.ground_y)
-
-    depth = np.where(np.isfinite(hit.t), hit.t, 0.0).astype(np.float32)
-    return _shade(hit, rays), depth
+        _hit_cylinder(hit, rays, origin, window, cylinder, scene.ground_y)
+    return hit
 
 
-class _Hits:
-    """Nearest hit so far per pixel: ray parameter, surface normal and albedo."""
+class SurfaceHits:
+    """Nearest hit so far per ray: ray parameter (inf = miss), surface normal and albedo."""
 
-    def __init__(self, height: int, width: int) -> None:
-        self.t = np.full((height, width), np.inf, np.float32)
-        self.normal = np.zeros((height, width, 3), np.float32)
-        self.albedo = np.zeros((height, width, 3), np.float32)
+    def __init__(self, rows: int, cols: int) -> None:
+        self.t = np.full((rows, cols), np.inf, np.float32)
+        self.normal = np.zeros((rows, cols, 3), np.float32)
+        self.albedo = np.zeros((rows, cols, 3), np.float32)
+
+    def depth(self) -> np.ndarray:
+        """t with misses (sky) as 0, the KITTI 'no measurement' value."""
+        return np.where(np.isfinite(self.t), self.t, 0.0).astype(np.float32)
 
     def update(
         self, rows: slice, cols: slice, t: np.ndarray, normal: np.ndarray, albedo: np.ndarray
@@ -186,12 +221,11 @@ class _Hits:
         self.albedo[rows, cols][closer] = albedo[closer] if albedo.ndim == 3 else albedo
 
 
-def _hit_ground(hit: _Hits, rays: np.ndarray, origin: np.ndarray, scene: Scene) -> None:
+def _hit_ground(hit: SurfaceHits, rays: np.ndarray, origin: np.ndarray, scene: Scene) -> None:
     dy = rays[..., 1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(dy > 0, np.float32(scene.ground_y - origin[1]) / dy, np.inf).astype(
-            np.float32
-        )
+        t = np.where(dy > 0, np.float32(scene.ground_y - origin[1]) / dy, np.inf)
+    t = t.astype(np.float32)
     finite = np.isfinite(t)
     x = np.where(finite, origin[0] + t * rays[..., 0], 0.0)
     z = np.where(finite, origin[2] + t * rays[..., 2], 0.0)
@@ -200,21 +234,15 @@ def _hit_ground(hit: _Hits, rays: np.ndarray, origin: np.ndarray, scene: Scene) 
 
 
 def _hit_box(
-    hit: _Hits,
-    rays: np.ndarray,
-    origin: np.ndarray,
-    rotation: np.ndarray,
-    intr: Intrinsics,
-    box: Box,
+    hit: SurfaceHits, rays: np.ndarray, origin: np.ndarray, window: RayWindow, box: Box
 ) -> None:
-    lo = (
-        np.asarray(box.lo, np.float64) - origin
-    )  # camera-centred: float32 stays exact far from the origin
+    # Camera-centred: float32 stays exact far from the world origin.
+    lo = np.asarray(box.lo, np.float64) - origin
     hi = np.asarray(box.hi, np.float64) - origin
-    window = _screen_window(lo, hi, rotation, intr)
-    if window is None:
+    grid = window(lo, hi)
+    if grid is None:
         return
-    rows, cols = window
+    rows, cols = grid
     d = rays[rows, cols]
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.float32(1.0) / d
@@ -223,9 +251,8 @@ def _hit_box(
     t_enter = np.minimum(t1, t2)
     t_near = t_enter.max(axis=-1)
     t_far = np.maximum(t1, t2).min(axis=-1)
-    t = np.where(
-        (t_near <= t_far) & (t_near > _EPS), t_near, np.inf
-    )  # a camera inside a box sees nothing of it
+    # A sensor inside a box sees nothing of it.
+    t = np.where((t_near <= t_far) & (t_near > _EPS), t_near, np.inf)
     axis = t_enter.argmax(axis=-1)
     normal = np.zeros(d.shape, np.float32)
     np.put_along_axis(
@@ -239,25 +266,22 @@ def _hit_box(
 
 
 def _hit_cylinder(
-    hit: _Hits,
+    hit: SurfaceHits,
     rays: np.ndarray,
     origin: np.ndarray,
-    rotation: np.ndarray,
-    intr: Intrinsics,
+    window: RayWindow,
     cyl: Cylinder,
     ground_y: float,
 ) -> None:
     lo = np.array([cyl.x - cyl.radius, cyl.top, cyl.z - cyl.radius]) - origin
     hi = np.array([cyl.x + cyl.radius, ground_y, cyl.z + cyl.radius]) - origin
-    window = _screen_window(lo, hi, rotation, intr)
-    if window is None:
+    grid = window(lo, hi)
+    if grid is None:
         return
-    rows, cols = window
+    rows, cols = grid
     d = rays[rows, cols]
-    ox, oz = (
-        np.float32(-(lo[0] + cyl.radius)),
-        np.float32(-(lo[2] + cyl.radius)),
-    )  # origin relative to the axis
+    # The sensor's position relative to the cylinder's axis.
+    ox, oz = np.float32(-(lo[0] + cyl.radius)), np.float32(-(lo[2] + cyl.radius))
     a = d[..., 0] ** 2 + d[..., 2] ** 2
     b = 2.0 * (ox * d[..., 0] + oz * d[..., 2])
     c = ox * ox + oz * oz - np.float32(cyl.radius) ** 2
@@ -308,8 +332,8 @@ def _screen_window(
     return slice(r0, r1), slice(c0, c1)
 
 
-def _shade(hit: _Hits, rays: np.ndarray) -> np.ndarray:
-    """Lambertian sun + ambient light, distance haze, and a vertical sky gradient where nothing was hit."""
+def _shade(hit: SurfaceHits, rays: np.ndarray) -> np.ndarray:
+    """Lambertian sun + ambient light, distance haze, and a vertical sky gradient for misses."""
     lambert = np.clip(hit.normal @ _SUN.astype(np.float32), 0.0, 1.0)
     color = hit.albedo * (0.45 + 0.65 * lambert)[..., None]
     finite = np.isfinite(hit.t)
@@ -415,7 +439,11 @@ _POLE_COLOR = (0.35, 0.36, 0.38)
 def car(
     x: float, z_rear: float, ground_y: float, color: tuple[float, float, float]
 ) -> tuple[Box, ...]:
-    """A 1.8 m x 1.5 m x 4.2 m car as three boxes (wheels/underbody, body, cabin), rear face at z_rear."""
+    """A 1.8 m x 1.5 m x 4.2 m car as three boxes (wheels/underbody, body, cabin), rear at z_rear.
+
+    Three boxes are enough for a depth network: a dark underbody between the wheels, the body and
+    a dark cabin.
+    """
     g = ground_y
     return (
         Box((x - 0.8, g - 0.3, z_rear + 0.5), (x + 0.8, g, z_rear + 3.7), (0.05, 0.05, 0.05)),
@@ -430,7 +458,10 @@ def car(
 def _segment(
     seed: int, index: int, ground_y: float
 ) -> tuple[tuple[Box, ...], tuple[Cylinder, ...]]:
-    """The static objects of road segment [index * L, (index + 1) * L), a pure function of its inputs."""
+    """The static objects of road segment [index * L, (index + 1) * L), a pure function of inputs.
+
+    Cached: consecutive frames and the LiDAR of the same frame reuse the same segments.
+    """
     rng = np.random.default_rng([seed & 0xFFFFFFFF, index + (1 << 31)])
     z0 = index * SEGMENT_LENGTH
     z1 = z0 + SEGMENT_LENGTH
@@ -461,7 +492,7 @@ def _segment(
 
 
 class SyntheticDrive:
-    """A camera driving down an endless procedural street; frame i is a pure function of (config, i).
+    """A camera driving down an endless procedural street; frame i is a pure function of config, i.
 
     Frames can be requested in any order (random access), which is what tests and the demo need.
     """
@@ -479,12 +510,16 @@ class SyntheticDrive:
     def stamp_ns(self, index: int) -> int:
         return self.config.start_stamp_ns + int(round(index * 1e9 / self.config.rate_hz))
 
-    def scene(self, index: int) -> Scene:
-        """The objects within view of frame index (a little behind it too, for wide-angle edges)."""
+    def scene(self, index: int, behind: float = 10.0) -> Scene:
+        """The objects from `behind` metres behind frame index's camera to the view distance ahead.
+
+        The camera needs a little behind it (wide-angle edges); a 360-degree LiDAR needs its
+        range behind it.
+        """
         cfg = self.config
         cam_z = self.pose(index)[2, 3]
         ground_y = cfg.camera_height
-        first = int(np.floor((cam_z - 10.0) / SEGMENT_LENGTH))
+        first = int(np.floor((cam_z - behind) / SEGMENT_LENGTH))
         last = int(np.floor((cam_z + cfg.view_distance) / SEGMENT_LENGTH))
         boxes: list[Box] = []
         cylinders: list[Cylinder] = []
@@ -507,40 +542,3 @@ class SyntheticDrive:
     def frames(self, count: int, start: int = 0) -> Iterator[SyntheticFrame]:
         for index in range(start, start + count):
             yield self.frame(index)
-
-
-# --------------------------------------------------------------------------------------------
-# LiDAR-like sparse ground truth
-
-# Velodyne HDL-64E (KITTI's scanner): 64 beams from +2 deg to -24.8 deg, ~0.08 deg azimuth steps.
-HDL64_ELEVATION_DEG = (2.0, -24.8)
-HDL64_AZIMUTH_STEP_DEG = 0.08
-
-
-def lidar_scan(
-    frame: SyntheticFrame,
-    lines: int = 64,
-    elevation_deg: tuple[float, float] = HDL64_ELEVATION_DEG,
-    azimuth_step_deg: float = HDL64_AZIMUTH_STEP_DEG,
-    max_range: float = 120.0,
-) -> np.ndarray:
-    """(N, 3) float32 points in the camera's optical frame, sampled like a 64-beam scanner.
-
-    Beams are snapped to the nearest pixel row/column and back-projected from the exact depth,
-    so geometry.sparse_depth_from_points(points, frame.intrinsics) reproduces the ground truth
-    at those pixels: sparse KITTI-style ground truth for the accuracy tools. Like KITTI's, most
-    points fall on the lower part of the image (the beams point down); sky and returns beyond
-    max_range (metres, along the ray) are dropped.
-    """
-    intr = frame.intrinsics
-    elevations = np.deg2rad(np.linspace(elevation_deg[0], elevation_deg[1], lines))
-    rows = np.unique(np.rint(intr.cy - intr.fy * np.tan(elevations)).astype(np.int64))
-    rows = rows[(rows >= 0) & (rows < intr.height)]
-    az_min = np.arctan((0 - intr.cx) / intr.fx)
-    az_max = np.arctan((intr.width - 1 - intr.cx) / intr.fx)
-    azimuths = np.arange(az_min, az_max, np.deg2rad(azimuth_step_deg))
-    cols = np.unique(np.rint(intr.cx + intr.fx * np.tan(azimuths)).astype(np.int64))
-    cols = cols[(cols >= 0) & (cols < intr.width)]
-    points = backproject(frame.depth, intr)[np.ix_(rows, cols)].reshape(-1, 3)
-    keep = np.isfinite(points[:, 2]) & (np.linalg.norm(points, axis=1) <= max_range)
-    return points[keep]
