@@ -24,7 +24,14 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from space_clip_ros.errors import ConfigError, quote
+from space_clip_ros.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigError,
+    SpaceClipError,
+    quote,
+)
 from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.io.outputs import FORMATS, write_outputs, write_synthetic_frame
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
@@ -36,7 +43,6 @@ if TYPE_CHECKING:  # torch is imported lazily, after argument parsing, to keep -
 log = logging.getLogger("space-clip-predict")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 # A 50 MP frame is more than any robot camera sends (KITTI: 0.47 MP, 8K video: 33 MP), while a
 # 2 KB PNG can claim 13000x13000 pixels (4.3 GB decoded); larger images need --max-pixels.
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -495,12 +501,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         estimator = load_estimator(args)
         prepare_output_dir(args.output_dir, create=True)
-    except (
-        ValueError,
-        RuntimeError,
-    ) as exc:  # CheckpointError, ConfigError, bad device/precision, weights
+    except SpaceClipError as exc:  # checkpoint, config, device/precision, weights: exit 2
         print(f"space-clip-predict: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
+    except (RuntimeError, OSError) as exc:  # torch or the disk failed while loading: exit 1
+        print(f"space-clip-predict: error: loading the model failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     log.info("model ready on %s (%s)", estimator.device, estimator.precision)
     # Pillow's own decompression-bomb guard must not be stricter than --max-pixels.
     if Image.MAX_IMAGE_PIXELS is not None and args.max_pixels > Image.MAX_IMAGE_PIXELS:
@@ -527,7 +533,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
     if failed:
         log.error("%d input(s) skipped:\n  %s", len(failed), "\n  ".join(failed))
-        return EXIT_SOME_FAILED
+        return EXIT_FAILURE
     return EXIT_OK
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 
+from space_clip_ros.errors import EXIT_FAILURE, EXIT_USAGE
 from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
 from space_clip_ros.evaluation.pairing import StampPairer
 from space_clip_ros.evaluation.report import AccuracyReport
@@ -181,14 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         ValueError,
     ) as err:  # KeyError is a LookupError
         print(f"space-clip-bag-accuracy: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if not report.frames:
         print(
-            f"space-clip-bag-accuracy: error: no depth image in {args.bag} paired with a scan within "
-            f"{args.max_dt} s; check the topics and --max-dt",
+            f"space-clip-bag-accuracy: error: no depth image in {args.bag} paired with a scan "
+            f"within {args.max_dt} s; check the topics and --max-dt",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_FAILURE
     print(report.table(per_frame=args.per_frame))
     if args.json:
         report.write_json(args.json)
