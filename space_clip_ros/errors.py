@@ -44,7 +44,10 @@ def message(
 
 
 class SpaceClipError(Exception):
-    """Base of every error a user can fix; `exit_code` is what a tool exits with when it ends the run."""
+    """Base of every error a user can fix.
+
+    `exit_code` is what a tool exits with when this error ends the run.
+    """
 
     exit_code = EXIT_FAILURE
 
@@ -73,7 +76,7 @@ class InputError(SpaceClipError, ValueError):
 
 
 class RuntimeFailure(SpaceClipError, RuntimeError):
-    """The work started and failed for a reason outside the user's input (device, disk, network)."""
+    """The work started and failed for a reason outside the user's input (device, disk...)."""
 
     exit_code = EXIT_FAILURE
 
@@ -85,7 +88,7 @@ def exit_code_for(exc: BaseException) -> int:
 def run_tool(
     prog: str, main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None
 ) -> int:
-    """Run a tool's main(); a SpaceClipError becomes '<prog>: error: ...' on stderr and its exit code."""
+    """Run a tool's main(); a SpaceClipError becomes '<prog>: error: ...' and its exit code."""
     try:
         return main(argv)
     except SpaceClipError as exc:

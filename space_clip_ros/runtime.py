@@ -1,4 +1,6 @@
-"""Where the model runs and in what precision: the one resolver for inference, training, evaluation and bench.
+"""Where the model runs and in what precision.
+
+The one resolver for inference, training, evaluation and bench.
 
 Why one place: three resolvers used to disagree (one strict, one passing "cuda" unchecked to
 torch, one trusting `torch.cuda.is_bf16_supported()`, which counts emulation and so picked bf16
@@ -32,7 +34,10 @@ NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def resolve_device(name: str, field: str = "device") -> torch.device:
-    """'auto' picks CUDA when present; CUDA asked for where there is none, or cuda:N past the count, is an error."""
+    """'auto' picks CUDA when present.
+
+    CUDA asked for where there is none, or cuda:N past the device count, is an error.
+    """
     name = name.strip()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -91,7 +96,7 @@ def has_native_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(name: str, device: torch.device, field: str = "precision") -> torch.dtype:
-    """'auto': fp16 on CUDA, bf16 on a CPU that has it natively, fp32 otherwise. Named ones are checked."""
+    """'auto': fp16 on CUDA, bf16 on a CPU that has it natively, fp32 otherwise."""
     if name == "auto":
         if device.type == "cuda":
             return torch.float16
@@ -106,7 +111,7 @@ def resolve_precision(name: str, device: torch.device, field: str = "precision")
 
 
 def training_precision(device: torch.device) -> torch.dtype:
-    """Mixed-precision dtype for training: bf16 where native (no loss scaling needed), else fp16 on CUDA."""
+    """Training's mixed precision: bf16 where native (no loss scaling), else fp16 on CUDA."""
     if device.type == "cuda":
         return torch.bfloat16 if has_native_bf16(device) else torch.float16
     return torch.bfloat16 if has_native_bf16(device) else torch.float32
@@ -118,7 +123,7 @@ def precision_name(dtype: torch.dtype) -> str:
 
 @contextlib.contextmanager
 def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> Iterator[None]:
-    """Autocast to dtype on device; fp32 or None runs as is (autocast to fp32 would be a no-op with overhead)."""
+    """Autocast to dtype on device; fp32 or None runs as is (autocast to fp32 is pure overhead)."""
     if dtype is None or dtype == torch.float32:
         yield
         return

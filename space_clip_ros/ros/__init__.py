@@ -9,7 +9,8 @@ codec does not pull in the model.
 
 import os
 
-# CPU inference in a node always shares the cores with I/O threads (DDS, image decoding, the executor).
+# CPU inference in a node always shares the cores with I/O threads (DDS, image decoding, the
+# executor).
 # OpenMP's default busy-waiting keeps torch's idle workers spinning on those cores: on a 2-core
 # machine the node's predict() ran 3x slower than bare until the workers were told to sleep
 # (bench/RESULTS.md). Set here, for the ROS layer only (training and the

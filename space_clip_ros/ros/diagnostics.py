@@ -43,8 +43,9 @@ class StatsSnapshot:
 
     def summary(self) -> str:
         return (
-            f"{self.rate_hz:.1f} Hz, latency {self.latency_mean_ms:.0f} ms (p95 {self.latency_p95_ms:.0f}, "
-            f"max {self.latency_max_ms:.0f}), received {self.received}, processed {self.processed}, "
+            f"{self.rate_hz:.1f} Hz, latency {self.latency_mean_ms:.0f} ms "
+            f"(p95 {self.latency_p95_ms:.0f}, max {self.latency_max_ms:.0f}), "
+            f"received {self.received}, processed {self.processed}, "
             f"dropped {self.dropped} stale, rejected {self.rejected_total}, errors {self.errors}"
         )
 
@@ -131,7 +132,8 @@ def diagnostic_array(
     waiting_for_input: bool,
 ) -> DiagnosticArray:
     """One DiagnosticStatus: OK while frames flow, WARN when frames arrive but none come out or
-    inference failed within the last ERROR_WINDOW_S (one bad frame must not mark the node WARN forever).
+    inference failed within the last ERROR_WINDOW_S (one bad frame must not mark the node WARN
+    forever).
 
     Stalled means a frame received after the last output has waited STALL_S for one: not merely
     "no output for STALL_S", which would also blame the node for a camera that stopped publishing.
@@ -146,9 +148,8 @@ def diagnostic_array(
     ):
         level, message = (
             DiagnosticStatus.WARN,
-            (
-                f"inference failed {snapshot.seconds_since_error:.0f} s ago ({snapshot.errors} frames in total)"
-            ),
+            f"inference failed {snapshot.seconds_since_error:.0f} s ago "
+            f"({snapshot.errors} frames in total)",
         )
     else:
         level, message = (
