@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         else f"CPU ({torch.get_num_threads()} threads)"
     )
     print(
-        f"# {config.backbone.model_name} at {size[0]}x{size[1]}, device {name}, torch {torch.__version__}"
+        f"# {config.backbone.model_name} at {size[0]}x{size[1]}, device {name}, "
+        f"torch {torch.__version__}"
     )
 
     results: list[Result] = []
@@ -138,14 +139,14 @@ def main(argv: list[str] | None = None) -> int:
                 ms, spread = time_runner(
                     run, x, device, warmup=2 if device.type == "cpu" else 10, iters=iters
                 )
-            except Exception as exc:  # a path the platform lacks (e.g. no compiler for inductor) is reported, not fatal
-                print(
-                    f"{path:>16} batch {batch}: unavailable ({type(exc).__name__}: {str(exc)[:120]})"
-                )
+            except Exception as exc:  # a path the platform lacks (no inductor compiler, ...)
+                reason = f"{type(exc).__name__}: {str(exc)[:120]}"  # is reported, not fatal
+                print(f"{path:>16} batch {batch}: unavailable ({reason})")
                 break
             results.append(Result(path, batch, ms, spread))
             print(
-                f"{path:>16} batch {batch}: {ms:8.1f} ms  (+-{spread:.1f})  {1000 * batch / ms:8.1f} img/s",
+                f"{path:>16} batch {batch}: {ms:8.1f} ms  (+-{spread:.1f})  "
+                f"{1000 * batch / ms:8.1f} img/s",
                 flush=True,
             )
 
