@@ -110,9 +110,9 @@ def bench_node(
                 if topic == "depth"
                 else (lambda m: None)
             )
-            loopback.subscribe(f"/bench/{topic}", OUTPUT_TYPES[topic], callback)
-        images_pub = loopback.publisher("/bench/image", Image)
-        info_pub = loopback.publisher("/bench/camera_info", CameraInfo)
+            loopback.add_subscription(f"/bench/{topic}", OUTPUT_TYPES[topic], callback)
+        images_pub = loopback.add_publisher("/bench/image", Image)
+        info_pub = loopback.add_publisher("/bench/camera_info", CameraInfo)
         info = CameraInfo(width=W, height=H)
         info.k = KITTI.matrix.ravel().tolist()
         messages = [

@@ -24,3 +24,11 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     from space_clip_ros.model.tiny import tiny_config
 
     return save_checkpoint(build_model(tiny_config()), tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def golden():
+    """The committed golden fixture (test/golden.py): checkpoint, backbone, image, depth."""
+    from golden import load_golden
+
+    return load_golden()

@@ -230,3 +230,10 @@ def test_help_teaches_usage():
         timeout=60,
     )
     assert bad.returncode == 2 and "WIDTHxHEIGHT" in bad.stderr
+
+
+def test_golden_image_gives_the_committed_depth(tmp_path, golden):
+    args = [str(golden.image_file), "--checkpoint", str(golden.checkpoint), "--npy"]
+    args += ["--backbone-weights", str(golden.backbone), "--device", "cpu", "--no-progress"]
+    assert main([*args, "-o", str(tmp_path)]) == 0
+    golden.assert_matches(read_npy(tmp_path / f"{golden.image_file.stem}_depth.npy"))

@@ -28,12 +28,13 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from space_clip_ros.depth_frame import mask_out_of_range
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros import depth_node as depth_node_module
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics, intrinsics_from_camera_info
 from space_clip_ros.ros.depth_node import DepthNode
-from space_clip_ros.ros.loopback import OUTPUT_TYPES, Loopback, wait_for
+from space_clip_ros.ros.loopback import OUTPUT_TYPES, CameraClient, Loopback, wait_for
 from space_clip_ros.ros.params import ParameterError
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points
 
@@ -122,7 +123,7 @@ class Harness(Loopback):
 
     def subscribe(self, topic: str, msg_type, qos=10) -> list:
         received: list = []
-        super().subscribe(topic, msg_type, received.append, qos)
+        self.add_subscription(topic, msg_type, received.append, qos)
         self.wait_for_publishers(topic)
         return received
 
@@ -130,7 +131,7 @@ class Harness(Loopback):
         return {t: self.subscribe(f"{namespace}/{t}", OUTPUT_TYPES[t]) for t in topics}
 
     def publisher(self, topic: str, msg_type=Image):
-        pub = super().publisher(topic, msg_type)
+        pub = self.add_publisher(topic, msg_type)
         self.wait_for_subscribers(pub)
         return pub
 
@@ -291,6 +292,17 @@ def test_compressed_input(ros):
         W,
         H,
     )
+
+
+def test_the_golden_frame_through_the_node_gives_the_committed_depth(ros, golden):
+    params = {"checkpoint": str(golden.checkpoint), "backbone_weights": str(golden.backbone)}
+    node = ros.start("/t_golden", **params)
+    camera = CameraClient(ros, "/t_golden", outputs=("depth",))
+    out = camera.send(golden.image, None, make_header(sec=12), timeout_s=60)
+    cfg = node.config
+    expected = mask_out_of_range(golden.depth.copy(), cfg.min_depth, cfg.max_depth)
+    assert np.isnan(expected).any() and np.isfinite(expected).any()  # both sides of the mask
+    golden.assert_matches(depth_image_to_metres(out.depth), expected=expected)
 
 
 # --------------------------------------------------------------------------- real-time behaviour

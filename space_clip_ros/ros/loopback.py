@@ -132,13 +132,15 @@ class Loopback:
 
     # -------------------------------------------------------------------------- client side
 
-    def subscribe(self, topic: str, msg_type, callback: Callable[[Any], None], qos: QosLike = 10):
+    def add_subscription(
+        self, topic: str, msg_type, callback: Callable[[Any], None], qos: QosLike = 10
+    ):
         """A client subscription, destroyed by drop_endpoints() or close()."""
         sub = self.client.create_subscription(msg_type, topic, callback, qos)
         self._subscriptions.append(sub)
         return sub
 
-    def publisher(self, topic: str, msg_type, qos: QosLike = 10):
+    def add_publisher(self, topic: str, msg_type, qos: QosLike = 10):
         """A client publisher, destroyed by drop_endpoints() or close()."""
         pub = self.client.create_publisher(msg_type, topic, qos)
         self._publishers.append(pub)
@@ -203,8 +205,8 @@ class CameraClient:
         The default QoS is RELIABLE, depth 2: a loopback must not lose a frame to fragmentation."""
         qos = make_qos("reliable", 2) if qos is None else qos
         prefix = namespace.rstrip("/")
-        self._images = loopback.publisher(f"{prefix}/image" if prefix else "image", Image, qos)
-        self._infos = loopback.publisher(
+        self._images = loopback.add_publisher(f"{prefix}/image" if prefix else "image", Image, qos)
+        self._infos = loopback.add_publisher(
             f"{prefix}/camera_info" if prefix else "camera_info", CameraInfo, qos
         )
         self._received: dict[str, dict[int, tuple[Any, float]]] = {}
@@ -212,7 +214,7 @@ class CameraClient:
         for topic in outputs:
             self._received[topic] = {}
             name = f"{prefix}/{topic}" if prefix else topic
-            loopback.subscribe(name, OUTPUT_TYPES[topic], self._keeper(topic), qos)
+            loopback.add_subscription(name, OUTPUT_TYPES[topic], self._keeper(topic), qos)
         loopback.wait_for_subscribers(self._images, timeout_s)
 
     def _keeper(self, topic: str) -> Callable[[Any], None]:
