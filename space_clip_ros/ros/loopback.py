@@ -31,6 +31,7 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
+from space_clip_ros.errors import RuntimeFailure
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics
 from space_clip_ros.ros.depth_node import DepthNode
@@ -120,7 +121,11 @@ class Loopback:
         self.nodes.append(node)
         self.executor.add_node(node)
         if autostart and not node.autostart():
-            raise RuntimeError("the depth node failed to start (see the log above)")
+            raise RuntimeFailure(
+                "the depth node failed to configure or activate",
+                source=node.get_fully_qualified_name(),
+                fix="see the reason logged above (checkpoint, backbone_weights, device)",
+            )
         return node
 
     def stop_node(self, node: DepthNode) -> None:
