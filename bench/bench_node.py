@@ -10,8 +10,9 @@ Three measurements share one model instance:
              throughput = outputs per second in steady state, latency = receipt -> publish
              from the node's own statistics.
   cloud      back-projection + PointCloud2 build of one 1242x375 frame (with rgb).
-The publisher, the node and the subscriber are separate rclpy nodes in this process; every
-message still crosses DDS (rclpy has no intra-process shortcut).
+The camera client and the node are separate rclpy nodes in this process, on the shared
+in-process loopback (space_clip_ros/ros/loopback.py); every message still crosses DDS (rclpy
+has no intra-process shortcut).
 """
 
 from __future__ import annotations
