@@ -10,8 +10,9 @@ Three measurements share one model instance:
              throughput = outputs per second in steady state, latency = receipt -> publish
              from the node's own statistics.
   cloud      back-projection + PointCloud2 build of one 1242x375 frame (with rgb).
-The publisher, the node and the subscriber are separate rclpy nodes in this process; every
-message still crosses DDS (rclpy has no intra-process shortcut).
+The camera client and the node are separate rclpy nodes in this process, on the shared
+in-process loopback (space_clip_ros/ros/loopback.py); every message still crosses DDS (rclpy
+has no intra-process shortcut).
 """
 
 from __future__ import annotations
@@ -25,19 +26,15 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", "87")
 
 import numpy as np  # noqa: E402
-import rclpy  # noqa: E402
 import torch  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from space_clip_ros.geometry import Intrinsics, backproject  # noqa: E402
 from space_clip_ros.inference import DepthEstimator  # noqa: E402
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model  # noqa: E402
-from space_clip_ros.ros.depth_node import DepthNode  # noqa: E402
 from space_clip_ros.ros.image_codec import array_to_image  # noqa: E402
+from space_clip_ros.ros.loopback import OUTPUT_TYPES, Loopback  # noqa: E402
 from space_clip_ros.ros.pointcloud import points_to_cloud  # noqa: E402
 
 W, H = 1242, 375
@@ -102,72 +99,53 @@ def bench_node(
     topics: tuple[str, ...],
     rate_hz: float,
 ) -> dict:
-    context = rclpy.Context()
-    rclpy.init(context=context)
     timed = TimedEstimator(estimator)
-    node = DepthNode(
-        namespace="/bench",
-        context=context,
-        estimator_factory=lambda cfg: timed,
-        parameter_overrides=[Parameter("log_period", value=0.0)],
-    )
-    client = Node("bench_client", context=context)
-    # As in the node's main(): a MultiThreadedExecutor's Python threads contend for the GIL with
-    # the inference thread and slowed predict() 2-3x on 2 cores (bench/RESULTS.md).
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    executor.add_node(client)
-    assert node.autostart()
-    received: list[float] = []
-    types = {"depth": Image, "points": PointCloud2, "depth/colorized": Image}
-    for topic in topics:
-        callback = (
-            (lambda m: received.append(time.perf_counter()))
-            if topic == "depth"
-            else (lambda m: None)
+    with Loopback(client_name="bench_client") as loopback:
+        node = loopback.start_node(
+            "/bench", params={"log_period": 0.0}, estimator_factory=lambda cfg: timed
         )
-        client.create_subscription(types[topic], f"/bench/{topic}", callback, 10)
-    images_pub = client.create_publisher(Image, "/bench/image", 10)
-    info_pub = client.create_publisher(CameraInfo, "/bench/camera_info", 10)
-    info = CameraInfo(width=W, height=H)
-    info.k = KITTI.matrix.ravel().tolist()
-    messages = [
-        array_to_image(img, "rgb8", Header(frame_id="camera_color_left")) for img in images
-    ]
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    while images_pub.get_subscription_count() == 0 or client.count_publishers("/bench/depth") == 0:
-        time.sleep(0.05)
-    info_pub.publish(info)
-    time.sleep(0.5)
+        received: list[float] = []
+        for topic in topics:
+            callback = (
+                (lambda m: received.append(time.perf_counter()))
+                if topic == "depth"
+                else (lambda m: None)
+            )
+            loopback.add_subscription(f"/bench/{topic}", OUTPUT_TYPES[topic], callback)
+        images_pub = loopback.add_publisher("/bench/image", Image)
+        info_pub = loopback.add_publisher("/bench/camera_info", CameraInfo)
+        info = CameraInfo(width=W, height=H)
+        info.k = KITTI.matrix.ravel().tolist()
+        messages = [
+            array_to_image(img, "rgb8", Header(frame_id="camera_color_left")) for img in images
+        ]
+        loopback.wait_for_subscribers(images_pub)
+        loopback.wait_for_publishers("/bench/depth")
+        info_pub.publish(info)
+        time.sleep(0.5)
 
-    stop = threading.Event()
+        stop = threading.Event()
 
-    def publish() -> None:
-        """A camera at rate_hz: faster than the model, so a fresh frame is always waiting."""
-        i = 0
-        while not stop.is_set():
-            msg = messages[i % len(messages)]
-            msg.header.stamp = client.get_clock().now().to_msg()
-            images_pub.publish(msg)
-            i += 1
-            time.sleep(1.0 / rate_hz)
+        def publish() -> None:
+            """A camera at rate_hz: faster than the model, so a fresh frame is always waiting."""
+            i = 0
+            while not stop.is_set():
+                msg = messages[i % len(messages)]
+                msg.header.stamp = loopback.client.get_clock().now().to_msg()
+                images_pub.publish(msg)
+                i += 1
+                time.sleep(1.0 / rate_hz)
 
-    publisher = threading.Thread(target=publish, daemon=True)
-    publisher.start()
-    while len(received) < 2:  # skip start-up
-        time.sleep(0.01)
-    first, n0, k0 = received[-1], len(received), len(timed.durations)
-    time.sleep(seconds)
-    last, n1, k1 = received[-1], len(received), len(timed.durations)
-    stop.set()
-    publisher.join()
-    stats = node.stats.snapshot()
-    executor.shutdown()
-    node.release()
-    node.destroy_node()
-    client.destroy_node()
-    rclpy.shutdown(context=context)
+        publisher = threading.Thread(target=publish, daemon=True)
+        publisher.start()
+        while len(received) < 2:  # skip start-up
+            time.sleep(0.01)
+        first, n0, k0 = received[-1], len(received), len(timed.durations)
+        time.sleep(seconds)
+        last, n1, k1 = received[-1], len(received), len(timed.durations)
+        stop.set()
+        publisher.join()
+        stats = node.stats.snapshot()
     fps = (n1 - n0) / (last - first) if n1 > n0 else 0.0
     inside = timed.durations[k0:k1] or timed.durations
     return {

@@ -26,7 +26,8 @@ PUBLISHER = """
 import sys, time, rclpy
 from sensor_msgs.msg import Image
 from space_clip_ros.ros.qos import make_qos
-reliability, count, rate, w, h = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+reliability = sys.argv[1]
+count, rate, w, h = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 rclpy.init()
 node = rclpy.create_node("qos_bench_publisher")
 pub = node.create_publisher(Image, "/qos_bench/depth", make_qos(reliability, 2))
@@ -90,7 +91,9 @@ def main() -> None:
     args = parser.parse_args()
     subs = ["reliable", "best_effort"] + (["best_available"] if BEST_AVAILABLE is not None else [])
     print(
-        f"{args.count} messages of {args.width * args.height * 4 / 1e6:.1f} MB at {args.rate:g} Hz, separate processes"
+        f"{args.count} messages of {args.width * args.height * 4 / 1e6:.1f} MB "
+        f"at {args.rate:g} Hz, "
+        "separate processes"
     )
     for pub in ("reliable", "best_effort"):
         for sub in subs:

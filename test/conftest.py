@@ -1,4 +1,4 @@
-"""Test-session environment shared by every test.
+"""Test-session environment and fixtures shared by every test.
 
 DDS traffic stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) and each pytest
 session gets its own ROS domain, so parallel runs on one host never hear each other's topics.
@@ -7,7 +7,28 @@ These must be set before rclpy is first initialised, hence at conftest import ti
 
 import os
 import random
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach for the network
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint directory of the tiny random SPACE-CLIP (model/tiny.py), shared read-only by
+    every test that needs "some loadable checkpoint" rather than particular weights."""
+    from space_clip_ros.model import build_model, save_checkpoint
+    from space_clip_ros.model.tiny import tiny_config
+
+    return save_checkpoint(build_model(tiny_config()), tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def golden():
+    """The committed golden fixture (test/golden.py): checkpoint, backbone, image, depth."""
+    from golden import load_golden
+
+    return load_golden()

@@ -10,15 +10,8 @@ import pytest
 from PIL import Image
 
 from space_clip_ros.io.depth_files import KITTI_MAX_DEPTH, read_npy, read_png16
-from space_clip_ros.model import build_model, save_checkpoint
-from space_clip_ros.model.tiny import tiny_config
 from space_clip_ros.predict import main
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_checkpoint(build_model(tiny_config()), tmp_path_factory.mktemp("ckpt") / "tiny")
 
 
 def _image(path, height, width, seed=0):
@@ -40,7 +33,7 @@ def _assert_outputs(stem, height, width):
         assert preview.mode == "RGB" and preview.size == (width, height)
 
 
-def test_folder_with_a_corrupt_image(tmp_path, checkpoint, caplog):
+def test_folder_with_a_corrupt_image(tmp_path, tiny_checkpoint, caplog):
     inputs = tmp_path / "cam"
     _image(inputs / "a.png", 40, 60, seed=1)
     _image(inputs / "b.jpg", 40, 60, seed=2)
@@ -58,7 +51,7 @@ def test_folder_with_a_corrupt_image(tmp_path, checkpoint, caplog):
                 str(inputs),
                 "--recursive",
                 "--checkpoint",
-                str(checkpoint),
+                str(tiny_checkpoint),
                 "-o",
                 str(out),
                 "--batch-size",
@@ -76,18 +69,27 @@ def test_folder_with_a_corrupt_image(tmp_path, checkpoint, caplog):
     assert not list(out.rglob("broken*")) and not list(out.rglob("notes*"))
 
 
-def test_folder_without_recursion_skips_subfolders_and_one_format_only(tmp_path, checkpoint):
+def test_folder_without_recursion_skips_subfolders_and_one_format_only(tmp_path, tiny_checkpoint):
     _image(tmp_path / "cam" / "a.png", 24, 36)
     _image(tmp_path / "cam" / "deeper" / "b.png", 24, 36)
     out = tmp_path / "out"
     assert (
-        main([str(tmp_path / "cam"), "--checkpoint", str(checkpoint), "-o", str(out), "--png16"])
+        main(
+            [
+                str(tmp_path / "cam"),
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "-o",
+                str(out),
+                "--png16",
+            ]
+        )
         == 0
     )
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == ["cam/a_depth.png"]
 
 
-def test_single_file_is_named_after_the_input(tmp_path, checkpoint):
+def test_single_file_is_named_after_the_input(tmp_path, tiny_checkpoint):
     _image(tmp_path / "photo.jpg", 30, 45)
     out = tmp_path / "out"
     assert (
@@ -95,7 +97,7 @@ def test_single_file_is_named_after_the_input(tmp_path, checkpoint):
             [
                 str(tmp_path / "photo.jpg"),
                 "--checkpoint",
-                str(checkpoint / "decoder.safetensors"),
+                str(tiny_checkpoint / "decoder.safetensors"),
                 "-o",
                 str(out),
                 "--npy",
@@ -112,7 +114,7 @@ def test_single_file_is_named_after_the_input(tmp_path, checkpoint):
     assert read_npy(out / "photo_depth.npy").shape == (30, 45)
 
 
-def test_synthetic_run_writes_ground_truth_and_metrics(tmp_path, checkpoint, capsys):
+def test_synthetic_run_writes_ground_truth_and_metrics(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out"
     assert (
         main(
@@ -122,7 +124,7 @@ def test_synthetic_run_writes_ground_truth_and_metrics(tmp_path, checkpoint, cap
                 "--synthetic-size",
                 "96x32",
                 "--checkpoint",
-                str(checkpoint),
+                str(tiny_checkpoint),
                 "-o",
                 str(out),
             ]
@@ -167,9 +169,12 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_unknown_device_is_a_clear_error(tmp_path, checkpoint, capsys):
+def test_unknown_device_is_a_clear_error(tmp_path, tiny_checkpoint, capsys):
     _image(tmp_path / "a.png", 16, 16)
-    assert main([str(tmp_path / "a.png"), "--checkpoint", str(checkpoint), "--device", "tpu"]) == 2
+    assert (
+        main([str(tmp_path / "a.png"), "--checkpoint", str(tiny_checkpoint), "--device", "tpu"])
+        == 2
+    )
     assert "unknown device" in capsys.readouterr().err
 
 
@@ -225,3 +230,11 @@ def test_help_teaches_usage():
         timeout=60,
     )
     assert bad.returncode == 2 and "WIDTHxHEIGHT" in bad.stderr
+
+
+def test_golden_image_gives_the_committed_depth(tmp_path, golden):
+    args = [str(golden.image_file), "--checkpoint", str(golden.checkpoint), "--npy"]
+    args += ["--backbone-weights", str(golden.backbone), "--device", "cpu", "--no-progress"]
+    args += ["--precision", "fp32"]  # the committed depth is fp32; auto may pick bf16
+    assert main([*args, "-o", str(tmp_path)]) == 0
+    golden.assert_matches(read_npy(tmp_path / f"{golden.image_file.stem}_depth.npy"))

@@ -1,21 +1,12 @@
-"""space-clip-demo end to end: synthetic camera -> space_clip_depth over DDS -> depth, points, metrics."""
+"""space-clip-demo end to end: synthetic camera -> space_clip_depth over DDS -> depth, points,
+metrics."""
 
 import json
 
 import numpy as np
-import pytest
 
 from space_clip_ros.io.depth_files import read_png16
-from space_clip_ros.model import build_model, save_checkpoint
-from space_clip_ros.model.tiny import tiny_config
 from space_clip_ros.ros import demo
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ck")
-    save_checkpoint(build_model(tiny_config()), path)
-    return path
 
 
 def _run(tmp_path, checkpoint, *extra):
@@ -40,8 +31,8 @@ def _run(tmp_path, checkpoint, *extra):
     return code, out, json.loads((out / "summary.json").read_text())
 
 
-def test_demo_over_dds_returns_depth_points_and_metrics(tmp_path, checkpoint, capsys):
-    code, out, summary = _run(tmp_path, checkpoint)
+def test_demo_over_dds_returns_depth_points_and_metrics(tmp_path, tiny_checkpoint, capsys):
+    code, out, summary = _run(tmp_path, tiny_checkpoint)
     assert code == 0
     assert summary["transport"] == "ros" and summary["trained"] and summary["frames"] == 3
     frames = summary["per_frame"]
@@ -60,8 +51,8 @@ def test_demo_over_dds_returns_depth_points_and_metrics(tmp_path, checkpoint, ca
     assert "through the space_clip_depth node over DDS" in capsys.readouterr().out
 
 
-def test_demo_without_ros_matches_transport_free_path(tmp_path, checkpoint):
-    code, out, summary = _run(tmp_path, checkpoint, "--no-ros")
+def test_demo_without_ros_matches_transport_free_path(tmp_path, tiny_checkpoint):
+    code, out, summary = _run(tmp_path, tiny_checkpoint, "--no-ros")
     assert code == 0 and summary["transport"] == "direct"
     assert summary["per_frame"][0]["points_valid"] is None
 

@@ -113,3 +113,14 @@ def test_no_checkpoint_runs_untrained_default_loudly(caplog, image):
     assert est.input_size == (224, 224)
     est.warmup(32, 96, iterations=1)
     assert est.predict(image).shape == (48, 160)
+
+
+def test_golden_checkpoint_reproduces_the_committed_depth(golden):
+    """Checkpoint format and numbers: the committed tiny checkpoint, fp32 on the CPU."""
+    assert golden.depth.shape == golden.image.shape[:2] == (64, 96)
+    assert golden.depth.std() > 1.0  # a depth that varies: drift cannot hide in a flat output
+    estimator = DepthEstimator.from_checkpoint(
+        golden.checkpoint, device="cpu", precision="fp32", backbone_weights=str(golden.backbone)
+    )
+    assert estimator.trained
+    golden.assert_matches(estimator.predict(golden.image))

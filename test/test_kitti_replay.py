@@ -39,6 +39,7 @@ from space_clip_ros.kitti.to_bag import (
     main as kitti2bag,
 )
 from space_clip_ros.ros.accuracy_node import AccuracyNode
+from space_clip_ros.ros.loopback import wait_for
 
 FRAMES = 4
 NS = "/kitti/camera_color_left"
@@ -74,15 +75,6 @@ def spin(executor) -> None:
 
 def stamp(msg) -> int:
     return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def python_entry(module: str, *args: str) -> list[str]:
@@ -133,7 +125,7 @@ def test_replay_publishes_the_bag_at_the_recorded_rate(kitti, ros, tmp_path):
         env=os.environ,
     )
     assert result.returncode == 0, result.stderr
-    assert wait_until(
+    assert wait_for(
         lambda: all(
             len(received.get(t, [])) == FRAMES
             for t in (image_topic(2), camera_info_topic(2), VELO_TOPIC)
@@ -190,10 +182,10 @@ def test_accuracy_node_reports_live_metrics(kitti, ros, tmp_path):
     for n in (accuracy, source):
         executor.add_node(n)
     thread.start()
-    assert wait_until(
+    assert wait_for(
         lambda: all(p.get_subscription_count() for p in (depth_pub, info_pub, cloud_pub)), 10
     )
-    assert wait_until(lambda: accuracy.publisher.get_subscription_count() > 0, 10)
+    assert wait_for(lambda: accuracy.publisher.get_subscription_count() > 0, 10)
 
     drive = KittiDrive(drive_dir)
     calib = load_calibration(drive_dir.parent)
@@ -214,7 +206,7 @@ def test_accuracy_node_reports_live_metrics(kitti, ros, tmp_path):
         info_pub.publish(to_rclpy(info, CameraInfo))
         time.sleep(0.05)
         depth_pub.publish(to_rclpy(depth, Image))
-    assert wait_until(lambda: len(diagnostics) == FRAMES, 10), len(diagnostics)
+    assert wait_for(lambda: len(diagnostics) == FRAMES, 10), len(diagnostics)
 
     frame, mean = diagnostics[-1].status
     values = {kv.key: float(kv.value) for kv in mean.values}
@@ -236,13 +228,11 @@ def to_rclpy(message, cls):
     return deserialize_message(msgs.serialize(message), cls)
 
 
-def test_bag_drives_depth_node_into_accuracy_node(kitti, tmp_path):
-    """The full chain, each piece its own process as users run it, the player in lockstep."""
-    from space_clip_ros.model import build_model, save_checkpoint
-    from space_clip_ros.model.tiny import tiny_config
-
+def test_bag_drives_depth_node_into_accuracy_node(kitti, tmp_path, tiny_checkpoint):
+    """The full chain, each piece its own process as users run it, the player in lockstep with
+    the node."""
     drive_dir, bag = kitti
-    checkpoint = save_checkpoint(build_model(tiny_config()), tmp_path / "tiny")
+    checkpoint = tiny_checkpoint
     report = tmp_path / "accuracy.json"
     ns = ["-r", f"__ns:={NS}"]
     depth = subprocess.Popen(

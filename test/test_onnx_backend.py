@@ -18,7 +18,7 @@ from space_clip_ros.inference.onnx_runtime import (
     resolve_onnx_precision,
 )
 from space_clip_ros.inference.verify import compare, synthetic_images
-from space_clip_ros.model import build_model
+from space_clip_ros.model import build_model, load_checkpoint
 from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config
 
@@ -150,3 +150,11 @@ def test_tensorrt_fp16_is_within_tolerance_and_caches_its_engine(exported, tmp_p
     )
     assert report.passed, report.text()
     assert any(tmp_path.iterdir())  # engine and timing caches: the next start skips the build
+
+
+def test_golden_checkpoint_exported_to_onnx_reproduces_the_committed_depth(golden, tmp_path):
+    model = load_checkpoint(golden.checkpoint, backbone_weights=str(golden.backbone))
+    path = export_onnx(model, tmp_path / "golden.onnx")
+    depth = DepthEstimator.from_checkpoint(path, device="cpu").predict(golden.image)
+    # ONNX Runtime's kernels differ from PyTorch's: the tolerance the other ONNX tests use.
+    golden.assert_matches(depth, atol=1e-4, rtol=1e-4)

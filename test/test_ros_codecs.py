@@ -1,5 +1,5 @@
-"""Message <-> array conversions, camera info, point clouds, parameters, QoS and statistics of the
-depth node, without DDS traffic (the node itself is exercised over DDS in test_ros_node.py)."""
+"""Message <-> array conversions: images, camera info and point clouds, without DDS traffic
+(the node itself is exercised over DDS in test_ros_node.py)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,16 @@ import sys
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticStatus
 from PIL import Image as PILImage
-from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from space_clip_ros.geometry import Intrinsics, backproject
 from space_clip_ros.io.msg_arrays import depth_image_to_metres
-from space_clip_ros.ros import params, qos
 from space_clip_ros.ros.camera_info import (
     CameraInfoError,
     intrinsics_from_camera_info,
     scale_camera_info,
-)
-from space_clip_ros.ros.depth_node import Frame, LatestFrameSlot
-from space_clip_ros.ros.diagnostics import (
-    ERROR_WINDOW_S,
-    STALL_S,
-    FrameStats,
-    ThrottledLog,
-    diagnostic_array,
 )
 from space_clip_ros.ros.image_codec import (
     ImageDecodeError,
@@ -334,157 +323,6 @@ def test_equivalence_with_sensor_msgs_py():
         dtype=np.float32,
     )
     assert np.array_equal(read.reshape(20, 40, 3), pts, equal_nan=True)
-
-
-# ------------------------------------------------------------------------------- params and QoS
-
-
-def test_defaults_are_valid_and_every_bad_value_is_named_with_a_fix():
-    cfg = params.NodeConfig().validated()
-    assert cfg.output_reliability == "reliable" and cfg.input_reliability == "best_available"
-    bad = params.NodeConfig(
-        min_depth=50.0,
-        max_depth=10.0,
-        device="gpu",
-        precision="fp8",
-        point_decimation=0,
-        colorize_min=5.0,
-        colorize_max=5.0,
-        input_reliability="fast",
-    )
-    with pytest.raises(params.ParameterError) as info:
-        bad.validated()
-    text = str(info.value)
-    for words in (
-        "min_depth (50.0) must be below max_depth (10.0)",
-        "device: 'gpu' is not valid",
-        "precision: 'fp8' is not one of auto, fp32, fp16, bf16",
-        "point_decimation: 0 is outside [1, 64]",
-        "colorize_min (5.0) must be below colorize_max",
-        "input_reliability: 'fast' is not one of",
-    ):
-        assert words in text
-    assert params.NodeConfig(device="cuda:1").problems() == []
-
-
-def test_descriptors_carry_description_and_range():
-    d = params.descriptor("point_decimation")
-    assert "n-th" in d.description and (
-        d.integer_range[0].from_value,
-        d.integer_range[0].to_value,
-    ) == (1, 64)
-    d = params.descriptor("max_depth")
-    assert d.floating_point_range[0].to_value == 1000.0
-    assert "fp16" in params.descriptor("precision").additional_constraints
-
-
-def test_qos_profiles_follow_the_parameters():
-    assert qos.make_qos("reliable", 3).reliability == ReliabilityPolicy.RELIABLE
-    assert qos.make_qos("reliable", 3).depth == 3
-    assert qos.make_qos("best_effort", 1).reliability == ReliabilityPolicy.BEST_EFFORT
-    expected = qos.BEST_AVAILABLE if qos.BEST_AVAILABLE is not None else ReliabilityPolicy.RELIABLE
-    assert qos.make_qos("best_available", 1).reliability == expected
-    with pytest.raises(ValueError, match="unknown reliability"):
-        qos.reliability_policy("sometimes")
-
-
-# ----------------------------------------------------------------------- queue and statistics
-
-
-def test_latest_frame_slot_keeps_only_the_newest_frame():
-    slot = LatestFrameSlot()
-    assert slot.put(Frame(Image(), 1.0)) is False
-    assert slot.put(Frame(Image(), 2.0)) is True  # the first was never taken: a stale drop
-    assert slot.take().received_at == 2.0
-    slot.close()
-    assert slot.take() is None
-
-
-def test_frame_stats_rate_latency_and_diagnostics():
-    now = [100.0]
-    stats = FrameStats(clock=lambda: now[0])
-    for i in range(5):
-        stats.received()
-        now[0] = 100.0 + 0.5 * (i + 1)
-        stats.processed(received_at=now[0] - 0.2)
-    stats.dropped()
-    stats.rejected("encoding")
-    snap = stats.snapshot()
-    assert snap.rate_hz == pytest.approx(2.0) and snap.latency_mean_ms == pytest.approx(200.0)
-    assert (snap.received, snap.processed, snap.dropped, snap.rejected_total) == (5, 5, 1, 1)
-    array = diagnostic_array(
-        snap, "/ns/node: depth", "cpu", header().stamp, {"device": "cpu"}, False
-    )
-    status = array.status[0]
-    values = {kv.key: kv.value for kv in status.values}
-    assert (
-        status.level == DiagnosticStatus.OK
-        and values["frames_dropped_stale"] == "1"
-        and values["rejected_encoding"] == "1"
-    )
-    assert values["rate_hz"] == "2.00" and values["device"] == "cpu"
-
-
-def test_diagnostics_warn_only_when_a_received_frame_waits_too_long_for_output():
-    now = [0.0]
-    stats = FrameStats(clock=lambda: now[0])
-
-    def level(waiting_for_input: bool = False) -> int:
-        return (
-            diagnostic_array(stats.snapshot(), "n", "cpu", header().stamp, {}, waiting_for_input)
-            .status[0]
-            .level
-        )
-
-    stats.received()
-    now[0] = 0.5
-    assert level() == DiagnosticStatus.OK  # the first frame is still in inference: not a stall
-    stats.processed(received_at=0.0)
-    now[0] = 60.0
-    assert (
-        level() == DiagnosticStatus.OK
-    )  # the camera stopped: no frame is waiting, the node is fine
-    stats.received()
-    assert level() == DiagnosticStatus.OK  # it resumed: a frame that just arrived has not waited
-    stats.received()  # newer frames do not restart the clock of the oldest waiting one
-    now[0] = 60.0 + STALL_S + 0.1
-    assert level() == DiagnosticStatus.WARN
-    assert (
-        level(waiting_for_input=True) == DiagnosticStatus.OK
-    )  # nobody subscribes: nothing to produce
-    stats.processed(received_at=now[0] - 0.2)
-    assert level() == DiagnosticStatus.OK
-
-
-def test_diagnostics_warn_after_an_inference_error_then_recover():
-    now = [0.0]
-    stats = FrameStats(clock=lambda: now[0])
-
-    def status():
-        return diagnostic_array(stats.snapshot(), "n", "cpu", header().stamp, {}, False).status[0]
-
-    stats.received()
-    stats.error()
-    now[0] = 1.0
-    assert status().level == DiagnosticStatus.WARN and "1 frames in total" in status().message
-    stats.received()
-    stats.processed(received_at=now[0])
-    now[0] = 1.0 + ERROR_WINDOW_S + 0.1
-    assert (
-        status().level == DiagnosticStatus.OK
-    )  # frames flow again: the old error no longer counts
-    assert {kv.key: kv.value for kv in status().values}[
-        "inference_errors"
-    ] == "1"  # but it stays counted
-
-
-def test_throttled_log_is_per_key_and_counts_suppressed_messages():
-    now, lines = [0.0], []
-    log = ThrottledLog(lines.append, period_s=5.0, clock=lambda: now[0])
-    assert log("a", "first a") and log("b", "first b") and not log("a", "again a")
-    now[0] = 6.0
-    log("a", "later a")
-    assert lines == ["first a", "first b", "later a (1 similar suppressed)"]
 
 
 def test_seeded_fuzz_through_the_message_wrappers_the_node_calls():

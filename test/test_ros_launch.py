@@ -62,7 +62,8 @@ def launch_constants() -> dict:
 
 
 def setup_kwargs() -> dict:
-    """What setup.py passes to setuptools.setup, evaluated from the repository root as colcon does."""
+    """What setup.py passes to setuptools.setup, evaluated from the repository root as colcon
+    does."""
     captured = {}
     original, cwd = setuptools.setup, os.getcwd()
     setuptools.setup = lambda **kw: captured.update(kw)
@@ -129,7 +130,8 @@ def test_depth_yaml_lists_every_declared_parameter_with_its_default():
 
 
 def test_params_file_applies_to_a_node_in_any_namespace(tmp_path):
-    """As `ros2 launch depth.launch.py namespace:=front params_file:=...` passes it: --params-file."""
+    """As `ros2 launch depth.launch.py namespace:=front params_file:=...` passes it:
+    --params-file."""
     data = yaml.safe_load((REPO / launch_constants()["PARAMS_FILE"]).read_text())
     data[PARAMS_KEY]["ros__parameters"]["max_depth"] = 42.0
     path = tmp_path / "mine.yaml"
@@ -255,7 +257,7 @@ def test_rviz_follows_the_namespace_and_image_of_the_launch(fake_launch):
     assert rviz.kwargs["arguments"] == ["-d", str(share / "config" / "depth.rviz")]
 
 
-def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path):
+def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path, tiny_checkpoint):
     launch = pytest.importorskip(
         "launch", reason="the launch package comes with a ROS install, not as a wheel"
     )
@@ -271,17 +273,14 @@ def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path):
     from launch.launch_description_sources import PythonLaunchDescriptionSource
     from sensor_msgs.msg import Image
 
-    from space_clip_ros.model import build_model, save_checkpoint
-    from space_clip_ros.model.tiny import tiny_config
-
     try:
         get_package_share_directory("space_clip_ros")
     except PackageNotFoundError:
         pytest.skip(
-            "space_clip_ros is not installed in an ament index: colcon build, source install/setup.bash"
+            "space_clip_ros is not installed in an ament index: colcon build, "
+            "source install/setup.bash"
         )
-    checkpoint = tmp_path / "tiny"
-    save_checkpoint(build_model(tiny_config()), checkpoint)
+    checkpoint = tiny_checkpoint
     service = launch.LaunchService()
     service.include_launch_description(
         launch.LaunchDescription(

@@ -14,52 +14,33 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from PIL import Image as PILImage
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from space_clip_ros.depth_frame import mask_out_of_range
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.msg_arrays import depth_image_to_metres
-from space_clip_ros.model import build_model, save_checkpoint
-from space_clip_ros.model.tiny import tiny_config
 from space_clip_ros.ros import depth_node as depth_node_module
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics, intrinsics_from_camera_info
 from space_clip_ros.ros.depth_node import DepthNode
+from space_clip_ros.ros.loopback import OUTPUT_TYPES, CameraClient, Loopback, wait_for
 from space_clip_ros.ros.params import ParameterError
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 160, 48
 INTR = Intrinsics(fx=100.0, fy=95.0, cx=79.5, cy=23.5, width=W, height=H)
-OUTPUTS = {
-    "depth": Image,
-    "depth/camera_info": CameraInfo,
-    "points": PointCloud2,
-    "depth/colorized": Image,
-}
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def make_header(sec: int, frame_id: str = "camera_optical") -> Header:
@@ -114,15 +95,18 @@ def plane(z: float) -> Callable[[int, int], np.ndarray]:
     return lambda h, w: np.full((h, w), z, np.float32)
 
 
-@dataclass
-class Harness:
-    context: rclpy.Context
-    executor: MultiThreadedExecutor
-    client: Node
-    checkpoint: Path
-    nodes: list = field(default_factory=list)
-    subscriptions: list = field(default_factory=list)
-    publishers: list = field(default_factory=list)
+class Harness(Loopback):
+    """The shared loopback with this module's defaults: the tiny checkpoint on the CPU, and
+    client endpoints that a test's cleanup removes, so the next test starts clean."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        # Two executor threads: the node must also hold up when callbacks run concurrently
+        # (the demo, bench and main() use one).
+        super().__init__(
+            "space_clip_test_client",
+            executor_factory=lambda context: MultiThreadedExecutor(num_threads=2, context=context),
+        )
+        self.checkpoint = checkpoint
 
     def start(
         self, namespace: str, autostart: bool = True, estimator=None, **overrides
@@ -130,68 +114,38 @@ class Harness:
         overrides.setdefault("checkpoint", str(self.checkpoint))
         overrides.setdefault("device", "cpu")
         overrides.setdefault("log_period", 0.0)
-        kwargs = {} if estimator is None else {"estimator_factory": lambda cfg: estimator}
-        node = DepthNode(
-            namespace=namespace,
-            context=self.context,
-            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
-            **kwargs,
+        return self.start_node(
+            namespace,
+            overrides,
+            None if estimator is None else (lambda cfg: estimator),
+            autostart=autostart,
         )
-        self.nodes.append(node)
-        self.executor.add_node(node)
-        if autostart:
-            assert node.autostart()
-        return node
 
     def subscribe(self, topic: str, msg_type, qos=10) -> list:
         received: list = []
-        self.subscriptions.append(
-            self.client.create_subscription(msg_type, topic, received.append, qos)
-        )
-        assert wait_for(lambda: self.client.count_publishers(topic) > 0), (
-            f"nobody publishes {topic}"
-        )
+        self.add_subscription(topic, msg_type, received.append, qos)
+        self.wait_for_publishers(topic)
         return received
 
-    def subscribe_outputs(self, namespace: str, topics=tuple(OUTPUTS)) -> dict[str, list]:
-        return {t: self.subscribe(f"{namespace}/{t}", OUTPUTS[t]) for t in topics}
+    def subscribe_outputs(self, namespace: str, topics=tuple(OUTPUT_TYPES)) -> dict[str, list]:
+        return {t: self.subscribe(f"{namespace}/{t}", OUTPUT_TYPES[t]) for t in topics}
 
     def publisher(self, topic: str, msg_type=Image):
-        pub = self.client.create_publisher(msg_type, topic, 10)
-        self.publishers.append(pub)
-        assert wait_for(lambda: pub.get_subscription_count() > 0), f"nobody subscribes {topic}"
+        pub = self.add_publisher(topic, msg_type)
+        self.wait_for_subscribers(pub)
         return pub
 
     def cleanup(self) -> None:
-        for sub in self.subscriptions:
-            self.client.destroy_subscription(sub)
-        for pub in self.publishers:
-            self.client.destroy_publisher(pub)
-        self.subscriptions.clear()
-        self.publishers.clear()
-        for node in self.nodes:
-            self.executor.remove_node(node)
-            node.release()
-            node.destroy_node()
-        self.nodes.clear()
+        self.drop_endpoints()
+        for node in list(self.nodes):
+            self.stop_node(node)
 
 
 @pytest.fixture(scope="module")
-def harness_module(tmp_path_factory):
-    checkpoint = tmp_path_factory.mktemp("ckpt") / "tiny"
-    save_checkpoint(build_model(tiny_config()), checkpoint)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    client = Node("space_clip_test_client", context=context)
-    executor.add_node(client)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield Harness(context, executor, client, checkpoint)
-    executor.shutdown()
-    client.destroy_node()
-    rclpy.shutdown(context=context)
-    thread.join(timeout=5)
+def harness_module(tiny_checkpoint):
+    harness = Harness(tiny_checkpoint)
+    yield harness
+    harness.close()
 
 
 @pytest.fixture
@@ -338,6 +292,18 @@ def test_compressed_input(ros):
         W,
         H,
     )
+
+
+def test_the_golden_frame_through_the_node_gives_the_committed_depth(ros, golden):
+    params = {"checkpoint": str(golden.checkpoint), "backbone_weights": str(golden.backbone)}
+    params["precision"] = "fp32"  # the committed depth is fp32; auto may pick bf16 on a CPU
+    node = ros.start("/t_golden", **params)
+    camera = CameraClient(ros, "/t_golden", outputs=("depth",))
+    out = camera.send(golden.image, None, make_header(sec=12), timeout_s=60)
+    cfg = node.config
+    expected = mask_out_of_range(golden.depth.copy(), cfg.min_depth, cfg.max_depth)
+    assert np.isnan(expected).any() and np.isfinite(expected).any()  # both sides of the mask
+    golden.assert_matches(depth_image_to_metres(out.depth), expected=expected)
 
 
 # --------------------------------------------------------------------------- real-time behaviour

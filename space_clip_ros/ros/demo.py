@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,108 +67,36 @@ def run_over_ros(
     Waiting for each answer (rather than streaming) makes every frame count: the node keeps only
     the newest frame by design and would drop the rest of a burst.
     """
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from std_msgs.msg import Header
 
     from space_clip_ros.io.msg_arrays import depth_image_to_metres
-    from space_clip_ros.ros.camera_info import camera_info_from_intrinsics
-    from space_clip_ros.ros.depth_node import DepthNode
-    from space_clip_ros.ros.image_codec import array_to_image
+    from space_clip_ros.ros.loopback import CameraClient, Loopback
     from space_clip_ros.ros.pointcloud import cloud_to_points
-    from space_clip_ros.ros.qos import make_qos
 
-    # Keep the demo's DDS traffic on this machine unless the user chose otherwise.
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    overrides = [Parameter(k, value=v) for k, v in node_params.items()]
-    depth_node = DepthNode(context=context, parameter_overrides=overrides)
-    camera = rclpy.create_node("synthetic_camera", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    try:
-        if not depth_node.autostart():
-            raise RuntimeError("the depth node failed to start (see the log above)")
-        trained = depth_node.estimator_trained
-        qos = make_qos("reliable", 2)
-        image_pub = camera.create_publisher(Image, "image", qos)
-        info_pub = camera.create_publisher(CameraInfo, "camera_info", qos)
-        received: dict[str, dict[int, object]] = {
-            "depth": {},
-            "depth/camera_info": {},
-            "points": {},
-        }
-        arrived = threading.Condition()
-
-        def keep(topic: str):
-            def callback(msg) -> None:
-                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-                with arrived:
-                    received[topic][stamp] = (msg, time.perf_counter())
-                    arrived.notify_all()
-
-            return callback
-
-        camera.create_subscription(Image, "depth", keep("depth"), qos)
-        camera.create_subscription(CameraInfo, "depth/camera_info", keep("depth/camera_info"), qos)
-        camera.create_subscription(PointCloud2, "points", keep("points"), qos)
-        executor.add_node(depth_node)
-        executor.add_node(camera)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        _wait_for_matching(image_pub, camera, timeout_s)
-
+    with Loopback(client_name="synthetic_camera") as loopback:
+        trained = loopback.start_node(params=node_params).estimator_trained
+        camera = CameraClient(loopback, timeout_s=timeout_s)
         results = []
         for frame in frames:
             header = Header(frame_id="camera_color_left")
             header.stamp.sec, header.stamp.nanosec = divmod(frame.stamp_ns, 1_000_000_000)
-            info_pub.publish(camera_info_from_intrinsics(frame.intrinsics, header))
-            sent = time.perf_counter()
-            image_pub.publish(array_to_image(frame.rgb, "rgb8", header))
-            with arrived:
-                if not arrived.wait_for(
-                    lambda: frame.stamp_ns in received["depth"], timeout=timeout_s
-                ):
-                    raise TimeoutError(f"no depth for frame {frame.index} within {timeout_s} s")
-                # Points and depth/camera_info need the CameraInfo, which travels on its own topic
-                # and can lose the race to the very first image; later frames always have it.
-                arrived.wait_for(
-                    lambda: all(frame.stamp_ns in r for r in received.values()),
-                    timeout=OUTPUT_GRACE_S,
-                )
-            depth_msg, depth_at = received["depth"][frame.stamp_ns]
-            info = received["depth/camera_info"].get(frame.stamp_ns)
-            cloud = received["points"].get(frame.stamp_ns)
+            out = camera.send(
+                frame.rgb, frame.intrinsics, header, timeout_s, grace_s=OUTPUT_GRACE_S
+            )
             results.append(
                 FrameResult(
-                    depth=depth_image_to_metres(depth_msg),
-                    latency_ms=(depth_at - sent) * 1000,
+                    depth=depth_image_to_metres(out.depth),
+                    latency_ms=out.latency_s * 1000,
                     points_valid=None
-                    if cloud is None
-                    else int(np.isfinite(cloud_to_points(cloud[0])[..., 2]).sum()),
+                    if out.points is None
+                    else int(np.isfinite(cloud_to_points(out.points)[..., 2]).sum()),
                     camera_info_matches=None
-                    if info is None
-                    else (info[0].width, info[0].height) == (depth_msg.width, depth_msg.height),
+                    if out.camera_info is None
+                    else (out.camera_info.width, out.camera_info.height)
+                    == (out.depth.width, out.depth.height),
                 )
             )
         return results, trained
-    finally:
-        executor.shutdown()
-        depth_node.release()
-        depth_node.destroy_node()
-        camera.destroy_node()
-        rclpy.try_shutdown(context=context)
-
-
-def _wait_for_matching(publisher, node, timeout_s: float) -> None:
-    """Discovery takes a moment; a frame published before the node subscribes would be lost."""
-    deadline = time.monotonic() + timeout_s
-    while publisher.get_subscription_count() == 0:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the depth node never subscribed to the camera")
-        time.sleep(0.05)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,9 +206,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     (args.output_dir / "summary.json").write_text(json.dumps(summary.__dict__, indent=2))
 
+    through = "the space_clip_depth node over DDS" if transport == "ros" else "DepthEstimator"
     print(
-        f"\n{len(frames)} frames through "
-        f"{'the space_clip_depth node over DDS' if transport == 'ros' else 'DepthEstimator'}; "
+        f"\n{len(frames)} frames through {through}; "
         f"median latency {summary.latency_ms_median:.0f} ms (image published -> depth received)"
     )
     print(format_table([("synthetic", summary.metrics)]))

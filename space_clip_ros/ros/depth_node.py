@@ -27,17 +27,16 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
-import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from PIL import Image as PILImage
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from space_clip_ros.depth_frame import mask_out_of_range, output_intrinsics, rescale_image
 from space_clip_ros.errors import ConfigError
 from space_clip_ros.geometry import Intrinsics, backproject
 from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
@@ -541,7 +540,7 @@ class DepthNode(LifecycleNode):
         cfg = self.config
         header = frame.msg.header
         in_h, in_w = color.pixels.shape[:2]
-        color = self._rescale(color, cfg.output_scale)
+        color = ColorImage(rescale_image(color.pixels, cfg.output_scale), color.order)
         out_h, out_w = color.pixels.shape[:2]
 
         camera = self._camera_for(
@@ -556,37 +555,18 @@ class DepthNode(LifecycleNode):
             return
 
         depth = estimator.predict(color.pixels, color_order=color.order)
-        depth[~((depth > 0) & (depth >= cfg.min_depth) & (depth <= cfg.max_depth))] = (
-            np.nan
-        )  # NaN, never 0
+        mask_out_of_range(depth, cfg.min_depth, cfg.max_depth)  # NaN, never 0
         if "depth" in wanted:
             self._outputs["depth"].publish(depth_to_image(depth, header))
         if "points" in wanted and camera is not None:
-            intrinsics = (
-                camera[1].scaled(out_w, out_h) if (out_w, out_h) != (in_w, in_h) else camera[1]
-            )
             step = cfg.point_decimation
-            points = backproject(depth, intrinsics, step)
+            points = backproject(depth, output_intrinsics(camera[1], out_w, out_h), step)
             rgb = color.rgb[::step, ::step] if cfg.points_rgb else None
             self._outputs["points"].publish(points_to_cloud(points, header, rgb))
         if "depth/colorized" in wanted:
             preview = colorize(depth, cfg.colorize_min, cfg.colorize_max, channel_order="bgr")
             self._outputs["depth/colorized"].publish(array_to_image(preview, "bgr8", header))
         self.stats.processed(frame.received_at)
-
-    @staticmethod
-    def _rescale(color: ColorImage, scale: float) -> ColorImage:
-        """Downscale before inference: the model resizes to its encoder input anyway, so the depth
-        image comes out at the smaller size for free. PIL's bilinear filter widens its support
-        when shrinking (area-like), consistent with the pixel-area intrinsics convention."""
-        if scale >= 1.0:
-            return color
-        h, w = color.pixels.shape[:2]
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        resized = PILImage.fromarray(np.ascontiguousarray(color.pixels)).resize(
-            size, PILImage.BILINEAR
-        )
-        return ColorImage(np.asarray(resized), color.order)
 
     def _camera_for(
         self, width: int, height: int, needed: bool
