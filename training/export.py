@@ -28,6 +28,7 @@ from space_clip_ros.model import (
     load_checkpoint,
     save_checkpoint,
 )
+from space_clip_ros.model.checkpoint import upgrade_decoder_state
 from space_clip_ros.model.onnx_export import check_onnx, export_onnx
 from training.state import STATE_LAST, load_state
 
@@ -54,6 +55,7 @@ def model_from_state(
         }
     else:
         decoder = state["decoder"]
+    decoder = upgrade_decoder_state(decoder, model.decoder.state_dict(), state_path)
     model.decoder.load_state_dict(decoder, strict=True)
     return model.eval()
 

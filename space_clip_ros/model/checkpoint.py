@@ -92,10 +92,41 @@ def load_checkpoint(
             f"{weights}: not a readable safetensors file ({exc}). Fix: re-export or re-download it."
         ) from exc
     model = build_model(config, backbone_weights=backbone_weights)
+    state = upgrade_decoder_state(state, model.decoder.state_dict(), weights)
     _check_state(model, state, weights, config_path)
     model.decoder.load_state_dict(state, strict=True)
     log.info("loaded checkpoint %s (%s)", weights, config.backbone.model_name)
     return model.to(device).eval()
+
+
+def upgrade_decoder_state(
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: object
+) -> dict[str, torch.Tensor]:
+    """state with decoder layouts of earlier versions converted to the current one.
+
+    Decoders saved before the aux heads' last conv became 1x1 (as in the SPACE-CLIP release) hold
+    a 3x3 kernel there: its centre tap is kept. The aux heads only supervise training, so the
+    depth the model predicts is unchanged; only a resumed training's aux terms start from the
+    centre tap.
+    """
+    upgraded = dict(state)
+    for key, tensor in state.items():
+        want = expected.get(key)
+        if (
+            key.startswith("aux_heads.")
+            and want is not None
+            and tensor.ndim == 4
+            and tensor.shape[-2:] == (3, 3)
+            and want.shape[-2:] == (1, 1)
+            and tensor.shape[:2] == want.shape[:2]
+        ):
+            upgraded[key] = tensor[..., 1:2, 1:2].contiguous()
+            log.warning(
+                "%s: %s is a 3x3 aux-head kernel of an earlier version: kept its centre tap",
+                source,
+                key,
+            )
+    return upgraded
 
 
 def _check_state(
