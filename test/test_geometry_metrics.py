@@ -163,3 +163,15 @@ def test_nyu_crop_is_the_eigen_nyu_box():
     assert valid_mask(gt, 1e-3, 10.0, "nyu").sum() == nyu.sum() - 1
     small = crop_mask(240, 320, "nyu")  # proportional at other sizes
     assert small[22:235, 20:300].all() and not small[21, 100] and not small[100, 19]
+
+
+def test_non_finite_predictions_are_clamped_and_scored_not_dropped():
+    """As the standard evaluation: +inf scores as max_depth, NaN as min_depth (never a perfect 0)."""
+    gt = np.full((4, 4), 10.0)
+    pred = gt.copy()
+    pred[:2] = np.inf
+    m = compute_metrics(pred, gt)
+    assert m["abs_rel"] == pytest.approx(0.5 * (80.0 - 10.0) / 10.0)
+    assert m["delta1"] == pytest.approx(0.5)
+    pred[:2] = np.nan
+    assert compute_metrics(pred, gt)["abs_rel"] == pytest.approx(0.5 * (10.0 - 1e-3) / 10.0)

@@ -65,8 +65,12 @@ class OptimConfig:
 class LossConfig:
     silog_weight: float = 0.5
     ssim_weight: float = 0.5
+    # One weight per decoder aux head (model.decoder.aux_heads), deepest stage first.
     aux_weights: list[float] = field(default_factory=lambda: [0.10, 0.05, 0.0])
     variance_focus: float = 0.85
+    # false: the paper's SSIM (pixels without ground truth count as 0 in each window); true:
+    # window statistics over valid pixels only (training/README.md, "SSIM term").
+    ssim_masked: bool = False
 
 
 @dataclass
