@@ -166,13 +166,14 @@ def _validate(cfg: TrainConfig, source: str) -> None:
         raise bad("eval.crop", f"is {cfg.eval.crop!r}", "use eigen, garg, nyu or none")
     if cfg.run.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise bad("run.precision", f"is {cfg.run.precision!r}", "use auto, fp32, bf16 or fp16")
-    if len(cfg.loss.aux_weights) > cfg.model.decoder.aux_heads and any(
-        cfg.loss.aux_weights[cfg.model.decoder.aux_heads :]
-    ):
+    heads = cfg.model.decoder.aux_heads
+    if len(cfg.loss.aux_weights) != heads:
+        # One term per head, zero weights included: a head without a term gets no gradient,
+        # and DistributedDataParallel then fails on the unused parameters.
         raise bad(
             "loss.aux_weights",
-            f"weights {cfg.loss.aux_weights} but the decoder has {cfg.model.decoder.aux_heads} aux heads",
-            "give one weight per auxiliary head",
+            f"has {len(cfg.loss.aux_weights)} weights but model.decoder.aux_heads is {heads}",
+            f"give exactly {heads} weight(s), one per aux head (0.0 to switch a head's term off)",
         )
     if cfg.optim.batch_size <= 0 or cfg.optim.epochs <= 0:
         raise bad("optim.batch_size/epochs", "is not positive", "use positive integers")
