@@ -68,13 +68,14 @@ class ClipVisionBackbone(nn.Module):
         # themselves come from an override file (a local copy of the same tag).
         tag_cfg = _pretrained_tag_cfg(cfg.model_name, cfg.pretrained)
         pretrained = weights_override if weights_override is not None else cfg.pretrained
-        quick_gelu = cfg.quick_gelu
-        if quick_gelu is None:
-            quick_gelu = bool(
-                tag_cfg.get("quick_gelu", False) or model_cfg.get("quick_gelu", False)
-            )
         vision_cfg = CLIPVisionCfg(
             **{**model_cfg["vision_cfg"], "image_size": tuple(cfg.input_size)}
+        )
+        quick_gelu = resolve_quick_gelu(
+            cfg,
+            model_cfg,
+            tag_cfg,
+            from_file=bool(pretrained) and Path(os.path.expanduser(pretrained)).is_file(),
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_BACKBONE_SEED)
@@ -303,6 +304,34 @@ class _TimmViT(_Tower):
                 hidden[k] = _grid(x, self.prefix, self.grid)
         pooled = t.fc_norm(t.pool(t.norm(x)))
         return BackboneFeatures(hidden=hidden, global_embedding=pooled)
+
+
+def resolve_quick_gelu(
+    cfg: BackboneConfig, model_cfg: dict, tag_cfg: dict, from_file: bool
+) -> bool:
+    """QuickGELU or GELU: explicit, else from the pretrained tag or the model name, else refused.
+
+    OpenAI's towers were trained with QuickGELU; open_clip marks them by the 'openai' tag and the
+    '-quickgelu' model names. A local weights file says nothing, and the wrong activation does not
+    fail, it silently degrades the features: for an architecture that has OpenAI weights the
+    config must then say which.
+    """
+    if cfg.quick_gelu is not None:
+        return cfg.quick_gelu
+    if "quick_gelu" in tag_cfg or "quick_gelu" in model_cfg:
+        return bool(tag_cfg.get("quick_gelu", False) or model_cfg.get("quick_gelu", False))
+    timm_tower = bool(model_cfg.get("vision_cfg", {}).get("timm_model_name"))
+    if from_file and not timm_tower and "openai" in open_clip.list_pretrained_tags_by_model(
+        cfg.model_name
+    ):
+        raise ConfigError(
+            f"the weights come from a local file and '{cfg.model_name}' has OpenAI weights "
+            "(QuickGELU) as well as GELU ones: the activation cannot be told from the file",
+            field="backbone.quick_gelu",
+            fix="set backbone.quick_gelu: true for OpenAI weights (false for LAION, DataComp "
+            f"and other GELU weights), or name the model '{cfg.model_name}-quickgelu'",
+        )
+    return False
 
 
 def _pretrained_tag_cfg(model_name: str, pretrained: str | None) -> dict:
