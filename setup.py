@@ -41,6 +41,7 @@ setup(
             f"space-clip-demo = {PACKAGE}.ros.demo:main",
             f"space-clip-kitti2bag = {PACKAGE}.kitti.to_bag:main",
             f"space-clip-bag-accuracy = {PACKAGE}.kitti.bag_accuracy:main",
+            f"space-clip-import = {PACKAGE}.model.import_reference:main",
         ],
     },
 )

@@ -35,16 +35,26 @@ def save_checkpoint(
     model: SpaceClip, directory: Union[str, Path], metadata: dict | None = None
 ) -> Path:
     """Write decoder.safetensors + config.yaml into directory (created if needed)."""
+    return write_checkpoint(model.decoder.state_dict(), model.config, directory, metadata)
+
+
+def write_checkpoint(
+    decoder_state: dict[str, torch.Tensor],
+    config: SpaceClipConfig,
+    directory: Union[str, Path],
+    metadata: dict | None = None,
+) -> Path:
+    """The checkpoint files for a decoder state and the config that builds it (float32 on disk)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {
         k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
-        for k, v in model.decoder.state_dict().items()
+        for k, v in decoder_state.items()
     }
-    meta = {"format": FORMAT_TAG, "config": json.dumps(model.config.to_dict())}
+    meta = {"format": FORMAT_TAG, "config": json.dumps(config.to_dict())}
     meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
     save_file(state, str(directory / WEIGHTS_FILE), metadata=meta)
-    model.config.save(directory / CONFIG_FILE)
+    config.save(directory / CONFIG_FILE)
     return directory
 
 
