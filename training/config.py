@@ -21,6 +21,9 @@ from space_clip_ros.model.config import (
 )
 
 DATASETS = ("kitti", "nyu")
+# standard: KB-crop input, metrics at native GT resolution (BTS/AdaBins); reference: the
+# SPACE-CLIP release's full frame at 352x704 (training/evaluate.py has both).
+PROTOCOLS = ("standard", "reference")
 
 
 @dataclass
@@ -75,6 +78,8 @@ class LossConfig:
 
 @dataclass
 class EvalConfig:
+    # Which protocol validation (and so the best checkpoint) uses; PROTOCOLS.
+    protocol: str = "standard"
     crop: str = "eigen"  # eigen | garg (KITTI) | nyu (NYU Depth v2) | none
     flip_tta: bool = False  # during training; evaluate.py --flip-tta for the final numbers
     every_epochs: int = 1
@@ -164,6 +169,14 @@ def _validate(cfg: TrainConfig, source: str) -> None:
         raise bad("data.dataset", f"is {cfg.data.dataset!r}", "use " + " or ".join(DATASETS))
     if cfg.eval.crop not in ("eigen", "garg", "nyu", "none"):
         raise bad("eval.crop", f"is {cfg.eval.crop!r}", "use eigen, garg, nyu or none")
+    if cfg.eval.protocol not in PROTOCOLS:
+        raise bad("eval.protocol", f"is {cfg.eval.protocol!r}", "use " + " or ".join(PROTOCOLS))
+    if cfg.eval.protocol == "reference" and cfg.data.dataset != "kitti":
+        raise bad(
+            "eval.protocol",
+            f"is 'reference' (the release's KITTI evaluation) for {cfg.data.dataset}",
+            "use standard",
+        )
     if cfg.run.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise bad("run.precision", f"is {cfg.run.precision!r}", "use auto, fp32, bf16 or fp16")
     heads = cfg.model.decoder.aux_heads

@@ -38,7 +38,7 @@ from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
 from space_clip_ros.runtime import PRECISIONS, has_native_bf16, training_precision
 from training.config import ConfigError, TrainConfig, load_train_config
 from training.datasets import DatasetError, collate_eval, make_dataset
-from training.evaluate import autocast_for, evaluate
+from training.evaluate import autocast_for, default_crops, evaluate, make_eval_dataset
 from training.losses import LossTerms, depth_loss
 from training.state import (
     STATE_LAST,
@@ -215,11 +215,8 @@ class Trainer:
         )
         self.val_loader = None
         if self.is_main and cfg.data.val_list:
-            val_set = make_dataset(
-                cfg.data,
-                Path(cfg.data.val_list),
-                train=False,
-                max_samples=cfg.data.val_max_samples,
+            val_set = make_eval_dataset(
+                cfg.data, Path(cfg.data.val_list), cfg.eval.protocol, cfg.data.val_max_samples
             )
             self.val_loader = DataLoader(
                 val_set,
@@ -417,10 +414,7 @@ class Trainer:
         """Rank 0 evaluates raw and EMA weights; the other ranks wait at the barrier."""
         metrics = None
         if self.is_main and self.val_loader is not None:
-            also = (
-                ("eigen", "garg") if self.cfg.data.dataset == "kitti" else ()
-            )  # the KITTI crops mean nothing on NYU
-            crops = tuple(dict.fromkeys((self.cfg.eval.crop, *also)))
+            crops = default_crops(self.cfg, self.cfg.eval.protocol)
             args = (
                 crops,
                 self.cfg.data.min_depth,
@@ -438,8 +432,10 @@ class Trainer:
                     for name, value in values.items():
                         self.writer.add_scalar(f"val_{variant}_{crop}/{name}", value, self.step)
             LOG.info(
-                "epoch %d val %s",
+                "epoch %d val (%s protocol, %s crop) %s",
                 self.epoch,
+                self.cfg.eval.protocol,
+                self.cfg.eval.crop,
                 json.dumps(
                     {
                         v: {k: round(x, 4) for k, x in m[self.cfg.eval.crop].items()}
