@@ -1,4 +1,4 @@
-"""Standard monocular-depth metrics (Eigen et al.), shared by training, the demo and the LiDAR tool.
+"""Standard monocular-depth metrics (Eigen et al.): training, the demo and the LiDAR tool.
 
 One implementation so that the number the node reports live and the number training/evaluate.py
 prints are computed the same way.
@@ -85,14 +85,15 @@ def compute_metrics(
     gt = np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape:
         raise ValueError(
-            f"prediction shape {pred.shape} differs from ground truth {gt.shape}; resize the prediction"
+            f"prediction shape {pred.shape} differs from ground truth {gt.shape}; resize the "
+            "prediction"
         )
     if mask is None:
         mask = valid_mask(gt, min_depth, max_depth)
     if not mask.any():
         return {name: float("nan") for name in METRIC_NAMES}
     # As the standard (BTS/AdaBins) evaluation: a non-finite prediction is scored, not dropped
-    # (+inf counts as max_depth, NaN and -inf as min_depth), so a broken output cannot look perfect.
+    # (+inf counts as max_depth, NaN and -inf as min_depth): a broken output cannot look perfect.
     p = np.nan_to_num(pred[mask], nan=min_depth, posinf=max_depth, neginf=min_depth)
     g = gt[mask]
     if median_scaling:

@@ -173,7 +173,7 @@ def test_config_round_trip(tmp_path):
 
 
 def _tiny_clip_weights(tmp_path, suffix):
-    """A full-CLIP-style state dict ('visual.*' keys) for the tiny tower, different from the seed-0 init."""
+    """A full-CLIP-style state dict ('visual.*' keys) for the tiny tower, not the seed-0 init."""
     torch.manual_seed(123)
     donor = build_model(tiny_config())
     with torch.no_grad():
@@ -231,7 +231,7 @@ def test_unknown_tag_lists_known_tags():
 
 
 def test_offline_tag_fails_fast_with_fix(monkeypatch):
-    """HF_HUB_OFFLINE is set by conftest: nothing cached, so the error comes at once and says what to do."""
+    """HF_HUB_OFFLINE is set by conftest: nothing cached: the error comes at once, with a fix."""
     cfg = SpaceClipConfig()
     with pytest.raises(
         BackboneWeightsError, match="could not fetch open_clip weights ViT-B-16/openai.*Fix"
@@ -240,7 +240,7 @@ def test_offline_tag_fails_fast_with_fix(monkeypatch):
 
 
 def test_positional_embeddings_are_resampled_for_another_input_size(tmp_path):
-    """Square pretrained weights into an aspect-preserving encoder: positions resampled, the rest verbatim."""
+    """Square weights into an aspect-preserving encoder: positions resampled, the rest verbatim."""
     donor, path = _tiny_clip_weights(tmp_path, ".safetensors")
     cfg = tiny_config()
     cfg.backbone.pretrained, cfg.backbone.input_size = str(path), (64, 192)

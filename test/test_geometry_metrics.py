@@ -166,7 +166,7 @@ def test_nyu_crop_is_the_eigen_nyu_box():
 
 
 def test_non_finite_predictions_are_clamped_and_scored_not_dropped():
-    """As the standard evaluation: +inf scores as max_depth, NaN as min_depth (never a perfect 0)."""
+    """As the standard evaluation: +inf scores as max_depth, NaN as min_depth (never a 0)."""
     gt = np.full((4, 4), 10.0)
     pred = gt.copy()
     pred[:2] = np.inf

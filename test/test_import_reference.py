@@ -29,6 +29,7 @@ from space_clip_ros.model.import_reference import (
     BACKBONE_KEY_MAP,
     BACKBONE_PREFIX,
     DECODER_KEY_MAP,
+    backbone_to_open_clip,
     import_reference,
     infer_config,
     main,
@@ -111,8 +112,6 @@ def test_our_vit_b16_in_release_names_is_the_release_layout(vit_b16):
 def test_inferred_config_of_the_release_layout_is_the_papers_model():
     layout = {k: torch.empty(s, device="meta") for k, s in read_layout().items()}
     decoder, hf = split_state(layout, "layout")
-    from space_clip_ros.model.import_reference import backbone_to_open_clip
-
     tower = backbone_to_open_clip(hf, "layout")
     cfg = infer_config(decoder, tower, None, None, "layout")
     b, d = cfg.backbone, cfg.decoder

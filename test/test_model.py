@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from open_clip.transformer import QuickGELU
+from PIL import Image
 
 from space_clip_ros.model import (
     BackboneConfig,
@@ -11,6 +13,8 @@ from space_clip_ros.model import (
     build_model,
     count_parameters,
 )
+from space_clip_ros.model.backbone import resolve_quick_gelu
+from space_clip_ros.model.space_clip import resize_to_encoder
 from space_clip_ros.model.tiny import tiny_config, tiny_timm_config
 
 torch.set_num_threads(2)
@@ -49,10 +53,11 @@ def test_rejects_wrong_layout(tiny):
 
 
 def test_paper_parameter_counts():
-    """ViT-B/16 with the paper's settings: decoder 12,050,996 (the release's count), backbone 85.8 M.
+    """ViT-B/16 with the paper's settings: decoder 12,050,996 (the release's), backbone 85.8 M.
 
-    The backbone count excludes open_clip's image->joint-space projection (768x512), which SPACE-CLIP
-    never uses (it reads the pre-projection class token); with it the tower would be 86.19 M.
+    The backbone count excludes open_clip's image->joint-space projection (768x512), which
+    SPACE-CLIP never uses (it reads the pre-projection class token); with it the tower would be
+    86.19 M.
     """
     model = build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None)))
     assert count_parameters(model.decoder, trainable_only=True) == 12_050_996
@@ -97,7 +102,7 @@ def test_backbone_is_frozen_and_stays_in_eval(tiny):
 
 
 def _perturb_backbone_output(model, layer=None, global_embedding=False):
-    """Run the model twice, the second time with one hidden state or the global embedding changed."""
+    """Run the model twice, the second time with a hidden state or the global embedding changed."""
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         base = model(x)
@@ -216,10 +221,6 @@ def test_unsupported_towers_are_refused_with_a_reason():
 
 
 def test_quick_gelu_follows_tag_and_name_and_is_required_for_local_openai_files(tmp_path):
-    from open_clip.transformer import QuickGELU
-
-    from space_clip_ros.model.backbone import resolve_quick_gelu
-
     b16 = BackboneConfig(pretrained="openai")
     tag = {"quick_gelu": True}
     assert resolve_quick_gelu(b16, {"vision_cfg": {}}, tag, from_file=False)
@@ -241,10 +242,6 @@ def test_quick_gelu_follows_tag_and_name_and_is_required_for_local_openai_files(
 @pytest.mark.parametrize("size", [(375, 1242), (352, 704), (100, 90)])
 def test_pil_bicubic_uint8_resize_matches_pil(size):
     """The release's encoder resize: PIL bicubic on 8-bit images, to within one grey level."""
-    from PIL import Image
-
-    from space_clip_ros.model.space_clip import resize_to_encoder
-
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
     image[: size[0] // 2] = 40  # flat regions and edges, like a real frame

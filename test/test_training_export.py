@@ -1,4 +1,4 @@
-"""training/export.py: node checkpoints from a training state, and ONNX checked with onnxruntime."""
+"""training/export.py: node checkpoints from a training state; ONNX checked with onnxruntime."""
 
 from __future__ import annotations
 

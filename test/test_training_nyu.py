@@ -1,4 +1,7 @@
-"""NYU Depth v2 (BTS/AdaBins format) on a generated mini tree: reading, crops, bad files, training, evaluation."""
+"""NYU Depth v2 (BTS/AdaBins format) on a generated mini tree.
+
+Reading, crops, bad files, training, evaluation.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""training/prepare_kitti.py against a real HTTP server on loopback serving zips the test builds."""
+"""training/prepare_kitti.py against a real loopback HTTP server serving zips the test builds."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ import pytest
 from training import prepare_kitti as pk
 
 DRIVE = "2011_09_26_drive_0001"
-TRAIN_LINE = f"2011_09_26/{DRIVE}_sync/image_02/data/0000000005.png {DRIVE}_sync/proj_depth/groundtruth/image_02/0000000005.png 721.5377\n"
+TRAIN_LINE = (
+    f"2011_09_26/{DRIVE}_sync/image_02/data/0000000005.png "
+    f"{DRIVE}_sync/proj_depth/groundtruth/image_02/0000000005.png 721.5377\n"
+)
 TEST_LINE = f"2011_09_26/{DRIVE}_sync/image_02/data/0000000000.png None 721.5377\n"
 
 

@@ -1,4 +1,4 @@
-"""The two KITTI evaluation protocols (standard and the release's reference) and selection by them."""
+"""The two KITTI evaluation protocols (standard, the release's reference) and selection by them."""
 
 from __future__ import annotations
 

@@ -39,7 +39,8 @@ class DataConfig:
     crop_size: tuple[int, int] = (352, 704)  # random training crop (height, width)
     kb_crop: tuple[int, int] = (352, 1216)  # KITTI benchmark crop (bottom-centre), train and eval
     # NYU only: rows top:bottom, columns left:right of the 480x640 frame kept before the training
-    # augmentations (the BTS/AdaBins loaders drop the blank registration border); eval uses the full frame.
+    # augmentations (the BTS/AdaBins loaders drop the blank registration border); eval uses the
+    # full frame.
     nyu_valid_box: tuple[int, int, int, int] = (45, 472, 43, 608)
     rotate_deg: float = 1.0
     hflip: bool = True
@@ -216,7 +217,8 @@ def _validate(cfg: TrainConfig, source: str) -> None:
         if cfg.data.crop_size[0] > bottom - top or cfg.data.crop_size[1] > right - left:
             raise bad(
                 "data.crop_size",
-                f"{list(cfg.data.crop_size)} exceeds data.nyu_valid_box {list(cfg.data.nyu_valid_box)} "
+                f"{list(cfg.data.crop_size)} exceeds data.nyu_valid_box "
+                f"{list(cfg.data.nyu_valid_box)} "
                 f"({bottom - top}x{right - left})",
                 "crop inside the valid box, e.g. [416, 544]",
             )

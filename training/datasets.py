@@ -1,7 +1,8 @@
-"""KITTI Eigen split (annotated ground truth) and NYU Depth v2, the paper's augmentations, eval items.
+"""KITTI Eigen split (annotated ground truth), NYU Depth v2, the paper's augmentations, eval items.
 
 File lists use the BTS/AdaBins format, one sample per line:
-``<date>/<drive>_sync/image_02/data/<frame>.png <drive>_sync/proj_depth/groundtruth/image_02/<frame>.png <focal>``
+``<date>/<drive>_sync/image_02/data/<frame>.png``
+``<drive>_sync/proj_depth/groundtruth/image_02/<frame>.png <focal>`` (on one line)
 (``None`` instead of the depth path where a frame has no annotated depth; older BTS lists omit the
 leading date folder, which is accepted). Images are read from ``<root>/raw/``, depth from
 ``<root>/annotated/train/`` or ``<root>/annotated/val/`` (whichever holds the drive).
@@ -52,7 +53,7 @@ class Sample:
 
 
 def _list_entries(list_path: Path, fix: str) -> Iterator[tuple[str, str, float]]:
-    """(image, depth or "None", focal) of each line of a BTS/AdaBins file list, errors naming file and line."""
+    """(image, depth or "None", focal) of each BTS/AdaBins list line; errors name file, line."""
     if not list_path.is_file():
         raise DatasetError(f"{list_path}: file list not found. Fix: {fix}")
     for line_no, line in enumerate(list_path.read_text().splitlines(), 1):
@@ -88,7 +89,7 @@ def _resolve_depth(root: Path, rel: str) -> Path:
 
 
 def read_nyu_filelist(list_path: Path, root: Path) -> list[Sample]:
-    """Parse a BTS/AdaBins NYU list; each entry resolves under root/sync/ or root/official_splits/test/."""
+    """Parse a BTS/AdaBins NYU list; entries are in root/sync/ or root/official_splits/test/."""
     samples = []
     fix = (
         "copy the BTS lists nyudepthv2_{train,test}_files_with_gt.txt into <root>/splits/ "
@@ -102,7 +103,10 @@ def read_nyu_filelist(list_path: Path, root: Path) -> list[Sample]:
 
 
 def _nyu_base(root: Path, image_rel: str) -> Path:
-    """Training lines start with '/' (sync/), test lines do not (official_splits/test/); the other folder is the fallback."""
+    """Training lines start with '/' (sync/), test lines do not (official_splits/test/).
+
+    The other folder is the fallback.
+    """
     order = (
         (NYU_TRAIN_DIR, NYU_TEST_DIR)
         if image_rel.startswith("/")
@@ -125,7 +129,8 @@ def kb_crop_box(height: int, width: int, kb: tuple[int, int], path: Path) -> tup
     kh, kw = kb
     if height < kh or width < kw:
         raise DatasetError(
-            f"{path}: image {height}x{width} is smaller than the KB crop {kh}x{kw}. Fix: set data.kb_crop."
+            f"{path}: image {height}x{width} is smaller than the KB crop {kh}x{kw}. Fix: set "
+            "data.kb_crop."
         )
     return height - kh, (width - kw) // 2
 
@@ -250,7 +255,7 @@ class DepthDataset(Dataset):
 
 
 class KittiDepth(DepthDataset):
-    """KITTI Eigen split. Training: KB crop, then augmented crops. Eval: KB-cropped image + full GT."""
+    """KITTI Eigen split. Training: KB crop, augmented crops. Eval: KB-cropped image, full GT."""
 
     FIX_MISSING = "run training/prepare_kitti.py"
     read_list = staticmethod(read_filelist)
@@ -284,7 +289,10 @@ class NyuDepth(DepthDataset):
     GT (box (0, 0)); evaluate.py applies the Eigen NYU crop ("nyu") to the metrics.
     """
 
-    FIX_MISSING = "copy the BTS-format sync/ and official_splits/test/ folders under data.root (training/README.md, NYU Depth v2)"
+    FIX_MISSING = (
+        "copy the BTS-format sync/ and official_splits/test/ folders under data.root "
+        "(training/README.md, NYU Depth v2)"
+    )
     read_list = staticmethod(read_nyu_filelist)
 
     def _load(self, sample: Sample, index: int) -> dict:
@@ -302,8 +310,10 @@ class NyuDepth(DepthDataset):
         top, bottom, left, right = self.cfg.nyu_valid_box
         if depth.shape[0] < bottom or depth.shape[1] < right:
             raise DatasetError(
-                f"{sample.image}: image {depth.shape[0]}x{depth.shape[1]} is smaller than data.nyu_valid_box "
-                f"{list(self.cfg.nyu_valid_box)}. Fix: NYU frames are 480x640; check the file or set data.nyu_valid_box."
+                f"{sample.image}: image {depth.shape[0]}x{depth.shape[1]} is smaller than "
+                "data.nyu_valid_box "
+                f"{list(self.cfg.nyu_valid_box)}. Fix: NYU frames are 480x640; check the file or "
+                "set data.nyu_valid_box."
             )
         return self._train_item(
             image[top:bottom, left:right], depth[top:bottom, left:right], index
@@ -329,7 +339,10 @@ def _chw(image: np.ndarray) -> torch.Tensor:
 
 
 def collate_eval(items: list[dict]) -> dict:
-    """Stack the equal-size eval images (KB crops, NYU frames); keep ground truths (native sizes differ by drive) as a list."""
+    """Stack the equal-size eval images (KB crops, NYU frames); ground truths stay a list.
+
+    Native ground-truth sizes differ by drive.
+    """
     return {
         "image": torch.stack([i["image"] for i in items]),
         "gt": [i["gt"] for i in items],

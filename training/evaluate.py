@@ -1,11 +1,11 @@
-"""KITTI Eigen-split / NYU Depth v2 evaluation of a checkpoint, by either protocol: a table and JSON.
+"""KITTI Eigen-split / NYU Depth v2 evaluation of a checkpoint by either protocol: table and JSON.
 
     python -m training.evaluate --checkpoint runs/kitti/checkpoints/best_ema \\
-        --config training/configs/kitti.yaml --flip-tta --json results.json   # standard, eigen+garg
+        --config training/configs/kitti.yaml --flip-tta --json results.json  # standard protocol
     python -m training.evaluate --checkpoint checkpoints/kitti_release --protocol reference \\
         --config training/configs/kitti.yaml --flip-tta                        # the paper's 0.0901
     python -m training.evaluate --checkpoint runs/nyu/checkpoints/best_ema \\
-        --config training/configs/nyu.yaml --flip-tta --json results.json      # crop nyu, 1e-3..10 m
+        --config training/configs/nyu.yaml --flip-tta --json results.json  # crop nyu, 1e-3..10 m
 
 Protocols (training/README.md, "Numbers to expect", says which number belongs to which):
 - standard (BTS/AdaBins, most published KITTI numbers): the network sees the KB-cropped image;
@@ -114,7 +114,7 @@ def autocast_for(device: torch.device, dtype: Optional[torch.dtype]):
 def predict(
     model: SpaceClip, images: torch.Tensor, flip_tta: bool, amp_dtype: Optional[torch.dtype] = None
 ) -> torch.Tensor:
-    """(B,1,H,W) metres at the input size; flip TTA averages with the mirrored image's mirrored output."""
+    """(B,1,H,W) metres at the input size; flip TTA averages with the mirrored image's output."""
     with autocast_for(images.device, amp_dtype):
         depth = model(images).float()
         if flip_tta:
@@ -156,7 +156,8 @@ def evaluate(
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Evaluate a SPACE-CLIP checkpoint on the KITTI Eigen split or NYU Depth v2 (data.dataset)."
+        description="Evaluate a SPACE-CLIP checkpoint on the KITTI Eigen split or NYU Depth v2 "
+        "(data.dataset)."
     )
     parser.add_argument(
         "--checkpoint",
@@ -256,7 +257,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"protocol: {protocol}")
     print(format_table((crop, m) for crop, m in results.items()))
     print(
-        f"{len(dataset)} images with ground truth ({dataset.no_gt} list entries without, skipped by the protocol)"
+        f"{len(dataset)} images with ground truth ({dataset.no_gt} list entries without, skipped "
+        "by the protocol)"
     )
     if args.json:
         report = {

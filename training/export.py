@@ -48,7 +48,8 @@ def model_from_state(
     if weights == "ema":
         if state.get("ema") is None:
             raise CheckpointError(
-                f"{state_path}: holds no EMA weights (run.ema_decay was 0). Fix: use --weights raw."
+                f"{state_path}: holds no EMA weights (run.ema_decay was 0). Fix: use --weights "
+                "raw."
             )
         decoder = {
             k[len(EMA_PREFIX) :]: v for k, v in state["ema"].items() if k.startswith(EMA_PREFIX)
@@ -120,7 +121,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         error = check_onnx(model, args.onnx)
         h, w = model.input_size
         print(
-            f"wrote {args.onnx}: input 'image' (batch, 3, {h}, {w}) RGB [0,1] -> 'depth' (batch, 1, {h}, {w}) m; "
+            f"wrote {args.onnx}: input 'image' (batch, 3, {h}, {w}) RGB [0,1] -> 'depth' (batch, "
+            f"1, {h}, {w}) m; "
             f"onnxruntime vs PyTorch max abs error {error:.3g} m"
         )
     return 0

@@ -19,7 +19,7 @@ MIN_PRED = 1e-3  # the head's ReLU can output 0; log needs a floor (= the evalua
 def silog_loss(
     pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, variance_focus: float = 0.85
 ) -> torch.Tensor:
-    """10 * sqrt(mean(g^2) - variance_focus * mean(g)^2), g = log pred - log gt over the batch's valid pixels.
+    """10 * sqrt(mean(g^2) - variance_focus * mean(g)^2), g = log pred - log gt over valid pixels.
 
     Equal to 10 * sqrt(Var(g) + (1 - variance_focus) * Mean(g)^2): mostly scale-invariant, with a
     little weight on the absolute scale so the network still learns metres.
@@ -116,7 +116,7 @@ class LossTerms:
     aux: list[torch.Tensor]
 
     def scalars(self) -> dict[str, float]:
-        """Plain floats for logging, read back from the device in one transfer (one sync per step, not six)."""
+        """Plain floats for logging, read back in one transfer (one sync per step, not six)."""
         names = ["loss", "silog", "ssim"] + [f"aux{i}" for i in range(len(self.aux))]
         values = torch.stack(
             [t.detach().float() for t in (self.total, self.silog, self.ssim, *self.aux)]

@@ -69,7 +69,9 @@ def restore_scaler(scaler: torch.amp.GradScaler, saved: dict[str, Any], source: 
     """
     if not saved:
         if scaler.is_enabled():
-            LOG.info("%s holds no loss-scaler state (not an fp16 run): scaling starts fresh", source)
+            LOG.info(
+                "%s holds no loss-scaler state (not an fp16 run): scaling starts fresh", source
+            )
         return
     scaler.load_state_dict(saved)
 
@@ -95,6 +97,7 @@ def load_state(path: Union[str, Path]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path}: training state not found. Fix: point run.resume to a state_*.pt in a run's out_dir."
+            f"{path}: training state not found. Fix: point run.resume to a state_*.pt in a run's "
+            "out_dir."
         )
     return torch.load(path, map_location="cpu", weights_only=True)

@@ -73,7 +73,7 @@ class ResumableSampler(Sampler[int]):
 
 
 def lr_factor(step: int, total: int, warmup: int, base_lr: float, min_lr: float) -> float:
-    """Linear warm-up to base_lr, then cosine decay to min_lr at the last step (as a factor of base_lr)."""
+    """Linear warm-up to base_lr, cosine decay to min_lr at the last step (factor of base_lr)."""
     if step < warmup:
         return (step + 1) / warmup
     progress = min((step - warmup) / max(total - warmup, 1), 1.0)
@@ -107,7 +107,9 @@ def amp_dtype_for(name: str, device: torch.device) -> Optional[torch.dtype]:
         return training_precision(device)
     dtype = PRECISIONS[name]
     if dtype == torch.bfloat16 and not has_native_bf16(device):
-        LOG.warning("run.precision bf16 on %s: emulated on this GPU (slow); fp16 is native", device)
+        LOG.warning(
+            "run.precision bf16 on %s: emulated on this GPU (slow); fp16 is native", device
+        )
     return dtype
 
 
@@ -165,7 +167,8 @@ class Trainer:
 
         if cfg.optim.batch_size % self.world:
             raise ConfigError(
-                f"optim.batch_size {cfg.optim.batch_size} is not divisible by {self.world} ranks. Fix: make it a multiple."
+                f"optim.batch_size {cfg.optim.batch_size} is not divisible by {self.world} ranks. "
+                "Fix: make it a multiple."
             )
         self.local_batch = cfg.optim.batch_size // self.world
 
@@ -206,7 +209,8 @@ class Trainer:
         self.steps_per_epoch = len(self.sampler.inner) // self.local_batch
         if self.steps_per_epoch == 0:
             raise DatasetError(
-                f"{len(self.train_set)} training samples give no full batch of {self.local_batch} per rank. "
+                f"{len(self.train_set)} training samples give no full batch of {self.local_batch} "
+                "per rank. "
                 "Fix: lower optim.batch_size or add data."
             )
         planned = cfg.optim.epochs * self.steps_per_epoch
@@ -305,11 +309,14 @@ class Trainer:
         state = load_state(path)
         expected = self.model.decoder.state_dict()
         changed = [
-            k for k, v in state["decoder"].items() if k in expected and v.shape != expected[k].shape
+            k
+            for k, v in state["decoder"].items()
+            if k in expected and v.shape != expected[k].shape
         ]
         if changed:  # e.g. 3x3 aux-head kernels of earlier versions: the optimiser state won't fit
             raise ConfigError(
-                f"decoder tensor '{changed[0]}' has shape {tuple(state['decoder'][changed[0]].shape)}"
+                f"decoder tensor '{changed[0]}' has shape "
+                f"{tuple(state['decoder'][changed[0]].shape)}"
                 f", this decoder builds {tuple(expected[changed[0]].shape)} (an earlier layout)",
                 source=path,
                 field="run.resume",
@@ -332,7 +339,8 @@ class Trainer:
             restore_rng(state["rng"][self.rank])
         else:
             LOG.warning(
-                "%s was written by %d ranks, resuming on %d: random streams are re-seeded (not bit-exact)",
+                "%s was written by %d ranks, resuming on %d: random streams are re-seeded (not "
+                "bit-exact)",
                 path,
                 state["world_size"],
                 self.world,
@@ -347,7 +355,7 @@ class Trainer:
             )
 
     def save(self, metrics: Optional[dict] = None) -> None:
-        """State for resume + node-format checkpoints (raw, EMA, best); gathers RNG from every rank."""
+        """State for resume + node-format checkpoints (raw, EMA, best): every rank's RNG."""
         state = self._state()  # collective: every rank takes part, only rank 0 writes
         if not self.is_main:
             return
@@ -455,7 +463,7 @@ class Trainer:
         pred: torch.Tensor,
         seconds: float,
     ) -> dict[str, float]:
-        """Append the step's scalars to history.jsonl (and TensorBoard every log_every); returns them."""
+        """Log the step's scalars to history.jsonl, TensorBoard every log_every; returns them."""
         scalars = terms.scalars()
         scalars.update(
             {
@@ -488,7 +496,8 @@ class Trainer:
         cfg = self.cfg
         if self.is_main:
             LOG.info(
-                "%d train samples, %d ranks x %d = batch %d, %d steps/epoch, %d steps, device %s, amp %s",
+                "%d train samples, %d ranks x %d = batch %d, %d steps/epoch, %d steps, device "
+                "%s, amp %s",
                 len(self.train_set),
                 self.world,
                 self.local_batch,
@@ -565,7 +574,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override any field, e.g. --set optim.lr=3e-4 --set data.root=/data/kitti (repeatable)",
+        help="override any field, e.g. --set optim.lr=3e-4 --set data.root=/data/kitti "
+        "(repeatable)",
     )
     return parser.parse_args(argv)
 

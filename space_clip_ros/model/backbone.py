@@ -321,8 +321,10 @@ def resolve_quick_gelu(
     if "quick_gelu" in tag_cfg or "quick_gelu" in model_cfg:
         return bool(tag_cfg.get("quick_gelu", False) or model_cfg.get("quick_gelu", False))
     timm_tower = bool(model_cfg.get("vision_cfg", {}).get("timm_model_name"))
-    if from_file and not timm_tower and "openai" in open_clip.list_pretrained_tags_by_model(
-        cfg.model_name
+    if (
+        from_file
+        and not timm_tower
+        and "openai" in open_clip.list_pretrained_tags_by_model(cfg.model_name)
     ):
         raise ConfigError(
             f"the weights come from a local file and '{cfg.model_name}' has OpenAI weights "

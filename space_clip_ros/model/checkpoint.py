@@ -63,8 +63,10 @@ def resolve_checkpoint(path: Union[str, Path]) -> tuple[Path, Path]:
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(
-            f"{path}: checkpoint not found. Fix: point to a directory holding {WEIGHTS_FILE} and {CONFIG_FILE} "
-            "(written by training/export.py), or leave the checkpoint empty to run the untrained model."
+            f"{path}: checkpoint not found. Fix: point to a directory holding {WEIGHTS_FILE} and "
+            f"{CONFIG_FILE} "
+            "(written by training/export.py), or leave the checkpoint empty to run the untrained "
+            "model."
         )
     weights = path / WEIGHTS_FILE if path.is_dir() else path
     config = weights.parent / CONFIG_FILE
@@ -74,12 +76,14 @@ def resolve_checkpoint(path: Union[str, Path]) -> tuple[Path, Path]:
         )
     if weights.suffix != ".safetensors":
         raise CheckpointError(
-            f"{weights}: not a .safetensors file. Fix: convert it with training/export.py; pickled torch files are "
+            f"{weights}: not a .safetensors file. Fix: convert it with training/export.py; "
+            "pickled torch files are "
             "never loaded by the node."
         )
     if not config.is_file():
         raise CheckpointError(
-            f"{config}: missing. Fix: put the {CONFIG_FILE} written with these weights beside {weights.name}."
+            f"{config}: missing. Fix: put the {CONFIG_FILE} written with these weights beside "
+            f"{weights.name}."
         )
     return weights, config
 
@@ -99,7 +103,8 @@ def load_checkpoint(
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(
-            f"{weights}: not a readable safetensors file ({exc}). Fix: re-export or re-download it."
+            f"{weights}: not a readable safetensors file ({exc}). Fix: re-export or re-download "
+            "it."
         ) from exc
     model = build_model(config, backbone_weights=backbone_weights)
     state = upgrade_decoder_state(state, model.decoder.state_dict(), weights)
@@ -145,19 +150,27 @@ def _check_state(
     expected = model.decoder.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    fix = f"Fix: use the {CONFIG_FILE} that was saved with these weights (the two must come from the same run)."
+    fix = (
+        f"Fix: use the {CONFIG_FILE} that was saved with these weights "
+        "(the two must come from the same run)."
+    )
     if missing:
         raise CheckpointError(
-            f"{weights}: missing key '{missing[0]}' ({len(missing)} missing) required by {config_path} "
-            f"(use_film={model.config.decoder.use_film}, use_structural={model.config.decoder.use_structural}). {fix}"
+            f"{weights}: missing key '{missing[0]}' ({len(missing)} missing) required by "
+            f"{config_path} "
+            f"(use_film={model.config.decoder.use_film}, "
+            f"use_structural={model.config.decoder.use_structural}). {fix}"
         )
     if unexpected:
         raise CheckpointError(
-            f"{weights}: unexpected key '{unexpected[0]}' ({len(unexpected)} unexpected) not built by {config_path}. {fix}"
+            f"{weights}: unexpected key '{unexpected[0]}' ({len(unexpected)} unexpected) not "
+            f"built by {config_path}. {fix}"
         )
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise CheckpointError(
-                f"{weights}: key '{key}' has shape {tuple(state[key].shape)} but {config_path} builds "
-                f"{tuple(tensor.shape)} (backbone '{model.config.backbone.model_name}', width {model.backbone.width}). {fix}"
+                f"{weights}: key '{key}' has shape {tuple(state[key].shape)} but {config_path} "
+                "builds "
+                f"{tuple(tensor.shape)} (backbone '{model.config.backbone.model_name}', width "
+                f"{model.backbone.width}). {fix}"
             )

@@ -29,7 +29,8 @@ def resolve_layers(cfg: SpaceClipConfig, num_layers: int) -> SpaceClipConfig:
         bad = [k for k in getattr(d, name) if not 0 <= k <= num_layers]
         if bad:
             raise ConfigError(
-                f"decoder.{name} contains {bad}, but backbone '{cfg.backbone.model_name}' has hidden states "
+                f"decoder.{name} contains {bad}, but backbone '{cfg.backbone.model_name}' has "
+                "hidden states "
                 f"0..{num_layers}. Fix: use indices in that range or null for the default."
             )
     return cfg
@@ -94,8 +95,8 @@ class SpaceClip(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Metric depth (B, 1, H_out, W_out) for RGB images (B, 3, H, W) in [0, 1].
 
-        output_size defaults to the input size; aux maps (return_aux) stay at their stage resolution
-        so the loss can resize them to whatever ground truth it compares with.
+        output_size defaults to the input size; aux maps (return_aux) stay at their stage
+        resolution so the loss can resize them to whatever ground truth it compares with.
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
