@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from space_clip_ros.errors import ConfigError
-from space_clip_ros.model.onnx_export import INPUT_NAME, OUTPUT_NAME
-from space_clip_ros.model.space_clip import resize_bilinear
+from space_clip_ros.model.onnx_export import INPUT_NAME, INPUT_RESIZE_KEY, OUTPUT_NAME
+from space_clip_ros.model.space_clip import resize_bilinear, resize_to_encoder
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +37,22 @@ def execution_providers(device: torch.device, available: list[str]) -> list[str]
 
 
 class OnnxSpaceClip:
-    """Callable like SpaceClip.forward: (B, 3, H, W) RGB in [0, 1] -> (B, 1, H_out, W_out) metres."""
+    """Callable like SpaceClip.forward: (B, 3, H, W) RGB in [0, 1] -> (B, 1, H_out, W_out) m."""
 
     def __init__(self, path: Union[str, Path], device: torch.device) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise OnnxModelError(
-                f"{path}: running an .onnx model needs onnxruntime. Fix: pip install onnxruntime (CPU), "
+                f"{path}: running an .onnx model needs onnxruntime. Fix: pip install onnxruntime "
+                "(CPU), "
                 "onnxruntime-gpu (CUDA/TensorRT), or NVIDIA's onnxruntime wheel on Jetson."
             ) from exc
         path = Path(path).expanduser()
         if not path.is_file():
             raise OnnxModelError(
-                f"{path}: ONNX model not found. Fix: export one with python -m training.export --onnx."
+                f"{path}: ONNX model not found. Fix: export one with python -m training.export "
+                "--onnx."
             )
         providers = execution_providers(device, ort.get_available_providers())
         try:
@@ -65,7 +67,8 @@ class OnnxSpaceClip:
         ]:
             raise OnnxModelError(
                 f"{path}: expected input '{INPUT_NAME}' and output '{OUTPUT_NAME}', found inputs "
-                f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}. Fix: export with "
+                f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}. Fix: export "
+                "with "
                 "space_clip_ros.model.onnx_export (python -m training.export --onnx)."
             )
         shape = inputs[0].shape
@@ -74,6 +77,9 @@ class OnnxSpaceClip:
                 f"{path}: input shape {shape} is not (batch, 3, H, W) with a fixed H and W."
             )
         self.input_size: tuple[int, int] = (shape[2], shape[3])
+        # graphs exported before the resize was recorded were all bilinear
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.input_resize = metadata.get(INPUT_RESIZE_KEY, "bilinear_antialias")
         self.device = device
         self.providers = self.session.get_providers()
         log.info("ONNX model %s on %s", path, ", ".join(self.providers))
@@ -88,7 +94,7 @@ class OnnxSpaceClip:
         self, images: torch.Tensor, output_size: tuple[int, int] | None = None
     ) -> torch.Tensor:
         out_size = tuple(output_size) if output_size is not None else tuple(images.shape[-2:])
-        x = resize_bilinear(images.float(), self.input_size)
+        x = resize_to_encoder(images.float(), self.input_size, self.input_resize)
         (depth,) = self.session.run(
             [OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x.cpu().numpy())}
         )

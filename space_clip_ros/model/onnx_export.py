@@ -1,8 +1,8 @@
 """The whole SpaceClip (frozen backbone + decoder) as an ONNX graph, checked against PyTorch.
 
 Lives beside the model rather than in training/ because deployment uses it too: the node and
-the CLI run exported graphs with ONNX Runtime (space_clip_ros.inference.onnx_runtime; TensorRT or CUDA
-execution providers on Jetson and desktop GPUs). The graph takes ``image``: float32 RGB in
+the CLI run exported graphs with ONNX Runtime (space_clip_ros.inference.onnx_runtime; TensorRT or
+CUDA execution providers on Jetson and desktop GPUs). The graph takes ``image``: float32 RGB in
 [0, 1], (batch, 3, H, W) at the encoder input size, and returns ``depth``: (batch, 1, H, W)
 metres at that size; the batch axis is dynamic.
 """
@@ -18,6 +18,9 @@ import torch
 from .space_clip import SpaceClip
 
 INPUT_NAME, OUTPUT_NAME = "image", "depth"
+# Graph metadata naming backbone.input_resize: the resize to the encoder happens outside the
+# graph, and the ONNX backend must do it the way the checkpoint was trained.
+INPUT_RESIZE_KEY = "space_clip.input_resize"
 
 
 def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -> Path:
@@ -50,11 +53,17 @@ def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -
             )
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
+    import onnx  # the exporter's own dependency; not needed to run the graph
+
+    graph = onnx.load(str(path))
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = INPUT_RESIZE_KEY, model.config.backbone.input_resize
+    onnx.save(graph, str(path))
     return path
 
 
 def check_onnx(model: SpaceClip, path: Path, batch: int = 2, seed: int = 0) -> float:
-    """Max |onnxruntime - PyTorch| in metres on random images, at a batch size other than the traced one."""
+    """Max |onnxruntime - PyTorch| in metres on random images, batch other than traced."""
     import onnx
     import onnxruntime as ort
 
