@@ -52,7 +52,7 @@ from training.state import (
 LOG = logging.getLogger("train")
 
 
-class ResumableSampler(Sampler[int]):
+class ResumableSampler(Sampler[tuple[int, int]]):
     """DistributedSampler that can start an epoch part-way through, for mid-epoch resume."""
 
     def __init__(self, inner: DistributedSampler, batch_size: int):
