@@ -62,7 +62,8 @@ class ClipVisionBackbone(nn.Module):
         if model_cfg is None:
             raise ConfigError(
                 f"backbone.model_name '{cfg.model_name}' is not an open_clip architecture. "
-                f"Fix: use one of open_clip.list_models() (e.g. ViT-B-16, ViT-L-14) or give backbone.model_cfg."
+                "Fix: use one of open_clip.list_models() (e.g. ViT-B-16, ViT-L-14) or give "
+                "backbone.model_cfg."
             )
         # The config's pretrained tag fixes activation and normalisation even when the weights
         # themselves come from an override file (a local copy of the same tag).
@@ -122,31 +123,40 @@ class ClipVisionBackbone(nn.Module):
             if not tag_cfg or pretrained != self.cfg.pretrained:
                 tags = open_clip.list_pretrained_tags_by_model(self.cfg.model_name)
                 raise BackboneWeightsError(
-                    f"backbone.pretrained '{pretrained}' is neither a file nor an open_clip pretrained tag for "
-                    f"{self.cfg.model_name} (known tags: {', '.join(tags) or 'none'}). Fix: give a tag, an existing "
+                    f"backbone.pretrained '{pretrained}' is neither a file nor an open_clip "
+                    "pretrained tag for "
+                    f"{self.cfg.model_name} (known tags: {', '.join(tags) or 'none'}). Fix: give "
+                    "a tag, an existing "
                     "weights file, or null for random weights."
                 )
             try:
                 path = _fetch_pretrained(tag_cfg)
             except Exception as exc:  # network, HF hub and filesystem errors all end here
                 raise BackboneWeightsError(
-                    f"could not fetch open_clip weights {self.cfg.model_name}/{pretrained} ({type(exc).__name__}: {exc}). "
-                    'Fix: on a machine with internet run `python -c "import open_clip; open_clip.create_model('
-                    f"'{self.cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, or set "
-                    "backbone.pretrained (or the backbone_weights override) to a local weights file."
+                    f"could not fetch open_clip weights {self.cfg.model_name}/{pretrained} "
+                    f"({type(exc).__name__}: {exc}). "
+                    'Fix: on a machine with internet run `python -c "import open_clip; '
+                    "open_clip.create_model("
+                    f"'{self.cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, "
+                    "or set "
+                    "backbone.pretrained (or the backbone_weights override) to a local weights "
+                    "file."
                 ) from exc
         state = self.tower.adapt_state(_read_state_dict(path))
         try:
             result = self.visual.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches
             raise BackboneWeightsError(
-                f"{path}: weights do not fit backbone {self.cfg.model_name}: {exc}. Fix: use weights of the same "
+                f"{path}: weights do not fit backbone {self.cfg.model_name}: {exc}. Fix: use "
+                "weights of the same "
                 "open_clip architecture as backbone.model_name."
             ) from exc
         if result.missing_keys or result.unexpected_keys:
             raise BackboneWeightsError(
-                f"{path}: weights do not fit backbone {self.cfg.model_name} (missing {result.missing_keys[:3]}, "
-                f"unexpected {result.unexpected_keys[:3]}). Fix: use weights of the same open_clip architecture."
+                f"{path}: weights do not fit backbone {self.cfg.model_name} (missing "
+                f"{result.missing_keys[:3]}, "
+                f"unexpected {result.unexpected_keys[:3]}). Fix: use weights of the same "
+                "open_clip architecture."
             )
         log.info("backbone %s: loaded weights from %s", self.cfg.model_name, path)
 
@@ -208,8 +218,10 @@ class _OpenClipViT(_Tower):
         visual = _build_vision_tower(embed_dim, vision_cfg, quick_gelu=quick_gelu)
         if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
             raise ConfigError(
-                f"backbone '{name}' builds a {type(visual).__name__} with attentional pooling or a non-ViT trunk. "
-                "Fix: use a plain open_clip ViT (ViT-B-16, ViT-L-14, ...) or a timm ViT tower (SigLIP)."
+                f"backbone '{name}' builds a {type(visual).__name__} with attentional pooling or "
+                "a non-ViT trunk. "
+                "Fix: use a plain open_clip ViT (ViT-B-16, ViT-L-14, ...) or a timm ViT tower "
+                "(SigLIP)."
             )
         # The projection to the joint text-image space is never used (the decoder reads the
         # pre-projection class token); dropping it makes the count match the paper's 85.8 M.
@@ -246,8 +258,11 @@ class _OpenClipViT(_Tower):
 
 
 class _TimmViT(_Tower):
-    """timm VisionTransformer trunks (SigLIP's towers in open_clip): class/register tokens or none,
-    global embedding from the trunk's own pooling (class token, mean, or SigLIP's attention pool)."""
+    """timm VisionTransformer trunks (SigLIP's towers in open_clip).
+
+    Class/register tokens or none; the global embedding comes from the trunk's own pooling
+    (class token, mean, or SigLIP's attention pool).
+    """
 
     def __init__(self, trunk: TimmVisionTransformer) -> None:
         self.module = trunk
@@ -279,8 +294,10 @@ class _TimmViT(_Tower):
             ) from exc
         if not isinstance(trunk, TimmVisionTransformer):
             raise ConfigError(
-                f"backbone '{name}' is a timm {type(trunk).__name__} ({vision_cfg.timm_model_name}); only timm "
-                "VisionTransformer trunks (e.g. SigLIP) and open_clip-native ViTs are supported (EVA's rotary "
+                f"backbone '{name}' is a timm {type(trunk).__name__} "
+                f"({vision_cfg.timm_model_name}); only timm "
+                "VisionTransformer trunks (e.g. SigLIP) and open_clip-native ViTs are supported "
+                "(EVA's rotary "
                 "embeddings are not). Fix: pick ViT-B-16, ViT-L-14, ViT-B-16-SigLIP, ..."
             )
         return cls(trunk)
@@ -369,7 +386,8 @@ def _fetch_pretrained(tag_cfg: dict) -> Path:
                 if isinstance(cached, str):
                     return Path(cached)
         raise ConnectionError(
-            f"{host} is unreachable (or HF_HUB_OFFLINE is set) and the weights are not in the local cache"
+            f"{host} is unreachable (or HF_HUB_OFFLINE is set) and the weights are not in the "
+            "local cache"
         )
     return Path(open_clip.pretrained.download_pretrained(tag_cfg))
 
@@ -393,8 +411,10 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise BackboneWeightsError(
-            f"{path}: cannot read backbone weights ({type(exc).__name__}: {exc}). Fix: use an open_clip "
-            "state dict saved as .safetensors or with torch.save (TorchScript archives are not loaded)."
+            f"{path}: cannot read backbone weights ({type(exc).__name__}: {exc}). Fix: use an "
+            "open_clip "
+            "state dict saved as .safetensors or with torch.save (TorchScript archives are not "
+            "loaded)."
         ) from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
