@@ -175,3 +175,20 @@ def test_non_finite_predictions_are_clamped_and_scored_not_dropped():
     assert m["delta1"] == pytest.approx(0.5)
     pred[:2] = np.nan
     assert compute_metrics(pred, gt)["abs_rel"] == pytest.approx(0.5 * (10.0 - 1e-3) / 10.0)
+
+
+def test_lidar_accuracy_leaves_nan_pixels_of_a_published_depth_image_unscored():
+    """REP 118: NaN in a depth image means no depth (the node blanks out-of-range values)."""
+    from space_clip_ros.evaluation.lidar_gt import frame_metrics, lidar_depth
+    from space_clip_ros.geometry import Intrinsics
+
+    intr = Intrinsics(fx=50.0, fy=50.0, cx=20.0, cy=10.0, width=40, height=20)
+    points = np.array([[0.0, 0.0, 10.0], [1.0, 0.5, 10.0]])  # camera = LiDAR frame here
+    hits = np.argwhere(lidar_depth(points, np.eye(4), intr) > 0)
+    assert len(hits) == 2
+    depth = np.full((20, 40), 10.0, dtype=np.float32)
+    full = frame_metrics(depth, points, np.eye(4), intr)
+    depth[tuple(hits[0])] = np.nan  # blanked by the node (out of its range)
+    blanked = frame_metrics(depth, points, np.eye(4), intr)
+    assert full["abs_rel"] == pytest.approx(0.0, abs=1e-6) and full["delta1"] == 1.0
+    assert blanked["abs_rel"] == pytest.approx(0.0, abs=1e-6)  # not scored as min_depth

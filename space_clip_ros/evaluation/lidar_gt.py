@@ -17,7 +17,7 @@ from space_clip_ros.metrics import Crop, compute_metrics, valid_mask
 
 @dataclass(frozen=True)
 class AccuracySettings:
-    """The evaluation protocol: KITTI's 80 m cap; the Garg crop is the usual one for LiDAR ground truth."""
+    """The evaluation protocol: KITTI's 80 m cap; the Garg crop, usual for LiDAR ground truth."""
 
     min_depth: float = 1e-3
     max_depth: float = 80.0
@@ -25,7 +25,7 @@ class AccuracySettings:
 
 
 def lidar_depth(points: np.ndarray, camera_from_lidar: np.ndarray, intr: Intrinsics) -> np.ndarray:
-    """H x W float32 z-depth (0 = no return) of LiDAR points (N x >=3, LiDAR frame) seen by the camera."""
+    """H x W float32 z-depth (0 = no return) of LiDAR points (N x >=3, LiDAR frame) in view."""
     xyz = np.asarray(points)[:, :3]
     xyz = xyz[np.isfinite(xyz).all(axis=1)]
     return sparse_depth_from_points(transform_points(xyz, camera_from_lidar), intr)
@@ -49,4 +49,7 @@ def frame_metrics(
         intr = intr.scaled(width, height)
     gt = lidar_depth(points, camera_from_lidar, intr)
     mask = valid_mask(gt, settings.min_depth, settings.max_depth, settings.crop)
+    # A published depth image marks "no depth" with NaN (REP 118; the node blanks values outside
+    # its range): not scored, where compute_metrics would score a NaN prediction as min_depth.
+    mask &= np.isfinite(depth)
     return compute_metrics(depth, gt, mask, settings.min_depth, settings.max_depth)
