@@ -43,6 +43,7 @@ setup(
             f"space-clip-kitti2bag = {PACKAGE}.kitti.to_bag:main",
             f"space-clip-bag-accuracy = {PACKAGE}.kitti.bag_accuracy:main",
             f"space-clip-verify = {PACKAGE}.inference.verify:main",
+            f"space-clip-import = {PACKAGE}.model.import_reference:main",
         ],
     },
 )

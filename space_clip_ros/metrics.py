@@ -1,4 +1,4 @@
-"""Standard monocular-depth metrics (Eigen et al.), shared by training, the demo and the LiDAR tool.
+"""Standard monocular-depth metrics (Eigen et al.): training, the demo and the LiDAR tool.
 
 One implementation so that the number the node reports live and the number training/evaluate.py
 prints are computed the same way.
@@ -75,7 +75,7 @@ def compute_metrics(
     max_depth: float = 80.0,
     median_scaling: bool = False,
 ) -> dict[str, float]:
-    """Metrics over the valid pixels of one image; predictions are clipped to [min, max] depth.
+    """Metrics over the valid ground-truth pixels of one image; predictions clipped to [min, max].
 
     pred and gt must have the same shape (the caller resizes the prediction to the ground truth,
     never the other way round). Returns NaN for every metric when no pixel is valid, so an empty
@@ -85,14 +85,17 @@ def compute_metrics(
     gt = np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape:
         raise ValueError(
-            f"prediction shape {pred.shape} differs from ground truth {gt.shape}; resize the prediction"
+            f"prediction shape {pred.shape} differs from ground truth {gt.shape}; resize the "
+            "prediction"
         )
     if mask is None:
         mask = valid_mask(gt, min_depth, max_depth)
-    mask = mask & np.isfinite(pred)
     if not mask.any():
         return {name: float("nan") for name in METRIC_NAMES}
-    p, g = pred[mask], gt[mask]
+    # As the standard (BTS/AdaBins) evaluation: a non-finite prediction is scored, not dropped
+    # (+inf counts as max_depth, NaN and -inf as min_depth): a broken output cannot look perfect.
+    p = np.nan_to_num(pred[mask], nan=min_depth, posinf=max_depth, neginf=min_depth)
+    g = gt[mask]
     if median_scaling:
         p = p * (np.median(g) / max(np.median(p), 1e-12))
     p = np.clip(p, min_depth, max_depth)

@@ -1,6 +1,7 @@
 """Checkpoint format: exact round trip, strict validation, backbone weight sources."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -279,3 +280,25 @@ def test_timm_tower_weights_from_an_open_clip_file(tmp_path):
         model.backbone.visual.blocks[3].mlp.fc1.weight,
         donor.backbone.visual.blocks[3].mlp.fc1.weight,
     )
+
+
+def test_decoder_with_3x3_aux_kernels_of_earlier_versions_still_loads(trained, caplog):
+    """Aux heads' last conv was 3x3 before it matched the release (1x1): the centre tap is kept."""
+    model, path = trained
+    state = load_file(str(path / "decoder.safetensors"))
+    old = dict(state)
+    last_convs = [k for k in state if re.fullmatch(r"aux_heads\.\d\.1\.weight", k)]
+    assert len(last_convs) == 3
+    for key in last_convs:
+        kernel = torch.randn(*state[key].shape[:2], 3, 3)
+        kernel[..., 1, 1] = state[key][..., 0, 0]
+        old[key] = kernel
+    save_file(old, str(path / "decoder.safetensors"))
+    with caplog.at_level("WARNING"):
+        loaded = load_checkpoint(path)
+    assert "centre tap" in caplog.text
+    for key, tensor in state.items():
+        assert torch.equal(loaded.decoder.state_dict()[key], tensor), key
+    x = torch.rand(1, 3, 40, 120)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), loaded(x), rtol=0, atol=0)

@@ -163,3 +163,32 @@ def test_nyu_crop_is_the_eigen_nyu_box():
     assert valid_mask(gt, 1e-3, 10.0, "nyu").sum() == nyu.sum() - 1
     small = crop_mask(240, 320, "nyu")  # proportional at other sizes
     assert small[22:235, 20:300].all() and not small[21, 100] and not small[100, 19]
+
+
+def test_non_finite_predictions_are_clamped_and_scored_not_dropped():
+    """As the standard evaluation: +inf scores as max_depth, NaN as min_depth (never a 0)."""
+    gt = np.full((4, 4), 10.0)
+    pred = gt.copy()
+    pred[:2] = np.inf
+    m = compute_metrics(pred, gt)
+    assert m["abs_rel"] == pytest.approx(0.5 * (80.0 - 10.0) / 10.0)
+    assert m["delta1"] == pytest.approx(0.5)
+    pred[:2] = np.nan
+    assert compute_metrics(pred, gt)["abs_rel"] == pytest.approx(0.5 * (10.0 - 1e-3) / 10.0)
+
+
+def test_lidar_accuracy_leaves_nan_pixels_of_a_published_depth_image_unscored():
+    """REP 118: NaN in a depth image means no depth (the node blanks out-of-range values)."""
+    from space_clip_ros.evaluation.lidar_gt import frame_metrics, lidar_depth
+    from space_clip_ros.geometry import Intrinsics
+
+    intr = Intrinsics(fx=50.0, fy=50.0, cx=20.0, cy=10.0, width=40, height=20)
+    points = np.array([[0.0, 0.0, 10.0], [1.0, 0.5, 10.0]])  # camera = LiDAR frame here
+    hits = np.argwhere(lidar_depth(points, np.eye(4), intr) > 0)
+    assert len(hits) == 2
+    depth = np.full((20, 40), 10.0, dtype=np.float32)
+    full = frame_metrics(depth, points, np.eye(4), intr)
+    depth[tuple(hits[0])] = np.nan  # blanked by the node (out of its range)
+    blanked = frame_metrics(depth, points, np.eye(4), intr)
+    assert full["abs_rel"] == pytest.approx(0.0, abs=1e-6) and full["delta1"] == 1.0
+    assert blanked["abs_rel"] == pytest.approx(0.0, abs=1e-6)  # not scored as min_depth

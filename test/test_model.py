@@ -1,7 +1,10 @@
 """SPACE-CLIP architecture: shapes, parameter counts, frozen backbone, ablation switches."""
 
+import numpy as np
 import pytest
 import torch
+from open_clip.transformer import QuickGELU
+from PIL import Image
 
 from space_clip_ros.model import (
     BackboneConfig,
@@ -10,6 +13,8 @@ from space_clip_ros.model import (
     build_model,
     count_parameters,
 )
+from space_clip_ros.model.backbone import resolve_quick_gelu
+from space_clip_ros.model.space_clip import resize_to_encoder
 from space_clip_ros.model.tiny import tiny_config, tiny_timm_config
 
 torch.set_num_threads(2)
@@ -48,13 +53,14 @@ def test_rejects_wrong_layout(tiny):
 
 
 def test_paper_parameter_counts():
-    """ViT-B/16 with the paper's settings: decoder 12,052,788 (paper: 'about 12.05 M'), backbone 85.8 M.
+    """ViT-B/16 with the paper's settings: decoder 12,050,996 (the release's), backbone 85.8 M.
 
-    The backbone count excludes open_clip's image->joint-space projection (768x512), which SPACE-CLIP
-    never uses (it reads the pre-projection class token); with it the tower would be 86.19 M.
+    The backbone count excludes open_clip's image->joint-space projection (768x512), which
+    SPACE-CLIP never uses (it reads the pre-projection class token); with it the tower would be
+    86.19 M.
     """
     model = build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None)))
-    assert count_parameters(model.decoder, trainable_only=True) == 12_052_788
+    assert count_parameters(model.decoder, trainable_only=True) == 12_050_996
     assert count_parameters(model.backbone) == 85_799_424
     assert count_parameters(model.backbone, trainable_only=True) == 0
     assert model.config.decoder.semantic_layers == [12, 9, 6, 3]
@@ -96,7 +102,7 @@ def test_backbone_is_frozen_and_stays_in_eval(tiny):
 
 
 def _perturb_backbone_output(model, layer=None, global_embedding=False):
-    """Run the model twice, the second time with one hidden state or the global embedding changed."""
+    """Run the model twice, the second time with a hidden state or the global embedding changed."""
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         base = model(x)
@@ -200,7 +206,7 @@ def test_siglip_tower_without_class_token_at_kitti_aspect():
         feats = model.backbone(model.backbone.normalize(torch.rand(1, 3, 224, 672)), [0, 12])
     assert feats.hidden[0].shape == (1, 768, 14, 42) and feats.hidden[12].shape == (1, 768, 14, 42)
     assert feats.global_embedding.shape == (1, 768)
-    assert count_parameters(model.decoder) == 12_052_788  # same widths as ViT-B/16: same decoder
+    assert count_parameters(model.decoder) == 12_050_996  # same widths as ViT-B/16: same decoder
 
 
 def test_unsupported_towers_are_refused_with_a_reason():
@@ -212,3 +218,51 @@ def test_unsupported_towers_are_refused_with_a_reason():
         build_model(
             SpaceClipConfig(backbone=BackboneConfig(model_name="ViT-Nope", pretrained=None))
         )
+
+
+def test_quick_gelu_follows_tag_and_name_and_is_required_for_local_openai_files(tmp_path):
+    b16 = BackboneConfig(pretrained="openai")
+    tag = {"quick_gelu": True}
+    assert resolve_quick_gelu(b16, {"vision_cfg": {}}, tag, from_file=False)
+    assert resolve_quick_gelu(b16, {"quick_gelu": True, "vision_cfg": {}}, {}, from_file=True)
+    assert not resolve_quick_gelu(BackboneConfig(model_name="ViT-B-16-SigLIP"), {}, {}, True)
+    weights = tmp_path / "ViT-B-16-openai.safetensors"
+    weights.write_bytes(b"not read: the activation is decided first")
+    cfg = SpaceClipConfig(backbone=BackboneConfig(pretrained=str(weights)))
+    with pytest.raises(ConfigError, match=r"backbone.quick_gelu.*Fix: set backbone.quick_gelu"):
+        build_model(cfg)
+    # the -quickgelu name says it; the block's activation is QuickGELU
+    named = tiny_config()
+    named.backbone.model_name, named.backbone.model_cfg = "ViT-B-16-quickgelu", None
+    named.backbone.input_size = (224, 224)
+    model = build_model(named)
+    assert isinstance(model.backbone.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
+
+
+@pytest.mark.parametrize("size", [(375, 1242), (352, 704), (100, 90)])
+def test_pil_bicubic_uint8_resize_matches_pil(size):
+    """The release's encoder resize: PIL bicubic on 8-bit images, to within one grey level."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    image[: size[0] // 2] = 40  # flat regions and edges, like a real frame
+    pil = np.asarray(Image.fromarray(image).resize((224, 224), Image.BICUBIC), dtype=np.int16)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+    ours = resize_to_encoder(x, (224, 224), "pil_bicubic_uint8")[0].permute(1, 2, 0) * 255.0
+    diff = np.abs(ours.round().numpy().astype(np.int16) - pil)  # ours: exact multiples of 1/255
+    assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())  # fixed point
+    bilinear = resize_to_encoder(x, (224, 224), "bilinear_antialias")[0].permute(1, 2, 0) * 255
+    assert np.abs(bilinear.numpy() - pil).mean() > 5 * diff.mean()
+
+
+def test_input_resize_is_a_checked_config_field_defaulting_to_bilinear():
+    assert SpaceClipConfig.from_dict({}).backbone.input_resize == "bilinear_antialias"
+    with pytest.raises(ConfigError, match="backbone.input_resize.*pil_bicubic_uint8"):
+        SpaceClipConfig.from_dict({"backbone": {"input_resize": "lanczos"}})
+    cfg = tiny_config()
+    cfg.backbone.input_resize = "pil_bicubic_uint8"
+    model = build_model(cfg).eval()
+    x = torch.rand(1, 3, 50, 130)
+    with torch.no_grad():
+        bicubic = model(x)
+        model.config.backbone.input_resize = "bilinear_antialias"
+        assert not torch.equal(bicubic, model(x))

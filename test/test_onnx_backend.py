@@ -158,3 +158,17 @@ def test_golden_checkpoint_exported_to_onnx_reproduces_the_committed_depth(golde
     depth = DepthEstimator.from_checkpoint(path, device="cpu").predict(golden.image)
     # ONNX Runtime's kernels differ from PyTorch's: the tolerance the other ONNX tests use.
     golden.assert_matches(depth, atol=1e-4, rtol=1e-4)
+
+
+def test_onnx_backend_resizes_as_the_checkpoint_records(tmp_path):
+    """backbone.input_resize travels in the graph's metadata: the release's resize stays exact."""
+    torch.manual_seed(4)
+    cfg = tiny_config()
+    cfg.backbone.input_resize = "pil_bicubic_uint8"
+    model = build_model(cfg).eval()
+    path = export_onnx(model, tmp_path / "bicubic.onnx")
+    onnx_est = DepthEstimator.from_checkpoint(path, device="cpu")
+    assert onnx_est.model.input_resize == "pil_bicubic_uint8"
+    image = np.random.default_rng(1).integers(0, 256, (50, 170, 3), dtype=np.uint8)
+    expected = DepthEstimator(model, device="cpu").predict(image)
+    np.testing.assert_allclose(onnx_est.predict(image), expected, rtol=1e-4, atol=1e-4)

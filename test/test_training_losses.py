@@ -118,3 +118,30 @@ def test_evaluation_pastes_the_crop_and_applies_eigen_and_garg_crops():
     assert results["none"]["abs_rel"] == pytest.approx((0.5 + 0.25 + 0.0) / 3)
     scaled = evaluate(ConstantDepth(10.0), [batch], ("eigen",), median_scaling=True)
     assert scaled["eigen"]["abs_rel"] == pytest.approx((abs(20 - 15) / 20 + abs(10 - 15) / 10) / 2)
+
+
+def _sparse_scene(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A smooth dense depth and a LiDAR-like ground truth keeping 5 % of it."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.linspace(5.0, 40.0, 48)[:, None].expand(48, 96)
+    dense = (rows + torch.rand(48, 96, generator=gen))[None, None]
+    mask = torch.rand(1, 1, 48, 96, generator=gen) < 0.05
+    return dense, torch.where(mask, dense, torch.zeros_like(dense)), mask
+
+
+def test_paper_ssim_rewards_copying_the_sparsity_masked_ssim_does_not():
+    dense, gt, mask = _sparse_scene()
+    paper_dense, paper_sparse = ssim_loss(dense, gt, mask), ssim_loss(gt, gt, mask)
+    assert paper_sparse.item() == pytest.approx(0.0, abs=1e-6)
+    assert paper_dense.item() > 0.5  # a perfect dense prediction is punished
+    masked_dense = ssim_loss(dense, gt, mask, masked=True)
+    assert masked_dense.item() == pytest.approx(0.0, abs=1e-4)
+    assert ssim_loss(dense * 0.5 + 10.0, gt, mask, masked=True).item() > 0.01
+
+
+def test_ssim_switch_is_a_loss_config_field():
+    dense, gt, mask = _sparse_scene(1)
+    paper = depth_loss(dense, [], gt, mask, LossConfig())
+    masked = depth_loss(dense, [], gt, mask, LossConfig(ssim_masked=True))
+    assert LossConfig().ssim_masked is False
+    assert paper.ssim.item() > 0.5 and masked.ssim.item() < 1e-4

@@ -21,6 +21,9 @@ from space_clip_ros.model.config import (
 )
 
 DATASETS = ("kitti", "nyu")
+# standard: KB-crop input, metrics at native GT resolution (BTS/AdaBins); reference: the
+# SPACE-CLIP release's full frame at 352x704 (training/evaluate.py has both).
+PROTOCOLS = ("standard", "reference")
 
 
 @dataclass
@@ -66,12 +69,18 @@ class OptimConfig:
 class LossConfig:
     silog_weight: float = 0.5
     ssim_weight: float = 0.5
+    # One weight per decoder aux head (model.decoder.aux_heads), deepest stage first.
     aux_weights: list[float] = field(default_factory=lambda: [0.10, 0.05, 0.0])
     variance_focus: float = 0.85
+    # false: the paper's SSIM (pixels without ground truth count as 0 in each window); true:
+    # window statistics over valid pixels only (training/README.md, "SSIM term").
+    ssim_masked: bool = False
 
 
 @dataclass
 class EvalConfig:
+    # Which protocol validation (and so the best checkpoint) uses; PROTOCOLS.
+    protocol: str = "standard"
     crop: str = "eigen"  # eigen | garg (KITTI) | nyu (NYU Depth v2) | none
     flip_tta: bool = False  # during training; evaluate.py --flip-tta for the final numbers
     every_epochs: int = 1
@@ -161,16 +170,24 @@ def _validate(cfg: TrainConfig, source: str) -> None:
         raise bad("data.dataset", f"is {cfg.data.dataset!r}", "use " + " or ".join(DATASETS))
     if cfg.eval.crop not in ("eigen", "garg", "nyu", "none"):
         raise bad("eval.crop", f"is {cfg.eval.crop!r}", "use eigen, garg, nyu or none")
+    if cfg.eval.protocol not in PROTOCOLS:
+        raise bad("eval.protocol", f"is {cfg.eval.protocol!r}", "use " + " or ".join(PROTOCOLS))
+    if cfg.eval.protocol == "reference" and cfg.data.dataset != "kitti":
+        raise bad(
+            "eval.protocol",
+            f"is 'reference' (the release's KITTI evaluation) for {cfg.data.dataset}",
+            "use standard",
+        )
     if cfg.run.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise bad("run.precision", f"is {cfg.run.precision!r}", "use auto, fp32, bf16 or fp16")
-    if len(cfg.loss.aux_weights) > cfg.model.decoder.aux_heads and any(
-        cfg.loss.aux_weights[cfg.model.decoder.aux_heads :]
-    ):
+    heads = cfg.model.decoder.aux_heads
+    if len(cfg.loss.aux_weights) != heads:
+        # One term per head, zero weights included: a head without a term gets no gradient,
+        # and DistributedDataParallel then fails on the unused parameters.
         raise bad(
             "loss.aux_weights",
-            f"weights {cfg.loss.aux_weights} but the decoder has {cfg.model.decoder.aux_heads} "
-            "aux heads",
-            "give one weight per auxiliary head",
+            f"has {len(cfg.loss.aux_weights)} weights but model.decoder.aux_heads is {heads}",
+            f"give exactly {heads} weight(s), one per aux head (0.0 to switch a head's term off)",
         )
     if cfg.optim.batch_size <= 0 or cfg.optim.epochs <= 0:
         raise bad("optim.batch_size/epochs", "is not positive", "use positive integers")

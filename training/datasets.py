@@ -218,7 +218,13 @@ class DepthDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        """item: an index, or (epoch, index) from the trainer's sampler, which persistent workers
+        (their own copy of the dataset, never told of set_epoch) need to seed the augmentation."""
+        if isinstance(item, tuple):
+            self.epoch, index = item
+        else:
+            index = item
         for attempt in range(len(self.samples)):
             sample = self.samples[(index + attempt) % len(self.samples)]
             try:

@@ -1,16 +1,22 @@
-"""KITTI Eigen-split / NYU Depth v2 evaluation of a checkpoint: the standard protocol, a table and a JSON file.
+"""KITTI Eigen-split / NYU Depth v2 evaluation of a checkpoint by either protocol: table and JSON.
 
     python -m training.evaluate --checkpoint runs/kitti/checkpoints/best_ema \\
-        --config training/configs/kitti.yaml --crop eigen garg --flip-tta --json results.json
+        --config training/configs/kitti.yaml --flip-tta --json results.json  # standard protocol
+    python -m training.evaluate --checkpoint checkpoints/kitti_release --protocol reference \\
+        --config training/configs/kitti.yaml --flip-tta                        # the paper's 0.0901
     python -m training.evaluate --checkpoint runs/nyu/checkpoints/best_ema \\
-        --config training/configs/nyu.yaml --flip-tta --json results.json      # crop nyu, 1e-3..10 m
+        --config training/configs/nyu.yaml --flip-tta --json results.json  # crop nyu, 1e-3..10 m
 
-Protocol (BTS/AdaBins): the network sees the KB-cropped image; its prediction, at the crop's
-native resolution, is pasted into a ground-truth-sized canvas, so metrics are computed at native
-ground-truth resolution over valid pixels in [min_depth, max_depth] inside the Eigen or Garg
-crop. NYU (data.dataset: nyu): the full 480x640 image, the Eigen NYU crop ("nyu"), 1e-3..10 m
-(data.max_depth of configs/nyu.yaml). Metrics come from space_clip_ros.metrics, the same code the
-node's accuracy tools use.
+Protocols (training/README.md, "Numbers to expect", says which number belongs to which):
+- standard (BTS/AdaBins, most published KITTI numbers): the network sees the KB-cropped image;
+  its prediction, at the crop's native resolution, is pasted into a ground-truth-sized canvas,
+  so metrics are computed at native ground-truth resolution over valid pixels in
+  [min_depth, max_depth] inside the Eigen or Garg crop. NYU: the full 480x640 image, the Eigen
+  NYU crop ("nyu"), 1e-3..10 m.
+- reference (the SPACE-CLIP release, its reported numbers): the full frame is resized with PIL
+  bicubic to 704x352 (8-bit), the model resizes that to its input itself; the ground truth is
+  resized (nearest) to 352x704 and the Eigen crop fractions are applied there. KITTI only.
+Metrics come from space_clip_ros.metrics, the same code the node's accuracy tools use.
 """
 
 from __future__ import annotations
@@ -25,14 +31,76 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 
+from space_clip_ros.io.depth_files import read_png16
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table, valid_mask
 from space_clip_ros.model import SpaceClip, load_checkpoint
-from training.config import ConfigError, load_train_config
-from training.datasets import DatasetError, collate_eval, make_dataset
+from training.config import PROTOCOLS, ConfigError, DataConfig, TrainConfig, load_train_config
+from training.datasets import DatasetError, DepthDataset, collate_eval, make_dataset
 
 LOG = logging.getLogger("evaluate")
+REFERENCE_SIZE = (352, 704)  # (height, width) the release evaluates at
+
+
+class ReferenceProtocolItems(Dataset):
+    """The release's evaluation items for a KITTI list: full frame and ground truth at 352x704.
+
+    The image is resized with PIL bicubic on 8-bit RGB (the model then resizes it to its encoder
+    input with its own backbone.input_resize, the release's second step for imported
+    checkpoints); the ground truth is resized with nearest neighbour, so the Eigen crop
+    fractions apply to the 352x704 map. box (0, 0): the prediction covers the whole map.
+    """
+
+    def __init__(self, dataset: DepthDataset) -> None:
+        self.samples, self.no_gt = dataset.samples, dataset.no_gt
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        height, width = REFERENCE_SIZE
+        try:
+            with Image.open(sample.image) as img:
+                rgb = img.convert("RGB").resize((width, height), Image.BICUBIC)
+            depth = read_png16(sample.depth)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(
+                f"cannot read sample {sample.image} / {sample.depth}: {exc}. Fix: re-extract it."
+            ) from exc
+        gt = np.asarray(Image.fromarray(depth).resize((width, height), Image.NEAREST))
+        image = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image)),
+            "gt": torch.from_numpy(gt.copy()),
+            "box": torch.tensor([0, 0]),
+        }
+
+
+def make_eval_dataset(
+    data: DataConfig, list_path: Path, protocol: str, max_samples: int = 0
+) -> Dataset:
+    """The evaluation items of a list for a protocol (standard or reference)."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}", fix=f"use {' or '.join(PROTOCOLS)}")
+    dataset = make_dataset(data, list_path, train=False, max_samples=max_samples)
+    if protocol == "reference":
+        if data.dataset != "kitti":
+            raise ConfigError(
+                f"the reference protocol is the release's KITTI evaluation, not {data.dataset}",
+                field="eval.protocol",
+                fix="use the standard protocol",
+            )
+        return ReferenceProtocolItems(dataset)
+    return dataset
+
+
+def default_crops(cfg: TrainConfig, protocol: str) -> tuple[str, ...]:
+    """eval.crop, plus the other KITTI crop under the standard protocol (both are reported)."""
+    also = ("eigen", "garg") if cfg.data.dataset == "kitti" and protocol == "standard" else ()
+    return tuple(dict.fromkeys((cfg.eval.crop, *also)))
 
 
 def autocast_for(device: torch.device, dtype: Optional[torch.dtype]):
@@ -46,7 +114,7 @@ def autocast_for(device: torch.device, dtype: Optional[torch.dtype]):
 def predict(
     model: SpaceClip, images: torch.Tensor, flip_tta: bool, amp_dtype: Optional[torch.dtype] = None
 ) -> torch.Tensor:
-    """(B,1,H,W) metres at the input size; flip TTA averages with the mirrored image's mirrored output."""
+    """(B,1,H,W) metres at the input size; flip TTA averages with the mirrored image's output."""
     with autocast_for(images.device, amp_dtype):
         depth = model(images).float()
         if flip_tta:
@@ -88,7 +156,8 @@ def evaluate(
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Evaluate a SPACE-CLIP checkpoint on the KITTI Eigen split or NYU Depth v2 (data.dataset)."
+        description="Evaluate a SPACE-CLIP checkpoint on the KITTI Eigen split or NYU Depth v2 "
+        "(data.dataset)."
     )
     parser.add_argument(
         "--checkpoint",
@@ -111,11 +180,18 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--list", help="file list to evaluate (default: data.val_list of the config)"
     )
     parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=None,
+        help="standard (KB crop, native GT resolution) or reference (the release's 352x704); "
+        "default: eval.protocol of the config",
+    )
+    parser.add_argument(
         "--crop",
         nargs="+",
         default=None,
         choices=["eigen", "garg", "nyu", "none"],
-        help="evaluation crop(s) (default: eval.crop of the config)",
+        help="evaluation crop(s) (default: eval.crop; KITTI standard adds eigen and garg)",
     )
     parser.add_argument(
         "--flip-tta", action="store_true", help="average with the horizontally flipped prediction"
@@ -154,7 +230,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         model = load_checkpoint(
             args.checkpoint, device=device, backbone_weights=args.backbone_weights
         )
-        dataset = make_dataset(cfg.data, Path(args.list or cfg.data.val_list), train=False)
+        protocol = args.protocol or cfg.eval.protocol
+        dataset = make_eval_dataset(cfg.data, Path(args.list or cfg.data.val_list), protocol)
     except (ConfigError, DatasetError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -166,7 +243,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         collate_fn=collate_eval,
     )
     amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
-    crops = tuple(args.crop or [cfg.eval.crop])
+    crops = tuple(args.crop or default_crops(cfg, protocol))
     results = evaluate(
         model,
         loader,
@@ -177,14 +254,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.median_scaling,
         amp,
     )
+    print(f"protocol: {protocol}")
     print(format_table((crop, m) for crop, m in results.items()))
     print(
-        f"{len(dataset)} images with ground truth ({dataset.no_gt} list entries without, skipped by the protocol)"
+        f"{len(dataset)} images with ground truth ({dataset.no_gt} list entries without, skipped "
+        "by the protocol)"
     )
     if args.json:
         report = {
             "checkpoint": str(args.checkpoint),
             "dataset": cfg.data.dataset,
+            "protocol": protocol,
             "list": str(args.list or cfg.data.val_list),
             "flip_tta": args.flip_tta,
             "median_scaling": args.median_scaling,

@@ -28,6 +28,7 @@ from space_clip_ros.model import (
     load_checkpoint,
     save_checkpoint,
 )
+from space_clip_ros.model.checkpoint import upgrade_decoder_state
 from space_clip_ros.model.onnx_export import check_onnx, export_onnx
 from training.state import STATE_LAST, load_state
 
@@ -47,13 +48,15 @@ def model_from_state(
     if weights == "ema":
         if state.get("ema") is None:
             raise CheckpointError(
-                f"{state_path}: holds no EMA weights (run.ema_decay was 0). Fix: use --weights raw."
+                f"{state_path}: holds no EMA weights (run.ema_decay was 0). Fix: use --weights "
+                "raw."
             )
         decoder = {
             k[len(EMA_PREFIX) :]: v for k, v in state["ema"].items() if k.startswith(EMA_PREFIX)
         }
     else:
         decoder = state["decoder"]
+    decoder = upgrade_decoder_state(decoder, model.decoder.state_dict(), state_path)
     model.decoder.load_state_dict(decoder, strict=True)
     return model.eval()
 
@@ -118,7 +121,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         error = check_onnx(model, args.onnx)
         h, w = model.input_size
         print(
-            f"wrote {args.onnx}: input 'image' (batch, 3, {h}, {w}) RGB [0,1] -> 'depth' (batch, 1, {h}, {w}) m; "
+            f"wrote {args.onnx}: input 'image' (batch, 3, {h}, {w}) RGB [0,1] -> 'depth' (batch, "
+            f"1, {h}, {w}) m; "
             f"onnxruntime vs PyTorch max abs error {error:.3g} m"
         )
     return 0

@@ -19,7 +19,7 @@ MIN_PRED = 1e-3  # the head's ReLU can output 0; log needs a floor (= the evalua
 def silog_loss(
     pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, variance_focus: float = 0.85
 ) -> torch.Tensor:
-    """10 * sqrt(mean(g^2) - variance_focus * mean(g)^2), g = log pred - log gt over the batch's valid pixels.
+    """10 * sqrt(mean(g^2) - variance_focus * mean(g)^2), g = log pred - log gt over valid pixels.
 
     Equal to 10 * sqrt(Var(g) + (1 - variance_focus) * Mean(g)^2): mostly scale-invariant, with a
     little weight on the absolute scale so the network still learns metres.
@@ -54,11 +54,44 @@ def ssim_map(
     )
 
 
-def ssim_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_ssim_map(
+    x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, window: int = 11, sigma: float = 1.5
+) -> torch.Tensor:
+    """SSIM whose window statistics count only pixels with ground truth (normalised convolution).
+
+    Each window's means, variances and covariance are Gaussian-weighted over its valid pixels
+    alone, so empty LiDAR pixels do not enter as zeros; a pixel without valid neighbours gets 1.
+    """
+    w = _gaussian_window(window, sigma, x)
+    pad = window // 2
+    c1, c2 = 0.01**2, 0.03**2
+    m = mask.to(x.dtype)
+    weight = F.conv2d(m, w, padding=pad)
+    norm = weight.clamp_min(1e-6)
+
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t * m, w, padding=pad) / norm
+
+    mu_x, mu_y = mean(x), mean(y)
+    var_x = mean(x * x) - mu_x**2
+    var_y = mean(y * y) - mu_y**2
+    cov = mean(x * y) - mu_x * mu_y
+    ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
+    return torch.where(weight > 1e-6, ssim, torch.ones_like(ssim))
+
+
+def ssim_loss(
+    pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, masked: bool = False
+) -> torch.Tensor:
     """Mean of 1 - SSIM over valid pixels, both maps scaled per image by the valid GT's range.
 
     SSIM's constants assume values in [0, 1], so each image is mapped with (d - min) / (max - min)
     of its own valid ground truth (as in the SPACE-CLIP release) and clamped to [0, 1].
+    masked=False is the paper's term: pixels without ground truth enter each 11x11 window as 0,
+    so with sparse LiDAR a perfect dense prediction still scores a high loss (about 0.96) while
+    one copying the sparsity scores 0. masked=True counts only valid pixels in each window.
     """
     if not mask.any():
         return pred.sum() * 0.0
@@ -71,7 +104,8 @@ def ssim_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch
     scale = (hi - lo).clamp_min(1e-6)
     x = ((pred - lo) / scale).clamp(0.0, 1.0)
     y = ((gt - lo) / scale).clamp(0.0, 1.0)
-    return (1.0 - ssim_map(x, y))[mask].mean()
+    ssim = masked_ssim_map(x, y, mask) if masked else ssim_map(x, y)
+    return (1.0 - ssim)[mask].mean()
 
 
 @dataclass
@@ -82,7 +116,7 @@ class LossTerms:
     aux: list[torch.Tensor]
 
     def scalars(self) -> dict[str, float]:
-        """Plain floats for logging, read back from the device in one transfer (one sync per step, not six)."""
+        """Plain floats for logging, read back in one transfer (one sync per step, not six)."""
         names = ["loss", "silog", "ssim"] + [f"aux{i}" for i in range(len(self.aux))]
         values = torch.stack(
             [t.detach().float() for t in (self.total, self.silog, self.ssim, *self.aux)]
@@ -103,7 +137,7 @@ def depth_loss(
     graph, which DistributedDataParallel requires without the cost of find_unused_parameters.
     """
     silog = silog_loss(pred, gt, mask, cfg.variance_focus)
-    ssim = ssim_loss(pred, gt, mask)
+    ssim = ssim_loss(pred, gt, mask, cfg.ssim_masked)
     total = cfg.silog_weight * silog + cfg.ssim_weight * ssim
     aux_terms = []
     for weight, aux_map in zip(cfg.aux_weights, aux):

@@ -7,6 +7,7 @@ deliverable checkpoint for the node is a different thing (space_clip_ros.model.s
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from space_clip_ros.model.torch_files import load_torch_file
 
 STATE_LAST = "state_last.pt"
+LOG = logging.getLogger(__name__)
 
 
 def capture_rng() -> dict[str, Any]:
@@ -46,8 +48,34 @@ def restore_rng(state: dict[str, Any]) -> None:
         (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
     )
     random.setstate(_to_tuples(state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    saved = state.get("cuda") or []
+    if saved and torch.cuda.is_available():
+        # Per device, not set_rng_state_all: that fails when fewer GPUs are visible than saved.
+        visible = torch.cuda.device_count()
+        for index, rng in enumerate(saved[:visible]):
+            torch.cuda.set_rng_state(rng, index)
+        if len(saved) != visible:
+            LOG.warning(
+                "CUDA RNG state saved for %d device(s), %d visible: restored %d",
+                len(saved),
+                visible,
+                min(len(saved), visible),
+            )
+
+
+def restore_scaler(scaler: torch.amp.GradScaler, saved: dict[str, Any], source: object) -> None:
+    """Load a GradScaler state; an empty one (a bf16 or fp32 run wrote it) leaves it as built.
+
+    GradScaler.load_state_dict refuses an empty dict, so resuming in fp16 from a bf16/fp32 state
+    would crash; starting loss scaling afresh is what a new fp16 run does.
+    """
+    if not saved:
+        if scaler.is_enabled():
+            LOG.info(
+                "%s holds no loss-scaler state (not an fp16 run): scaling starts fresh", source
+            )
+        return
+    scaler.load_state_dict(saved)
 
 
 def _to_lists(value: Any) -> Any:

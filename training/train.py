@@ -28,41 +28,52 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
+from space_clip_ros.runtime import PRECISIONS, has_native_bf16, training_precision
 from training.config import ConfigError, TrainConfig, load_train_config
 from training.datasets import DatasetError, collate_eval, make_dataset
-from training.evaluate import autocast_for, evaluate
+from training.evaluate import autocast_for, default_crops, evaluate, make_eval_dataset
 from training.losses import LossTerms, depth_loss
-from training.state import STATE_LAST, capture_rng, load_state, restore_rng, save_state
+from training.state import (
+    STATE_LAST,
+    capture_rng,
+    load_state,
+    restore_rng,
+    restore_scaler,
+    save_state,
+)
 
 LOG = logging.getLogger("train")
 
 
-class ResumableSampler(Sampler[int]):
+class ResumableSampler(Sampler[tuple[int, int]]):
     """DistributedSampler that can start an epoch part-way through, for mid-epoch resume."""
 
     def __init__(self, inner: DistributedSampler, batch_size: int):
-        self.inner, self.batch_size, self.skip_batches = inner, batch_size, 0
+        self.inner, self.batch_size, self.epoch, self.skip_batches = inner, batch_size, 0, 0
 
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         self.inner.set_epoch(epoch)
-        self.skip_batches = skip_batches
+        self.epoch, self.skip_batches = epoch, skip_batches
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        """(epoch, index) pairs: persistent workers hold their own dataset copy, so the epoch that
+        seeds the augmentation travels with each index (DepthDataset.__getitem__)."""
         indices = list(self.inner)
-        return iter(indices[self.skip_batches * self.batch_size :])
+        return iter((self.epoch, i) for i in indices[self.skip_batches * self.batch_size :])
 
     def __len__(self) -> int:
         return max(len(self.inner) - self.skip_batches * self.batch_size, 0)
 
 
 def lr_factor(step: int, total: int, warmup: int, base_lr: float, min_lr: float) -> float:
-    """Linear warm-up to base_lr, then cosine decay to min_lr at the last step (as a factor of base_lr)."""
+    """Linear warm-up to base_lr, cosine decay to min_lr at the last step (factor of base_lr)."""
     if step < warmup:
         return (step + 1) / warmup
     progress = min((step - warmup) / max(total - warmup, 1), 1.0)
@@ -83,13 +94,66 @@ def setup_distributed() -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
-def resolve_precision(name: str, device: torch.device) -> Optional[torch.dtype]:
-    """Autocast dtype (None = fp32). CPU always trains in fp32: autocast there is slower, not faster."""
+def amp_dtype_for(name: str, device: torch.device) -> Optional[torch.dtype]:
+    """Autocast dtype (None = fp32) for run.precision.
+
+    CUDA 'auto' asks runtime.training_precision (bf16 only where it is native, fp16 with a
+    GradScaler otherwise). The CPU trains in fp32 whatever is asked: autocast there is slower,
+    and fp32 keeps CPU runs (tests, smoke runs) bit-exact on resume.
+    """
     if device.type != "cuda" or name == "fp32":
         return None
     if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        return training_precision(device)
+    dtype = PRECISIONS[name]
+    if dtype == torch.bfloat16 and not has_native_bf16(device):
+        LOG.warning(
+            "run.precision bf16 on %s: emulated on this GPU (slow); fp16 is native", device
+        )
+    return dtype
+
+
+def configure_cuda_backends() -> None:
+    """cuDNN autotuning and TF32 matmuls/convolutions: the decoder's shapes are fixed per run.
+
+    Both trade bit-reproducibility on CUDA (which its nondeterministic backward kernels do not
+    give anyway) for speed; fp32 parameters and the optimiser state are unaffected.
+    """
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+
+def sync_batchnorm(decoder: nn.Module, world: int, device: torch.device) -> nn.Module:
+    """The decoder with SyncBatchNorm under multi-GPU DDP: batch statistics over the global batch.
+
+    Without it each GPU normalises over its own slice (8 images on 8 GPUs), not the recipe's 64.
+    SyncBatchNorm runs only on CUDA, so CPU (gloo) runs keep per-process BatchNorm, logged.
+    """
+    if world <= 1:
+        return decoder
+    if device.type != "cuda":
+        LOG.warning(
+            "%d ranks on %s: BatchNorm statistics stay per process (SyncBatchNorm needs CUDA)",
+            world,
+            device,
+        )
+        return decoder
+    LOG.info("%d ranks: decoder BatchNorm layers synchronised (SyncBatchNorm)", world)
+    return nn.SyncBatchNorm.convert_sync_batchnorm(decoder)
+
+
+def loader_options(num_workers: int, device: torch.device) -> dict:
+    """DataLoader settings shared by the train and validation loaders.
+
+    Persistent workers keep their processes (and opened files) between epochs instead of
+    re-forking them; the train sampler hands them the epoch with every index (ResumableSampler).
+    """
+    return {
+        "num_workers": num_workers,
+        "persistent_workers": num_workers > 0,
+        "pin_memory": device.type == "cuda",
+    }
 
 
 class Trainer:
@@ -103,16 +167,18 @@ class Trainer:
 
         if cfg.optim.batch_size % self.world:
             raise ConfigError(
-                f"optim.batch_size {cfg.optim.batch_size} is not divisible by {self.world} ranks. Fix: make it a multiple."
+                f"optim.batch_size {cfg.optim.batch_size} is not divisible by {self.world} ranks. "
+                "Fix: make it a multiple."
             )
         self.local_batch = cfg.optim.batch_size // self.world
 
         self.model: SpaceClip = build_model(cfg.model).to(self.device)
-        self.amp_dtype = resolve_precision(cfg.run.precision, self.device)
-        if (
-            self.device.type == "cuda"
-        ):  # frozen: half precision halves its memory and time, no gradients to lose
+        self.amp_dtype = amp_dtype_for(cfg.run.precision, self.device)
+        if self.device.type == "cuda":
+            configure_cuda_backends()
+            # frozen: half precision halves its memory and time, no gradients to lose
             self.model.backbone.to(self.amp_dtype or torch.float16)
+        self.model.decoder = sync_batchnorm(self.model.decoder, self.world, self.device)
         self.ddp = (
             DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
@@ -137,14 +203,14 @@ class Trainer:
             batch_size=self.local_batch,
             sampler=self.sampler,
             drop_last=True,
-            num_workers=cfg.data.num_workers,
-            pin_memory=self.device.type == "cuda",
+            **loader_options(cfg.data.num_workers, self.device),
             generator=torch.Generator().manual_seed(cfg.run.seed + self.rank),
         )
         self.steps_per_epoch = len(self.sampler.inner) // self.local_batch
         if self.steps_per_epoch == 0:
             raise DatasetError(
-                f"{len(self.train_set)} training samples give no full batch of {self.local_batch} per rank. "
+                f"{len(self.train_set)} training samples give no full batch of {self.local_batch} "
+                "per rank. "
                 "Fix: lower optim.batch_size or add data."
             )
         planned = cfg.optim.epochs * self.steps_per_epoch
@@ -153,17 +219,14 @@ class Trainer:
         )
         self.val_loader = None
         if self.is_main and cfg.data.val_list:
-            val_set = make_dataset(
-                cfg.data,
-                Path(cfg.data.val_list),
-                train=False,
-                max_samples=cfg.data.val_max_samples,
+            val_set = make_eval_dataset(
+                cfg.data, Path(cfg.data.val_list), cfg.eval.protocol, cfg.data.val_max_samples
             )
             self.val_loader = DataLoader(
                 val_set,
                 batch_size=max(self.local_batch // 4, 1),
                 shuffle=False,
-                num_workers=cfg.data.num_workers,
+                **loader_options(cfg.data.num_workers, self.device),
                 collate_fn=collate_eval,
             )
 
@@ -244,10 +307,26 @@ class Trainer:
             LOG.info("no %s yet: starting a new run", path)
             return
         state = load_state(path)
+        expected = self.model.decoder.state_dict()
+        changed = [
+            k
+            for k, v in state["decoder"].items()
+            if k in expected and v.shape != expected[k].shape
+        ]
+        if changed:  # e.g. 3x3 aux-head kernels of earlier versions: the optimiser state won't fit
+            raise ConfigError(
+                f"decoder tensor '{changed[0]}' has shape "
+                f"{tuple(state['decoder'][changed[0]].shape)}"
+                f", this decoder builds {tuple(expected[changed[0]].shape)} (an earlier layout)",
+                source=path,
+                field="run.resume",
+                fix="export its weights (python -m training.export --state PATH --out DIR) and "
+                "start a new run, or resume with the version that wrote it",
+            )
         self.model.decoder.load_state_dict(state["decoder"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        restore_scaler(self.scaler, state["scaler"], path)
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
         self.step, self.epoch, self.batch_in_epoch = (
@@ -260,7 +339,8 @@ class Trainer:
             restore_rng(state["rng"][self.rank])
         else:
             LOG.warning(
-                "%s was written by %d ranks, resuming on %d: random streams are re-seeded (not bit-exact)",
+                "%s was written by %d ranks, resuming on %d: random streams are re-seeded (not "
+                "bit-exact)",
                 path,
                 state["world_size"],
                 self.world,
@@ -275,7 +355,7 @@ class Trainer:
             )
 
     def save(self, metrics: Optional[dict] = None) -> None:
-        """State for resume + node-format checkpoints (raw, EMA, best); gathers RNG from every rank."""
+        """State for resume + node-format checkpoints (raw, EMA, best): every rank's RNG."""
         state = self._state()  # collective: every rank takes part, only rank 0 writes
         if not self.is_main:
             return
@@ -342,10 +422,7 @@ class Trainer:
         """Rank 0 evaluates raw and EMA weights; the other ranks wait at the barrier."""
         metrics = None
         if self.is_main and self.val_loader is not None:
-            also = (
-                ("eigen", "garg") if self.cfg.data.dataset == "kitti" else ()
-            )  # the KITTI crops mean nothing on NYU
-            crops = tuple(dict.fromkeys((self.cfg.eval.crop, *also)))
+            crops = default_crops(self.cfg, self.cfg.eval.protocol)
             args = (
                 crops,
                 self.cfg.data.min_depth,
@@ -363,8 +440,10 @@ class Trainer:
                     for name, value in values.items():
                         self.writer.add_scalar(f"val_{variant}_{crop}/{name}", value, self.step)
             LOG.info(
-                "epoch %d val %s",
+                "epoch %d val (%s protocol, %s crop) %s",
                 self.epoch,
+                self.cfg.eval.protocol,
+                self.cfg.eval.crop,
                 json.dumps(
                     {
                         v: {k: round(x, 4) for k, x in m[self.cfg.eval.crop].items()}
@@ -384,7 +463,7 @@ class Trainer:
         pred: torch.Tensor,
         seconds: float,
     ) -> dict[str, float]:
-        """Append the step's scalars to history.jsonl (and TensorBoard every log_every); returns them."""
+        """Log the step's scalars to history.jsonl, TensorBoard every log_every; returns them."""
         scalars = terms.scalars()
         scalars.update(
             {
@@ -417,7 +496,8 @@ class Trainer:
         cfg = self.cfg
         if self.is_main:
             LOG.info(
-                "%d train samples, %d ranks x %d = batch %d, %d steps/epoch, %d steps, device %s, amp %s",
+                "%d train samples, %d ranks x %d = batch %d, %d steps/epoch, %d steps, device "
+                "%s, amp %s",
                 len(self.train_set),
                 self.world,
                 self.local_batch,
@@ -494,7 +574,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override any field, e.g. --set optim.lr=3e-4 --set data.root=/data/kitti (repeatable)",
+        help="override any field, e.g. --set optim.lr=3e-4 --set data.root=/data/kitti "
+        "(repeatable)",
     )
     return parser.parse_args(argv)
 

@@ -49,4 +49,7 @@ def frame_metrics(
         intr = intr.scaled(width, height)
     gt = lidar_depth(points, camera_from_lidar, intr)
     mask = valid_mask(gt, settings.min_depth, settings.max_depth, settings.crop)
+    # A published depth image marks "no depth" with NaN (REP 118; the node blanks values outside
+    # its range): not scored, where compute_metrics would score a NaN prediction as min_depth.
+    mask &= np.isfinite(depth)
     return compute_metrics(depth, gt, mask, settings.min_depth, settings.max_depth)

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from space_clip_ros.errors import ConfigError
-from space_clip_ros.model.onnx_export import INPUT_NAME, OUTPUT_NAME
-from space_clip_ros.model.space_clip import resize_bilinear
+from space_clip_ros.model.onnx_export import INPUT_NAME, INPUT_RESIZE_KEY, OUTPUT_NAME
+from space_clip_ros.model.space_clip import resize_bilinear, resize_to_encoder
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,9 @@ class OnnxSpaceClip:
                 fix="export with space_clip_ros.model.onnx_export",
             )
         self.input_size: tuple[int, int] = (shape[2], shape[3])
+        # graphs exported before the resize was recorded were all bilinear
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.input_resize = metadata.get(INPUT_RESIZE_KEY, "bilinear_antialias")
         self.device, self.path = device, path
         log.info("ONNX model %s (%s) on %s", path, self.precision, ", ".join(self.providers))
 
@@ -245,7 +248,7 @@ class OnnxSpaceClip:
         self, images: torch.Tensor, output_size: tuple[int, int] | None = None
     ) -> torch.Tensor:
         out_size = tuple(output_size) if output_size is not None else tuple(images.shape[-2:])
-        x = resize_bilinear(images.float(), self.input_size)
+        x = resize_to_encoder(images.float(), self.input_size, self.input_resize)
         (depth,) = self.session.run(
             [OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x.cpu().numpy())}
         )

@@ -82,12 +82,13 @@ class ClipVisionBackbone(nn.Module):
         self._weights_field = (
             "backbone_weights" if weights_override is not None else "backbone.pretrained"
         )
-        quick_gelu = cfg.quick_gelu
-        if quick_gelu is None:
-            quick_gelu = bool(
-                tag_cfg.get("quick_gelu", False) or model_cfg.get("quick_gelu", False)
-            )
         vision_cfg = _vision_cfg(model_cfg, cfg.input_size)
+        quick_gelu = resolve_quick_gelu(
+            cfg,
+            model_cfg,
+            tag_cfg,
+            from_file=bool(pretrained) and Path(os.path.expanduser(pretrained)).is_file(),
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_BACKBONE_SEED)
             if vision_cfg.timm_model_name:
@@ -368,6 +369,36 @@ def _vision_cfg(model_cfg: dict, input_size: tuple[int, int]) -> CLIPVisionCfg:
                 fix=f"remove it or correct the name ({hint})",
             )
     return CLIPVisionCfg(**{**vision, "image_size": tuple(input_size)})
+
+
+def resolve_quick_gelu(
+    cfg: BackboneConfig, model_cfg: dict, tag_cfg: dict, from_file: bool
+) -> bool:
+    """QuickGELU or GELU: explicit, else from the pretrained tag or the model name, else refused.
+
+    OpenAI's towers were trained with QuickGELU; open_clip marks them by the 'openai' tag and the
+    '-quickgelu' model names. A local weights file says nothing, and the wrong activation does not
+    fail, it silently degrades the features: for an architecture that has OpenAI weights the
+    config must then say which.
+    """
+    if cfg.quick_gelu is not None:
+        return cfg.quick_gelu
+    if "quick_gelu" in tag_cfg or "quick_gelu" in model_cfg:
+        return bool(tag_cfg.get("quick_gelu", False) or model_cfg.get("quick_gelu", False))
+    timm_tower = bool(model_cfg.get("vision_cfg", {}).get("timm_model_name"))
+    if (
+        from_file
+        and not timm_tower
+        and "openai" in open_clip.list_pretrained_tags_by_model(cfg.model_name)
+    ):
+        raise ConfigError(
+            f"the weights come from a local file and '{cfg.model_name}' has OpenAI weights "
+            "(QuickGELU) as well as GELU ones: the activation cannot be told from the file",
+            field="backbone.quick_gelu",
+            fix="set backbone.quick_gelu: true for OpenAI weights (false for LAION, DataComp "
+            f"and other GELU weights), or name the model '{cfg.model_name}-quickgelu'",
+        )
+    return False
 
 
 def _pretrained_tag_cfg(model_name: str, pretrained: str | None) -> dict:

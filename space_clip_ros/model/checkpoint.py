@@ -38,7 +38,17 @@ class CheckpointError(ConfigError):
 def save_checkpoint(
     model: SpaceClip, directory: Union[str, Path], metadata: dict | None = None
 ) -> Path:
-    """Write decoder.safetensors + config.yaml into directory (created if needed).
+    """Write decoder.safetensors + config.yaml into directory (created if needed)."""
+    return write_checkpoint(model.decoder.state_dict(), model.config, directory, metadata)
+
+
+def write_checkpoint(
+    decoder_state: dict[str, torch.Tensor],
+    config: SpaceClipConfig,
+    directory: Union[str, Path],
+    metadata: dict | None = None,
+) -> Path:
+    """The checkpoint files for a decoder state and the config that builds it (float32 on disk).
 
     Each file is written under a temporary name and renamed when complete. safetensors creates
     its files 0600; the weights get the umask's mode like config.yaml, so another user (the
@@ -48,13 +58,13 @@ def save_checkpoint(
     directory.mkdir(parents=True, exist_ok=True)
     state = {
         k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
-        for k, v in model.decoder.state_dict().items()
+        for k, v in decoder_state.items()
     }
-    meta = {"format": FORMAT_TAG, "config": json.dumps(model.config.to_dict())}
+    meta = {"format": FORMAT_TAG, "config": json.dumps(config.to_dict())}
     meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
     with atomic_path(directory / WEIGHTS_FILE, fix_mode=True) as tmp:
         save_file(state, str(tmp), metadata=meta)
-    model.config.save(directory / CONFIG_FILE)
+    config.save(directory / CONFIG_FILE)
     return directory
 
 
@@ -111,10 +121,41 @@ def load_checkpoint(
         raise  # names the weights file and the setting that chose it
     except ConfigError as exc:  # raised while building: the config file is the one to fix
         raise CheckpointError(f"{config_path}: {exc}") from exc
+    state = upgrade_decoder_state(state, model.decoder.state_dict(), weights)
     _check_state(model, state, weights, config_path)
     model.decoder.load_state_dict(state, strict=True)
     log.info("loaded checkpoint %s (%s)", weights, config.backbone.model_name)
     return model.to(device).eval()
+
+
+def upgrade_decoder_state(
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: object
+) -> dict[str, torch.Tensor]:
+    """state with decoder layouts of earlier versions converted to the current one.
+
+    Decoders saved before the aux heads' last conv became 1x1 (as in the SPACE-CLIP release) hold
+    a 3x3 kernel there: its centre tap is kept. The aux heads only supervise training, so the
+    depth the model predicts is unchanged; only a resumed training's aux terms start from the
+    centre tap.
+    """
+    upgraded = dict(state)
+    for key, tensor in state.items():
+        want = expected.get(key)
+        if (
+            key.startswith("aux_heads.")
+            and want is not None
+            and tensor.ndim == 4
+            and tensor.shape[-2:] == (3, 3)
+            and want.shape[-2:] == (1, 1)
+            and tensor.shape[:2] == want.shape[:2]
+        ):
+            upgraded[key] = tensor[..., 1:2, 1:2].contiguous()
+            log.warning(
+                "%s: %s is a 3x3 aux-head kernel of an earlier version: kept its centre tap",
+                source,
+                key,
+            )
+    return upgraded
 
 
 def _check_state(

@@ -24,6 +24,7 @@ from .config_bounds import check_sizes
 CONFIG_VERSION = 1
 # A config.yaml is a few hundred bytes; a megabyte is a wrong file or an attack (YAML bombs).
 MAX_CONFIG_BYTES = 1 << 20
+INPUT_RESIZE_METHODS = ("bilinear_antialias", "pil_bicubic_uint8")
 
 
 @dataclass
@@ -40,8 +41,9 @@ class BackboneConfig:
     model_name: str = "ViT-B-16"
     pretrained: Optional[str] = "openai"
     model_cfg: Optional[dict] = None
-    # QuickGELU (OpenAI weights) vs GELU; null takes it from the pretrained tag / model_cfg.
-    # Getting it wrong does not fail, it silently degrades features: set it for local OpenAI files.
+    # QuickGELU (OpenAI weights) vs GELU; null takes it from the pretrained tag ('openai') or the
+    # model (open_clip's *-quickgelu names). Getting it wrong does not fail, it silently degrades
+    # the features, so a local weights file for an architecture with OpenAI weights requires it.
     quick_gelu: Optional[bool] = None
     # Normalisation; null takes the pretrained tag's values (CLIP's OpenAI mean/std otherwise).
     mean: Optional[tuple[float, float, float]] = None
@@ -50,6 +52,10 @@ class BackboneConfig:
     # multiple of the patch size with another aspect (e.g. 224 x 672 for KITTI) keeps the
     # frame's aspect ratio and interpolates the positional embeddings.
     input_size: tuple[int, int] = (224, 224)
+    # How frames are resized to input_size (INPUT_RESIZE_METHODS), the same in training and
+    # inference: bilinear_antialias (float, this package's default) or pil_bicubic_uint8 (the
+    # SPACE-CLIP release's PIL bicubic on 8-bit images; what its checkpoints were trained with).
+    input_resize: str = "bilinear_antialias"
 
 
 @dataclass
@@ -185,6 +191,12 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
             "backbone.input_size",
             f"is {quote(list(b.input_size))}",
             "give [height, width], each a multiple of the patch size (>= 16)",
+        )
+    if b.input_resize not in INPUT_RESIZE_METHODS:
+        raise bad(
+            "backbone.input_resize",
+            f"is {b.input_resize!r}",
+            f"use one of {', '.join(INPUT_RESIZE_METHODS)}",
         )
     if len(d.semantic_channels) != 4:
         raise bad(

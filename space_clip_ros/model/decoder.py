@@ -92,6 +92,19 @@ class DepthHead(nn.Sequential):
             return self[2](depth)
 
 
+class AuxDepthHead(nn.Sequential):
+    """Auxiliary depth for multi-scale supervision: 3x3 conv-BN-ReLU, 1x1 conv to depth, ReLU.
+
+    The last conv is 1x1 as in the SPACE-CLIP release (checkpoints it writes import unchanged);
+    it starts near DepthHead.INITIAL_DEPTH_M for the same dead-ReLU reason as the main head.
+    """
+
+    def __init__(self, cin: int, hidden: int) -> None:
+        super().__init__(conv_bn_relu(cin, hidden), nn.Conv2d(hidden, 1, 1), nn.ReLU())
+        nn.init.normal_(self[1].weight, std=1e-2)
+        nn.init.constant_(self[1].bias, DepthHead.INITIAL_DEPTH_M)
+
+
 class FiLM(nn.Module):
     """Per-channel affine modulation of a token grid by the image's global embedding.
 
@@ -188,7 +201,9 @@ class SpaceClipDecoder(nn.Module):
             for i, (cin, c) in enumerate(zip(ins, sem))
         )
         self.head = DepthHead(sem[-1], cfg.head_hidden)
-        self.aux_heads = nn.ModuleList(DepthHead(c, max(c // 2, 1)) for c in sem[: cfg.aux_heads])
+        self.aux_heads = nn.ModuleList(
+            AuxDepthHead(c, max(c // 2, 1)) for c in sem[: cfg.aux_heads]
+        )
 
     def forward(
         self,

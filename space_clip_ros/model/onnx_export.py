@@ -18,6 +18,9 @@ import torch
 from .space_clip import SpaceClip
 
 INPUT_NAME, OUTPUT_NAME = "image", "depth"
+# Graph metadata naming backbone.input_resize: the resize to the encoder happens outside the
+# graph, and the ONNX backend must do it the way the checkpoint was trained.
+INPUT_RESIZE_KEY = "space_clip.input_resize"
 
 
 def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -> Path:
@@ -51,6 +54,12 @@ def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -
             )
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
+    import onnx  # the exporter's own dependency; not needed to run the graph
+
+    graph = onnx.load(str(path))
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = INPUT_RESIZE_KEY, model.config.backbone.input_resize
+    onnx.save(graph, str(path))
     return path
 
 

@@ -51,6 +51,27 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
 
 
+def resize_to_encoder(x: torch.Tensor, size: tuple[int, int], method: str) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] to the encoder's input size by backbone.input_resize.
+
+    The one encoder-input resize of training, evaluation and inference. pil_bicubic_uint8 is the
+    SPACE-CLIP release's PIL bicubic on 8-bit images, pass for pass as PIL does it: quantise to
+    8 bits, resample the width, round to 8 bits, resample the height, round (torch's antialiased
+    bicubic is PIL's kernel; the result is within one grey level of PIL's).
+    """
+    if method == "bilinear_antialias" or tuple(x.shape[-2:]) == tuple(size):
+        return resize_bilinear(x, size)
+    if method != "pil_bicubic_uint8":
+        raise ValueError(f"unknown input_resize {method!r}")
+    levels = (x.float().clamp(0.0, 1.0) * 255.0).round()
+    for step in ((levels.shape[-2], size[1]), tuple(size)):
+        levels = F.interpolate(
+            levels, size=step, mode="bicubic", align_corners=False, antialias=True
+        )
+        levels = levels.round().clamp(0.0, 255.0)
+    return levels.div(255.0).to(x.dtype)
+
+
 class SpaceClip(nn.Module):
     def __init__(self, config: SpaceClipConfig, backbone_weights: str | None = None) -> None:
         super().__init__()
@@ -80,7 +101,8 @@ class SpaceClip(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
         out_size = tuple(output_size) if output_size is not None else tuple(images.shape[-2:])
-        x = self.backbone.normalize(resize_bilinear(images, self.input_size))
+        resized = resize_to_encoder(images, self.input_size, self.config.backbone.input_resize)
+        x = self.backbone.normalize(resized)
         d = self.config.decoder
         with torch.no_grad():
             feats = self.backbone(x, self._layers)

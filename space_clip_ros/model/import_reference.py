@@ -1,0 +1,426 @@
+"""Import a checkpoint written by the SPACE-CLIP reference release (taewan2002/SPACE-CLIP).
+
+    space-clip-import best_checkpoint.pt checkpoints/kitti_release --config kitti.yaml \\
+        --backbone-out checkpoints/kitti_release_clip.safetensors
+
+The release saves ``{'model': state_dict, 'optimizer': ..., 'epoch': n}`` with torch.save (the
+EMA weights when the best epoch was the EMA's; ``module.`` prefixes when saved from DDP). Its
+model holds the HF CLIPVisionModel tower under ``clip_vision_model.vision_model.*`` and the
+decoder under its own names. This tool maps the decoder to ours, infers every hyper-parameter
+from the tensor shapes (checked against the release's YAML when given) and writes a node
+checkpoint (decoder.safetensors + config.yaml) with every setting explicit, including the
+release's encoder resize (PIL bicubic on 8-bit images) and QuickGELU. ``--backbone-out`` also
+writes the file's own CLIP tower in open_clip names, for ``backbone_weights``: the exact tower
+the decoder was trained on, whatever open_clip's copy of the weights is.
+
+The file is read with ``torch.load(weights_only=True)``: tensors and plain values only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import open_clip
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from space_clip_ros.errors import ConfigError, InputError, run_tool
+
+from .checkpoint import write_checkpoint
+from .config import BackboneConfig, DecoderConfig, SpaceClipConfig, validate
+from .decoder import SpaceClipDecoder
+from .space_clip import resolve_layers
+
+log = logging.getLogger(__name__)
+
+BACKBONE_PREFIX = "clip_vision_model.vision_model."
+DDP_PREFIX = "module."
+# Buffers HF keeps in some transformers versions; not weights.
+IGNORED_BACKBONE_KEYS = ("embeddings.position_ids",)
+
+# Reference decoder prefix -> ours ({i}: stage index); the suffix (weight, bias, running_mean,
+# ...) is kept. The same table as the release data's decoder_key_map.txt.
+DECODER_KEY_MAP: tuple[tuple[str, str], ...] = (
+    ("film_param_generators.{i}.0", "semantic.film.{i}.mlp.0"),
+    ("film_param_generators.{i}.2", "semantic.film.{i}.mlp.2"),
+    ("main_path_projections.{i}", "semantic.proj.{i}"),
+    ("main_decoder_blocks.{i}.upsample_low.upsample", "stages.{i}.up.0"),
+    ("main_decoder_blocks.{i}.upsample_low.conv.0", "stages.{i}.up.1.0"),
+    ("main_decoder_blocks.{i}.upsample_low.conv.1", "stages.{i}.up.1.1"),
+    ("main_decoder_blocks.{i}.skip_clip_gate.0", "stages.{i}.gates.0.conv"),
+    ("main_decoder_blocks.{i}.skip_struct_gate.0", "stages.{i}.gates.1.conv"),
+    ("main_decoder_blocks.{i}.fusion_conv.0", "stages.{i}.fuse.0"),
+    ("main_decoder_blocks.{i}.fusion_conv.1", "stages.{i}.fuse.1"),
+    ("main_decoder_blocks.{i}.fusion_conv.3.conv1", "stages.{i}.refine.body.0.0"),
+    ("main_decoder_blocks.{i}.fusion_conv.3.norm1", "stages.{i}.refine.body.0.1"),
+    ("main_decoder_blocks.{i}.fusion_conv.3.conv2", "stages.{i}.refine.body.2"),
+    ("main_decoder_blocks.{i}.fusion_conv.3.norm2", "stages.{i}.refine.body.3"),
+    ("structural_path_projections.{i}", "structural.proj.{i}"),
+    ("structural_decoder_blocks.{i}.upsample_low.upsample", "structural.up.{i}.0"),
+    ("structural_decoder_blocks.{i}.upsample_low.conv.0", "structural.up.{i}.1.0"),
+    ("structural_decoder_blocks.{i}.upsample_low.conv.1", "structural.up.{i}.1.1"),
+    ("structural_decoder_blocks.{i}.fusion_conv.0", "structural.fuse.{i}.0"),
+    ("structural_decoder_blocks.{i}.fusion_conv.1", "structural.fuse.{i}.1"),
+    ("depth_prediction_head.0", "head.0.0"),
+    ("depth_prediction_head.1", "head.0.1"),
+    ("depth_prediction_head.3", "head.1"),
+    ("aux_depth_heads.{i}.0", "aux_heads.{i}.0.0"),
+    ("aux_depth_heads.{i}.1", "aux_heads.{i}.0.1"),
+    ("aux_depth_heads.{i}.3", "aux_heads.{i}.1"),
+)
+
+# HF CLIPVisionModel (under vision_model.) -> open_clip VisionTransformer ({i}: block index).
+# q/k/v projections are not here: they are concatenated into attn.in_proj_* (QKV_RE).
+BACKBONE_KEY_MAP: tuple[tuple[str, str], ...] = (
+    ("embeddings.class_embedding", "class_embedding"),
+    ("embeddings.patch_embedding", "conv1"),
+    ("embeddings.position_embedding.weight", "positional_embedding"),
+    ("pre_layrnorm", "ln_pre"),
+    ("post_layernorm", "ln_post"),
+    ("encoder.layers.{i}.layer_norm1", "transformer.resblocks.{i}.ln_1"),
+    ("encoder.layers.{i}.layer_norm2", "transformer.resblocks.{i}.ln_2"),
+    ("encoder.layers.{i}.self_attn.out_proj", "transformer.resblocks.{i}.attn.out_proj"),
+    ("encoder.layers.{i}.mlp.fc1", "transformer.resblocks.{i}.mlp.c_fc"),
+    ("encoder.layers.{i}.mlp.fc2", "transformer.resblocks.{i}.mlp.c_proj"),
+)
+QKV_RE = re.compile(r"encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)")
+
+# The release's clip_model_name (HF hub id) -> open_clip architecture; all OpenAI, QuickGELU.
+HF_TO_OPEN_CLIP = {
+    "openai/clip-vit-base-patch32": "ViT-B-32",
+    "openai/clip-vit-base-patch16": "ViT-B-16",
+    "openai/clip-vit-large-patch14": "ViT-L-14",
+    "openai/clip-vit-large-patch14-336": "ViT-L-14-336",
+}
+
+
+class ReferenceImportError(InputError):
+    """The file is not a checkpoint of the reference release this tool can map."""
+
+
+def _compile(rules: tuple[tuple[str, str], ...]) -> list[tuple[re.Pattern, str]]:
+    compiled = []
+    for ref, ours in rules:
+        pattern = re.escape(ref).replace(r"\{i\}", r"(?P<i>\d+)")
+        compiled.append((re.compile(pattern + r"(?P<suffix>(\..+)?)"), ours))
+    return compiled
+
+
+_DECODER_RULES = _compile(DECODER_KEY_MAP)
+_BACKBONE_RULES = _compile(BACKBONE_KEY_MAP)
+
+
+def _rename(key: str, rules: list[tuple[re.Pattern, str]]) -> Optional[str]:
+    for pattern, ours in rules:
+        match = pattern.fullmatch(key)
+        if match:
+            return ours.format(i=match.groupdict().get("i")) + match["suffix"]
+    return None
+
+
+def read_reference_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """The model state dict of a release checkpoint, 'module.' prefixes stripped."""
+    if not path.is_file():
+        raise ReferenceImportError("checkpoint not found", source=path, fix="check the path")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch errors all end here
+        raise ReferenceImportError(
+            f"not readable with torch.load(weights_only=True) ({type(exc).__name__}: {exc})",
+            source=path,
+            fix="give a best_checkpoint.pt / last_checkpoint.pt written by the release",
+        ) from exc
+    state = data.get("model", data) if isinstance(data, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ReferenceImportError(
+            "holds no 'model' state dict of tensors",
+            source=path,
+            fix="give a checkpoint written by the release's save_checkpoint",
+        )
+    return {k.removeprefix(DDP_PREFIX): v for k, v in state.items()}
+
+
+def split_state(
+    state: dict[str, torch.Tensor], source: object
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(decoder in our names, backbone in HF names without the vision_model prefix)."""
+    decoder, backbone = {}, {}
+    for key, tensor in state.items():
+        if key.startswith(BACKBONE_PREFIX):
+            backbone[key[len(BACKBONE_PREFIX) :]] = tensor
+            continue
+        ours = _rename(key, _DECODER_RULES)
+        if ours is None:
+            raise ReferenceImportError(
+                f"tensor '{key}' is neither the CLIP tower nor a known decoder tensor",
+                source=source,
+                fix="this tool maps the release's SPACE-CLIP model; check the file's origin",
+            )
+        decoder[ours] = tensor
+    if not backbone:
+        raise ReferenceImportError(
+            f"holds no '{BACKBONE_PREFIX}*' tensors (an HF CLIPVisionModel tower)",
+            source=source,
+            fix="only HF CLIP towers are imported (not the release's SigLIP configs)",
+        )
+    return decoder, backbone
+
+
+def backbone_to_open_clip(hf: dict[str, torch.Tensor], source: object) -> dict[str, torch.Tensor]:
+    """HF CLIPVisionModel tensors in open_clip VisionTransformer names, q/k/v concatenated."""
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    for key, tensor in hf.items():
+        if key in IGNORED_BACKBONE_KEYS:
+            continue
+        match = QKV_RE.fullmatch(key)
+        if match:
+            qkv.setdefault((match[1], match[3]), {})[match[2]] = tensor
+            continue
+        ours = _rename(key, _BACKBONE_RULES)
+        if ours is None:
+            raise ReferenceImportError(
+                f"CLIP tower tensor '{BACKBONE_PREFIX}{key}' has no open_clip counterpart",
+                source=source,
+                fix="only plain HF CLIPVisionModel towers are imported",
+            )
+        out[ours] = tensor
+    for (block, kind), parts in qkv.items():
+        if set(parts) != {"q", "k", "v"}:
+            raise ReferenceImportError(
+                f"block {block} lacks some of q/k/v_proj.{kind}", source=source, fix="re-save it"
+            )
+        name = f"transformer.resblocks.{block}.attn.in_proj_{kind}"
+        out[name] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    return out
+
+
+def _count(state: dict[str, torch.Tensor], pattern: str) -> int:
+    regex = re.compile(pattern)
+    return len({m[1] for k in state for m in [regex.match(k)] if m})
+
+
+def infer_config(
+    decoder: dict[str, torch.Tensor],
+    tower: dict[str, torch.Tensor],
+    reference: Optional[dict[str, Any]],
+    model_cfg: Optional[dict],
+    source: object,
+) -> SpaceClipConfig:
+    """Every setting of the imported model, from the shapes, checked against the release YAML."""
+    ref = reference or {}
+    width = tower["positional_embedding"].shape[1]
+    patch = tower["conv1.weight"].shape[-1]
+    grid = round((tower["positional_embedding"].shape[0] - 1) ** 0.5)
+    layers = _count(tower, r"transformer\.resblocks\.(\d+)\.")
+    image_size = grid * patch
+    if model_cfg is not None:
+        name = "imported-vit"
+        if "quick_gelu" not in model_cfg:
+            raise ConfigError(
+                "does not say quick_gelu",
+                source="--model-cfg",
+                fix='add "quick_gelu": true (the release\'s OpenAI towers) or false',
+            )
+        quick_gelu, pretrained = bool(model_cfg["quick_gelu"]), None
+    else:
+        name = _open_clip_name(width, patch, layers, image_size, ref, source)
+        quick_gelu, pretrained = True, "openai"
+    if "clip_input_size" in ref and ref["clip_input_size"] != image_size:
+        raise ConfigError(
+            f"clip_input_size {ref['clip_input_size']} but the tower's positions are for "
+            f"{image_size}x{image_size}",
+            source=source,
+            fix="use the YAML the checkpoint was trained with",
+        )
+    has_film = "semantic.film.0.mlp.0.weight" in decoder
+    has_structural = "structural.proj.0.weight" in decoder
+    semantic = [decoder[f"semantic.proj.{i}.weight"].shape[0] for i in range(4)]
+    structural = (
+        [decoder[f"structural.proj.{i}.weight"].shape[0] for i in range(3)]
+        if has_structural
+        else semantic[:3]
+    )
+    dec = DecoderConfig(
+        semantic_layers=list(
+            ref.get("main_path_indices", [layers, 3 * layers // 4, layers // 2, layers // 4])
+        ),
+        structural_layers=list(ref.get("structural_path_indices", [2, 1, 0])),
+        semantic_channels=semantic,
+        structural_channels=structural,
+        film_hidden=decoder["semantic.film.0.mlp.0.weight"].shape[0] if has_film else 256,
+        use_film=has_film,
+        use_structural=has_structural,
+        dropout=float(ref.get("decoder_dropout", 0.1)),
+        head_hidden=decoder["head.0.0.weight"].shape[0],
+        aux_heads=_count(decoder, r"aux_heads\.(\d+)\."),
+    )
+    declared = {
+        "decoder_channels": (semantic, list),
+        "film_param_hidden_dim": (dec.film_hidden, int),
+        "use_film": (has_film, bool),
+        "use_structural_pathway": (has_structural, bool),
+    }
+    for key, (found, kind) in declared.items():
+        if key in ref and kind(ref[key]) != found and (key != "film_param_hidden_dim" or has_film):
+            raise ConfigError(
+                f"{key} is {ref[key]!r} but the checkpoint's tensors give {found!r}",
+                source=source,
+                fix="use the YAML the checkpoint was trained with, or import without --config",
+            )
+    backbone = BackboneConfig(
+        model_name=name,
+        pretrained=pretrained,
+        model_cfg=model_cfg,
+        quick_gelu=quick_gelu,
+        mean=tuple(open_clip.OPENAI_DATASET_MEAN),
+        std=tuple(open_clip.OPENAI_DATASET_STD),
+        input_size=(image_size, image_size),
+        input_resize="pil_bicubic_uint8",
+    )
+    config = SpaceClipConfig(backbone=backbone, decoder=dec)
+    validate(config, str(source))
+    return resolve_layers(config, layers)
+
+
+def _open_clip_name(
+    width: int, patch: int, layers: int, image_size: int, ref: dict, source: object
+) -> str:
+    """The open_clip architecture of an HF OpenAI tower, from the YAML or from its shapes."""
+    hf_name = ref.get("clip_model_name")
+    if hf_name is not None and hf_name not in HF_TO_OPEN_CLIP:
+        raise ConfigError(
+            f"clip_model_name {hf_name!r} is not an OpenAI CLIP tower this tool knows",
+            source=source,
+            fix=f"use one of {', '.join(HF_TO_OPEN_CLIP)}, or describe the tower with --model-cfg",
+        )
+    for hf, name in HF_TO_OPEN_CLIP.items():
+        vision = open_clip.get_model_config(name)["vision_cfg"]
+        shapes = (vision["width"], vision["patch_size"], vision["layers"], vision["image_size"])
+        if (hf_name is None or hf == hf_name) and shapes == (width, patch, layers, image_size):
+            return name
+    raise ConfigError(
+        f"the CLIP tower (width {width}, patch {patch}, {layers} blocks, {image_size} px) is "
+        f"not {hf_name or 'a known OpenAI tower'}",
+        source=source,
+        fix="give the open_clip model config of the tower with --model-cfg FILE.json",
+    )
+
+
+def import_reference(
+    checkpoint: Path,
+    out_dir: Path,
+    reference_yaml: Optional[Path] = None,
+    backbone_out: Optional[Path] = None,
+    model_cfg: Optional[dict] = None,
+) -> SpaceClipConfig:
+    """Write out_dir (decoder.safetensors + config.yaml) and optionally the tower; atomically."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ConfigError(
+            "exists and is not empty", source=out_dir, fix="choose a new directory or remove it"
+        )
+    reference = _read_yaml(reference_yaml) if reference_yaml else None
+    decoder, hf_tower = split_state(read_reference_checkpoint(checkpoint), checkpoint)
+    tower = backbone_to_open_clip(hf_tower, checkpoint)
+    config = infer_config(decoder, tower, reference, model_cfg, checkpoint)
+    # Build the decoder the config describes and load the mapped tensors strictly: a missing,
+    # extra or misshapen tensor fails here, not on the robot.
+    built = SpaceClipDecoder(tower["positional_embedding"].shape[1], config.decoder)
+    try:
+        built.load_state_dict(decoder, strict=True)
+    except RuntimeError as exc:
+        raise ReferenceImportError(
+            f"the decoder tensors do not fit the inferred config: {exc}",
+            source=checkpoint,
+            fix="check that the file is a SPACE-CLIP checkpoint of the release",
+        ) from exc
+    meta = {"imported_from": str(checkpoint)}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        write_checkpoint(built.state_dict(), config, staging, meta)
+        if backbone_out is not None:
+            _write_tower(tower, backbone_out)
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("imported %s -> %s (%s)", checkpoint, out_dir, config.backbone.model_name)
+    return config
+
+
+def _write_tower(tower: dict[str, torch.Tensor], path: Path) -> None:
+    """The CLIP tower as an open_clip state dict ('visual.*'), written to a temp name first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({f"visual.{k}": v.contiguous() for k, v in tower.items()}, str(tmp))
+    os.replace(tmp, path)
+    log.info("CLIP tower written to %s (use it as backbone_weights)", path)
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"not a readable YAML file ({exc})", source=path, fix="check it"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("is not a mapping", source=path, fix="give the release's configs/*.yaml")
+    return data
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="space-clip-import",
+        description="Import a SPACE-CLIP reference-release checkpoint as a node checkpoint.",
+    )
+    parser.add_argument("checkpoint", type=Path, help="best_checkpoint.pt written by the release")
+    parser.add_argument(
+        "out_dir", type=Path, help="new directory: decoder.safetensors + config.yaml"
+    )
+    parser.add_argument(
+        "--config", type=Path, help="the release's YAML it was trained with (checked against)"
+    )
+    parser.add_argument(
+        "--backbone-out",
+        type=Path,
+        help="also write the file's CLIP tower (open_clip names, safetensors): backbone_weights",
+    )
+    parser.add_argument(
+        "--model-cfg",
+        type=Path,
+        help="open_clip model config JSON for a tower that is not a known OpenAI one",
+    )
+    return parser
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
+    args = build_parser().parse_args(argv)
+    model_cfg = _read_yaml(args.model_cfg) if args.model_cfg else None  # JSON is YAML
+    config = import_reference(
+        args.checkpoint, args.out_dir, args.config, args.backbone_out, model_cfg
+    )
+    print(
+        f"{args.out_dir}: {config.backbone.model_name}, input {list(config.backbone.input_size)}"
+    )
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_tool("space-clip-import", _main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
