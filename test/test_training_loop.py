@@ -152,3 +152,16 @@ def test_torchrun_two_processes_train_and_rank0_saves_once(mini, tmp_path):
     assert [r["step"] for r in history(out)] == [1, 2], "only rank 0 logs"
     assert torch.load(out / "state_last.pt", weights_only=True)["world_size"] == 2
     load_checkpoint(out / "checkpoints" / "last")
+
+
+def test_training_tools_exit_2_on_a_config_error(tmp_path):
+    """One rule in every tool (space_clip_ros.errors): a bad config exits 2, before any work."""
+    from training.evaluate import main as evaluate_main
+    from training.export import main as export_main
+    from training.train import main as train_main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run:\n  max_stepz: 3\n")  # misspelt field
+    assert train_main(["--config", str(bad)]) == 2
+    assert evaluate_main(["--config", str(bad), "--checkpoint", str(tmp_path)]) == 2
+    assert export_main(["--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2

@@ -16,7 +16,8 @@ Protocols (training/README.md, "Numbers to expect", says which number belongs to
 - reference (the SPACE-CLIP release, its reported numbers): the full frame is resized with PIL
   bicubic to 704x352 (8-bit), the model resizes that to its input itself; the ground truth is
   resized (nearest) to 352x704 and the Eigen crop fractions are applied there. KITTI only.
-Metrics come from space_clip_ros.metrics, the same code the node's accuracy tools use.
+Metrics come from
+space_clip_ros.metrics, the same code the node's accuracy tools use.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
 from space_clip_ros.io.depth_files import read_png16
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table, valid_mask
 from space_clip_ros.model import SpaceClip, load_checkpoint
@@ -232,9 +234,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         )
         protocol = args.protocol or cfg.eval.protocol
         dataset = make_eval_dataset(cfg.data, Path(args.list or cfg.data.val_list), protocol)
-    except (ConfigError, DatasetError, ValueError, FileNotFoundError) as exc:
+    except SpaceClipError as exc:  # config, checkpoint, dataset: nothing ran, exit 2
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     loader = DataLoader(
         dataset,
         batch_size=args.batch_size,

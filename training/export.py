@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from space_clip_ros.errors import EXIT_USAGE
 from space_clip_ros.model import (
     CheckpointError,
     SpaceClip,
@@ -99,10 +100,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             "error: nothing to do. Fix: give --out (node checkpoint) and/or --onnx.",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     if args.opset < 17:
         print(f"error: --opset {args.opset} is too old. Fix: use 17 or newer.", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         if args.checkpoint:
             model = load_checkpoint(args.checkpoint, backbone_weights=args.backbone_weights)
@@ -110,9 +111,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             model = model_from_state(
                 args.state or args.run / STATE_LAST, args.weights, args.backbone_weights
             )
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:  # nothing written
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     if args.out:
         save_checkpoint(model, args.out)
         print(f"wrote node checkpoint {args.out}")

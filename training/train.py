@@ -34,6 +34,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
+from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
 from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
 from space_clip_ros.runtime import PRECISIONS, has_native_bf16, training_precision
 from training.config import ConfigError, TrainConfig, load_train_config
@@ -587,9 +588,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         cfg = load_train_config(args.config, args.set)
         trainer = Trainer(cfg)
-    except (ConfigError, DatasetError, FileNotFoundError) as exc:
+    except SpaceClipError as exc:  # config, dataset: nothing ran, exit 2
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         trainer.fit()
     finally:
