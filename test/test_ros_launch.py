@@ -25,6 +25,7 @@ import pytest
 import rclpy
 import setuptools
 import yaml
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from space_clip_ros.ros import params
@@ -62,7 +63,7 @@ def launch_constants() -> dict:
 
 
 def setup_kwargs() -> dict:
-    """What setup.py passes to setuptools.setup, evaluated from the repository root as colcon does."""
+    """What setup.py passes to setuptools.setup, run from the repository root as colcon does."""
     captured = {}
     original, cwd = setuptools.setup, os.getcwd()
     setuptools.setup = lambda **kw: captured.update(kw)
@@ -129,7 +130,7 @@ def test_depth_yaml_lists_every_declared_parameter_with_its_default():
 
 
 def test_params_file_applies_to_a_node_in_any_namespace(tmp_path):
-    """As `ros2 launch depth.launch.py namespace:=front params_file:=...` passes it: --params-file."""
+    """As `ros2 launch depth.launch.py namespace:=front params_file:=...` passes it."""
     data = yaml.safe_load((REPO / launch_constants()["PARAMS_FILE"]).read_text())
     data[PARAMS_KEY]["ros__parameters"]["max_depth"] = 42.0
     path = tmp_path / "mine.yaml"
@@ -278,7 +279,8 @@ def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path):
         get_package_share_directory("space_clip_ros")
     except PackageNotFoundError:
         pytest.skip(
-            "space_clip_ros is not installed in an ament index: colcon build, source install/setup.bash"
+            "space_clip_ros is not installed in an ament index: "
+            "colcon build, source install/setup.bash"
         )
     checkpoint = tmp_path / "tiny"
     save_checkpoint(build_model(tiny_config()), checkpoint)
@@ -307,6 +309,8 @@ def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path):
         context = rclpy.Context()
         rclpy.init(context=context)
         node = rclpy.create_node("launch_test_client", context=context)
+        executor = SingleThreadedExecutor(context=context)  # the global one serves another context
+        executor.add_node(node)
         node.create_subscription(Image, "/launch_test/depth", received.append, 10)
         pub = node.create_publisher(Image, "/launch_test_cam/image", 10)
         end = time.monotonic() + 80
@@ -320,7 +324,8 @@ def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path):
             )
             msg.header.frame_id = "launch_test_optical"
             pub.publish(msg)
-            rclpy.spin_once(node, timeout_sec=0.5)
+            executor.spin_once(timeout_sec=0.5)
+        executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
         service.shutdown()
