@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: an exported graph predicts what the PyTorch model predicts, through the same API."""
+"""ONNX Runtime backend: an exported graph predicts what the PyTorch model predicts, same API."""
 
 import numpy as np
 import pytest
@@ -10,9 +10,14 @@ from space_clip_ros.model import build_model
 from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config
 
-pytest.importorskip(
-    "onnxruntime", reason="onnxruntime is in requirements/training.txt and dev.txt"
-)
+
+@pytest.fixture(autouse=True, scope="module")
+def _onnxruntime():
+    """Skips test by test, not at import: a module-level skip raised while the launch_testing
+    pytest plugin inspects the file aborts collection of the whole test folder."""
+    pytest.importorskip(
+        "onnxruntime", reason="onnxruntime is in requirements/training.txt and dev.txt"
+    )
 
 
 @pytest.fixture(scope="module")
