@@ -21,6 +21,7 @@ is not available as a pip wheel, and this pairing is a few lines).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -31,13 +32,14 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from space_clip_ros.errors import ConfigError, quote
 from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
 from space_clip_ros.evaluation.pairing import StampPairer
 from space_clip_ros.evaluation.report import AccuracyReport
 from space_clip_ros.evaluation.transforms import lookup_static
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
-from space_clip_ros.kitti.calibration import load_calibration
+from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, load_calibration
 from space_clip_ros.metrics import METRIC_NAMES
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
 from space_clip_ros.ros.qos import make_qos
@@ -58,6 +60,26 @@ STATIC_TF_QOS = QoSProfile(
 )
 
 
+def camera_from_lidar(calib_dir: str, camera: int) -> np.ndarray:
+    """The Velodyne -> camera transform from the `calib_dir` parameter.
+
+    `~` is expanded here: a launch argument (calib_dir:=~/kitti/2011_09_26) reaches the node
+    unexpanded, as no shell sees it. A folder without the calibration files is reported against
+    the parameter, not against the command-line flag of the offline tools.
+    """
+    folder = Path(calib_dir).expanduser()
+    missing = [name for name in (CAM_TO_CAM, VELO_TO_CAM) if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"{quote(str(folder))} has no {' or '.join(missing)}",
+            source=NODE_NAME,
+            field="parameter calib_dir",
+            fix="set calib_dir to the KITTI date folder holding both files "
+            "(e.g. calib_dir:=~/kitti/2011_09_26), or leave it empty to use /tf_static",
+        )
+    return load_calibration(folder).camera_from_velodyne(camera)
+
+
 class AccuracyNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
@@ -75,7 +97,7 @@ class AccuracyNode(Node):
 
         # Fixed transform from the KITTI calibration, or None: look it up in /tf_static per frame.
         self.camera_from_lidar: Optional[np.ndarray] = (
-            load_calibration(calib_dir).camera_from_velodyne(camera) if calib_dir else None
+            camera_from_lidar(calib_dir, camera) if calib_dir else None
         )
         if self.camera_from_lidar is None and TFMessage is None:
             raise ValueError(

@@ -267,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else [NODE_NAME, *args]
     parsed = build_parser().parse_args(remove_ros_args(argv)[1:])
+    parsed.bag = parsed.bag.expanduser()  # launch arguments (bag:=~/...) reach us unexpanded
     if parsed.rate <= 0:
         print(
             "space_clip_bag_replay: error: --rate must be > 0 (use --fast for no pacing)",
