@@ -264,11 +264,7 @@ class DepthNode(LifecycleNode):
                     ),
                 )
             )
-        self._status_timers.append(
-            self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
-        )
-        if cfg.log_period > 0:
-            self._status_timers.append(self.create_timer(cfg.log_period, self._log_status))
+        self._restart_status_timers()
         self.get_logger().info(
             f"listening on '{self._resolve(image_topic)}' and '{self._resolve('camera_info')}'"
         )
@@ -299,6 +295,17 @@ class DepthNode(LifecycleNode):
         self._stop_work()
         self._release_model()
 
+    def _restart_status_timers(self) -> None:
+        """(Re)create the diagnostics and log timers at the configured periods."""
+        for timer in self._status_timers:
+            self.destroy_timer(timer)
+        cfg = self.config
+        self._status_timers = [
+            self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        ]
+        if cfg.log_period > 0:
+            self._status_timers.append(self.create_timer(cfg.log_period, self._log_status))
+
     def _stop_work(self) -> None:
         for sub in self._inputs:
             self.destroy_subscription(sub)
@@ -328,11 +335,25 @@ class DepthNode(LifecycleNode):
             torch.cuda.empty_cache()
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        """Reject invalid values at once; valid ones take effect at the next configure."""
+        """Reject invalid values at once. Unconfigured, valid values wait for configure; once
+        configured, the runtime ones (config/depth.yaml) apply at once and the others are refused
+        with the way to apply them, since a success that changes nothing would mislead."""
         try:
-            params.read(self, {p.name: p.value for p in changes if p.name in params.defaults()})
+            proposed = params.read(
+                self, {p.name: p.value for p in changes if p.name in params.defaults()}
+            )
         except params.ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        if self._estimator is None:
+            return SetParametersResult(successful=True)
+        fixed = params.needs_reconfigure(self.config, proposed)
+        if fixed:
+            reason = params.reconfigure_reason(fixed, self.get_fully_qualified_name())
+            return SetParametersResult(successful=False, reason=reason)
+        periods = (self.config.diagnostics_period, self.config.log_period)
+        self.config = proposed  # read once per frame and per tick: the next one uses it
+        if self._status_timers and periods != (proposed.diagnostics_period, proposed.log_period):
+            self._restart_status_timers()
         return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------------- callbacks (executor thread)
@@ -416,6 +437,8 @@ class DepthNode(LifecycleNode):
                 )
                 torch.cuda.empty_cache()
             except Exception as exc:
+                if not self.context.ok():  # Ctrl-C shut ROS down under this frame: not a failure
+                    return
                 self.stats.error()
                 self._warn(
                     f"error:{type(exc).__name__}", f"frame failed in inference, dropped: {exc!r}"
