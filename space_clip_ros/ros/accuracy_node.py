@@ -42,6 +42,7 @@ from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_a
 from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, load_calibration
 from space_clip_ros.metrics import METRIC_NAMES
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
+from space_clip_ros.ros.node_cli import handle_help
 from space_clip_ros.ros.qos import make_qos
 
 try:
@@ -52,6 +53,11 @@ except (
     TFMessage = None
 
 NODE_NAME = "space_clip_accuracy"
+PARAMETERS_HELP = """Parameters: calib_dir (KITTI date folder; empty: /tf_static), camera (2),
+max_dt (0.05 s),
+min_depth, max_depth, crop (garg, eigen, none), output_json. E.g.
+  ros2 run space_clip_ros space_clip_accuracy --ros-args -p calib_dir:=$HOME/kitti/2011_09_26 \\
+      -r lidar_points:=/kitti/velo/pointcloud -r __ns:=/kitti/camera_color_left"""
 STATIC_TF_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=100,
@@ -214,6 +220,7 @@ def _status(kind: str, metrics: dict[str, float], ok: bool, message: str) -> Dia
 
 
 def main(args: Optional[list[str]] = None) -> int:
+    handle_help(NODE_NAME, __doc__, PARAMETERS_HELP, args)
     rclpy.init(args=args)
     try:
         node = AccuracyNode()

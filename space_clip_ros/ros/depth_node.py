@@ -52,6 +52,7 @@ from space_clip_ros.ros.image_codec import (
     depth_to_image,
     image_to_color,
 )
+from space_clip_ros.ros.node_cli import handle_help
 from space_clip_ros.ros.pointcloud import points_to_cloud
 from space_clip_ros.ros.qos import BEST_AVAILABLE, make_qos
 
@@ -66,6 +67,12 @@ WARMUP_SHAPE = (
     1242,
 )  # KITTI frame; the encoder input is fixed, so any size warms the same kernels
 CAMERA_INFO_SIZES_KEPT = 4
+PARAMETERS_HELP = """Topics (relative: remap them): image (or image/compressed), camera_info in;
+depth, depth/camera_info, points, depth/colorized, /diagnostics out.
+Parameters: config/depth.yaml in the package share lists each with its default, e.g.
+  ros2 run space_clip_ros space_clip_depth --ros-args -p checkpoint:=/path/to/checkpoint \\
+      -p device:=cuda -r image:=/camera/image_raw -r camera_info:=/camera/camera_info
+or ros2 launch space_clip_ros depth.launch.py (ros2 launch ... --show-args lists its arguments)."""
 
 
 @dataclass(frozen=True)
@@ -543,7 +550,9 @@ class DepthNode(LifecycleNode):
 
 
 def main(args: Optional[list[str]] = None) -> int:
-    """`ros2 run space_clip_ros space_clip_depth`: exit 2 on invalid parameters, 1 if the model fails to load."""
+    """`ros2 run space_clip_ros space_clip_depth`: exit 2 on invalid parameters, 1 if the model
+    fails to load."""
+    handle_help(NODE_NAME, __doc__, PARAMETERS_HELP, args)
     rclpy.init(args=args)
     try:
         try:
