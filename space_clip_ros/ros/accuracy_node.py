@@ -54,8 +54,7 @@ except (
 
 NODE_NAME = "space_clip_accuracy"
 PARAMETERS_HELP = """Parameters: calib_dir (KITTI date folder; empty: /tf_static), camera (2),
-max_dt (0.05 s),
-min_depth, max_depth, crop (garg, eigen, none), output_json. E.g.
+max_dt (0.05 s), min_depth, max_depth, crop (garg, eigen, none), output_json. E.g.
   ros2 run space_clip_ros space_clip_accuracy --ros-args -p calib_dir:=$HOME/kitti/2011_09_26 \\
       -r lidar_points:=/kitti/velo/pointcloud -r __ns:=/kitti/camera_color_left"""
 STATIC_TF_QOS = QoSProfile(
