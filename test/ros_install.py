@@ -122,16 +122,19 @@ class Client:
         rclpy.try_shutdown(context=self.context)
 
 
-def processes_mentioning(marker: str) -> list[str]:
-    """Command lines of live processes containing `marker` (e.g. a test's unique namespace)."""
+def processes_in_session(session: int) -> list[str]:
+    """Command lines of live processes in `session` (a launch started with start_new_session:
+    whatever it started and left running is there)."""
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit():
             continue
         try:
+            stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
-            continue  # gone meanwhile, or not ours to read
-        if marker in cmdline:
+            continue  # gone meanwhile
+        fields = stat.rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
+        if int(fields[3]) == session and fields[0] != "Z":
             found.append(cmdline.strip())
     return found
