@@ -38,6 +38,8 @@ def missing_install() -> Optional[str]:
         get_package_share_directory(PACKAGE)
     except PackageNotFoundError:
         return f"{PACKAGE} is not installed: colcon build && source install/setup.bash"
+    except OSError:  # no AMENT_PREFIX_PATH at all
+        return "no ament index (AMENT_PREFIX_PATH): source a ROS 2 install and install/setup.bash"
     if shutil.which("ros2") is None:
         return "the ros2 command (ros2cli) is not on PATH: source a ROS 2 install"
     return None
