@@ -26,10 +26,14 @@ setup(
     python_requires=">=3.10",
     maintainer="space_clip_ros developers",
     maintainer_email="space-clip-ros@example.com",
-    description="Metric monocular depth for ROS 2 with SPACE-CLIP "
-    "(frozen CLIP encoder + dual-pathway decoder).",
+    description=(
+        "Metric monocular depth for ROS 2 with SPACE-CLIP "
+        "(frozen CLIP encoder + dual-pathway decoder)."
+    ),
     license="Apache-2.0",
-    tests_require=["pytest"],
+    # colcon picks its pytest runner from extras_require["test"] (tests_require is gone from
+    # setuptools >= 72 and made colcon fall back to unittest, which found no tests).
+    extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
             # ROS executables (ros2 run space_clip_ros <name>) use ROS-style underscores.

@@ -1,11 +1,14 @@
 """Start the SPACE-CLIP depth node (and optionally rviz2) on a camera.
 
-    ros2 launch space_clip_ros depth.launch.py image:=/camera/image_raw camera_info:=/camera/camera_info \\
-        checkpoint:=/path/to/checkpoint device:=cuda use_rviz:=true
+    ros2 launch space_clip_ros depth.launch.py image:=/camera/image_raw \\
+        camera_info:=/camera/camera_info checkpoint:=/path/to/checkpoint device:=cuda \\
+        use_rviz:=true
 
 Outputs appear under the namespace: <namespace>/depth, <namespace>/depth/camera_info,
 <namespace>/points, <namespace>/depth/colorized. checkpoint and device override the params file
 only when given, so a params file alone can configure everything.
+rviz2 is optional (ros-base and headless robots lack it): without it, use_rviz:=true warns and the
+depth node runs alone, rather than aborting the launch. kitti_replay.launch.py includes this file.
 The module-level names below are what this file references; a test checks they exist in the
 installed package.
 """
@@ -14,8 +17,14 @@ import os
 import tempfile
 
 import yaml
-from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from ament_index_python.packages import (
+    PackageNotFoundError,
+    get_package_prefix,
+    get_package_share_directory,
+)
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnShutdown
+from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -26,6 +35,7 @@ EXECUTABLE = "space_clip_depth"
 NODE_NAME = "space_clip_depth"
 PARAMS_FILE = "config/depth.yaml"
 RVIZ_CONFIG = "config/depth.rviz"
+RVIZ_PACKAGE = "rviz2"
 
 ARGUMENTS = {
     "image": (
@@ -43,7 +53,15 @@ ARGUMENTS = {
         "Checkpoint directory, .safetensors or .onnx; empty keeps the params file's value.",
     ),
     "device": ("", "auto, cpu, cuda or cuda:N; empty keeps the params file's value."),
-    "use_rviz": ("false", "Also start rviz2 with config/depth.rviz."),
+    "use_rviz": (
+        "false",
+        "true: also start rviz2 (warns and goes on without it where rviz2 is not installed); "
+        "auto: start it only where installed; false: never.",
+    ),
+    "rviz_config": (
+        "",
+        "rviz2 config used as it is; empty: config/depth.rviz following namespace and image.",
+    ),
 }
 
 
@@ -70,22 +88,59 @@ def _nodes(context):
             emulate_tty=True,
         )
     ]
-    if value["use_rviz"].lower() in ("true", "1", "yes"):
-        config = _rviz_config(os.path.join(share, RVIZ_CONFIG), value["namespace"], value["image"])
+    mode = value["use_rviz"].lower()
+    if mode in ("true", "1", "yes", "auto") and _rviz_installed(warn=mode != "auto"):
+        actions += _rviz(value, share)
+    return actions
+
+
+def _rviz_installed(warn: bool) -> bool:
+    """Whether rviz2 is in the ament index; `ros2 launch` aborts on a Node of a missing package
+    and leaves the nodes it already started running, so the check comes first."""
+    try:
+        get_package_prefix(RVIZ_PACKAGE)
+        return True
+    except PackageNotFoundError:
+        log = get_logger("space_clip_ros.launch")
+        (log.warning if warn else log.info)(
+            "use_rviz: rviz2 is not installed here (ros-base or a headless robot), so it is not "
+            "started; depth is served without it. Install ros-$ROS_DISTRO-rviz2 to view it."
+        )
+        return False
+
+
+def _rviz(value: dict, share: str) -> list:
+    """rviz2 on the given config, or on the shipped one tailored to this launch; a tailored copy
+    is a temporary file removed when the launch shuts down."""
+    config = value["rviz_config"]
+    tailored = None
+    if not config:
+        config = os.path.join(share, RVIZ_CONFIG)
+        tailored = _tailored_rviz_config(config, value["namespace"], value["image"])
+    actions = [
+        Node(
+            package=RVIZ_PACKAGE,
+            executable="rviz2",
+            name="rviz2",
+            arguments=["-d", tailored or config],
+            output="screen",
+        )
+    ]
+    if tailored:
         actions.append(
-            Node(
-                package="rviz2",
-                executable="rviz2",
-                name="rviz2",
-                arguments=["-d", config],
-                output="screen",
-            )
+            RegisterEventHandler(OnShutdown(on_shutdown=lambda event, context: _remove(tailored)))
         )
     return actions
 
 
-def _rviz_config(path: str, namespace: str, image: str) -> str:
-    """The shipped rviz config, or a copy whose displays follow this launch's namespace and image.
+def _remove(path: str) -> None:
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def _tailored_rviz_config(path: str, namespace: str, image: str):
+    """A copy of the rviz config whose displays follow this launch's namespace and image, or None
+    when the shipped file already does.
 
     rviz2 display topics are absolute, so `namespace:=front` would otherwise leave the depth and
     cloud panels on /depth/colorized and /points, empty.
@@ -101,13 +156,13 @@ def _rviz_config(path: str, namespace: str, image: str) -> str:
         if topic["Value"] in ("/depth/colorized", "/points"):  # the node's outputs
             wanted = prefix + topic["Value"]
         elif display["Class"] == "rviz_default_plugins/Image":  # the camera panel
-            wanted = image
+            wanted = image if image.startswith("/") else f"{prefix}/{image}"
         else:
             continue
         if topic["Value"] != wanted:
             topic["Value"], changed = wanted, True
     if not changed:
-        return path
+        return None
     handle, tailored = tempfile.mkstemp(prefix="space_clip_depth_", suffix=".rviz")
     with os.fdopen(handle, "w") as stream:
         yaml.safe_dump(config, stream, sort_keys=False)

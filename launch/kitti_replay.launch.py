@@ -1,4 +1,5 @@
-"""Replay a KITTI bag (from space-clip-kitti2bag) through the depth node, score it against the LiDAR, show it in rviz2.
+"""Replay a KITTI bag (from space-clip-kitti2bag) through the depth node and score it against the
+LiDAR, showing it in rviz2 where rviz2 is installed.
 
     ros2 launch space_clip_ros kitti_replay.launch.py bag:=/data/2011_09_26_drive_0002_sync \\
         checkpoint:=/path/to/checkpoint device:=cuda
@@ -6,14 +7,15 @@
   * player:=ros2 (default) plays with `ros2 bag play` (latched /tf_static re-offered from the bag's
     QoS metadata); player:=replay uses space_clip_bag_replay in lockstep with the node (every frame
     scored however slow the device; tf_static needs tf2_msgs).
-  * The depth node runs in namespace /kitti/camera_color_left with image:=image_raw, so it reads the
-    bag's image_raw / camera_info and publishes .../depth, .../depth/camera_info, .../points,
+  * The depth node is depth.launch.py, included with namespace /kitti/camera_color_left and the
+    bag's image_raw / camera_info, so it publishes .../depth, .../depth/camera_info, .../points,
     .../depth/colorized.
   * space_clip_accuracy (same namespace, lidar_points:=/kitti/velo/pointcloud) publishes
-    .../accuracy (diagnostic_msgs/DiagnosticArray) and prints the metrics table when the launch ends;
-    the velo->camera transform comes from /tf_static, or from calib_dir:=<KITTI date folder>.
-  * With exit_on_end:=true (default) everything stops a few seconds after the bag ends, so the table
-    (and output_json) appear without Ctrl-C.
+    .../accuracy (diagnostic_msgs/DiagnosticArray) and prints the metrics table when the launch
+    ends; the velo->camera transform comes from /tf_static, or from calib_dir:=<KITTI date folder>.
+  * With exit_on_end:=true (default) everything stops a few seconds after the bag ends, so the
+    table (and output_json) appear without Ctrl-C.
+  * use_rviz:=auto (default) starts rviz2 only where it is installed.
 """
 
 import os
@@ -23,38 +25,40 @@ from launch.actions import (
     DeclareLaunchArgument,
     EmitEvent,
     ExecuteProcess,
+    IncludeLaunchDescription,
     OpaqueFunction,
     RegisterEventHandler,
     TimerAction,
 )
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
 
 PACKAGE = "space_clip_ros"
-DEPTH_EXECUTABLE = "space_clip_depth"
+DEPTH_LAUNCH = "launch/depth.launch.py"
 ACCURACY_EXECUTABLE = "space_clip_accuracy"
 REPLAY_EXECUTABLE = "space_clip_bag_replay"
-PARAMS_FILE = "config/depth.yaml"
 RVIZ_CONFIG = "config/kitti_replay.rviz"
 CAMERA_NAMESPACE = "/kitti/camera_color_left"
 VELO_TOPIC = "/kitti/velo/pointcloud"
 GRACE_AFTER_BAG_S = 5.0
+TRUE = ("true", "1", "yes")
 
 ARGUMENTS = {
     "bag": ("", "rosbag2 folder written by space-clip-kitti2bag (required)."),
     "rate": (
         "1.0",
-        "Playback speed factor for player:=ros2 (player:=replay runs in lockstep with the depth node).",
+        "Playback speed factor for player:=ros2 (player:=replay runs in lockstep with the node).",
     ),
     "player": (
         "ros2",
         "ros2: `ros2 bag play`; replay: space_clip_bag_replay in lockstep with the depth node.",
     ),
-    "params_file": ("", f"Depth node parameter YAML; empty uses the package's {PARAMS_FILE}."),
+    "params_file": ("", "Depth node parameter YAML; empty uses the package's config/depth.yaml."),
     "checkpoint": (
         "",
         "Checkpoint directory or .safetensors; empty keeps the params file's value.",
@@ -69,54 +73,57 @@ ARGUMENTS = {
         "Where space_clip_accuracy writes per-frame metrics and the mean at exit (empty: none).",
     ),
     "max_dt": ("0.05", "Max stamp difference (s) when pairing depth with a Velodyne scan."),
-    "use_rviz": ("true", f"Start rviz2 with {RVIZ_CONFIG}."),
+    "use_rviz": (
+        "auto",
+        f"auto: start rviz2 with {RVIZ_CONFIG} where it is installed; true: also warn where it "
+        "is not; false: never.",
+    ),
     "exit_on_end": ("true", f"Shut everything down {GRACE_AFTER_BAG_S:.0f} s after the bag ends."),
 }
 
 
 def _actions(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    if not value["bag"]:
+    # Every refusal comes before the first process starts, so a bad argument leaves no orphan.
+    bag = os.path.expanduser(value["bag"])
+    if not bag:
         raise RuntimeError(
-            "kitti_replay.launch.py needs bag:=<rosbag2 folder> (make one with space-clip-kitti2bag)"
+            "kitti_replay.launch.py needs bag:=<rosbag2 folder> "
+            "(make one with space-clip-kitti2bag)"
         )
+    if not os.path.exists(bag):
+        raise RuntimeError(f"bag:={bag} does not exist (make one with space-clip-kitti2bag)")
     share = get_package_share_directory(PACKAGE)
-    depth_params = [value["params_file"] or os.path.join(share, PARAMS_FILE)]
-    overrides = {name: value[name] for name in ("checkpoint", "device") if value[name]}
-    if overrides:
-        depth_params.append(overrides)
 
     if value["player"] == "ros2":
         player = ExecuteProcess(
-            cmd=["ros2", "bag", "play", value["bag"], "--rate", value["rate"]], output="screen"
+            cmd=["ros2", "bag", "play", bag, "--rate", value["rate"]], output="screen"
         )
     elif value["player"] == "replay":
         player = Node(
             package=PACKAGE,
             executable=REPLAY_EXECUTABLE,
             output="screen",
-            arguments=[
-                value["bag"],
-                "--wait-for",
-                f"{CAMERA_NAMESPACE}/depth",
-                "--wait-timeout",
-                "30",
-            ],
+            arguments=[bag, "--wait-for", f"{CAMERA_NAMESPACE}/depth", "--wait-timeout", "30"],
         )
     else:
         raise RuntimeError(f"player:={value['player']}: use ros2 or replay")
 
+    depth = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(share, DEPTH_LAUNCH)),
+        launch_arguments={
+            "namespace": CAMERA_NAMESPACE,
+            "image": f"{CAMERA_NAMESPACE}/image_raw",
+            "camera_info": f"{CAMERA_NAMESPACE}/camera_info",
+            "params_file": value["params_file"],
+            "checkpoint": value["checkpoint"],
+            "device": value["device"],
+            "use_rviz": value["use_rviz"],
+            "rviz_config": os.path.join(share, RVIZ_CONFIG),
+        }.items(),
+    )
     actions = [
-        Node(
-            package=PACKAGE,
-            executable=DEPTH_EXECUTABLE,
-            name="space_clip_depth",
-            namespace=CAMERA_NAMESPACE,
-            parameters=depth_params,
-            remappings=[("image", "image_raw"), ("image/compressed", "image_raw/compressed")],
-            output="screen",
-            emulate_tty=True,
-        ),
+        depth,
         Node(
             package=PACKAGE,
             executable=ACCURACY_EXECUTABLE,
@@ -133,20 +140,10 @@ def _actions(context):
             output="screen",
             emulate_tty=True,
         ),
-        # The player starts once the nodes had a moment to subscribe, so the first frames are not lost.
+        # The player starts once the nodes had a moment to subscribe, so no first frame is lost.
         TimerAction(period=3.0, actions=[player]),
     ]
-    if value["use_rviz"].lower() in ("true", "1", "yes"):
-        actions.append(
-            Node(
-                package="rviz2",
-                executable="rviz2",
-                name="rviz2",
-                arguments=["-d", os.path.join(share, RVIZ_CONFIG)],
-                output="screen",
-            )
-        )
-    if value["exit_on_end"].lower() in ("true", "1", "yes"):
+    if value["exit_on_end"].lower() in TRUE:
         actions.append(
             RegisterEventHandler(
                 OnProcessExit(

@@ -5,6 +5,7 @@ session gets its own ROS domain, so parallel runs on one host never hear each ot
 These must be set before rclpy is first initialised, hence at conftest import time.
 """
 
+import logging
 import os
 import random
 from pathlib import Path
@@ -32,3 +33,18 @@ def golden():
     from golden import load_golden
 
     return load_golden()
+
+
+@pytest.fixture
+def package_caplog(caplog, monkeypatch):
+    """caplog that also sees the package's loggers where a ROS pytest plugin imported `launch`.
+
+    launch installs LaunchLogger as the logger class, and its loggers do not propagate to the root
+    logger that caplog listens on; every logger of this package created since is re-attached.
+    """
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if name.startswith(("space_clip_ros", "space-clip")) and isinstance(
+            logger, logging.Logger
+        ):
+            monkeypatch.setattr(logger, "propagate", True)
+    return caplog

@@ -1,4 +1,5 @@
-"""launch/kitti_replay.launch.py: what it references exists, and it builds where launch_ros is installed."""
+"""launch/kitti_replay.launch.py: what it references exists, and it builds where launch_ros is
+installed (it runs end to end in test_launch_kitti_replay.py)."""
 
 import ast
 import importlib.util
@@ -26,9 +27,9 @@ def constants() -> dict:
 def test_launch_references_existing_executables_and_files():
     names = constants()
     scripts = set(re.findall(r'f?"(\w+) = \{PACKAGE\}', (ROOT / "setup.py").read_text()))
-    for key in ("DEPTH_EXECUTABLE", "ACCURACY_EXECUTABLE", "REPLAY_EXECUTABLE"):
+    for key in ("ACCURACY_EXECUTABLE", "REPLAY_EXECUTABLE"):
         assert names[key] in scripts, f"{names[key]} is not a console script in setup.py"
-    for key in ("PARAMS_FILE", "RVIZ_CONFIG"):
+    for key in ("DEPTH_LAUNCH", "RVIZ_CONFIG"):
         assert (ROOT / names[key]).is_file(), names[key]
     yaml.safe_load((ROOT / names["RVIZ_CONFIG"]).read_text())
     from space_clip_ros.kitti.to_bag import VELO_TOPIC, image_topic
@@ -44,7 +45,7 @@ def test_launch_builds_where_launch_ros_is_installed(tmp_path):
         "launch_ros", reason="launch_ros is not a pip wheel; this runs on a ROS install"
     )
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-    from launch.actions import OpaqueFunction
+    from launch.actions import IncludeLaunchDescription, OpaqueFunction
 
     from launch import LaunchContext
 
@@ -65,3 +66,4 @@ def test_launch_builds_where_launch_ros_is_installed(tmp_path):
     opaque = next(e for e in description.entities if isinstance(e, OpaqueFunction))
     actions = opaque.execute(context)
     assert len(actions) >= 4
+    assert any(isinstance(a, IncludeLaunchDescription) for a in actions)  # depth.launch.py

@@ -61,9 +61,11 @@ def ros():
     executor = SingleThreadedExecutor()
     thread = threading.Thread(target=spin, args=(executor,), daemon=True)
     yield executor, thread
-    rclpy.try_shutdown()
-    thread.join(timeout=5)
+    # The executor first: shutting the context down under a spinning executor races its next
+    # wait set ("context is not valid" raised in the spin thread).
     executor.shutdown()
+    thread.join(timeout=5)
+    rclpy.try_shutdown()
 
 
 def spin(executor) -> None:

@@ -146,3 +146,12 @@ def test_params_files_are_found_only_inside_ros_args():
     argv = ["prog", "--params-file", "app.yaml", "--ros-args", "--params-file", "a.yaml", "--"]
     argv += ["--ros-args", "-p", "x:=1", "--params-file", "b.yaml"]
     assert params_files(argv) == [Path("a.yaml"), Path("b.yaml")]
+
+
+def test_help_detection_ignores_ros_arguments_without_parsing_them():
+    """--help is found among the node's own arguments; a bad params file is left to main()."""
+    from space_clip_ros.ros.node_cli import non_ros_args
+
+    argv = ["-h", "--ros-args", "--params-file", "absent.yaml", "-p", "x:=1", "--", "tail"]
+    assert non_ros_args(argv) == ["-h", "tail"]
+    assert non_ros_args(["--ros-args", "-r", "--help:=x"]) == []  # a ROS value, not --help

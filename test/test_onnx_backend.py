@@ -22,9 +22,14 @@ from space_clip_ros.model import build_model, load_checkpoint
 from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config
 
-pytest.importorskip(
-    "onnxruntime", reason="onnxruntime is in requirements/training.txt and dev.txt"
-)
+
+@pytest.fixture(autouse=True, scope="module")
+def _onnxruntime():
+    """Skips test by test, not at import: a module-level skip raised while the launch_testing
+    pytest plugin inspects the file aborts collection of the whole test folder."""
+    pytest.importorskip(
+        "onnxruntime", reason="onnxruntime is in requirements/training.txt and dev.txt"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ import pytest
 import rclpy
 import setuptools
 import yaml
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from space_clip_ros.ros import params
@@ -176,21 +177,50 @@ class _Configuration:
         return context[self.name]
 
 
+class _PackageNotFound(KeyError):
+    pass
+
+
+class _RecordingLogger:
+    def __init__(self):
+        self.lines = []
+
+    def warning(self, text):
+        self.lines.append(("warning", text))
+
+    def info(self, text):
+        self.lines.append(("info", text))
+
+
 @pytest.fixture
 def fake_launch(monkeypatch, tmp_path):
     """Recording stand-ins for launch, launch_ros and the ament index, so the launch file's own
-    logic runs without a ROS install."""
+    logic runs without a ROS install. rviz2 counts as installed unless `installed` loses it."""
+    installed = {"rviz2", "space_clip_ros"}
+    logger = _RecordingLogger()
+
+    def prefix(package):
+        if package not in installed:
+            raise _PackageNotFound(package)
+        return str(tmp_path / package)
+
     modules = {
         "launch": types.SimpleNamespace(LaunchDescription=lambda entities: list(entities)),
         "launch.actions": types.SimpleNamespace(
-            DeclareLaunchArgument=_Recorded, OpaqueFunction=_Recorded
+            DeclareLaunchArgument=_Recorded,
+            OpaqueFunction=_Recorded,
+            RegisterEventHandler=_Recorded,
         ),
+        "launch.event_handlers": types.SimpleNamespace(OnShutdown=_Recorded),
+        "launch.logging": types.SimpleNamespace(get_logger=lambda name: logger),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=_Configuration),
         "launch_ros": types.SimpleNamespace(),
         "launch_ros.actions": types.SimpleNamespace(Node=_Recorded),
         "ament_index_python": types.SimpleNamespace(),
         "ament_index_python.packages": types.SimpleNamespace(
-            get_package_share_directory=lambda p: str(tmp_path / p)
+            get_package_share_directory=lambda p: str(tmp_path / p),
+            get_package_prefix=prefix,
+            PackageNotFoundError=_PackageNotFound,
         ),
     }
     for name, module in modules.items():
@@ -198,6 +228,7 @@ def fake_launch(monkeypatch, tmp_path):
     spec = importlib.util.spec_from_file_location("depth_launch_under_test", LAUNCH_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    module.test_installed, module.test_log = installed, logger.lines
     return module, tmp_path / "space_clip_ros"
 
 
@@ -246,15 +277,37 @@ def test_rviz_follows_the_namespace_and_image_of_the_launch(fake_launch):
     module, share = fake_launch
     (share / "config").mkdir(parents=True)
     (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
-    _, rviz = run_opaque(module, namespace="front", image="/cam/image_raw", use_rviz="true")
+    _, rviz, cleanup = run_opaque(
+        module, namespace="front", image="/cam/image_raw", use_rviz="true"
+    )
     path = rviz.kwargs["arguments"][1]
     assert path != str(share / "config" / "depth.rviz")
     manager = yaml.safe_load(Path(path).read_text())["Visualization Manager"]
     topics = {d["Topic"]["Value"] for d in manager["Displays"] if "Topic" in d}
     assert {"/cam/image_raw", "/front/depth/colorized", "/front/points"} <= topics
     assert "/points" not in topics and "/depth/colorized" not in topics
+    # the tailored copy is a temporary file the launch removes when it shuts down
+    (on_shutdown,) = cleanup.args
+    on_shutdown.kwargs["on_shutdown"](None, None)
+    assert not Path(path).exists()
     _, rviz = run_opaque(module, use_rviz="true")  # defaults: the shipped file as it is
     assert rviz.kwargs["arguments"] == ["-d", str(share / "config" / "depth.rviz")]
+    _, rviz = run_opaque(module, namespace="front", use_rviz="true", rviz_config="/mine.rviz")
+    assert rviz.kwargs["arguments"] == ["-d", "/mine.rviz"]  # a given config is used as it is
+
+
+def test_without_rviz2_use_rviz_warns_and_starts_only_the_depth_node(fake_launch):
+    module, _ = fake_launch
+    module.test_installed.discard("rviz2")
+    (node,) = run_opaque(module, namespace="front", use_rviz="true")
+    assert node.kwargs["executable"] == "space_clip_depth"
+    ((level, text),) = module.test_log
+    assert level == "warning" and "rviz2 is not installed" in text
+    (node,) = run_opaque(module, use_rviz="auto")  # auto: where installed, said quietly
+    assert module.test_log[-1][0] == "info"
+    module.test_installed.add("rviz2")
+    node, rviz = run_opaque(module, use_rviz="auto", rviz_config="/mine.rviz")
+    assert rviz.kwargs["package"] == "rviz2"
 
 
 def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path, tiny_checkpoint):
@@ -306,6 +359,8 @@ def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path, tiny
         context = rclpy.Context()
         rclpy.init(context=context)
         node = rclpy.create_node("launch_test_client", context=context)
+        executor = SingleThreadedExecutor(context=context)  # the global one serves another context
+        executor.add_node(node)
         node.create_subscription(Image, "/launch_test/depth", received.append, 10)
         pub = node.create_publisher(Image, "/launch_test_cam/image", 10)
         end = time.monotonic() + 80
@@ -319,7 +374,8 @@ def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path, tiny
             )
             msg.header.frame_id = "launch_test_optical"
             pub.publish(msg)
-            rclpy.spin_once(node, timeout_sec=0.5)
+            executor.spin_once(timeout_sec=0.5)
+        executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
         service.shutdown()

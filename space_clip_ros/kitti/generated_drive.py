@@ -95,7 +95,6 @@ GENERATED_LIDAR = lidar.LidarModel(azimuth_step_deg=1.0)
 _DISTORTION = [-3.728755e-01, 2.037299e-01, 2.219027e-03, 1.383707e-03, -7.233722e-02]
 
 
-
 def _numbers(values) -> str:
     return " ".join(f"{float(v):.6e}" for v in np.ravel(values))
 

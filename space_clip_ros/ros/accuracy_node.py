@@ -1,7 +1,7 @@
 """`space_clip_accuracy`: live accuracy of a depth stream against a LiDAR, per frame and running.
 
 Subscribes (relative names, remap as needed):
-  depth               sensor_msgs/Image, 32FC1 metres (16UC1 mm also read) - the depth node's output
+  depth               sensor_msgs/Image, 32FC1 metres (16UC1 mm also read): the node's output
   depth/camera_info   sensor_msgs/CameraInfo of the depth image (rescaled if its size differs)
   lidar_points        sensor_msgs/PointCloud2 with x, y, z (e.g. /kitti/velo/pointcloud)
   /tf_static          the LiDAR -> camera transform, unless `calib_dir` is set (and only where
@@ -10,7 +10,7 @@ Publishes:
   accuracy            diagnostic_msgs/DiagnosticArray, one message per paired frame with two
                       statuses, "space_clip_accuracy: frame" and "space_clip_accuracy: mean", whose
                       values are the metrics (abs_rel, sq_rel, rmse, rmse_log, log10, silog,
-                      delta1..3); a standard type that rqt_runtime_monitor and `ros2 topic echo` show.
+                      delta1..3); a standard type rqt_runtime_monitor and `ros2 topic echo` show.
 At shutdown it prints the metrics table and writes `output_json` if set (same format as
 space-clip-bag-accuracy --json).
 
@@ -21,6 +21,7 @@ is not available as a pip wheel, and this pairing is a few lines).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -31,15 +32,17 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from space_clip_ros.errors import ConfigError, quote
 from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
 from space_clip_ros.evaluation.pairing import StampPairer
 from space_clip_ros.evaluation.report import AccuracyReport
 from space_clip_ros.evaluation.transforms import lookup_static
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
-from space_clip_ros.kitti.calibration import load_calibration
+from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, load_calibration
 from space_clip_ros.metrics import METRIC_NAMES
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
+from space_clip_ros.ros.node_cli import handle_help
 from space_clip_ros.ros.qos import make_qos
 
 try:
@@ -50,12 +53,36 @@ except (
     TFMessage = None
 
 NODE_NAME = "space_clip_accuracy"
+PARAMETERS_HELP = """Parameters: calib_dir (KITTI date folder; empty: /tf_static), camera (2),
+max_dt (0.05 s), min_depth, max_depth, crop (garg, eigen, none), output_json. E.g.
+  ros2 run space_clip_ros space_clip_accuracy --ros-args -p calib_dir:=$HOME/kitti/2011_09_26 \\
+      -r lidar_points:=/kitti/velo/pointcloud -r __ns:=/kitti/camera_color_left"""
 STATIC_TF_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=100,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+
+
+def camera_from_lidar(calib_dir: str, camera: int) -> np.ndarray:
+    """The Velodyne -> camera transform from the `calib_dir` parameter.
+
+    `~` is expanded here: a launch argument (calib_dir:=~/kitti/2011_09_26) reaches the node
+    unexpanded, as no shell sees it. A folder without the calibration files is reported against
+    the parameter, not against the command-line flag of the offline tools.
+    """
+    folder = Path(calib_dir).expanduser()
+    missing = [name for name in (CAM_TO_CAM, VELO_TO_CAM) if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"{quote(str(folder))} has no {' or '.join(missing)}",
+            source=NODE_NAME,
+            field="parameter calib_dir",
+            fix="set calib_dir to the KITTI date folder holding both files "
+            "(e.g. calib_dir:=~/kitti/2011_09_26), or leave it empty to use /tf_static",
+        )
+    return load_calibration(folder).camera_from_velodyne(camera)
 
 
 class AccuracyNode(Node):
@@ -75,7 +102,7 @@ class AccuracyNode(Node):
 
         # Fixed transform from the KITTI calibration, or None: look it up in /tf_static per frame.
         self.camera_from_lidar: Optional[np.ndarray] = (
-            load_calibration(calib_dir).camera_from_velodyne(camera) if calib_dir else None
+            camera_from_lidar(calib_dir, camera) if calib_dir else None
         )
         if self.camera_from_lidar is None and TFMessage is None:
             raise ValueError(
@@ -173,7 +200,7 @@ class AccuracyNode(Node):
         self.publisher.publish(array)
 
     def finish(self) -> None:
-        """Print the table and write the JSON: called after spinning ends, ROS may already be down."""
+        """Print the table and write the JSON: after spinning ends, ROS may already be down."""
         print(self.report.table(), flush=True)
         if self.output_json:
             self.report.write_json(self.output_json)
@@ -181,7 +208,10 @@ class AccuracyNode(Node):
 
 
 def _status(kind: str, metrics: dict[str, float], ok: bool, message: str) -> DiagnosticStatus:
-    summary = f"abs_rel {metrics['abs_rel']:.4f} rmse {metrics['rmse']:.3f} delta1 {metrics['delta1']:.3f}"
+    summary = (
+        f"abs_rel {metrics['abs_rel']:.4f} rmse {metrics['rmse']:.3f} "
+        f"delta1 {metrics['delta1']:.3f}"
+    )
     return DiagnosticStatus(
         level=DiagnosticStatus.OK if ok else DiagnosticStatus.WARN,
         name=f"{NODE_NAME}: {kind}",
@@ -192,6 +222,7 @@ def _status(kind: str, metrics: dict[str, float], ok: bool, message: str) -> Dia
 
 
 def main(args: Optional[list[str]] = None) -> int:
+    handle_help(NODE_NAME, __doc__, PARAMETERS_HELP, args)
     rclpy.init(args=args)
     try:
         node = AccuracyNode()

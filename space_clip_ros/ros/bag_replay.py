@@ -56,7 +56,7 @@ class ReplayOptions:
 
 
 def message_class(msgtype: str) -> type:
-    """'sensor_msgs/msg/Image' -> sensor_msgs.msg.Image; ImportError if the package is not installed."""
+    """'sensor_msgs/msg/Image' -> sensor_msgs.msg.Image; ImportError if it is not installed."""
     package, kind, name = msgtype.split("/")
     return getattr(importlib.import_module(f"{package}.{kind}"), name)
 
@@ -134,7 +134,7 @@ class BagPlayer:
         )
 
     def _waiter(self) -> StampWaiter | None:
-        """Subscribe to --wait-for with the type its publisher advertises (found through the graph)."""
+        """Subscribe to --wait-for with the type its publisher advertises (found in the graph)."""
         topic = self.options.wait_for
         if not topic:
             return None
@@ -146,7 +146,8 @@ class BagPlayer:
             time.sleep(0.05)
         if not types:
             raise RuntimeError(
-                f"--wait-for {resolved}: no publisher appeared within {self.options.wait_timeout} s; "
+                f"--wait-for {resolved}: no publisher appeared within "
+                f"{self.options.wait_timeout} s; "
                 "is the node running and remapped to that topic?"
             )
         waiter = StampWaiter()
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else [NODE_NAME, *args]
     parsed = build_parser().parse_args(remove_ros_args(argv)[1:])
+    parsed.bag = parsed.bag.expanduser()  # launch arguments (bag:=~/...) reach us unexpanded
     if parsed.rate <= 0:
         print(
             "space_clip_bag_replay: error: --rate must be > 0 (use --fast for no pacing)",
@@ -303,7 +305,8 @@ def main(args: list[str] | None = None) -> int:
         node.get_logger().error(str(err))
         return 1
     finally:
-        rclpy.try_shutdown()  # wakes the spinning executor so its thread can end before the node goes
+        # wakes the spinning executor so its thread can end before the node goes
+        rclpy.try_shutdown()
         spinner.join(timeout=5.0)
         executor.shutdown()
         node.destroy_node()

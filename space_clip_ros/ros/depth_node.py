@@ -20,6 +20,7 @@ respawn_delay=2.0)) restarts it with a fresh CUDA context.
 from __future__ import annotations
 
 import functools
+import gc
 import sys
 import threading
 import time
@@ -57,6 +58,7 @@ from space_clip_ros.ros.image_codec import (
     depth_to_image,
     image_to_color,
 )
+from space_clip_ros.ros.node_cli import handle_help
 from space_clip_ros.ros.pointcloud import points_to_cloud
 from space_clip_ros.ros.qos import (
     BEST_AVAILABLE,
@@ -77,6 +79,12 @@ WARMUP_SHAPE = (
     1242,
 )  # KITTI frame; the encoder input is fixed, so any size warms the same kernels
 CAMERA_INFO_SIZES_KEPT = 4
+PARAMETERS_HELP = """Topics (relative: remap them): image (or image/compressed), camera_info in;
+depth, depth/camera_info, points, depth/colorized, /diagnostics out.
+Parameters: config/depth.yaml in the package share lists each with its default, e.g.
+  ros2 run space_clip_ros space_clip_depth --ros-args -p checkpoint:=/path/to/checkpoint \\
+      -p device:=cuda -r image:=/camera/image_raw -r camera_info:=/camera/camera_info
+or ros2 launch space_clip_ros depth.launch.py (ros2 launch ... --show-args lists its arguments)."""
 
 
 @dataclass(frozen=True)
@@ -309,11 +317,7 @@ class DepthNode(LifecycleNode):
                     ),
                 )
             )
-        self._status_timers.append(
-            self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
-        )
-        if cfg.log_period > 0:
-            self._status_timers.append(self.create_timer(cfg.log_period, self._log_status))
+        self._restart_status_timers()
         self.get_logger().info(
             f"listening on '{self._resolve(image_topic)}' and '{self._resolve('camera_info')}'"
         )
@@ -343,6 +347,17 @@ class DepthNode(LifecycleNode):
         """Stop the worker and free the model whatever the lifecycle state (process exit)."""
         self._stop_work()
         self._release_model()
+
+    def _restart_status_timers(self) -> None:
+        """(Re)create the diagnostics and log timers at the configured periods."""
+        for timer in self._status_timers:
+            self.destroy_timer(timer)
+        cfg = self.config
+        self._status_timers = [
+            self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        ]
+        if cfg.log_period > 0:
+            self._status_timers.append(self.create_timer(cfg.log_period, self._log_status))
 
     def _stop_work(self) -> None:
         for sub in self._inputs:
@@ -374,14 +389,28 @@ class DepthNode(LifecycleNode):
             torch.cuda.empty_cache()
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        """Reject invalid values at once; valid ones take effect at the next configure."""
+        """Reject invalid values at once. Unconfigured, valid values wait for configure; once
+        configured, the runtime ones (config/depth.yaml) apply at once and the others are refused
+        with the way to apply them, since a success that changes nothing would mislead."""
         refusal = fixed_qos_refusal([p.name for p in changes], list(self._parameters))
         if refusal is not None:
             return SetParametersResult(successful=False, reason=refusal)
         try:
-            params.read(self, {p.name: p.value for p in changes if p.name in params.defaults()})
+            proposed = params.read(
+                self, {p.name: p.value for p in changes if p.name in params.defaults()}
+            )
         except params.ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        if self._estimator is None:
+            return SetParametersResult(successful=True)
+        fixed = params.needs_reconfigure(self.config, proposed)
+        if fixed:
+            reason = params.reconfigure_reason(fixed, self.get_fully_qualified_name())
+            return SetParametersResult(successful=False, reason=reason)
+        periods = (self.config.diagnostics_period, self.config.log_period)
+        self.config = proposed  # read once per frame and per tick: the next one uses it
+        if self._status_timers and periods != (proposed.diagnostics_period, proposed.log_period):
+            self._restart_status_timers()
         return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------------- callbacks (executor thread)
@@ -457,6 +486,8 @@ class DepthNode(LifecycleNode):
                 continue  # nobody listens: not even decoded
             outcome = self._process_guarded(frame)
             del frame
+            if outcome == "shutdown":
+                return
             if outcome == "oom":
                 # Only now: the failed frame's tensors died with _process_guarded's traceback,
                 # so the cache really has their blocks to give back.
@@ -471,8 +502,11 @@ class DepthNode(LifecycleNode):
                 self._consecutive_failures = 0
 
     def _process_guarded(self, frame: Frame) -> str:
-        """'ok', 'rejected' (bad input), 'oom' or 'error'. Returns no exception: a traceback
-        would keep the failed frame's tensors (the locals of every frame in it) alive."""
+        """'ok', 'rejected' (bad input), 'oom', 'error' or 'shutdown'.
+
+        Returns no exception: a traceback would keep the failed frame's tensors (the locals of
+        every frame in it) alive.
+        """
         try:  # a bad frame is an input error with its own reason, never an inference failure
             color = self._decode(frame.msg)
         except ImageDecodeError as exc:
@@ -491,6 +525,8 @@ class DepthNode(LifecycleNode):
             )
             return "oom"
         except Exception as exc:
+            if not self.context.ok():  # Ctrl-C shut ROS down under this frame: not a failure
+                return "shutdown"
             self.stats.error()
             self._warn(
                 f"error:{type(exc).__name__}", f"frame failed in inference, dropped: {exc!r}"
@@ -597,6 +633,7 @@ def main(args: Optional[list[str]] = None) -> int:
     Exit 2 on invalid, unknown or unparsable parameters, 1 if the model fails to load or
     inference keeps failing (max_consecutive_failures).
     """
+    handle_help(NODE_NAME, __doc__, PARAMETERS_HELP, args)
     argv = sys.argv if args is None else args
     fatal = rclpy.logging.get_logger(NODE_NAME).fatal
     try:
@@ -616,6 +653,10 @@ def main(args: Optional[list[str]] = None) -> int:
                 return 1
             executor = SingleThreadedExecutor()
             executor.add_node(node)
+            # torch, open_clip and timm leave ~400k long-lived objects: frozen, no full collection
+            # walks them again, neither while serving frames nor at exit, where that took 10 s on a
+            # busy 2-core machine and made `ros2 launch` escalate Ctrl-C to SIGTERM.
+            gc.freeze()
             executor.spin()
         except params.ParameterError as exc:
             fatal(str(exc))

@@ -37,7 +37,10 @@ def _param(
     limits: tuple | None = None,
     choices: tuple[str, ...] | None = None,
     pattern: str | None = None,
+    runtime: bool = False,
 ) -> Any:
+    """runtime: a change applies to the running node (read per frame or per timer tick); the
+    others shape the model, the device or the wiring and need a reconfigure."""
     return field(
         default=default,
         metadata={
@@ -45,6 +48,7 @@ def _param(
             "range": limits,
             "choices": choices,
             "pattern": pattern,
+            "runtime": runtime,
         },
     )
 
@@ -103,12 +107,13 @@ class NodeConfig:
         limits=(0, 1_000_000),
     )
     min_depth: float = _param(
-        0.1, "Depths below this (metres) are published as NaN.", limits=(0.0, 1000.0)
+        0.1, "Depths below this (metres) are published as NaN.", limits=(0.0, 1000.0), runtime=True
     )
     max_depth: float = _param(
         80.0,
         "Depths above this (metres) are published as NaN (80 m is the KITTI evaluation cap).",
         limits=(0.001, 1000.0),
+        runtime=True,
     )
     output_scale: float = _param(
         1.0,
@@ -116,24 +121,31 @@ class NodeConfig:
         "Below 1 the image is downscaled before inference "
         "and depth/camera_info K and P are scaled to match.",
         limits=(0.05, 1.0),
+        runtime=True,
     )
     point_decimation: int = _param(
         1,
         "Keep every n-th depth pixel in both directions for `points` (1 = full organized cloud).",
         limits=(1, 64),
+        runtime=True,
     )
     points_rgb: bool = _param(
         True,
         "Colour the point cloud with the camera image "
         "(packed float32 'rgb' field, as rviz2 expects).",
+        runtime=True,
     )
-    publish_depth: bool = _param(True, "Publish `depth` (32FC1 metres) when it has subscribers.")
+    publish_depth: bool = _param(
+        True, "Publish `depth` (32FC1 metres) when it has subscribers.", runtime=True
+    )
     publish_camera_info: bool = _param(
-        True, "Publish `depth/camera_info` when it has subscribers."
+        True, "Publish `depth/camera_info` when it has subscribers.", runtime=True
     )
-    publish_points: bool = _param(True, "Publish `points` (PointCloud2) when it has subscribers.")
+    publish_points: bool = _param(
+        True, "Publish `points` (PointCloud2) when it has subscribers.", runtime=True
+    )
     publish_colorized: bool = _param(
-        True, "Publish `depth/colorized` (bgr8 preview) when it has subscribers."
+        True, "Publish `depth/colorized` (bgr8 preview) when it has subscribers.", runtime=True
     )
     use_compressed: bool = _param(
         False,
@@ -145,12 +157,14 @@ class NodeConfig:
         "Channel order of colour input: auto trusts the encoding; "
         "rgb / bgr override it for drivers that mislabel their images.",
         choices=("auto", "rgb", "bgr"),
+        runtime=True,
     )
     max_image_pixels: int = _param(
         DEFAULT_MAX_PIXELS,
         "Frames with more pixels than this are rejected, compressed ones from their header before "
         "decoding (protects memory from corrupt headers and tiny PNG bombs). Default: 4K UHD.",
         limits=(1, 1 << 30),
+        runtime=True,
     )
     input_reliability: str = _param(
         "best_available",
@@ -175,15 +189,19 @@ class NodeConfig:
         "Depth (metres) drawn red in `depth/colorized`; "
         "the range is fixed so a colour is a distance.",
         limits=(0.0, 1000.0),
+        runtime=True,
     )
     colorize_max: float = _param(
-        50.0, "Depth (metres) drawn blue in `depth/colorized`.", limits=(0.001, 1000.0)
+        50.0,
+        "Depth (metres) drawn blue in `depth/colorized`.",
+        limits=(0.001, 1000.0),
+        runtime=True,
     )
     diagnostics_period: float = _param(
-        1.0, "Seconds between /diagnostics messages.", limits=(0.1, 60.0)
+        1.0, "Seconds between /diagnostics messages.", limits=(0.1, 60.0), runtime=True
     )
     log_period: float = _param(
-        10.0, "Seconds between status log lines (0 = never).", limits=(0.0, 3600.0)
+        10.0, "Seconds between status log lines (0 = never).", limits=(0.0, 3600.0), runtime=True
     )
 
     def problems(self) -> list[str]:
@@ -283,3 +301,24 @@ def read(node: Node, changes: dict[str, ParamValue] | None = None) -> NodeConfig
     values = {name: node.get_parameter(name).value for name in defaults()}
     values.update(changes or {})
     return NodeConfig(**values).validated()
+
+
+def runtime_parameters() -> frozenset[str]:
+    """The parameters a running (configured) node applies as soon as they are set."""
+    return frozenset(f.name for f in dataclasses.fields(NodeConfig) if f.metadata["runtime"])
+
+
+def needs_reconfigure(current: NodeConfig, proposed: NodeConfig) -> list[str]:
+    """Names whose value would change but which only take effect at configure."""
+    fixed = set(defaults()) - runtime_parameters()
+    return sorted(n for n in fixed if getattr(current, n) != getattr(proposed, n))
+
+
+def reconfigure_reason(names: list[str], node: str) -> str:
+    """Why a change is refused, and the way to make it."""
+    return (
+        f"{', '.join(names)} cannot change while {node} is configured: they shape the model, the "
+        "device or the topics. Apply with a reconfigure: ros2 lifecycle set "
+        f"{node} deactivate, cleanup, then set the parameter, configure and activate "
+        "(or restart the node with the new value)"
+    )
