@@ -165,3 +165,17 @@ def test_training_tools_exit_2_on_a_config_error(tmp_path):
     assert train_main(["--config", str(bad)]) == 2
     assert evaluate_main(["--config", str(bad), "--checkpoint", str(tmp_path)]) == 2
     assert export_main(["--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+
+
+def test_training_config_is_read_with_the_guarded_reader(tmp_path):
+    """Aliases (YAML bombs) and empty files are refused in training configs as in config.yaml."""
+    from training.config import ConfigError, load_train_config
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a: &a [1, 1]\nb: [*a, *a]\n")
+    with pytest.raises(ConfigError, match="alias"):
+        load_train_config(bomb)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("\n")
+    with pytest.raises(ConfigError, match="empty"):
+        load_train_config(empty)

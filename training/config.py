@@ -16,6 +16,7 @@ from space_clip_ros.model.config import (
     ConfigError,
     SpaceClipConfig,
     build_dataclass,
+    read_yaml_file,
     to_plain,
     validate,
 )
@@ -148,12 +149,8 @@ def load_train_config(path: Optional[Union[str, Path]], overrides: list[str] = (
     source = "<defaults>"
     if path is not None:
         source = str(path)
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(
-                f"{path}: config file not found. Fix: pass e.g. training/configs/kitti.yaml."
-            ) from exc
+        # the same guarded reader as a checkpoint's config.yaml: size cap, UTF-8, no aliases
+        data = read_yaml_file(Path(path), "a training config, e.g. training/configs/kitti.yaml")
     for assignment in overrides:
         apply_override(data, assignment)
     cfg = build_dataclass(TrainConfig, data, source, "")
