@@ -36,15 +36,17 @@ def golden():
 
 
 @pytest.fixture
-def package_caplog(caplog, monkeypatch):
-    """caplog that also sees the package's loggers where a ROS pytest plugin imported `launch`.
+def caplog(caplog, monkeypatch):
+    """pytest's caplog, working under the ROS pytest plugins too (every `colcon test` run).
 
-    launch installs LaunchLogger as the logger class, and its loggers do not propagate to the root
-    logger that caplog listens on; every logger of this package created since is re-attached.
+    launch_testing's plugin imports `launch`, which makes LaunchLogger the logger class, and its
+    loggers do not propagate to the root logger caplog listens on. For the test's duration,
+    loggers that exist are re-attached and new ones are plain `logging.Logger`s again.
     """
-    for name, logger in list(logging.Logger.manager.loggerDict.items()):
-        if name.startswith(("space_clip_ros", "space-clip")) and isinstance(
-            logger, logging.Logger
-        ):
+    previous = logging.getLoggerClass()
+    logging.setLoggerClass(logging.Logger)
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and not logger.propagate:
             monkeypatch.setattr(logger, "propagate", True)
-    return caplog
+    yield caplog
+    logging.setLoggerClass(previous)

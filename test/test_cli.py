@@ -33,8 +33,7 @@ def _assert_outputs(stem, height, width):
         assert preview.mode == "RGB" and preview.size == (width, height)
 
 
-def test_folder_with_a_corrupt_image(tmp_path, tiny_checkpoint, package_caplog):
-    caplog = package_caplog
+def test_folder_with_a_corrupt_image(tmp_path, tiny_checkpoint, caplog):
     inputs = tmp_path / "cam"
     _image(inputs / "a.png", 40, 60, seed=1)
     _image(inputs / "b.jpg", 40, 60, seed=2)
@@ -148,8 +147,7 @@ def test_synthetic_run_writes_ground_truth_and_metrics(tmp_path, tiny_checkpoint
     assert "abs_rel" in printed and "frame 1" in printed and "mean" in printed
 
 
-def test_without_checkpoint_warns_loudly_and_still_runs(tmp_path, package_caplog):
-    caplog = package_caplog
+def test_without_checkpoint_warns_loudly_and_still_runs(tmp_path, caplog):
     _image(tmp_path / "a.png", 24, 32)
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING):

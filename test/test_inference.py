@@ -104,8 +104,7 @@ def test_from_checkpoint_matches_model(tmp_path, image):
     )
 
 
-def test_no_checkpoint_runs_untrained_default_loudly(package_caplog, image):
-    caplog = package_caplog
+def test_no_checkpoint_runs_untrained_default_loudly(caplog, image):
     with caplog.at_level("WARNING"):
         est = DepthEstimator.from_checkpoint(None, device="cpu")
     assert not est.trained
