@@ -104,7 +104,15 @@ def _actions(context):
             package=PACKAGE,
             executable=REPLAY_EXECUTABLE,
             output="screen",
-            arguments=[bag, "--wait-for", f"{CAMERA_NAMESPACE}/depth", "--wait-timeout", "30"],
+            arguments=[
+                bag,
+                "--wait-for",
+                f"{CAMERA_NAMESPACE}/depth",
+                "--wait-timeout",
+                "30",
+                "--wait-for-subscriber",  # the accuracy node is up before the first scan
+                VELO_TOPIC,
+            ],
         )
     else:
         raise RuntimeError(f"player:={value['player']}: use ros2 or replay")

@@ -280,6 +280,8 @@ def test_bag_drives_depth_node_into_accuracy_node(kitti, tmp_path, tiny_checkpoi
                 f"{NS}/depth",
                 "--wait-timeout",
                 "15",
+                "--wait-for-subscriber",  # the accuracy node: else its first scans can be lost
+                VELO_TOPIC,
             ),
             capture_output=True,
             text=True,

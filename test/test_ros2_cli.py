@@ -159,10 +159,9 @@ def test_kitti_replay_launch_scores_a_generated_drive_and_ends_by_itself(
             output = interrupt(launch)
     assert launch.returncode == 0, output[-4000:]
     written = json.loads(report.read_text())
-    # Every frame goes through the depth node (the player waits for each), but the launch starts
-    # the player on a 3 s timer, not when space_clip_accuracy subscribes: on a busy machine its
-    # first scan can go by before the node listens, so not every frame is always paired.
-    assert 1 <= written["frames_paired"] <= 3, output[-4000:]
+    # Every frame goes through the depth node (the player waits for each) and the player waits
+    # for space_clip_accuracy's LiDAR subscription before the first scan: every frame is paired.
+    assert written["frames_paired"] == 3, output[-4000:]
     assert len(written["frames"]) == written["frames_paired"]
     assert written["mean"]["abs_rel"] is not None, output[-4000:]
     assert "0 wait timeouts" in output, output[-4000:]

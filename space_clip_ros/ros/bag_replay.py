@@ -53,6 +53,7 @@ class ReplayOptions:
     wait_timeout: float = 10.0
     sync_topic: str | None = None
     wait_subscribers: float = 0.0
+    subscribed_topics: tuple[str, ...] = ()  # wait until each has a subscriber before playing
 
 
 def message_class(msgtype: str) -> type:
@@ -184,6 +185,10 @@ class BagPlayer:
             )
             if wait_subs and sync in publishers:
                 self._await_subscribers(publishers[sync], wait_subs)
+            for topic in self.options.subscribed_topics:  # e.g. the accuracy node's LiDAR input
+                if topic not in publishers:
+                    raise RuntimeError(f"--wait-for-subscriber {topic}: not a topic being played")
+                self._await_subscribers(publishers[topic], wait_subs or self.options.wait_timeout)
             paced = waiter is None and not self.options.fast
             start_wall = time.monotonic()
             start_bag = reader.start_time
@@ -262,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="before playing, wait up to SECONDS for a subscriber on the sync topic",
     )
+    parser.add_argument(
+        "--wait-for-subscriber",
+        metavar="TOPIC",
+        action="append",
+        default=[],
+        help="before playing, also wait for a subscriber on TOPIC (repeatable), e.g. the LiDAR "
+        "topic of an accuracy node, whose first scans are lost otherwise",
+    )
     return parser
 
 
@@ -286,6 +299,7 @@ def main(args: list[str] | None = None) -> int:
         parsed.wait_timeout,
         parsed.sync_topic,
         parsed.wait_for_subscribers,
+        tuple(parsed.wait_for_subscriber),
     )
     rclpy.init(args=argv)
     node = Node(NODE_NAME)
