@@ -81,10 +81,6 @@ class RuntimeFailure(SpaceClipError, RuntimeError):
     exit_code = EXIT_FAILURE
 
 
-def exit_code_for(exc: BaseException) -> int:
-    return exc.exit_code if isinstance(exc, SpaceClipError) else EXIT_FAILURE
-
-
 def run_tool(
     prog: str, main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None
 ) -> int:

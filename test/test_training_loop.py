@@ -179,3 +179,13 @@ def test_training_config_is_read_with_the_guarded_reader(tmp_path):
     empty.write_text("\n")
     with pytest.raises(ConfigError, match="empty"):
         load_train_config(empty)
+
+
+def test_evaluate_checks_the_device_like_every_tool(tmp_path, capsys):
+    """runtime.resolve_device, not torch.device: a bad device is exit 2 naming the flag."""
+    from training.evaluate import main as evaluate_main
+
+    config = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny.yaml"
+    args = ["--config", str(config), "--checkpoint", str(tmp_path)]
+    assert evaluate_main([*args, "--device", "gpu0"]) == 2
+    assert "--device: unknown device 'gpu0'" in capsys.readouterr().err

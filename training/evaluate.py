@@ -23,7 +23,6 @@ space_clip_ros.metrics, the same code the node's accuracy tools use.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import sys
@@ -39,6 +38,7 @@ from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
 from space_clip_ros.io.depth_files import read_png16
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table, valid_mask
 from space_clip_ros.model import SpaceClip, load_checkpoint
+from space_clip_ros.runtime import PRECISIONS, autocast, resolve_device
 from training.config import PROTOCOLS, ConfigError, DataConfig, TrainConfig, load_train_config
 from training.datasets import DatasetError, DepthDataset, collate_eval, make_dataset
 
@@ -105,19 +105,12 @@ def default_crops(cfg: TrainConfig, protocol: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((cfg.eval.crop, *also)))
 
 
-def autocast_for(device: torch.device, dtype: Optional[torch.dtype]):
-    """Mixed precision on CUDA when a half dtype is asked for; a no-op context otherwise."""
-    if device.type == "cuda" and dtype is not None:
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
 def predict(
     model: SpaceClip, images: torch.Tensor, flip_tta: bool, amp_dtype: Optional[torch.dtype] = None
 ) -> torch.Tensor:
     """(B,1,H,W) metres at the input size; flip TTA averages with the mirrored image's output."""
-    with autocast_for(images.device, amp_dtype):
+    with autocast(images.device, amp_dtype):
         depth = model(images).float()
         if flip_tta:
             depth = 0.5 * (depth + model(images.flip(-1)).float().flip(-1))
@@ -224,11 +217,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_train_config(args.config, args.set)
-        device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu")
-            if args.device == "auto"
-            else args.device
-        )
+        device = resolve_device(args.device, field="--device")  # cuda:N checked, not passed on
         model = load_checkpoint(
             args.checkpoint, device=device, backbone_weights=args.backbone_weights
         )
@@ -247,7 +236,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         num_workers=cfg.data.num_workers,
         collate_fn=collate_eval,
     )
-    amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+    amp = PRECISIONS[args.precision]  # runtime.autocast runs fp32 as it is
     crops = tuple(args.crop or default_crops(cfg, protocol))
     results = evaluate(
         model,

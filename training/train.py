@@ -36,10 +36,10 @@ from tqdm import tqdm
 
 from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
 from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
-from space_clip_ros.runtime import PRECISIONS, has_native_bf16, training_precision
+from space_clip_ros.runtime import PRECISIONS, autocast, has_native_bf16, training_precision
 from training.config import ConfigError, TrainConfig, load_train_config
 from training.datasets import DatasetError, collate_eval, make_dataset
-from training.evaluate import autocast_for, default_crops, evaluate, make_eval_dataset
+from training.evaluate import default_crops, evaluate, make_eval_dataset
 from training.losses import LossTerms, depth_loss
 from training.state import (
     STATE_LAST,
@@ -402,7 +402,7 @@ class Trainer:
         depth = batch["depth"].to(self.device, non_blocking=True)
         mask = batch["mask"].to(self.device, non_blocking=True)
         net = self.ddp or self.model
-        with autocast_for(self.device, self.amp_dtype):
+        with autocast(self.device, self.amp_dtype):
             pred, aux = net(images, return_aux=True)
         terms = depth_loss(pred, aux, depth, mask, self.cfg.loss)
         self.optimizer.zero_grad(set_to_none=True)
