@@ -230,6 +230,34 @@ def to_rclpy(message, cls):
     return deserialize_message(msgs.serialize(message), cls)
 
 
+def wait_for_wiring(timeout: float = 60.0) -> None:
+    """Block until the graph shows the depth node and the accuracy node connected.
+
+    The player waits only for its own matches; four lockstep frames take about a second, and on a
+    loaded machine the accuracy node's depth subscription could still be unmatched then (0 frames
+    paired). Graph entries are seen before endpoints match, hence the settle time after them.
+    """
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = Node("wiring_probe", context=context)
+        wired = wait_for(
+            lambda: (
+                node.count_publishers(f"{NS}/depth") >= 1
+                and node.count_subscribers(f"{NS}/depth") >= 1
+                and node.count_publishers(f"{NS}/depth/camera_info") >= 1
+                and node.count_subscribers(f"{NS}/depth/camera_info") >= 1
+                and node.count_subscribers(VELO_TOPIC) >= 1
+            ),
+            timeout,
+        )
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+    assert wired, "the depth and accuracy nodes never appeared in the graph"
+    time.sleep(1.0)
+
+
 def test_bag_drives_depth_node_into_accuracy_node(kitti, tmp_path, tiny_checkpoint):
     """The full chain, each piece its own process as users run it, the player in lockstep with
     the node."""
@@ -272,6 +300,7 @@ def test_bag_drives_depth_node_into_accuracy_node(kitti, tmp_path, tiny_checkpoi
         text=True,
     )
     try:
+        wait_for_wiring()
         replay = subprocess.run(
             python_entry(
                 "space_clip_ros.ros.bag_replay",
