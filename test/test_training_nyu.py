@@ -121,11 +121,9 @@ def test_config_defaults_and_validation():
         load_train_config(NYU_YAML, ["data.crop_size=[448,544]"])
 
 
-def test_missing_files_fail_in_strict_mode_and_are_skipped_in_lenient_mode(mini, tmp_path):
-    root = make_mini_nyu(tmp_path / "nyu", n_train=3, n_test=1).root
-    sample = read_nyu_filelist(root / NYU_TRAIN_LIST, root)[1]
-    sample.depth.unlink()
-    cfg = DataConfig(
+def nyu_train_config(root: Path) -> DataConfig:
+    """The training data config of a mini NYU tree, strict (the default)."""
+    return DataConfig(
         dataset="nyu",
         root=str(root),
         train_list=NYU_TRAIN_LIST,
@@ -133,6 +131,13 @@ def test_missing_files_fail_in_strict_mode_and_are_skipped_in_lenient_mode(mini,
         max_depth=10.0,
         num_workers=0,
     )
+
+
+def test_missing_files_fail_in_strict_mode_and_are_skipped_in_lenient_mode(mini, tmp_path):
+    root = make_mini_nyu(tmp_path / "nyu", n_train=3, n_test=1).root
+    sample = read_nyu_filelist(root / NYU_TRAIN_LIST, root)[1]
+    sample.depth.unlink()
+    cfg = nyu_train_config(root)
     with pytest.raises(DatasetError) as info:
         make_dataset(cfg, Path(NYU_TRAIN_LIST), train=True)
     assert (
@@ -157,14 +162,7 @@ def test_corrupt_and_wrong_size_files_fail_in_strict_mode_and_are_skipped_in_len
     Image.fromarray(np.full((240, 320), 1500, dtype=np.uint16)).save(
         samples[1].depth
     )  # a half-size depth map
-    cfg = DataConfig(
-        dataset="nyu",
-        root=str(root),
-        train_list=NYU_TRAIN_LIST,
-        crop_size=(416, 544),
-        max_depth=10.0,
-        num_workers=0,
-    )
+    cfg = nyu_train_config(root)
     strict = make_dataset(cfg, Path(NYU_TRAIN_LIST), train=True)
     with pytest.raises(DatasetError, match=str(samples[0].image)):
         strict[0]
