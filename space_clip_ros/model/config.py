@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
@@ -80,9 +81,28 @@ class DecoderConfig:
 
 
 @dataclass
+class CameraConfig:
+    """The camera the decoder was trained under (docs/ARCHITECTURE.md, "Camera geometry").
+
+    The decoder reads metres from apparent size, i.e. from the focal length in the encoder's
+    pixels: the training crops (crop_size) resampled to backbone.input_size, with these
+    intrinsics. Inference maps every input camera onto it (model/canonical_camera.py). Written
+    by training/ and space-clip-import; a checkpoint without it gets no mapping (and says so).
+    """
+
+    crop_size: tuple[int, int]  # (height, width) of the training crops, pixels
+    focal: tuple[float, float]  # (fx, fy) of the crops, pixels
+    # (cx, cy) in crop pixels (pixel centres at integers): where the optical axis sat in the
+    # crops, on average over the training crops (flips included).
+    principal_point: tuple[float, float]
+    source: str = ""  # where the numbers come from, for people: dataset, calibration, recipe
+
+
+@dataclass
 class SpaceClipConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    camera: Optional[CameraConfig] = None  # None: a checkpoint from before the record existed
     version: int = CONFIG_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -248,7 +268,23 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
             )
     if b.std is not None and min(b.std) <= 0:
         raise bad("backbone.std", f"is {list(b.std)}", "use positive standard deviations")
+    if cfg.camera is not None:
+        _validate_camera(cfg.camera, bad)
     check_sizes(cfg, source)
+
+
+def _validate_camera(c: CameraConfig, bad: Any) -> None:
+    if len(c.crop_size) != 2 or min(c.crop_size) <= 0:
+        raise bad("camera.crop_size", f"is {quote(list(c.crop_size))}", "give [height, width] > 0")
+    if len(c.focal) != 2 or not all(math.isfinite(f) and f > 0 for f in c.focal):
+        raise bad("camera.focal", f"is {quote(list(c.focal))}", "give [fx, fy] in pixels, > 0")
+    (height, width), point = c.crop_size, c.principal_point
+    if len(point) != 2 or not (-0.5 < point[0] < width - 0.5 and -0.5 < point[1] < height - 0.5):
+        raise bad(
+            "camera.principal_point",
+            f"is {quote(list(point))}, not inside the {width}x{height} crop",
+            "give [cx, cy] in the crop's pixels (pixel centres at integers)",
+        )
 
 
 def to_plain(value: Any) -> Any:
@@ -290,9 +326,13 @@ def build_dataclass(cls: type, data: Any, source: str, prefix: str = "") -> Any:
                 fix=f"remove it or correct the name ({hint})",
             )
     kwargs = {}
-    for name in names:
-        if name in data:
-            kwargs[name] = _coerce(hints[name], data[name], source, f"{prefix}{name}")
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _coerce(hints[f.name], data[f.name], source, f"{prefix}{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(
+                f"field '{prefix}{f.name}' is missing", source=source, fix="give it a value"
+            )
     return cls(**kwargs)
 
 

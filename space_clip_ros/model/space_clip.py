@@ -11,8 +11,10 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import roi_align
 
 from .backbone import ClipVisionBackbone
+from .canonical_camera import PAD_VALUE, CameraView
 from .config import ConfigError, SpaceClipConfig
 from .decoder import SpaceClipDecoder
 
@@ -72,6 +74,58 @@ def resize_to_encoder(x: torch.Tensor, size: tuple[int, int], method: str) -> to
     return levels.div(255.0).to(x.dtype)
 
 
+def view_to_encoder(
+    images: torch.Tensor, view: CameraView, size: tuple[int, int], method: str
+) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] to the size encoder input of a view: resize_to_encoder to
+    the footprint, placed on a PAD_VALUE canvas (cut where the footprint reaches past it)."""
+    if tuple(images.shape[-2:]) != tuple(view.image_size):
+        raise ValueError(
+            f"the view was made for {view.image_size[1]}x{view.image_size[0]} images, got "
+            f"{images.shape[-1]}x{images.shape[-2]}: plan the view for this image size"
+        )
+    if tuple(view.encoder_size) != tuple(size):
+        raise ValueError(
+            f"the view was planned for a {tuple(view.encoder_size)} encoder input, this "
+            f"model's is {tuple(size)}"
+        )
+    resized = resize_to_encoder(images, view.footprint[2:], method)
+    return F.pad(resized, view.padding, mode="constant", value=PAD_VALUE)
+
+
+def view_to_image(
+    depth: torch.Tensor, view: CameraView, out_size: tuple[int, int]
+) -> torch.Tensor:
+    """Decoder depth (B, 1, h, w) over a view's canvas to metres on the input image's pixel grid
+    at out_size: (B, 1, H_out, W_out) float32, NaN where the view cut the image off.
+
+    roi_align samples the footprint's rectangle: bilinear, averaging several samples per output
+    pixel when shrinking (torchvision's kernel, on the depth's device).
+    """
+    top, left, height, width = view.footprint
+    sy, sx = depth.shape[-2] / view.encoder_size[0], depth.shape[-1] / view.encoder_size[1]
+    box = [left * sx, top * sy, (left + width) * sx, (top + height) * sy]
+    boxes = torch.tensor([[i, *box] for i in range(depth.shape[0])], dtype=torch.float32)
+    with torch.autocast(depth.device.type, enabled=False):
+        out = roi_align(depth.float(), boxes.to(depth.device), tuple(out_size), aligned=True)
+        out = out * float(view.depth_scale)
+    if not view.covers_image:
+        out = out * _inside_canvas(view, out_size, depth.device)
+    return out
+
+
+def _inside_canvas(
+    view: CameraView, out_size: tuple[int, int], device: torch.device
+) -> torch.Tensor:
+    """1 where an output pixel's centre falls on the encoder canvas, NaN where it was cut."""
+    top, left, height, width = view.footprint
+    (canvas_h, canvas_w), (out_h, out_w) = view.encoder_size, out_size
+    u = left + (torch.arange(out_w, device=device) + 0.5) * width / out_w
+    v = top + (torch.arange(out_h, device=device) + 0.5) * height / out_h
+    inside = ((v >= 0) & (v < canvas_h))[:, None] & ((u >= 0) & (u < canvas_w))
+    return torch.where(inside, 1.0, float("nan"))
+
+
 class SpaceClip(nn.Module):
     def __init__(self, config: SpaceClipConfig, backbone_weights: str | None = None) -> None:
         super().__init__()
@@ -92,16 +146,27 @@ class SpaceClip(nn.Module):
         images: torch.Tensor,
         output_size: tuple[int, int] | None = None,
         return_aux: bool = False,
+        view: CameraView | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Metric depth (B, 1, H_out, W_out) for RGB images (B, 3, H, W) in [0, 1].
 
         output_size defaults to the input size; aux maps (return_aux) stay at their stage
         resolution so the loss can resize them to whatever ground truth it compares with.
+        view (canonical_camera.canonical_view / plan_view): show the encoder the input as the
+        training camera and return metres for the input camera; None resizes the whole frame
+        to the encoder (the training crops' path, and checkpoints without a camera record).
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+        if view is not None and return_aux:
+            raise ValueError("return_aux is for training, which feeds crops without a view")
         out_size = tuple(output_size) if output_size is not None else tuple(images.shape[-2:])
-        resized = resize_to_encoder(images, self.input_size, self.config.backbone.input_resize)
+        method = self.config.backbone.input_resize
+        resized = (
+            resize_to_encoder(images, self.input_size, method)
+            if view is None
+            else view_to_encoder(images, view, self.input_size, method)
+        )
         x = self.backbone.normalize(resized)
         d = self.config.decoder
         with torch.no_grad():
@@ -114,6 +179,8 @@ class SpaceClip(nn.Module):
             feats.global_embedding.to(dtype),
             return_aux=return_aux,
         )
+        if view is not None:
+            return view_to_image(depth, view, out_size)
         with torch.autocast(depth.device.type, enabled=False):  # fp32 out: no depth terraces
             depth = resize_bilinear(depth.float(), out_size)
         return (depth, aux) if return_aux else depth
