@@ -37,6 +37,7 @@ from tqdm import tqdm
 from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
 from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
 from space_clip_ros.runtime import PRECISIONS, autocast, has_native_bf16, training_precision
+from training.camera import record_camera
 from training.config import ConfigError, TrainConfig, load_train_config
 from training.datasets import DatasetError, collate_eval, make_dataset
 from training.evaluate import default_crops, evaluate, make_eval_dataset
@@ -173,6 +174,8 @@ class Trainer:
             )
         self.local_batch = cfg.optim.batch_size // self.world
 
+        record_camera(cfg, "the training config")
+        LOG.info("training camera (checkpoint record): %s", cfg.model.camera)
         self.model: SpaceClip = build_model(cfg.model).to(self.device)
         self.amp_dtype = amp_dtype_for(cfg.run.precision, self.device)
         if self.device.type == "cuda":
