@@ -15,7 +15,6 @@ from space_clip_ros.model import build_model, load_checkpoint, save_checkpoint
 from space_clip_ros.model.canonical_camera import (
     KITTI_FRAME,
     NYU_FRAME,
-    PAD_VALUE,
     CameraView,
     assumed_intrinsics,
     canonical_view,
@@ -92,15 +91,15 @@ def test_encoder_intrinsics_agree_with_the_pixels_view_to_encoder_moves():
     u, v = 500, 100
     image[..., v - 4 : v + 5, u - 4 : u + 5] = 1.0
     encoded = view_to_encoder(image, view, (224, 224), "bilinear_antialias")[0, 0]
-    inside = encoded.clone()
-    inside[encoded == PAD_VALUE] = 0.0
-    row, col = np.unravel_index(int(inside.argmax()), inside.shape)
+    row, col = np.unravel_index(int(encoded.argmax()), encoded.shape)
     ray = ((u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy)
     assert abs(seen.fx * ray[0] + seen.cx - col) <= 1.0
     assert abs(seen.fy * ray[1] + seen.cy - row) <= 1.0
-    # the canvas outside the footprint is the padding colour
+    # the canvas around the footprint repeats the image's edge pixels
     top, left, height, width = view.footprint
-    assert torch.all(encoded[:, :left] == PAD_VALUE) and torch.all(encoded[:top] == PAD_VALUE)
+    assert left > 0 and top > 0
+    assert torch.equal(encoded[:, :left], encoded[:, left : left + 1].expand(-1, left))
+    assert torch.equal(encoded[:top], encoded[top].expand(top, -1))
 
 
 def test_a_perfect_decoder_gives_the_input_cameras_metres_and_its_cloud():

@@ -33,7 +33,6 @@ from torch.utils.data import Dataset
 
 from space_clip_ros.errors import InputError
 from space_clip_ros.io.depth_files import NYU_DEPTH_SCALE, read_png16
-from space_clip_ros.model.canonical_camera import PAD_VALUE
 from training.config import DataConfig
 
 LOG = logging.getLogger(__name__)
@@ -179,16 +178,16 @@ def zoom_crop(
     A camera with s times the focal length sees a 1/s-size window of the frame at crop_size;
     the decoder, told to read it as the recorded camera, must answer depth / s, which is what
     inference multiplies back by its view's depth_scale (space_clip_ros/model/canonical_camera).
-    A window larger than the frame (s < 1) holds the frame at a random place, padded with the
-    colour inference pads with (PAD_VALUE) and with depth 0 (no ground truth).
+    A window larger than the frame (s < 1) holds the frame at a random place, padded as
+    inference pads (the edge pixels repeated, PAD_MODE) with depth 0 (no ground truth).
     """
     s = float(np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1]))))
     (ch, cw), (h, w) = crop_size, depth.shape
     wh, ww = max(round(ch / s), 1), max(round(cw / s), 1)
     top = int(rng.integers(min(0, h - wh), max(0, h - wh) + 1))
     left = int(rng.integers(min(0, w - ww), max(0, w - ww) + 1))
-    image = _window(image, top, left, wh, ww, PAD_VALUE)
-    depth = _window(depth, top, left, wh, ww, 0.0)
+    image = _window(image, top, left, wh, ww, mode="edge")  # numpy's name for "replicate"
+    depth = _window(depth, top, left, wh, ww, mode="constant")
     shrink = cv2.INTER_AREA if wh > ch else cv2.INTER_LINEAR
     image = cv2.resize(image, (cw, ch), interpolation=shrink)
     depth = cv2.resize(depth, (cw, ch), interpolation=cv2.INTER_NEAREST)
@@ -196,13 +195,14 @@ def zoom_crop(
     return image, depth / np.float32(np.sqrt((ch / wh) * (cw / ww)))
 
 
-def _window(array: np.ndarray, top: int, left: int, height: int, width: int, fill: float):
-    """array[top:top+height, left:left+width], filled with `fill` where it leaves the array."""
-    out = np.full((height, width) + array.shape[2:], fill, dtype=np.float32)
+def _window(array: np.ndarray, top: int, left: int, height: int, width: int, mode: str):
+    """array[top:top+height, left:left+width], padded by np.pad's mode where it leaves the
+    array (constant: zeros)."""
     h, w = array.shape[:2]
     y0, x0, y1, x1 = max(top, 0), max(left, 0), min(top + height, h), min(left + width, w)
-    out[y0 - top : y1 - top, x0 - left : x1 - left] = array[y0:y1, x0:x1]
-    return out
+    margins = [(y0 - top, top + height - y1), (x0 - left, left + width - x1)]
+    margins += [(0, 0)] * (array.ndim - 2)
+    return np.pad(array[y0:y1, x0:x1], margins, mode=mode).astype(np.float32, copy=False)
 
 
 def _rotate_float(array: np.ndarray, angle: float, resample: int) -> np.ndarray:

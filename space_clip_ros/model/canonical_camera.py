@@ -11,13 +11,13 @@ optical axis in the frame cannot be fixed after the fact: the region's shape and
 them. The encoder size cancels out: the rule works in fractions of the region.
 
 The rule (docs/ARCHITECTURE.md, "Camera geometry"): the smallest region of the input that
-(1) contains every pixel of the image (the rest is padding, PAD_VALUE), (2) has the canonical
+(1) contains every pixel of the image (the rest is padding, PAD_MODE), (2) has the canonical
 normalised anisotropy, (3) puts the principal point where it sat, on average, in the training
 crops; one encoder pass, then depth times k on the input's own pixel grid. Pure Python: the
 torch side that applies a view is in space_clip.py (view_to_encoder, view_to_image).
 The padding is added at the encoder's resolution (the image is resized to its footprint in the
-encoder input, then placed on a PAD_VALUE canvas), so a view never allocates a padded
-full-resolution frame.
+encoder input, then padded to the canvas), so a view never allocates a padded full-resolution
+frame.
 """
 
 from __future__ import annotations
@@ -36,9 +36,12 @@ from .config import CameraConfig
 KITTI_FRAME = Intrinsics(fx=721.5377, fy=721.5377, cx=609.5593, cy=172.854, width=1242, height=375)
 NYU_FRAME = Intrinsics(fx=518.8579, fy=519.4696, cx=325.5824, cy=253.7362, width=640, height=480)
 
-# Padding colour (RGB in [0, 1]) around an image inside its view, also used by the training
-# augmentation's zoom-out (training/datasets.py), so the decoder learns what padding looks like.
-PAD_VALUE = 0.5
+# How the canvas around an image is filled: its edge pixels repeated outwards (torch's
+# "replicate", numpy's "edge"), here and in the training augmentation's zoom-out
+# (training/datasets.py). Measured against a constant grey (bench/RESULTS.md, "Camera"): a
+# decoder never trained on padding reads a grey band as content; repeated edges keep the
+# scene's colours and the road's texture statistics.
+PAD_MODE = "replicate"
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class CameraView:
     """Where an input image sits in the encoder's input, and how its depth is made metric.
 
     The image is resized to footprint's (height, width) and placed with its top-left corner at
-    footprint's (top, left) in an encoder_size canvas filled with PAD_VALUE; a footprint that
+    footprint's (top, left) in an encoder_size canvas, padded by PAD_MODE; a footprint that
     reaches past the canvas is cut there (those pixels get no depth, NaN). Padding at the
     encoder's resolution costs nothing however far the view reaches past the image.
     depth_scale: the decoder's depth times this is metres on the input camera.

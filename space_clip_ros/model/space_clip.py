@@ -14,7 +14,7 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from .backbone import ClipVisionBackbone
-from .canonical_camera import PAD_VALUE, CameraView
+from .canonical_camera import PAD_MODE, CameraView
 from .config import ConfigError, SpaceClipConfig
 from .decoder import SpaceClipDecoder
 
@@ -78,7 +78,8 @@ def view_to_encoder(
     images: torch.Tensor, view: CameraView, size: tuple[int, int], method: str
 ) -> torch.Tensor:
     """(B, 3, H, W) RGB in [0, 1] to the size encoder input of a view: resize_to_encoder to
-    the footprint, placed on a PAD_VALUE canvas (cut where the footprint reaches past it)."""
+    the footprint, placed on the canvas, the rest filled by repeating the image's edge pixels
+    (PAD_MODE; cut where the footprint reaches past the canvas)."""
     if tuple(images.shape[-2:]) != tuple(view.image_size):
         raise ValueError(
             f"the view was made for {view.image_size[1]}x{view.image_size[0]} images, got "
@@ -90,7 +91,13 @@ def view_to_encoder(
             f"model's is {tuple(size)}"
         )
     resized = resize_to_encoder(images, view.footprint[2:], method)
-    return F.pad(resized, view.padding, mode="constant", value=PAD_VALUE)
+    left, right, top, bottom = view.padding
+    height, width = resized.shape[-2:]
+    kept = resized[
+        ..., max(-top, 0) : height - max(-bottom, 0), max(-left, 0) : width - max(-right, 0)
+    ]
+    margins = (max(left, 0), max(right, 0), max(top, 0), max(bottom, 0))
+    return F.pad(kept, margins, mode=PAD_MODE) if any(margins) else kept
 
 
 def view_to_image(
