@@ -12,6 +12,7 @@ import yaml
 
 from space_clip_ros.errors import ConfigError
 from space_clip_ros.model import load_checkpoint
+from space_clip_ros.model.canonical_camera import KITTI_FRAME
 from training.camera import record_camera, training_camera
 from training.config import DataConfig, load_train_config
 from training.datasets import augment, zoom_crop
@@ -147,3 +148,19 @@ def test_a_training_run_writes_the_camera_into_every_checkpoint(tmp_path):
         assert load_checkpoint(tmp_path / "run" / "checkpoints" / name).config.camera == expected
     resolved = load_train_config(tmp_path / "run" / "train_config.yaml")
     assert resolved.model.camera == expected
+
+
+def test_without_intrinsics_the_calibration_follows_the_frames_size(tmp_path):
+    """A mini dataset's 160x60 frames get KITTI's calibration scaled to 160x60 (the record of
+    the default recipe would put the principal point outside their crops); declared
+    intrinsics must be those of the frames."""
+    mini = make_mini_kitti(tmp_path / "kitti", n_train=2, n_test=1, size=(60, 160))
+    overrides = [f"data.root={mini.root}", f"run.out_dir={tmp_path / 'run'}", "optim.batch_size=2"]
+    trainer = Trainer(load_train_config(CONFIGS / "tiny.yaml", overrides))
+    scaled = KITTI_FRAME.scaled(160, 60)
+    camera = trainer.model.config.camera
+    assert camera.focal == (scaled.fx, scaled.fy) and camera.crop_size == (48, 96)
+    assert camera.principal_point[1] == pytest.approx(scaled.cy - 4 - 4)
+    wrong = [*overrides, "data.intrinsics=[180.0, 180.0, 79.5, 25.0, 1242, 375]"]
+    with pytest.raises(ConfigError, match=r"data\.intrinsics: is for 1242x375 frames.*160x60"):
+        Trainer(load_train_config(CONFIGS / "tiny.yaml", wrong))

@@ -50,7 +50,8 @@ class DataConfig:
     # "Camera"). [1, 1]: off, the paper's recipe.
     focal_scale: tuple[float, float] = (1.0, 1.0)
     # The dataset frames' camera [fx, fy, cx, cy, width, height], recorded in the checkpoint
-    # (model.camera) with the crops; null: KITTI 2011_09_26 or NYU's Kinect (canonical_camera).
+    # (model.camera) with the crops; null: KITTI 2011_09_26 or NYU's Kinect calibration
+    # (canonical_camera), scaled to the size of the first training frame.
     intrinsics: Optional[list[float]] = None
     hflip: bool = True
     color_range: tuple[float, float] = (0.9, 1.1)  # gamma, brightness and per-channel factors

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
 from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
 from space_clip_ros.runtime import PRECISIONS, autocast, has_native_bf16, training_precision
-from training.camera import record_camera
+from training.camera import first_frame_size, record_camera
 from training.config import ConfigError, TrainConfig, load_train_config
 from training.datasets import DatasetError, collate_eval, make_dataset
 from training.evaluate import default_crops, evaluate, make_eval_dataset
@@ -174,8 +174,6 @@ class Trainer:
             )
         self.local_batch = cfg.optim.batch_size // self.world
 
-        record_camera(cfg, "the training config")
-        LOG.info("training camera (checkpoint record): %s", cfg.model.camera)
         self.model: SpaceClip = build_model(cfg.model).to(self.device)
         self.amp_dtype = amp_dtype_for(cfg.run.precision, self.device)
         if self.device.type == "cuda":
@@ -194,6 +192,9 @@ class Trainer:
         self.train_set = make_dataset(
             cfg.data, Path(cfg.data.train_list), train=True, seed=cfg.run.seed
         )
+        record_camera(cfg, "the training config", first_frame_size(self.train_set))
+        self.model.config.camera = cfg.model.camera  # what every checkpoint records
+        LOG.info("training camera (the checkpoints' record): %s", cfg.model.camera)
         self.sampler = ResumableSampler(
             DistributedSampler(
                 self.train_set, self.world, self.rank, shuffle=True, seed=cfg.run.seed
