@@ -37,7 +37,6 @@ from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
 from space_clip_ros.evaluation.pairing import StampPairer
 from space_clip_ros.evaluation.report import AccuracyReport
 from space_clip_ros.evaluation.transforms import lookup_static
-from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
 from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, load_calibration
 from space_clip_ros.metrics import METRIC_NAMES
@@ -112,7 +111,9 @@ class AccuracyNode(Node):
         self.static_transforms: dict[tuple[str, str], Any] = {}
         self.report = AccuracyReport(self.settings)
         self.pairer: StampPairer = StampPairer(slop_ns=int(max_dt * 1e9))
-        self.intrinsics: Optional[Intrinsics] = None
+        # Each depth image is read with the depth/camera_info of its own stamp (the two topics
+        # arrive in either order, as message_filters' ExactTime pairs them).
+        self.depth_with_info: StampPairer = StampPairer(slop_ns=0)
 
         qos = make_qos("best_available", 10)
         self.create_subscription(Image, "depth", self._on_depth, qos)
@@ -124,11 +125,13 @@ class AccuracyNode(Node):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         # A driver that publishes an unset CameraInfo (zero P and K, or zero size) must not take
-        # the node down: keep the last good intrinsics and say why this one was refused.
+        # the node down: its depth image goes unscored, and the log says why.
         try:
-            self.intrinsics = intrinsics_from_camera_info(msg)
+            intrinsics = intrinsics_from_camera_info(msg)
         except CameraInfoError as err:
             self.get_logger().error(f"depth/camera_info ignored: {err}", throttle_duration_sec=5.0)
+            return
+        self._on_depth_with_info(self.depth_with_info.add_second(stamp_ns(msg), intrinsics))
 
     def _on_tf_static(self, msg: Any) -> None:
         for transform in msg.transforms:
@@ -137,19 +140,19 @@ class AccuracyNode(Node):
             )
 
     def _on_depth(self, msg: Image) -> None:
-        if self.intrinsics is None:
-            self.get_logger().warning(
-                "depth without depth/camera_info yet: frame skipped", throttle_duration_sec=5.0
-            )
-            return
         try:
             depth = depth_image_to_metres(msg)
         except ValueError as err:
             self.get_logger().error(f"depth frame skipped: {err}", throttle_duration_sec=5.0)
             return
-        self._evaluate(
-            self.pairer.add_first(stamp_ns(msg), (depth, self.intrinsics, msg.header.frame_id))
-        )
+        pair = self.depth_with_info.add_first(stamp_ns(msg), (depth, msg.header.frame_id))
+        self._on_depth_with_info(pair)
+
+    def _on_depth_with_info(self, pair: Optional[tuple]) -> None:
+        if pair is None:
+            return
+        stamp, (depth, camera_frame), intrinsics = pair
+        self._evaluate(self.pairer.add_first(stamp, (depth, intrinsics, camera_frame)))
 
     def _on_points(self, msg: PointCloud2) -> None:
         try:

@@ -20,7 +20,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 
 from space_clip_ros.errors import ConfigError
-from space_clip_ros.io.image_decoding import DEFAULT_MAX_PIXELS
+from space_clip_ros.io.limits import DEFAULT_MAX_PIXELS
 from space_clip_ros.ros.qos import INPUT_RELIABILITY_CHOICES, OUTPUT_RELIABILITY_CHOICES
 
 ParamValue = Union[bool, int, float, str]
