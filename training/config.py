@@ -13,6 +13,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from space_clip_ros.errors import quote
 from space_clip_ros.metrics import BOUNDARY_RULES, BoundaryRule
 from space_clip_ros.model.config import (
     ConfigError,
@@ -161,13 +162,43 @@ def apply_override(data: dict, assignment: str) -> None:
     node[parts[-1]] = value
 
 
+def read_recipe(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A recipe's plain data, with `base: other.yaml` (relative to the file) merged under it.
+
+    An arm of a comparison (the semantic-only control) is its base recipe plus the fields that
+    differ, so the two cannot drift apart the way two copied files would.
+    """
+    # the same guarded reader as a checkpoint's config.yaml: size cap, UTF-8, no aliases
+    data = read_yaml_file(path, "a training config, e.g. training/configs/kitti.yaml")
+    if not isinstance(data, dict) or "base" not in data:
+        return data
+    base = data.pop("base")
+    if not isinstance(base, str) or not base:
+        raise ConfigError(
+            f"is {quote(base, 80)}", source=path, field="base", fix="name a recipe file"
+        )
+    base_path = (path.parent / base).resolve()
+    if base_path in chain or base_path == path.resolve():
+        raise ConfigError(
+            "recipes name each other as base", source=path, field="base", fix="break the cycle"
+        )
+    return _merged(read_recipe(base_path, (*chain, path.resolve())), data)
+
+
+def _merged(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        both_sections = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both_sections else value
+    return merged
+
+
 def load_train_config(path: Optional[Union[str, Path]], overrides: list[str] = ()) -> TrainConfig:
     data: dict = {}
     source = "<defaults>"
     if path is not None:
         source = str(path)
-        # the same guarded reader as a checkpoint's config.yaml: size cap, UTF-8, no aliases
-        data = read_yaml_file(Path(path), "a training config, e.g. training/configs/kitti.yaml")
+        data = read_recipe(Path(path))
     for assignment in overrides:
         apply_override(data, assignment)
     cfg = build_dataclass(TrainConfig, data, source, "")
