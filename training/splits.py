@@ -161,7 +161,8 @@ def _digest(data: bytes) -> str:
 
 
 def _list_lines(path: Path, what: str) -> list[str]:
-    """Stripped non-empty lines; duplicates refused (a frame twice would weigh double)."""
+    """Stripped non-empty lines, as listed (a repeated frame is kept, with a warning: both copies
+    are in one group, so the split stays clean; the list's weighting is the list's)."""
     try:
         lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     except OSError as exc:
@@ -171,12 +172,9 @@ def _list_lines(path: Path, what: str) -> list[str]:
             fix="run training/prepare_kitti.py (KITTI) or copy the BTS/AdaBins lists into "
             "<root>/splits/ (NYU; training/README.md)",
         ) from exc
-    seen: set[str] = set()
-    for line in lines:
-        image = line.split()[0]
-        if image in seen:
-            raise InputError(f"{quote(image)} is listed twice", source=path, fix="deduplicate it")
-        seen.add(image)
+    repeated = len(lines) - len({line.split()[0] for line in lines})
+    if repeated:
+        LOG.warning("%s: %d image(s) listed more than once; kept as listed", path, repeated)
     return lines
 
 
