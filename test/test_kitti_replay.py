@@ -215,6 +215,10 @@ def test_accuracy_node_reports_live_metrics(kitti, ros, tmp_path):
     assert mean.name == "space_clip_accuracy: mean" and mean.message.endswith(f"{FRAMES} frames")
     assert values["abs_rel"] == pytest.approx(0.1, rel=1e-4)
     assert values["delta1"] == 1.0
+    # boundary / interior (sparse rule) ride along, per frame, with their pixel counts
+    per_frame = {kv.key: float(kv.value) for kv in frame.values}
+    assert per_frame["boundary_0.05/pixels"] + per_frame["interior_0.05/pixels"] > 0
+    assert values["interior_0.05/abs_rel"] == pytest.approx(0.1, rel=1e-4)
     assert stamp(diagnostics[0]) == drive.stamps("image_02")[0]
     accuracy.finish()
     written = json.loads(report.read_text())

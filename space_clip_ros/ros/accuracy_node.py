@@ -10,7 +10,10 @@ Publishes:
   accuracy            diagnostic_msgs/DiagnosticArray, one message per paired frame with two
                       statuses, "space_clip_accuracy: frame" and "space_clip_accuracy: mean", whose
                       values are the metrics (abs_rel, sq_rel, rmse, rmse_log, log10, silog,
-                      delta1..3); a standard type rqt_runtime_monitor and `ros2 topic echo` show.
+                      delta1..3), then the same near and away from LiDAR depth discontinuities
+                      ('boundary_0.05/abs_rel', 'interior_0.05/...', with '.../pixels' counts;
+                      space_clip_ros.metrics.boundary_masks, sparse rule); a standard type
+                      rqt_runtime_monitor and `ros2 topic echo` show.
 At shutdown it prints the metrics table and writes `output_json` if set (same format as
 space-clip-bag-accuracy --json).
 
@@ -35,12 +38,11 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from space_clip_ros.errors import ConfigError, quote
 from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
 from space_clip_ros.evaluation.pairing import StampPairer
-from space_clip_ros.evaluation.report import AccuracyReport
+from space_clip_ros.evaluation.report import AccuracyReport, diagnostic_values
 from space_clip_ros.evaluation.transforms import lookup_static
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
 from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, load_calibration
-from space_clip_ros.metrics import METRIC_NAMES
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
 from space_clip_ros.ros.node_cli import handle_help
 from space_clip_ros.ros.qos import make_qos
@@ -192,7 +194,7 @@ class AccuracyNode(Node):
             ),
             _status(
                 "mean",
-                self.report.running.mean(),
+                self.report.mean(),
                 self.report.running.count > 0,
                 f"{self.report.running.count} frames",
             ),
@@ -217,7 +219,7 @@ def _status(kind: str, metrics: dict[str, float], ok: bool, message: str) -> Dia
         name=f"{NODE_NAME}: {kind}",
         message=f"{summary} {message}".strip(),
         hardware_id="",
-        values=[KeyValue(key=name, value=f"{metrics[name]:.6g}") for name in METRIC_NAMES],
+        values=[KeyValue(key=key, value=value) for key, value in diagnostic_values(metrics)],
     )
 
 
