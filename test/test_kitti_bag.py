@@ -142,6 +142,7 @@ def test_frame_range_and_stream_selection(drive_dir: Path, tmp_path: Path):
                 "--end",
                 "3",
                 "--no-velodyne",
+                "--no-oxts",
                 "--no-progress",
             ]
         )

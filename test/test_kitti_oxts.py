@@ -274,7 +274,7 @@ def test_no_oxts_flag_leaves_the_oxts_topics_and_imu_chain_out(oxts_drive, tmp_p
 
 
 def test_drive_without_oxts_converts_without_them(tmp_path: Path, caplog):
-    drive_dir = write_synthetic_drive(tmp_path, frames=2)
+    drive_dir = write_synthetic_drive(tmp_path, frames=2, oxts=False)
     out = tmp_path / "bag"
     assert kitti2bag([str(drive_dir), "-o", str(out), "--no-progress"]) == 0
     assert not OXTS_TOPICS & set(read_bag(out))

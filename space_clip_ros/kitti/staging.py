@@ -101,14 +101,14 @@ def remove_stale(output: Path) -> list[Path]:
 
 
 @contextmanager
-def staged_folder(output: Path) -> Iterator[Path]:
+def staged_folder(
+    output: Path, exists_fix: str = "remove it or pass another --output"
+) -> Iterator[Path]:
     """A path to write `output` to, inside a fresh hidden staging folder beside it; renamed to
     `output` when the block succeeds, deleted with everything in it when it raises (Ctrl-C
-    included)."""
+    included). An existing `output` is refused, with `exists_fix` as the fix."""
     if output.exists():
-        raise ConfigError(
-            "already exists", source=output, fix="remove it or pass another --output"
-        )
+        raise ConfigError("already exists", source=output, fix=exists_fix)
     output.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(output)
     staging = Path(
