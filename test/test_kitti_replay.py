@@ -242,7 +242,7 @@ def test_accuracy_node_reports_live_metrics(kitti, ros, tmp_path):
     assert written["duplicate_depth_frames"] == 1 and written["error"] is None
     assert written["model"] == {
         "depth_node": "/fake_depth_node",
-        "trained": False,
+        "trained_checkpoint": False,
         "device": "cpu",
         "precision": "fp32",
         "backend": "pytorch",
@@ -303,7 +303,7 @@ def test_no_frame_with_ground_truth_is_an_error_that_says_why(kitti, tmp_path, c
         written = json.loads(report.read_text())
         assert written["frames_paired"] == 0 and written["mean"]["abs_rel"] is None
         assert written["error"].startswith("no PointCloud2 arrived on /kitti/velo/pointcloud")
-        assert written["model"] == {"trained": None}
+        assert written["model"] == {"trained_checkpoint": None}
         node.destroy_node()
     finally:
         rclpy.try_shutdown()

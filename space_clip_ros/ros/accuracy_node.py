@@ -23,10 +23,12 @@ message_filters is not available as a pip wheel, and this pairing is a few lines
 stamp is scored once: a bag played again, or a second depth node on the topic, gives duplicates
 that are counted and ignored.
 
-Whether the model was trained is read from /diagnostics: the `trained_checkpoint` value of the
-depth node that publishes our `depth` topic (found in the graph). That node is the one place that
-knows what it loaded (a params file, an override, no checkpoint at all); a launch argument could
-disagree with it. Without such a status (recorded depth, another depth source) the JSON says null.
+Whether the model was trained (JSON `model.trained_checkpoint`: true when the depth node loaded a
+checkpoint, false for its untrained decoder) is read from /diagnostics: the `trained_checkpoint`
+value of the depth node that publishes our `depth` topic (found in the graph), with its device,
+precision and backend. That node is the one place that knows what it loaded (a params file, an
+override, no checkpoint at all); a launch argument could disagree with it. Without such a status
+(recorded depth, another depth source), or if it changed during the run, the JSON says null.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ class AccuracyNode(Node):
             values = {kv.key: kv.value for kv in status.values if kv.key in MODEL_KEYS}
             trained = values.pop(TRAINED_KEY) == "true"
             self.trained_seen.add(trained)
-            self.model = {"depth_node": node, "trained": trained, **values}
+            self.model = {"depth_node": node, TRAINED_KEY: trained, **values}
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         # A driver that publishes an unset CameraInfo (zero P and K, or zero size) must not take
@@ -292,7 +294,7 @@ class AccuracyNode(Node):
         """The JSON report: the metrics (AccuracyReport), the model, duplicates, any error."""
         return {
             **self.report.as_dict(),
-            "model": {**self.model, "trained": self.trained()},
+            "model": {**self.model, TRAINED_KEY: self.trained()},
             "duplicate_depth_frames": self.pairer.duplicates,
             "error": self.failure(),
         }
