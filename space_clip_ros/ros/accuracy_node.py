@@ -135,6 +135,11 @@ class AccuracyNode(Node):
         self.skipped: list[str] = []  # why paired frames were not scored (transform, image)
         self.model: dict[str, Any] = {}  # the depth node's MODEL_KEYS from /diagnostics
         self.trained_seen: set[bool] = set()
+        # Resolved now: finish() runs when the context may already be shut down.
+        self.topics = {
+            name: self.resolve_topic_name(name)
+            for name in ("depth", "depth/camera_info", "lidar_points")
+        }
 
         qos = make_qos("best_available", 10)
         self.create_subscription(Image, "depth", self._on_depth, qos)
@@ -147,7 +152,7 @@ class AccuracyNode(Node):
 
     def _depth_node_names(self) -> set[str]:
         """Fully qualified names of the nodes publishing our `depth` topic."""
-        topic = self.resolve_topic_name("depth")
+        topic = self.topics["depth"]
         return {
             f"{info.node_namespace.rstrip('/')}/{info.node_name}"
             for info in self.get_publishers_info_by_topic(topic)
@@ -263,7 +268,7 @@ class AccuracyNode(Node):
         """Why no frame got ground truth (the first cause a user can act on); None if some did."""
         if self.report.running.count:
             return None
-        depth, lidar = self.resolve_topic_name("depth"), self.resolve_topic_name("lidar_points")
+        depth, lidar = self.topics["depth"], self.topics["lidar_points"]
         if self.report.frames:
             return (
                 f"none of the {len(self.report.frames)} paired frames had a LiDAR return inside "
@@ -281,7 +286,7 @@ class AccuracyNode(Node):
                 "(kitti_replay.launch.py lidar_topic:=..., or -r lidar_points:=...)"
             )
         if self.received["without_camera_info"] == self.received["depth"]:
-            return f"no valid CameraInfo arrived on {self.resolve_topic_name('depth/camera_info')}"
+            return f"no valid CameraInfo arrived on {self.topics['depth/camera_info']}"
         if self.skipped:
             return f"{len(self.skipped)} paired frames could not be scored: {self.skipped[-1]}"
         return (
