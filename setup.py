@@ -45,6 +45,7 @@ setup(
             f"space-clip-depth = {PACKAGE}.predict:deprecated_main",  # old name, one release
             f"space-clip-demo = {PACKAGE}.ros.demo:main",
             f"space-clip-kitti2bag = {PACKAGE}.kitti.to_bag:main",
+            f"space-clip-generate-drive = {PACKAGE}.kitti.generated_drive:main",
             f"space-clip-bag-accuracy = {PACKAGE}.kitti.bag_accuracy:main",
             f"space-clip-verify = {PACKAGE}.inference.verify:main",
             f"space-clip-import = {PACKAGE}.model.import_reference:main",

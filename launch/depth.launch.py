@@ -5,8 +5,11 @@
         use_rviz:=true
 
 Outputs appear under the namespace: <namespace>/depth, <namespace>/depth/camera_info,
-<namespace>/points, <namespace>/depth/colorized. checkpoint and device override the params file
-only when given, so a params file alone can configure everything.
+<namespace>/points, <namespace>/depth/colorized. The inputs default to the relative `image` and
+`camera_info`, so they follow the namespace too (namespace:=front reads /front/image). checkpoint,
+device and use_compressed override the params file only when given, so a params file alone can
+configure everything. When the depth node fails (a bad checkpoint, a fatal device error) the
+launch ends with exit status 1 and the reason (space_clip_ros.ros.launch_exits).
 rviz2 is optional (ros-base and headless robots lack it): without it, use_rviz:=true warns and the
 depth node runs alone, rather than aborting the launch. kitti_replay.launch.py includes this file.
 The module-level names below are what this file references; a test checks they exist in the
@@ -29,6 +32,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
+from space_clip_ros.ros.launch_exits import fail_launch_on_error
 
 PACKAGE = "space_clip_ros"
 EXECUTABLE = "space_clip_depth"
@@ -37,12 +41,23 @@ PARAMS_FILE = "config/depth.yaml"
 RVIZ_CONFIG = "config/depth.rviz"
 RVIZ_PACKAGE = "rviz2"
 
+BOOLEANS = {"true": True, "false": False}
+
 ARGUMENTS = {
     "image": (
-        "/kitti/camera_color_left/image_raw",
-        "Input sensor_msgs/Image topic (its /compressed is used with use_compressed).",
+        "image",
+        "Input sensor_msgs/Image topic (its /compressed is used with use_compressed); relative "
+        "names are in the namespace.",
     ),
-    "camera_info": ("/kitti/camera_color_left/camera_info", "Input sensor_msgs/CameraInfo topic."),
+    "camera_info": (
+        "camera_info",
+        "Input sensor_msgs/CameraInfo topic; relative names are in the namespace.",
+    ),
+    "use_compressed": (
+        "",
+        "true: subscribe to <image>/compressed (sensor_msgs/CompressedImage, jpeg/png); false: "
+        "to <image>; empty keeps the params file's value.",
+    ),
     "namespace": (
         "",
         "Namespace of the node and its outputs (one per camera when running several).",
@@ -70,24 +85,30 @@ def _nodes(context):
     share = get_package_share_directory(PACKAGE)
     parameters = [value["params_file"] or os.path.join(share, PARAMS_FILE)]
     overrides = {name: value[name] for name in ("checkpoint", "device") if value[name]}
+    if value["use_compressed"]:
+        if value["use_compressed"].lower() not in BOOLEANS:
+            raise RuntimeError(
+                f"use_compressed:={value['use_compressed']}: use true or false (or leave it "
+                "empty to keep the params file's value)"
+            )
+        overrides["use_compressed"] = BOOLEANS[value["use_compressed"].lower()]
     if overrides:
         parameters.append(overrides)
-    actions = [
-        Node(
-            package=PACKAGE,
-            executable=EXECUTABLE,
-            name=NODE_NAME,
-            namespace=value["namespace"],
-            parameters=parameters,
-            remappings=[
-                ("image", value["image"]),
-                ("image/compressed", value["image"] + "/compressed"),
-                ("camera_info", value["camera_info"]),
-            ],
-            output="screen",
-            emulate_tty=True,
-        )
-    ]
+    node = Node(
+        package=PACKAGE,
+        executable=EXECUTABLE,
+        name=NODE_NAME,
+        namespace=value["namespace"],
+        parameters=parameters,
+        remappings=[
+            ("image", value["image"]),
+            ("image/compressed", value["image"] + "/compressed"),
+            ("camera_info", value["camera_info"]),
+        ],
+        output="screen",
+        emulate_tty=True,
+    )
+    actions = [node, fail_launch_on_error(node, EXECUTABLE)]
     mode = value["use_rviz"].lower()
     if mode in ("true", "1", "yes", "auto") and _rviz_installed(warn=mode != "auto"):
         actions += _rviz(value, share)

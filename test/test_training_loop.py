@@ -82,7 +82,7 @@ def test_overfitting_four_images_halves_abs_rel(mini, tmp_path):
     )
     trainer = Trainer(cfg)
     train_eval = DataLoader(
-        KittiDepth(cfg.data, Path("splits/train.txt"), train=False),
+        KittiDepth(cfg.data, mini.train_list, train=False),
         batch_size=4,
         collate_fn=collate_eval,
     )

@@ -190,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+    if not report.running.count:  # a table of NaN would look like a result
+        print(
+            f"space-clip-bag-accuracy: error: none of the {len(report.frames)} paired frames had "
+            f"a LiDAR return inside the evaluated region (crop {args.crop}, up to "
+            f"{args.max_depth:g} m); check the LiDAR -> camera transform (--calib-dir)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     print(report.table(per_frame=args.per_frame))
     if args.json:
         report.write_json(args.json)
