@@ -222,12 +222,13 @@ def test_accuracy_node_reports_live_metrics(kitti, ros, tmp_path):
         time.sleep(0.05)
         depth_pub.publish(to_rclpy(depth, Image))
         if index == 0:
-            first_depth, first_cloud = depth, cloud
+            first_depth, first_info, first_cloud = depth, info, cloud
     assert wait_for(lambda: len(diagnostics) == FRAMES, 10), len(diagnostics)
     # The first frame again, as when the bag is played a second time: not scored twice.
+    info_pub.publish(to_rclpy(first_info, CameraInfo))
     depth_pub.publish(to_rclpy(first_depth, Image))
     cloud_pub.publish(to_rclpy(first_cloud, PointCloud2))
-    assert wait_for(lambda: accuracy.pairer.duplicates == 1, 10)
+    assert wait_for(lambda: accuracy.duplicates == 1, 10)
 
     frame, mean = diagnostics[-1].status
     values = {kv.key: float(kv.value) for kv in mean.values}

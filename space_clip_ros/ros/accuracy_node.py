@@ -198,22 +198,27 @@ class AccuracyNode(Node):
         except ValueError as err:
             self.get_logger().error(f"depth frame skipped: {err}", throttle_duration_sec=5.0)
             return
+        duplicates = self.duplicates
         pair = self.depth_with_info.add_first(stamp_ns(msg), (depth, msg.header.frame_id))
+        if self.duplicates > duplicates:
+            self.get_logger().warning(
+                f"depth stamp {stamp_ns(msg)} was scored already: ignored (is the bag playing "
+                "again, or do two depth nodes publish on this topic?)",
+                throttle_duration_sec=5.0,
+            )
         self._on_depth_with_info(pair)
+
+    @property
+    def duplicates(self) -> int:
+        """Depth images whose stamp was seen before (the first pairing stage drops them)."""
+        return self.depth_with_info.duplicates
 
     def _on_depth_with_info(self, pair: Optional[tuple]) -> None:
         if pair is None:
             return
         stamp, (depth, camera_frame), intrinsics = pair
         self.received["with_camera_info"] += 1
-        duplicates = self.pairer.duplicates
         self._evaluate(self.pairer.add_first(stamp, (depth, intrinsics, camera_frame)))
-        if self.pairer.duplicates > duplicates:
-            self.get_logger().warning(
-                f"depth stamp {stamp} was scored already: ignored (is the bag playing "
-                "again, or do two depth nodes publish on this topic?)",
-                throttle_duration_sec=5.0,
-            )
 
     def _on_points(self, msg: PointCloud2) -> None:
         self.received["scans"] += 1
@@ -305,7 +310,7 @@ class AccuracyNode(Node):
         return {
             **self.report.as_dict(),
             "model": {**self.model, TRAINED_KEY: self.trained()},
-            "duplicate_depth_frames": self.pairer.duplicates,
+            "duplicate_depth_frames": self.duplicates,
             "error": self.failure(),
         }
 
@@ -332,9 +337,9 @@ class AccuracyNode(Node):
                     file=sys.stderr,
                     flush=True,
                 )
-        if self.pairer.duplicates:
+        if self.duplicates:
             print(
-                f"{NODE_NAME}: warning: {self.pairer.duplicates} depth frames repeated a stamp "
+                f"{NODE_NAME}: warning: {self.duplicates} depth frames repeated a stamp "
                 "already scored and were ignored",
                 file=sys.stderr,
                 flush=True,
