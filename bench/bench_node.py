@@ -281,7 +281,7 @@ def overhead(args: argparse.Namespace) -> None:
 
 
 class TimedEstimator(TorchEstimator):
-    """The model with each inference timed (synchronised on CUDA): the bare cost inside the node."""
+    """The model with each inference timed (synchronised on CUDA): the cost inside the node."""
 
     def infer(self, pixels, color_order="rgb", output_size=None) -> torch.Tensor:
         start = time.perf_counter()
