@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros import depth_outputs
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics, intrinsics_from_camera_info
-from space_clip_ros.ros.depth_node import DepthNode
+from space_clip_ros.ros.depth_node import Camera, CameraInfoStore, DepthNode
 from space_clip_ros.ros.loopback import OUTPUT_TYPES, CameraClient, Loopback, wait_for
 from space_clip_ros.ros.params import ParameterError
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points
@@ -225,6 +226,34 @@ def test_decimated_cloud_and_downscaled_depth_have_matching_intrinsics(ros):
     assert np.allclose(points[..., 2], d) and np.allclose(
         points[3, :, 0], (u - scaled.cx) * d / scaled.fx, atol=1e-4
     )
+
+
+def test_a_first_image_sent_before_its_camera_info_still_gets_points_and_camera_info(ros):
+    """kitti2mcap bags and some drivers send an image before the CameraInfo of its stamp."""
+    ros.start("/t_late", estimator=KnownDepth(plane(4.0)), camera_info_wait=10.0)
+    out = ros.subscribe_outputs("/t_late", ("depth", "depth/camera_info", "points"))
+    images = ros.publisher("/t_late/image")
+    infos = ros.publisher("/t_late/camera_info", CameraInfo)
+    images.publish(make_image(sec=1))
+    infos.publish(make_camera_info(sec=1))
+    assert wait_for(lambda: all(out.values()), timeout=30)
+    assert [m[0].header.stamp.sec for m in out.values()] == [1, 1, 1]
+
+
+def test_the_camera_info_wait_happens_once_per_image_size():
+    store = CameraInfoStore()
+    camera = Camera(make_camera_info(), INTR)
+    result: list = []
+    waiter = threading.Thread(target=lambda: result.append(store.get(W, H, wait_s=60.0)[0]))
+    waiter.start()
+    store.put(camera)  # the wait ends when the camera info arrives, not when it times out
+    waiter.join(timeout=30)
+    assert not waiter.is_alive() and result == [camera]
+    assert store.get(7, 5, wait_s=0.01)[0] is None  # this size waited once, in vain
+    later = threading.Thread(target=lambda: store.get(7, 5, wait_s=60.0))
+    later.start()
+    later.join(timeout=30)
+    assert not later.is_alive()  # and never again: a camera without CameraInfo is not slowed
 
 
 @pytest.mark.parametrize(

@@ -87,26 +87,40 @@ class CameraInfoStore:
     written by the executor thread, read by the inference worker."""
 
     def __init__(self, sizes_kept: int = CAMERA_INFO_SIZES_KEPT) -> None:
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._cameras: dict[tuple[int, int], Camera] = {}
+        self._waited: set[tuple[int, int]] = set()
         self._sizes_kept = sizes_kept
 
     def put(self, camera: Camera) -> None:
         key = (camera.intrinsics.width, camera.intrinsics.height)
-        with self._lock:
+        with self._cond:
             self._cameras.pop(key, None)
             self._cameras[key] = camera
             while len(self._cameras) > self._sizes_kept:
                 self._cameras.pop(next(iter(self._cameras)))
+            self._cond.notify_all()
 
-    def get(self, width: int, height: int) -> tuple[Optional[Camera], list[str]]:
-        """The camera for an image of width x height (or None), and the sizes known."""
-        with self._lock:
-            return self._cameras.get((width, height)), [f"{w}x{h}" for w, h in self._cameras]
+    def get(
+        self, width: int, height: int, wait_s: float = 0.0
+    ) -> tuple[Optional[Camera], list[str]]:
+        """The camera for an image of width x height (or None), and the sizes known.
+
+        wait_s: when none is known yet, wait this long for one, once per size: a bag or driver
+        that sends an image before its CameraInfo costs its first frame nothing, and a camera
+        without CameraInfo costs one wait, not one per frame.
+        """
+        key = (width, height)
+        with self._cond:
+            if key not in self._cameras and wait_s > 0 and key not in self._waited:
+                self._waited.add(key)
+                self._cond.wait_for(lambda: key in self._cameras, timeout=wait_s)
+            return self._cameras.get(key), [f"{w}x{h}" for w, h in self._cameras]
 
     def clear(self) -> None:
-        with self._lock:
+        with self._cond:
             self._cameras.clear()
+            self._waited.clear()
 
 
 def load_estimator(cfg: params.NodeConfig) -> "DepthEstimator":
@@ -517,7 +531,7 @@ class DepthNode(LifecycleNode):
         camera = None
         if outputs & NEEDS_CAMERA:
             height, width = image.pixels.shape[:2]
-            camera, sizes = self._cameras.get(width, height)
+            camera, sizes = self._cameras.get(width, height, cfg.camera_info_wait)
             if camera is None:
                 seen = f"only sizes {', '.join(sizes)} seen" if sizes else "none received yet"
                 self._warn(

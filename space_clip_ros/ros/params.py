@@ -135,6 +135,14 @@ class NodeConfig:
         "(packed float32 'rgb' field, as rviz2 expects).",
         runtime=True,
     )
+    camera_info_wait: float = _param(
+        0.5,
+        "Seconds the first frame of an image size may wait for a camera_info of that size (a bag "
+        "or driver that sends the image before its CameraInfo); later frames never wait. "
+        "0 = publish depth alone until one arrives.",
+        limits=(0.0, 10.0),
+        runtime=True,
+    )
     publish_depth: bool = _param(
         True, "Publish `depth` (32FC1 metres) when it has subscribers.", runtime=True
     )
