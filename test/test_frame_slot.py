@@ -2,7 +2,7 @@
 
 from sensor_msgs.msg import Image
 
-from space_clip_ros.ros.depth_node import Frame, LatestFrameSlot
+from space_clip_ros.ros.frame_slot import Frame, LatestFrameSlot
 
 
 def test_latest_frame_slot_keeps_only_the_newest_frame():

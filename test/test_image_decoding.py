@@ -18,7 +18,6 @@ import pytest
 from PIL import Image as PILImage
 
 from space_clip_ros.io.image_decoding import (
-    DEFAULT_MAX_PIXELS,
     INPUT_ENCODINGS,
     LAYOUTS,
     ImageDecodeError,
@@ -27,6 +26,7 @@ from space_clip_ros.io.image_decoding import (
     decode_raw,
 )
 from space_clip_ros.io.image_encoding import RawFrame, encode_rgb
+from space_clip_ros.io.limits import DEFAULT_MAX_PIXELS
 
 BIG = 1 << 30
 H, W = 24, 32

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
+from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator, TorchEstimator
 from space_clip_ros.model import build_model, save_checkpoint
 from space_clip_ros.model.tiny import tiny_config
 
@@ -14,7 +14,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="module")
 def estimator():
     torch.manual_seed(0)
-    return DepthEstimator(build_model(tiny_config()), device="cpu")
+    return TorchEstimator(build_model(tiny_config()), device="cpu")
 
 
 @pytest.fixture()
@@ -74,22 +74,22 @@ def test_invalid_input_is_a_clear_value_error(estimator, bad, match):
 def test_invalid_options():
     model = build_model(tiny_config())
     with pytest.raises(ValueError, match="precision"):
-        DepthEstimator(model, device="cpu", precision="int8")
+        TorchEstimator(model, device="cpu", precision="int8")
     with pytest.raises(ValueError, match="unknown device"):
-        DepthEstimator(model, device="tpu")
+        TorchEstimator(model, device="tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            DepthEstimator(model, device="cuda")
+            TorchEstimator(model, device="cuda")
     with pytest.raises(ValueError, match="color_order"):
-        DepthEstimator(model, device="cpu").predict(
+        TorchEstimator(model, device="cpu").predict(
             np.zeros((8, 8, 3), np.uint8), color_order="rgba"
         )
 
 
 def test_bf16_autocast_runs_close_to_fp32(image):
     model = build_model(tiny_config())
-    fp32 = DepthEstimator(model, device="cpu").predict(image)
-    bf16 = DepthEstimator(model, device="cpu", precision="bf16").predict(image)
+    fp32 = TorchEstimator(model, device="cpu").predict(image)
+    bf16 = TorchEstimator(model, device="cpu", precision="bf16").predict(image)
     assert bf16.dtype == np.float32
     assert np.abs(bf16 - fp32).max() / np.abs(fp32).max() < 0.1
 
@@ -100,7 +100,7 @@ def test_from_checkpoint_matches_model(tmp_path, image):
     loaded = DepthEstimator.from_checkpoint(tmp_path / "ck", device="cpu")
     assert loaded.trained
     np.testing.assert_array_equal(
-        loaded.predict(image), DepthEstimator(model, device="cpu").predict(image)
+        loaded.predict(image), TorchEstimator(model, device="cpu").predict(image)
     )
 
 

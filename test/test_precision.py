@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from space_clip_ros.inference import DepthEstimator
+from space_clip_ros.inference import TorchEstimator
 from space_clip_ros.inference.estimator import backbone_dtype_for
 from space_clip_ros.model import build_model
 from space_clip_ros.model.config import DecoderConfig
@@ -45,8 +45,8 @@ def agreement(half: np.ndarray, fp32: np.ndarray) -> tuple[float, float]:
 
 def half_vs_fp32(device: str, precision: str, frame: np.ndarray) -> tuple[float, float]:
     model = default_decoder_model()
-    fp32 = DepthEstimator(model, device=device, precision="fp32").predict(frame)
-    half = DepthEstimator(model, device=device, precision=precision).predict(frame)
+    fp32 = TorchEstimator(model, device=device, precision="fp32").predict(frame)
+    half = TorchEstimator(model, device=device, precision=precision).predict(frame)
     assert half.dtype == np.float32 and half.shape == fp32.shape
     return agreement(half, fp32)
 
@@ -75,7 +75,7 @@ def test_head_output_is_fp32_under_autocast():
 
 
 def test_auto_precision_and_backbone_dtype_on_cpu():
-    estimator = DepthEstimator(build_model(tiny_config()), device="cpu", precision="auto")
+    estimator = TorchEstimator(build_model(tiny_config()), device="cpu", precision="auto")
     cpu = torch.device("cpu")
     assert estimator.precision == ("bf16" if has_native_bf16(cpu) else "fp32")
     assert estimator.backbone_dtype == torch.float32  # CPU autocast keeps fp32 weights
@@ -102,7 +102,7 @@ def test_half_on_cuda_is_within_tolerance_and_smooth(precision, frame):
 @needs_cuda
 def test_auto_on_cuda_is_fp16_with_the_backbone_cast_once(frame):
     model = default_decoder_model()
-    estimator = DepthEstimator(model, device="cuda", precision="auto")
+    estimator = TorchEstimator(model, device="cuda", precision="auto")
     assert estimator.precision == "fp16" and estimator.backbone_dtype == torch.float16
     assert next(model.decoder.parameters()).dtype == torch.float32  # the decoder stays fp32
     estimator.predict(frame)

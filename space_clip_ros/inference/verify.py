@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from space_clip_ros.errors import ConfigError, InputError, run_tool
-from space_clip_ros.inference.estimator import DepthEstimator
+from space_clip_ros.inference.estimator import DepthEstimator, OnnxEstimator, TorchEstimator
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
 
 log = logging.getLogger(__name__)
@@ -204,11 +204,14 @@ def reference_for(
     device = str(candidate.device)
     if reference_checkpoint:
         return DepthEstimator.from_checkpoint(reference_checkpoint, device, "fp32")
-    if isinstance(candidate.model, torch.nn.Module):
-        reference = DepthEstimator(copy.deepcopy(candidate.model).float(), device, "fp32")
-        reference.trained = candidate.trained
-        return reference
-    return DepthEstimator.from_onnx(candidate.model.path, "cpu", "fp32")
+    if isinstance(candidate, TorchEstimator):
+        model = copy.deepcopy(candidate.model).float()
+        return TorchEstimator(model, device, "fp32", trained=candidate.trained)
+    if isinstance(candidate, OnnxEstimator):
+        return OnnxEstimator(candidate.path, "cpu", "fp32")
+    raise TypeError(
+        f"no fp32 reference for a {type(candidate).__name__}: pass a reference checkpoint"
+    )
 
 
 def verify_estimator(

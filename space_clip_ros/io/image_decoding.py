@@ -37,9 +37,6 @@ from space_clip_ros.errors import InputError, quote
 ColorOrder = Literal["rgb", "bgr"]
 HOST_IS_BIGENDIAN = sys.byteorder == "big"
 
-# A 4K UHD frame (3840 x 2160): above every camera this node is meant for (1920x1200 industrial
-# cameras, KITTI's 1242x375), far below what lets a 2 KB PNG allocate gigabytes.
-DEFAULT_MAX_PIXELS = 3840 * 2160
 
 
 class ImageDecodeError(InputError):

@@ -78,7 +78,7 @@ def evaluate_bag(
                 static.extend(msg.transforms)
                 continue
             if conn.topic == camera_info_topic:
-                latest_intr = Intrinsics.from_matrix(camera_matrix(msg), msg.width, msg.height)
+                latest_intr = Intrinsics.from_matrix(camera_matrix(msg)[0], msg.width, msg.height)
                 intrinsics[stamp_ns(msg)] = latest_intr
                 continue
             if conn.topic == depth_topic:

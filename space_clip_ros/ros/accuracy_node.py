@@ -54,7 +54,6 @@ from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
 from space_clip_ros.evaluation.pairing import StampPairer
 from space_clip_ros.evaluation.report import AccuracyReport, diagnostic_values
 from space_clip_ros.evaluation.transforms import lookup_static
-from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
 from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, load_calibration
@@ -132,8 +131,10 @@ class AccuracyNode(Node):
         self.report = AccuracyReport(self.settings)
         self.max_dt = max_dt
         self.pairer: StampPairer = StampPairer(slop_ns=int(max_dt * 1e9))
-        self.intrinsics: Optional[Intrinsics] = None
-        self.received = {"depth": 0, "scans": 0, "without_camera_info": 0}
+        # Each depth image is read with the depth/camera_info of its own stamp (the two topics
+        # arrive in either order, as message_filters' ExactTime pairs them).
+        self.depth_with_info: StampPairer = StampPairer(slop_ns=0)
+        self.received = {"depth": 0, "scans": 0, "with_camera_info": 0}
         self.skipped: list[str] = []  # why paired frames were not scored (transform, image)
         self.model: dict[str, Any] = {}  # the depth node's MODEL_KEYS from /diagnostics
         self.trained_seen: set[bool] = set()
@@ -176,11 +177,13 @@ class AccuracyNode(Node):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         # A driver that publishes an unset CameraInfo (zero P and K, or zero size) must not take
-        # the node down: keep the last good intrinsics and say why this one was refused.
+        # the node down: its depth image goes unscored, and the log says why.
         try:
-            self.intrinsics = intrinsics_from_camera_info(msg)
+            intrinsics = intrinsics_from_camera_info(msg)
         except CameraInfoError as err:
             self.get_logger().error(f"depth/camera_info ignored: {err}", throttle_duration_sec=5.0)
+            return
+        self._on_depth_with_info(self.depth_with_info.add_second(stamp_ns(msg), intrinsics))
 
     def _on_tf_static(self, msg: Any) -> None:
         for transform in msg.transforms:
@@ -190,27 +193,32 @@ class AccuracyNode(Node):
 
     def _on_depth(self, msg: Image) -> None:
         self.received["depth"] += 1
-        if self.intrinsics is None:
-            self.received["without_camera_info"] += 1
-            self.get_logger().warning(
-                "depth without depth/camera_info yet: frame skipped", throttle_duration_sec=5.0
-            )
-            return
         try:
             depth = depth_image_to_metres(msg)
         except ValueError as err:
             self.get_logger().error(f"depth frame skipped: {err}", throttle_duration_sec=5.0)
             return
-        duplicates = self.pairer.duplicates
-        self._evaluate(
-            self.pairer.add_first(stamp_ns(msg), (depth, self.intrinsics, msg.header.frame_id))
-        )
-        if self.pairer.duplicates > duplicates:
+        duplicates = self.duplicates
+        pair = self.depth_with_info.add_first(stamp_ns(msg), (depth, msg.header.frame_id))
+        if self.duplicates > duplicates:
             self.get_logger().warning(
                 f"depth stamp {stamp_ns(msg)} was scored already: ignored (is the bag playing "
                 "again, or do two depth nodes publish on this topic?)",
                 throttle_duration_sec=5.0,
             )
+        self._on_depth_with_info(pair)
+
+    @property
+    def duplicates(self) -> int:
+        """Depth images whose stamp was seen before (the first pairing stage drops them)."""
+        return self.depth_with_info.duplicates
+
+    def _on_depth_with_info(self, pair: Optional[tuple]) -> None:
+        if pair is None:
+            return
+        stamp, (depth, camera_frame), intrinsics = pair
+        self.received["with_camera_info"] += 1
+        self._evaluate(self.pairer.add_first(stamp, (depth, intrinsics, camera_frame)))
 
     def _on_points(self, msg: PointCloud2) -> None:
         self.received["scans"] += 1
@@ -287,7 +295,7 @@ class AccuracyNode(Node):
                 f"no PointCloud2 arrived on {lidar}: point the node at the bag's LiDAR topic "
                 "(kitti_replay.launch.py lidar_topic:=..., or -r lidar_points:=...)"
             )
-        if self.received["without_camera_info"] == self.received["depth"]:
+        if not self.received["with_camera_info"]:
             return f"no valid CameraInfo arrived on {self.topics['depth/camera_info']}"
         if self.skipped:
             return f"{len(self.skipped)} paired frames could not be scored: {self.skipped[-1]}"
@@ -302,7 +310,7 @@ class AccuracyNode(Node):
         return {
             **self.report.as_dict(),
             "model": {**self.model, TRAINED_KEY: self.trained()},
-            "duplicate_depth_frames": self.pairer.duplicates,
+            "duplicate_depth_frames": self.duplicates,
             "error": self.failure(),
         }
 
@@ -329,9 +337,9 @@ class AccuracyNode(Node):
                     file=sys.stderr,
                     flush=True,
                 )
-        if self.pairer.duplicates:
+        if self.duplicates:
             print(
-                f"{NODE_NAME}: warning: {self.pairer.duplicates} depth frames repeated a stamp "
+                f"{NODE_NAME}: warning: {self.duplicates} depth frames repeated a stamp "
                 "already scored and were ignored",
                 file=sys.stderr,
                 flush=True,

@@ -13,9 +13,9 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
-from space_clip_ros.depth_frame import camera_matrix
 from space_clip_ros.errors import InputError
 from space_clip_ros.geometry import Intrinsics
+from space_clip_ros.io.msg_arrays import camera_matrix
 
 
 class CameraInfoError(InputError):
@@ -26,7 +26,7 @@ def intrinsics_from_camera_info(msg: CameraInfo) -> Intrinsics:
     """Intrinsics from P (or K when P is all zero) at the message's width x height."""
     if msg.width <= 0 or msg.height <= 0:
         raise CameraInfoError(f"camera_info has zero size ({msg.width}x{msg.height})")
-    matrix, name = camera_matrix(msg.p, msg.k)
+    matrix, name = camera_matrix(msg)
     try:
         return Intrinsics.from_matrix(matrix, msg.width, msg.height)
     except ValueError as exc:

@@ -20,7 +20,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 
 from space_clip_ros.errors import ConfigError
-from space_clip_ros.io.image_decoding import DEFAULT_MAX_PIXELS
+from space_clip_ros.io.limits import DEFAULT_MAX_PIXELS
 from space_clip_ros.ros.qos import INPUT_RELIABILITY_CHOICES, OUTPUT_RELIABILITY_CHOICES
 
 ParamValue = Union[bool, int, float, str]
@@ -133,6 +133,14 @@ class NodeConfig:
         True,
         "Colour the point cloud with the camera image "
         "(packed float32 'rgb' field, as rviz2 expects).",
+        runtime=True,
+    )
+    camera_info_wait: float = _param(
+        0.5,
+        "Seconds the first frame of an image size may wait for a camera_info of that size (a bag "
+        "or driver that sends the image before its CameraInfo); later frames never wait. "
+        "0 = publish depth alone until one arrives.",
+        limits=(0.0, 10.0),
         runtime=True,
     )
     publish_depth: bool = _param(

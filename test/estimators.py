@@ -1,0 +1,50 @@
+"""Estimators that stand in for the model in node tests: they meet the estimator contract
+(space_clip_ros.inference.DepthEstimator) and return a depth the test knows."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from space_clip_ros.inference import DepthEstimator
+
+
+class KnownDepth(DepthEstimator):
+    """depth_fn(h, w) at the requested output size; records the pixels and colour order given.
+
+    delay: seconds each inference takes; fail_with: an exception the next inference raises once.
+    """
+
+    def __init__(
+        self,
+        depth_fn: Callable[[int, int], np.ndarray],
+        delay: float = 0.0,
+        fail_with: Optional[BaseException] = None,
+    ) -> None:
+        super().__init__(torch.device("cpu"), "fp32", "known depth")
+        self.depth_fn, self.delay, self.fail_with = depth_fn, delay, fail_with
+        self.calls: list[tuple[np.ndarray, str]] = []
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (224, 224)
+
+    def infer(self, pixels, color_order="rgb", output_size=None) -> torch.Tensor:
+        self.calls.append((pixels[0].cpu().numpy().copy(), color_order))
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_with is not None:
+            error, self.fail_with = self.fail_with, None
+            raise error
+        return super().infer(pixels, color_order, output_size)
+
+    def forward(self, images: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+        depth = torch.from_numpy(np.ascontiguousarray(self.depth_fn(*output_size), np.float32))
+        return depth.expand(images.shape[0], 1, *depth.shape).clone()
+
+
+def plane(z: float) -> Callable[[int, int], np.ndarray]:
+    return lambda h, w: np.full((h, w), z, np.float32)
