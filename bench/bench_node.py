@@ -82,13 +82,22 @@ class InstantEstimator(DepthEstimator):
     def input_size(self) -> tuple[int, int]:
         return (224, 224)
 
+    @property
+    def input_resize(self) -> str:
+        return "bilinear_antialias"
+
     def infer(self, pixels, color_order="rgb", output_size=None) -> torch.Tensor:
-        size = tuple(output_size or pixels.shape[1:3])
+        return self._at(tuple(output_size or pixels.shape[1:3]))[None]
+
+    def infer_frames(self, frames) -> list[torch.Tensor]:
+        return [self._at(tuple(size)) for _, _, size in frames]
+
+    def _at(self, size: tuple[int, int]) -> torch.Tensor:
         if size not in self._depth:
             gen = torch.Generator().manual_seed(0)
             depth = torch.rand(size, generator=gen) * 100.0 + 0.05
             self._depth[size] = depth.to(self.device)
-        return self._depth[size][None]
+        return self._depth[size]
 
     def forward(self, images, output_size):  # infer() never gets here
         raise NotImplementedError
@@ -283,9 +292,9 @@ def overhead(args: argparse.Namespace) -> None:
 class TimedEstimator(TorchEstimator):
     """The model with each inference timed (synchronised on CUDA): the cost inside the node."""
 
-    def infer(self, pixels, color_order="rgb", output_size=None) -> torch.Tensor:
+    def infer_frames(self, frames) -> list[torch.Tensor]:
         start = time.perf_counter()
-        depth = super().infer(pixels, color_order, output_size)
+        depth = super().infer_frames(frames)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.durations.append(time.perf_counter() - start)
