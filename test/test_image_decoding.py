@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 from PIL import ImageOps
-from unprivileged import outcome_without_privileges
+from unprivileged import open_folder, outcome_without_privileges
 
 from space_clip_ros.io import image_decoding
 from space_clip_ros.io.image_decoding import (
@@ -429,10 +429,12 @@ def test_a_file_too_big_for_the_pixel_limit_is_not_read(tmp_path, monkeypatch):
 
 
 def test_an_unreadable_file_says_why_with_the_system_s_words(tmp_path):
-    path = tmp_path / "secret.png"
-    path.write_bytes(encoded(smooth_rgb(), "PNG"))
-    path.chmod(0)
-    kind, text = outcome_without_privileges(lambda: read_image_file(path, BIG))
+    with open_folder() as folder:
+        path = folder / "secret.png"
+        path.write_bytes(encoded(smooth_rgb(), "PNG"))
+        assert outcome_without_privileges(lambda: read_image_file(path, BIG))[0] == "ok"
+        path.chmod(0)
+        kind, text = outcome_without_privileges(lambda: read_image_file(path, BIG))
     assert kind == "ImageDecodeError" and "Permission denied" in text, (kind, text)
     with pytest.raises(ImageDecodeError, match="Is a directory") as info:
         read_image_file(tmp_path, BIG)

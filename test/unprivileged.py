@@ -3,13 +3,19 @@
 Root reads any file whatever its mode, so a test of "permission denied" would pass or fail by
 who runs it. As root the call runs in a forked child that first drops to nobody (uid/gid 65534);
 otherwise in-process. Either way the outcome comes back as ('ok', repr) or (type name, message).
+pytest's tmp_path sits in a folder only its owner may enter, so the files go in `open_folder()`,
+where nobody is refused by the file's own mode and nothing else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
-from typing import Any, Callable
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 NOBODY = 65534
 
@@ -43,3 +49,14 @@ def outcome_without_privileges(call: Callable[[], Any]) -> tuple[str, str]:
         data = pipe.read()
     os.waitpid(pid, 0)
     return pickle.loads(data)
+
+
+@contextlib.contextmanager
+def open_folder() -> Iterator[Path]:
+    """A temporary folder everyone may enter (0755), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="space_clip_ros_modes_"))
+    try:
+        folder.chmod(0o755)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

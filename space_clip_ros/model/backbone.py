@@ -38,7 +38,8 @@ from .open_clip_api import (
     build_vision_tower,
     download_pretrained,
 )
-from .torch_files import load_torch_file
+from .torch_files import load_safetensors, load_torch_file
+from .weight_checks import nonfinite_problem
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,13 @@ class ClipVisionBackbone(nn.Module):
                     "weights file."
                 ) from exc
         state = self.tower.adapt_state(_read_state_dict(path, field))
+        problem = nonfinite_problem(state)  # such a tower loads and makes every depth NaN
+        if problem:
+            raise BackboneWeightsError(
+                f"{problem} (set by {field})",
+                source=path,
+                fix="the file is damaged or came from a diverged run: re-download or re-export it",
+            )
         try:
             result = self.visual.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches
@@ -452,9 +460,7 @@ def _read_state_dict(path: Path, field: str) -> dict[str, torch.Tensor]:
     """Tensors from a .safetensors file or a torch file, never unpickling arbitrary objects."""
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
+            state = load_safetensors(path)
         else:
             state = load_torch_file(path, field=field)
     except ConfigError as exc:  # torch too old to read torch files safely
