@@ -304,6 +304,9 @@ def compressed_codec(fmt: str) -> Optional[str]:
 FILE_ONLY_CODECS = ("BMP", "TIFF", "WEBP", "PPM")
 FILE_CODECS = ("PNG", "JPEG", *FILE_ONLY_CODECS)
 MESSAGE_CODECS = ("PNG", "JPEG")
+# Names that mark a file in a folder as an image of FILE_CODECS (a file named explicitly is
+# tried whatever its name: the bytes decide).
+IMAGE_FILE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 # Bytes per pixel of the least compact file (16-bit RGBA, uncompressed) plus room for metadata:
 # a larger file cannot hold an image within the pixel limit and is not read into memory.
 MAX_FILE_BYTES_PER_PIXEL = 8
