@@ -425,7 +425,8 @@ def _pillow_header(data: bytes, codecs: tuple[str, ...], source: str):
 def _decode_pixels(data: bytes, codec: str, source: str) -> ColorImage:
     if codec == "JPEG":
         try:
-            return ColorImage(simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True), "rgb")
+            bgr = simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True)  # as cv2 gives
+            return ColorImage(bgr, "bgr")
         except ValueError as exc:
             truncated = "premature end" in str(exc).lower()
             raise _refused(source, exc, "truncated" if truncated else "undecodable") from exc
