@@ -21,8 +21,8 @@ from typing import Iterator, Sequence, Union
 PathLike = Union[str, Path]
 
 
-def default_file_mode() -> int:
-    """The mode open() gives a new file under the current umask (0644 under the usual 022).
+def current_umask() -> int:
+    """The process's umask.
 
     os.umask can only be read by setting it; it is restored at once (a process-wide value, so
     a thread creating a file in between could see umask 0: acceptable for our writers, which
@@ -30,7 +30,21 @@ def default_file_mode() -> int:
     """
     mask = os.umask(0o022)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode open() gives a new file under the current umask (0644 under the usual 022)."""
+    return 0o666 & ~current_umask()
+
+
+def default_dir_mode() -> int:
+    """The mode mkdir() gives a new folder under the current umask (0755 under 022).
+
+    tempfile.mkdtemp makes its folders 0700 whatever the umask; a tool that renames one into
+    place resets it to this, or a robot's service user could not enter it.
+    """
+    return 0o777 & ~current_umask()
 
 
 @contextlib.contextmanager
