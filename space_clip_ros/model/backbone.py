@@ -260,6 +260,7 @@ class _OpenClipViT(_Tower):
         # The projection to the joint text-image space is never used (the decoder reads the
         # pre-projection class token); dropping it makes the count match the paper's 85.8 M.
         visual.proj = None
+        _sequence_first(visual)
         return cls(visual)
 
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -289,6 +290,20 @@ class _OpenClipViT(_Tower):
             x = x.transpose(0, 1)
         pooled, _ = v._pool(x)
         return BackboneFeatures(hidden=hidden, global_embedding=pooled)
+
+
+def _sequence_first(visual: VisionTransformer) -> None:
+    """Run the blocks on (tokens, batch, width) tensors, as CLIP's original code did.
+
+    A batch-first nn.MultiheadAttention transposes its input to that layout itself, as a view,
+    and under CPU autocast its input projection on that view multiplied against a broadcast
+    copy of the weight: bf16 at batch 4 ran 13x slower per image than at batch 1 (profiled:
+    aten::copy_ inside aten::bmm, 65 % of the time; bench/bench_precision.py). Fed the layout
+    it wants, the attention reads LayerNorm's contiguous output. Same weights, same results.
+    """
+    visual.transformer.batch_first = False
+    for block in visual.transformer.resblocks:
+        block.attn.batch_first = False
 
 
 class _TimmViT(_Tower):
