@@ -270,6 +270,16 @@ def test_a_100000_character_pretrained_is_refused_quoted(tmp_path, saved):
     )
 
 
+def test_a_100000_character_backbone_weights_override_is_refused_quoted(saved):
+    """The node's backbone_weights parameter and every tool's --backbone-weights end here."""
+    _raises_config_error(
+        lambda: load_checkpoint(saved, backbone_weights="x" * 100_000),
+        "backbone_weights:",
+        "(100002 characters)",
+        "Fix:",
+    )
+
+
 def test_a_clip_tower_with_nan_weights_is_refused_at_load(tmp_path, saved):
     """space-clip-import wrote such a tower with exit 0, and the node published NaN depth."""
     visual = build_model(tiny_config()).backbone.visual.state_dict()

@@ -31,7 +31,7 @@ from torch import nn
 
 from space_clip_ros.errors import quote
 
-from .config import BackboneConfig, ConfigError
+from .config import BackboneConfig, ConfigError, check_weights_source
 from .open_clip_api import (
     CLIPVisionCfg,
     VisionTransformer,
@@ -78,6 +78,8 @@ class ClipVisionBackbone(nn.Module):
         # The config's pretrained tag fixes activation and normalisation even when the weights
         # themselves come from an override file (a local copy of the same tag).
         tag_cfg = _pretrained_tag_cfg(cfg.model_name, cfg.pretrained)
+        if weights_override:  # the config's own value was checked when it was read
+            check_weights_source(weights_override, "backbone_weights")
         pretrained = weights_override if weights_override is not None else cfg.pretrained
         # Name what the user set, so the message says which setting to change.
         self._weights_field = (
