@@ -414,8 +414,10 @@ def _pillow_header(data: bytes, codecs: tuple[str, ...], source: str):
         warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
         try:
             with PILImage.open(io.BytesIO(data), formats=others) as header:
-                exif = header.getexif().tobytes() if header.getexif() else None
-                return image_containers.Container(header.format, *header.size, exif=exif)
+                exif = header.getexif()
+                return image_containers.Container(
+                    header.format, *header.size, exif=exif.tobytes() if exif else None
+                )
         except PILImage.DecompressionBombError as exc:
             raise _refused(source, exc, "too_large") from exc
         except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for a broken header
