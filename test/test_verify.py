@@ -104,3 +104,20 @@ def test_fp16_on_cuda_passes(images):
     candidate = TorchEstimator(build_model(tiny_config()), device="cuda", precision="fp16")
     report = verify_estimator(candidate, images, tolerance=0.01)
     assert report.passed, report.text()
+
+
+def test_image_files_are_decoded_by_the_node_s_rule(tmp_path, checkpoint, capsys):
+    """A 16-bit PNG reads as its 8-bit twin (Pillow's convert clipped it to white); a truncated
+    JPEG is a usage error naming the reason, not a grey frame verified as if it were real."""
+    from space_clip_ros.inference.verify import image_files
+
+    values = np.random.default_rng(0).integers(0, 65536, (48, 96), dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "sixteen.png")
+    twin = np.round(values * (255.0 / 65535.0)).astype(np.uint8)
+    [(name, rgb)] = image_files([tmp_path / "sixteen.png"])
+    assert name == "sixteen.png" and np.array_equal(rgb, np.repeat(twin[..., None], 3, axis=2))
+    jpeg = tmp_path / "cut.jpg"
+    Image.fromarray(rgb).save(jpeg)
+    jpeg.write_bytes(jpeg.read_bytes()[:600])
+    assert main(["--checkpoint", str(checkpoint), "--device", "cpu", str(jpeg)]) == 2
+    assert "cut.jpg: not a usable image (truncated:" in capsys.readouterr().err

@@ -31,14 +31,15 @@ from torch import nn
 
 from space_clip_ros.errors import quote
 
-from .config import BackboneConfig, ConfigError
+from .config import BackboneConfig, ConfigError, check_weights_source
 from .open_clip_api import (
     CLIPVisionCfg,
     VisionTransformer,
     build_vision_tower,
     download_pretrained,
 )
-from .torch_files import load_torch_file
+from .torch_files import load_safetensors, load_torch_file
+from .weight_checks import nonfinite_problem
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class ClipVisionBackbone(nn.Module):
         # The config's pretrained tag fixes activation and normalisation even when the weights
         # themselves come from an override file (a local copy of the same tag).
         tag_cfg = _pretrained_tag_cfg(cfg.model_name, cfg.pretrained)
+        if weights_override:  # the config's own value was checked when it was read
+            check_weights_source(weights_override, "backbone_weights")
         pretrained = weights_override if weights_override is not None else cfg.pretrained
         # Name what the user set, so the message says which setting to change.
         self._weights_field = (
@@ -159,6 +162,13 @@ class ClipVisionBackbone(nn.Module):
                     "weights file."
                 ) from exc
         state = self.tower.adapt_state(_read_state_dict(path, field))
+        problem = nonfinite_problem(state)  # such a tower loads and makes every depth NaN
+        if problem:
+            raise BackboneWeightsError(
+                f"{problem} (set by {field})",
+                source=path,
+                fix="the file is damaged or came from a diverged run: re-download or re-export it",
+            )
         try:
             result = self.visual.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches
@@ -252,6 +262,7 @@ class _OpenClipViT(_Tower):
         # The projection to the joint text-image space is never used (the decoder reads the
         # pre-projection class token); dropping it makes the count match the paper's 85.8 M.
         visual.proj = None
+        _sequence_first(visual)
         return cls(visual)
 
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -281,6 +292,20 @@ class _OpenClipViT(_Tower):
             x = x.transpose(0, 1)
         pooled, _ = v._pool(x)
         return BackboneFeatures(hidden=hidden, global_embedding=pooled)
+
+
+def _sequence_first(visual: VisionTransformer) -> None:
+    """Run the blocks on (tokens, batch, width) tensors, as CLIP's original code did.
+
+    A batch-first nn.MultiheadAttention transposes its input to that layout itself, as a view,
+    and under CPU autocast its input projection on that view multiplied against a broadcast
+    copy of the weight: bf16 at batch 4 ran 13x slower per image than at batch 1 (profiled:
+    aten::copy_ inside aten::bmm, 65 % of the time; bench/bench_precision.py). Fed the layout
+    it wants, the attention reads LayerNorm's contiguous output. Same weights, same results.
+    """
+    visual.transformer.batch_first = False
+    for block in visual.transformer.resblocks:
+        block.attn.batch_first = False
 
 
 class _TimmViT(_Tower):
@@ -452,9 +477,7 @@ def _read_state_dict(path: Path, field: str) -> dict[str, torch.Tensor]:
     """Tensors from a .safetensors file or a torch file, never unpickling arbitrary objects."""
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
+            state = load_safetensors(path)
         else:
             state = load_torch_file(path, field=field)
     except ConfigError as exc:  # torch too old to read torch files safely

@@ -15,7 +15,7 @@ from typing import Union
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from space_clip_ros.errors import quote
 from space_clip_ros.io.atomic import atomic_path
@@ -23,6 +23,7 @@ from space_clip_ros.io.atomic import atomic_path
 from .backbone import BackboneWeightsError
 from .config import ConfigError, SpaceClipConfig
 from .space_clip import SpaceClip, build_model
+from .torch_files import load_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def load_checkpoint(
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from exc
     try:
-        state = load_file(str(weights))
+        state = load_safetensors(weights)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(
             f"{weights}: not a readable safetensors file ({quote(str(exc))}). "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
@@ -25,6 +26,12 @@ CONFIG_VERSION = 1
 # A config.yaml is a few hundred bytes; a megabyte is a wrong file or an attack (YAML bombs).
 MAX_CONFIG_BYTES = 1 << 20
 INPUT_RESIZE_METHODS = ("bilinear_antialias", "pil_bicubic_uint8")
+# Normalisation of [0, 1] pixels: a mean of such pixels lies in [0, 1]; open_clip's towers use
+# std 0.229 (ImageNet) to 1.0 (SigLIP-style "none"), and a std of 1e-300 or NaN turns every input,
+# and so every depth, into inf/NaN while the model still loads.
+NORMALIZATION_BOUNDS = {"mean": (0.0, 1.0), "std": (0.01, 10.0)}
+MAX_WEIGHTS_SOURCE_CHARS = 4096  # PATH_MAX on Linux
+MAX_FILE_NAME_BYTES = 255  # NAME_MAX: the longest file or folder name
 
 
 @dataclass
@@ -143,16 +150,23 @@ def read_yaml_file(path: Path, what: str) -> Any:
     Refuses missing, oversized (> MAX_CONFIG_BYTES), non-UTF-8 and empty files and YAML aliases,
     so a hostile file costs neither memory nor a megabyte-long error message.
     """
-    if not path.is_file():
-        raise ConfigError("config file not found", source=path, fix=f"point to {what}")
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
+    try:
+        if not path.is_file():
+            raise ConfigError("config file not found", source=path, fix=f"point to {what}")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"is {size} bytes, more than a config file's limit of {MAX_CONFIG_BYTES}",
+                source=path,
+                fix=f"point to {what}, not to another file",
+            )
+        raw = path.read_bytes()
+    except OSError as exc:  # permission denied, an unreadable disk, a name too long
         raise ConfigError(
-            f"is {size} bytes, more than a config file's limit of {MAX_CONFIG_BYTES}",
+            f"cannot be read ({exc.strerror or type(exc).__name__})",
             source=path,
-            fix=f"point to {what}, not to another file",
-        )
-    raw = path.read_bytes()
+            fix="check the path and that this user may read the file",
+        ) from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -238,17 +252,47 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
         raise bad("decoder.aux_heads", f"is {d.aux_heads}", "use 0..3 (one per non-final stage)")
     if d.film_hidden <= 0 or d.head_hidden <= 0:
         raise bad("decoder.film_hidden/head_hidden", "is not positive", "use positive integers")
-    for name in ("mean", "std"):
+    for name, (low, high) in NORMALIZATION_BOUNDS.items():
         value = getattr(b, name)
-        if value is not None and len(value) != 3:
+        if value is None:
+            continue
+        if len(value) != 3:
             raise bad(
                 f"backbone.{name}",
                 f"has {len(value)} entries",
                 "give 3 values (R, G, B) or null for the pretrained tag's",
             )
-    if b.std is not None and min(b.std) <= 0:
-        raise bad("backbone.std", f"is {list(b.std)}", "use positive standard deviations")
+        if not all(math.isfinite(v) and low <= v <= high for v in value):
+            raise bad(
+                f"backbone.{name}",
+                f"is {quote(list(value))}, outside [{low}, {high}] (pixels are in [0, 1]; "
+                "a NaN, infinite or tiny value makes every depth NaN)",
+                "use the values the tower was trained with (OpenAI CLIP: mean [0.481, 0.458, "
+                "0.408], std [0.269, 0.261, 0.276]) or null for the pretrained tag's",
+            )
+    if b.pretrained is not None:
+        check_weights_source(b.pretrained, "backbone.pretrained", source)
     check_sizes(cfg, source)
+
+
+def check_weights_source(value: str, field: str, source: object = None) -> None:
+    """A pretrained tag or weights path must be something a file system can be asked about.
+
+    A 100,000-character value made `Path.is_file()` raise 'File name too long' deep inside the
+    backbone, and the tool printed it whole; refused here, quoted, with the field to fix.
+    """
+    too_long = len(value) > MAX_WEIGHTS_SOURCE_CHARS or any(
+        len(part.encode("utf-8", "surrogateescape")) > MAX_FILE_NAME_BYTES
+        for part in value.split("/")
+    )
+    if too_long or not value.isprintable():
+        raise ConfigError(
+            f"{quote(value, 80)} is neither an open_clip pretrained tag nor a path this system "
+            "can open (too long, or control characters)",
+            source=source,
+            field=field,
+            fix="give a tag such as 'openai', or the path of a weights file",
+        )
 
 
 def to_plain(value: Any) -> Any:

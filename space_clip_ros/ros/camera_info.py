@@ -19,7 +19,9 @@ from space_clip_ros.io.msg_arrays import camera_matrix
 
 
 class CameraInfoError(InputError):
-    """A CameraInfo cannot give intrinsics (zero focal length, zero size, ...)."""
+    """A CameraInfo cannot give intrinsics: zero size, or a focal length or principal point no
+    camera has (geometry.Intrinsics bounds them, so fx = 1e-300 is refused here, counted by the
+    node as a rejected camera_info, instead of becoming a cloud of inf)."""
 
 
 def intrinsics_from_camera_info(msg: CameraInfo) -> Intrinsics:
