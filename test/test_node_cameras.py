@@ -78,7 +78,7 @@ def test_three_cameras_of_different_sizes_share_one_batch_and_keep_their_own_top
 
 
 def test_a_silent_camera_holds_no_one_back_and_each_camera_has_its_diagnostics(ros):
-    node = ros.start(
+    ros.start(
         "/t_silent",
         estimator=KnownDepth(plane(3.0)),
         cameras=["front", "left", "rear"],  # a string array works as well as one string
