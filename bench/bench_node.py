@@ -5,6 +5,8 @@ model with real inference. Ratios come from one run, interleaved frame by frame 
     python bench/bench_node.py overhead --sizes 1242x375 --frames 40
     python bench/bench_node.py model                 # ViT-B/16 (random weights), CPU
     python bench/bench_node.py model --device cuda --precision auto --rate 400 --seconds 20
+    python bench/bench_node.py cameras               # 1, 2, 4, 6 cameras: one node vs N nodes
+    python bench/bench_node.py cameras --device cuda --precision auto --rate 30
 
 overhead: the node runs an instant estimator (a constant depth of the right size: inference is
     free), so what remains is the node's own work. The floor is a minimal rclpy relay in the same
@@ -21,8 +23,14 @@ model: the real model; bare = DepthEstimator.predict in a loop on the same frame
     node = frames published open loop at --rate (above the model's rate, so a fresh frame always
     waits) into space_clip_depth with depth (+ points, + all outputs) subscribed; throughput in
     steady state and the node's receipt -> publish latency; bare and node rounds interleaved.
+cameras: N cameras (1, 2, 4, 6) publishing at --rate into ONE multi-camera node (cameras:=c0,..)
+    and, in turn, into N single-camera nodes, each node its own process (`python -m
+    space_clip_ros.ros.depth_node`, the untrained ViT-B/16: speed does not depend on the weights):
+    depth images per second summed over the cameras, per-camera latency (image published ->
+    depth received, client side) and the nodes' resident memory (VmRSS), ratios in one run.
 The camera client, the relay and the node are separate rclpy nodes in this process on the shared
-loopback (space_clip_ros/ros/loopback.py); every message still crosses DDS.
+loopback (space_clip_ros/ros/loopback.py); every message still crosses DDS (cameras mode: the
+nodes are separate processes).
 """
 
 from __future__ import annotations
@@ -30,9 +38,13 @@ from __future__ import annotations
 import argparse
 import array
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", "87")
@@ -82,13 +94,22 @@ class InstantEstimator(DepthEstimator):
     def input_size(self) -> tuple[int, int]:
         return (224, 224)
 
+    @property
+    def input_resize(self) -> str:
+        return "bilinear_antialias"
+
     def infer(self, pixels, color_order="rgb", output_size=None) -> torch.Tensor:
-        size = tuple(output_size or pixels.shape[1:3])
+        return self._at(tuple(output_size or pixels.shape[1:3]))[None]
+
+    def infer_frames(self, frames) -> list[torch.Tensor]:
+        return [self._at(tuple(size)) for _, _, size in frames]
+
+    def _at(self, size: tuple[int, int]) -> torch.Tensor:
         if size not in self._depth:
             gen = torch.Generator().manual_seed(0)
             depth = torch.rand(size, generator=gen) * 100.0 + 0.05
             self._depth[size] = depth.to(self.device)
-        return self._depth[size][None]
+        return self._depth[size]
 
     def forward(self, images, output_size):  # infer() never gets here
         raise NotImplementedError
@@ -283,9 +304,9 @@ def overhead(args: argparse.Namespace) -> None:
 class TimedEstimator(TorchEstimator):
     """The model with each inference timed (synchronised on CUDA): the cost inside the node."""
 
-    def infer(self, pixels, color_order="rgb", output_size=None) -> torch.Tensor:
+    def infer_frames(self, frames) -> list[torch.Tensor]:
         start = time.perf_counter()
-        depth = super().infer(pixels, color_order, output_size)
+        depth = super().infer_frames(frames)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.durations.append(time.perf_counter() - start)
@@ -411,6 +432,144 @@ def model(args: argparse.Namespace) -> None:
         )
 
 
+# ------------------------------------------------------------------------------ cameras mode
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_nodes(namespace: str, cameras: list[str], multi: bool, args) -> list:
+    """The node processes: one serving every camera, or one per camera."""
+    common = ["-p", f"device:={args.device}", "-p", f"precision:={args.precision}",
+              "-p", "log_period:=0.0", "-p", "max_image_pixels:=8294400"]  # fmt: skip
+    if multi:
+        runs = [["-r", f"__ns:={namespace}", "-p", f"cameras:={','.join(cameras)}"]]
+    else:
+        runs = [["-r", f"__ns:={namespace}/{camera}"] for camera in cameras]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "space_clip_ros.ros.depth_node", "--ros-args", *run, *common],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        )  # fmt: skip
+        for run in runs
+    ]
+
+
+def measure_cameras(loopback: Loopback, count: int, multi: bool, args) -> dict:
+    width, height = (int(v) for v in args.size.split("x"))
+    namespace = f"/bench_cameras_{os.getpid()}_{count}_{'one' if multi else 'many'}"
+    cameras = [f"c{i}" for i in range(count)]
+    processes = start_nodes(namespace, cameras, multi, args)
+    sent: dict[int, float] = {}
+    latencies: dict[str, list[float]] = {c: [] for c in cameras}
+    counts = dict.fromkeys(cameras, 0)
+    lock = threading.Lock()
+
+    def keep(camera: str):
+        def on_depth(msg) -> None:
+            with lock:
+                counts[camera] += 1
+                start = sent.get(stamp_ns(msg.header))
+                if start is not None:
+                    latencies[camera].append(time.perf_counter() - start)
+
+        return on_depth
+
+    try:
+        images, infos = {}, {}
+        for camera in cameras:
+            topic = f"{namespace}/{camera}"
+            loopback.add_subscription(f"{topic}/depth", Image, keep(camera), 5)
+            images[camera] = loopback.add_publisher(f"{topic}/image", Image, 2)
+            infos[camera] = loopback.add_publisher(f"{topic}/camera_info", CameraInfo, 2)
+        for camera in cameras:  # the model loads in each process first
+            loopback.wait_for_subscribers(images[camera], timeout=600)
+        messages = [array_to_image(img, "rgb8", Header()) for img in frames(width, height, 4)]
+        info = camera_info_from_intrinsics(kitti_like(width, height), Header())
+        stop = threading.Event()
+
+        def publish() -> None:
+            i = 0
+            while not stop.is_set():
+                for j, camera in enumerate(cameras):
+                    msg = messages[(i + j) % len(messages)]
+                    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(i * 1000 + j, 10**9)
+                    with lock:
+                        sent[stamp_ns(msg.header)] = time.perf_counter()
+                    infos[camera].publish(info)
+                    images[camera].publish(msg)
+                i += 1
+                time.sleep(1.0 / args.rate)
+
+        publisher = threading.Thread(target=publish, daemon=True)
+        publisher.start()
+        deadline = time.monotonic() + 600
+        while min(counts.values()) < 2 and time.monotonic() < deadline:  # all warmed up
+            time.sleep(0.05)
+        with lock:
+            before = dict(counts)
+            for values in latencies.values():
+                values.clear()
+        start = time.perf_counter()
+        time.sleep(args.seconds)
+        with lock:
+            done = {c: counts[c] - before[c] for c in cameras}
+            lat = {c: list(v) for c, v in latencies.items()}
+        elapsed = time.perf_counter() - start
+        rss = sum(rss_mb(p.pid) for p in processes)
+        stop.set()
+        publisher.join()
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        loopback.drop_endpoints()
+    all_latencies = [v for values in lat.values() for v in values]
+    return {
+        "fps": sum(done.values()) / elapsed,
+        "per_camera_fps": {c: n / elapsed for c, n in done.items()},
+        "latency_ms": 1e3 * float(np.median(all_latencies)) if all_latencies else float("nan"),
+        "latency_p95_ms": 1e3 * float(np.percentile(all_latencies, 95))
+        if all_latencies
+        else float("nan"),
+        "rss_mb": rss,
+    }
+
+
+def cameras_mode(args: argparse.Namespace) -> None:
+    print(
+        f"ViT-B/16 SPACE-CLIP (untrained), {args.size}, cameras at {args.rate:g} Hz each, device "
+        f"{args.device}, precision {args.precision}, cores {os.cpu_count()}, load "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+    print(
+        "| cameras | one node: depth/s (sum) | N nodes: depth/s (sum) | one / N | latency one "
+        "node, median / p95 ms | latency N nodes | RSS one node MB | RSS N nodes MB | one / N |"
+    )
+    print("|---:|---:|---:|---:|---|---|---:|---:|---:|")
+    with Loopback("bench_cameras_client") as loopback:
+        for count in args.counts:
+            one = measure_cameras(loopback, count, True, args)
+            many = measure_cameras(loopback, count, False, args)
+            print(
+                f"| {count} | {one['fps']:.2f} | {many['fps']:.2f} | "
+                f"{one['fps'] / many['fps']:.2f}x | {one['latency_ms']:.0f} / "
+                f"{one['latency_p95_ms']:.0f} | {many['latency_ms']:.0f} / "
+                f"{many['latency_p95_ms']:.0f} | {one['rss_mb']:.0f} | {many['rss_mb']:.0f} | "
+                f"{one['rss_mb'] / many['rss_mb']:.2f}x |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -436,8 +595,15 @@ def main() -> None:
     real.add_argument(
         "--variants", nargs="+", default=["depth", "depth+points"], choices=list(VARIANTS)
     )
+    many = modes.add_parser("cameras", help="one multi-camera node vs one node per camera")
+    many.add_argument("--counts", nargs="+", type=int, default=[1, 2, 4, 6])
+    many.add_argument("--device", default="cpu")
+    many.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    many.add_argument("--size", default="640x480")
+    many.add_argument("--rate", type=float, default=10.0, help="each camera's rate in Hz")
+    many.add_argument("--seconds", type=float, default=20.0, help="each timed phase")
     args = parser.parse_args()
-    overhead(args) if args.mode == "overhead" else model(args)
+    {"overhead": overhead, "model": model, "cameras": cameras_mode}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@
 
 Outputs appear under the namespace: <namespace>/depth, <namespace>/depth/camera_info,
 <namespace>/points, <namespace>/depth/colorized. The inputs default to the relative `image` and
-`camera_info`, so they follow the namespace too (namespace:=front reads /front/image). checkpoint,
+`camera_info`, so they follow the namespace too (namespace:=front reads /front/image).
+cameras:=front,left serves several cameras from one node, one model, batched: each camera reads
+<namespace>/<camera>/image and camera_info and publishes under <namespace>/<camera>/. checkpoint,
 device and use_compressed override the params file only when given, so a params file alone can
 configure everything. When the depth node fails (a bad checkpoint, a fatal device error) the
 launch ends with exit status 1 and the reason (space_clip_ros.ros.launch_exits).
@@ -60,7 +62,14 @@ ARGUMENTS = {
     ),
     "namespace": (
         "",
-        "Namespace of the node and its outputs (one per camera when running several).",
+        "Namespace of the node and its outputs.",
+    ),
+    "cameras": (
+        "",
+        "Several cameras served by this one node, comma-separated (front,left,right): camera "
+        "`front` reads <namespace>/front/image and front/camera_info and publishes front/depth, "
+        "... (remap those topics to your drivers'); one model, batched. Empty: one camera, "
+        "read from `image` and `camera_info`; keeps the params file's value.",
     ),
     "params_file": ("", "Parameter YAML; empty uses the package's config/depth.yaml."),
     "checkpoint": (
@@ -92,6 +101,22 @@ def _nodes(context):
                 "empty to keep the params file's value)"
             )
         overrides["use_compressed"] = BOOLEANS[value["use_compressed"].lower()]
+    remappings = [
+        ("image", value["image"]),
+        ("image/compressed", value["image"] + "/compressed"),
+        ("camera_info", value["camera_info"]),
+    ]
+    if value["cameras"]:
+        renamed = [n for n in ("image", "camera_info") if value[n] != ARGUMENTS[n][0]]
+        if renamed:
+            raise RuntimeError(
+                f"{' and '.join(renamed)} rename the single camera's topics, but cameras:="
+                f"{value['cameras']} serves several, each on <camera>/image and "
+                "<camera>/camera_info: remap those (e.g. in a launch file of yours), or drop "
+                "cameras:="
+            )
+        overrides["cameras"] = value["cameras"]
+        remappings = []
     if overrides:
         parameters.append(overrides)
     node = Node(
@@ -100,11 +125,7 @@ def _nodes(context):
         name=NODE_NAME,
         namespace=value["namespace"],
         parameters=parameters,
-        remappings=[
-            ("image", value["image"]),
-            ("image/compressed", value["image"] + "/compressed"),
-            ("camera_info", value["camera_info"]),
-        ],
+        remappings=remappings,
         output="screen",
         emulate_tty=True,
     )
@@ -137,7 +158,10 @@ def _rviz(value: dict, share: str) -> list:
     tailored = None
     if not config:
         config = os.path.join(share, RVIZ_CONFIG)
-        tailored = _tailored_rviz_config(config, value["namespace"], value["image"])
+        # several cameras: rviz shows the first one
+        first = value["cameras"].split(",")[0].strip()
+        namespace = "/".join(p for p in (value["namespace"].strip("/"), first) if p)
+        tailored = _tailored_rviz_config(config, namespace, value["image"])
     actions = [
         Node(
             package=RVIZ_PACKAGE,

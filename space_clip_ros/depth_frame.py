@@ -34,7 +34,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -107,6 +107,7 @@ class PendingFrame:
     height: int
     intrinsics: Optional[Intrinsics]
     order: str = "rgb"
+    stream: str = ""  # whose host buffers complete() fills (one set per camera)
     pixels: Optional[np.ndarray] = None  # CPU: (H, W, 3) uint8, input size
     depth: Optional[np.ndarray] = None  # CPU: (h, w) float32 metres, unmasked, output size
     staged: Optional[dict[str, torch.Tensor]] = None  # GPU: pinned host copies in flight
@@ -231,8 +232,8 @@ class FrameRenderer:
     def __init__(self, estimator: "DepthEstimator") -> None:
         self.estimator = estimator
         self._on_device = estimator.device.type != "cpu"
-        self._buffers = {name: HostBuffer() for name in ("depth", "points", "preview")}
-        self._scratch = HostBuffer()  # the masked depth when `depth` itself is not planned
+        # one set per stream (camera): cameras of different sizes never reallocate each other's
+        self._buffers: dict[str, dict[str, HostBuffer]] = {}
         self._lut = preview_lut("bgr")
         self._device_lut = (
             torch.from_numpy(self._lut).to(estimator.device) if self._on_device else None
@@ -247,33 +248,53 @@ class FrameRenderer:
     def begin(self, image: ColorImage, plan: FramePlan) -> PendingFrame:
         """Upload and infer; on a GPU also post-process and start the copies. Does not wait for
         the device."""
-        in_h, in_w = image.pixels.shape[:2]
-        width, height = rescaled_size(in_w, in_h, plan.settings.output_scale)
-        intr = output_intrinsics(plan.camera, width, height) if plan.camera else None
-        pending = PendingFrame(plan, width, height, intr, order=image.order)
-        if not plan.needs_depth:
+        return self.begin_many([(image, plan)])[0]
+
+    def begin_many(
+        self, frames: Sequence[tuple[ColorImage, FramePlan]], streams: Sequence[str] = ()
+    ) -> list[PendingFrame]:
+        """`begin` for several frames (several cameras, of any sizes) with one forward pass.
+
+        streams: a name per frame (its camera) whose host buffers complete() fills; frames of
+        one stream must be completed in order, each before the next one's products are read.
+        """
+        pending = []
+        for (image, plan), stream in zip(frames, list(streams) or [""] * len(frames)):
+            in_h, in_w = image.pixels.shape[:2]
+            width, height = rescaled_size(in_w, in_h, plan.settings.output_scale)
+            intr = output_intrinsics(plan.camera, width, height) if plan.camera else None
+            pending.append(PendingFrame(plan, width, height, intr, image.order, stream))
+        inferred = [
+            (p, image) for p, (image, plan) in zip(pending, frames) if plan.needs_depth
+        ]
+        if not inferred:
             return pending
         with torch.inference_mode():
-            pixels = self.estimator.upload(image.pixels)
-            depth = self.estimator.infer(pixels, image.order, (height, width))[0]
-            if not self._on_device:
-                pending.pixels, pending.depth = image.pixels, depth.numpy()
-                return pending
-            targets = {
-                name: torch.empty(shape, dtype=_TORCH_DTYPES[dtype], device=depth.device)
-                for name, (shape, dtype) in self._shapes(pending).items()
-            }
-            finite = self._postprocess(DeviceKernels, pending, depth, pixels[0], targets,
-                                       self._device_lut)  # fmt: skip
-            pending.staged = {
-                name: torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(
-                    t, non_blocking=True
-                )
-                for name, t in {**targets, "finite": finite}.items()
-            }
-            pending.done = torch.cuda.Event()
-            pending.done.record()
+            uploaded = [self.estimator.upload(image.pixels)[0] for _, image in inferred]
+            depths = self.estimator.infer_frames(
+                [(px, p.order, (p.height, p.width)) for (p, _), px in zip(inferred, uploaded)]
+            )
+            for (p, image), pixels, depth in zip(inferred, uploaded, depths):
+                if self._on_device:
+                    self._start_on_device(p, pixels, depth)
+                else:
+                    p.pixels, p.depth = image.pixels, depth.numpy()
         return pending
+
+    def _start_on_device(self, pending: PendingFrame, pixels, depth) -> None:
+        """Post-process on the device and start the copies to pinned host memory."""
+        targets = {
+            name: torch.empty(shape, dtype=_TORCH_DTYPES[dtype], device=depth.device)
+            for name, (shape, dtype) in self._shapes(pending).items()
+        }
+        finite = self._postprocess(DeviceKernels, pending, depth, pixels, targets,
+                                   self._device_lut)  # fmt: skip
+        pending.staged = {
+            name: torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
+            for name, t in {**targets, "finite": finite}.items()
+        }
+        pending.done = torch.cuda.Event()
+        pending.done.record()
 
     # ------------------------------------------------------------------ second half
 
@@ -282,8 +303,9 @@ class FrameRenderer:
         products = FrameProducts(pending.width, pending.height, pending.intrinsics)
         if not pending.plan.needs_depth:
             return products
+        buffers = self._stream_buffers(pending.stream)
         targets = {
-            name: self._buffers[name].ensure(shape, dtype)
+            name: buffers[name].ensure(shape, dtype)
             for name, (shape, dtype) in self._shapes(pending).items()
         }
         if pending.staged is not None:  # GPU: the work is done or in flight; wait, then copy
@@ -296,8 +318,16 @@ class FrameRenderer:
                                        targets, self._lut)  # fmt: skip
         products.finite_fraction = finite / max(1, pending.width * pending.height)
         for name in targets:
-            setattr(products, name, self._buffers[name])
+            setattr(products, name, buffers[name])
         return products
+
+    def _stream_buffers(self, stream: str) -> dict[str, HostBuffer]:
+        """The host buffers of one stream; "scratch" holds the masked depth when `depth` itself
+        is not planned (the cloud and the preview read it)."""
+        if stream not in self._buffers:
+            names = ("depth", "points", "preview", "scratch")
+            self._buffers[stream] = {name: HostBuffer() for name in names}
+        return self._buffers[stream]
 
     # ------------------------------------------------------------------ post-processing
 
@@ -326,7 +356,9 @@ class FrameRenderer:
             if self._on_device:
                 masked = torch.empty_like(raw)
             else:
-                masked = self._scratch.ensure(raw.shape, np.float32)
+                masked = self._stream_buffers(pending.stream)["scratch"].ensure(
+                    raw.shape, np.float32
+                )
         valid = kernels.mask(raw, s.min_depth, s.max_depth, masked)
         if "points" in out:
             rgb = None

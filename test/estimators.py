@@ -27,22 +27,40 @@ class KnownDepth(DepthEstimator):
         super().__init__(torch.device("cpu"), "fp32", "known depth")
         self.depth_fn, self.delay, self.fail_with = depth_fn, delay, fail_with
         self.calls: list[tuple[np.ndarray, str]] = []
+        self.batches: list[int] = []  # frames per infer_frames call
 
     @property
     def input_size(self) -> tuple[int, int]:
         return (224, 224)
 
-    def infer(self, pixels, color_order="rgb", output_size=None) -> torch.Tensor:
-        self.calls.append((pixels[0].cpu().numpy().copy(), color_order))
+    @property
+    def input_resize(self) -> str:
+        return "bilinear_antialias"
+
+    def _called(self, pixels: torch.Tensor, color_order: str) -> None:
+        self.calls.append((pixels.cpu().numpy().copy(), color_order))
         if self.delay:
             time.sleep(self.delay)
         if self.fail_with is not None:
             error, self.fail_with = self.fail_with, None
             raise error
+
+    def infer(self, pixels, color_order="rgb", output_size=None) -> torch.Tensor:
+        self._called(pixels[0], color_order)
         return super().infer(pixels, color_order, output_size)
 
+    def infer_frames(self, frames) -> list[torch.Tensor]:
+        """depth_fn at each frame's own output size (not resampled from the encoder's)."""
+        self.batches.append(len(frames))
+        for pixels, order, _ in frames:
+            self._called(pixels, order)
+        return [self._depth(size) for _, _, size in frames]
+
+    def _depth(self, size: tuple[int, int]) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.depth_fn(*size), np.float32))
+
     def forward(self, images: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
-        depth = torch.from_numpy(np.ascontiguousarray(self.depth_fn(*output_size), np.float32))
+        depth = self._depth(output_size)
         return depth.expand(images.shape[0], 1, *depth.shape).clone()
 
 

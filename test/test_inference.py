@@ -36,6 +36,20 @@ def test_batch_equals_single_images(estimator, image):
     np.testing.assert_allclose(batch[1], estimator.predict(other), rtol=1e-5, atol=1e-5)
 
 
+def test_frames_of_different_sizes_in_one_forward_equal_each_inferred_alone(estimator):
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((48, 160), (33, 40))]
+    sizes = [(24, 80), (33, 40)]
+    orders = ["rgb", "bgr"]
+    together = estimator.infer_frames(
+        [(estimator.upload(i)[0], o, s) for i, o, s in zip(images, orders, sizes)]
+    )
+    for image, order, size, depth in zip(images, orders, sizes, together):
+        alone = estimator.infer(estimator.upload(image), order, size)[0]
+        assert depth.shape == size
+        np.testing.assert_allclose(depth.numpy(), alone.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_same_input_same_output(estimator, image):
     assert np.array_equal(estimator.predict(image), estimator.predict(image))
 

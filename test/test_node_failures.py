@@ -40,12 +40,12 @@ class Scripted(KnownDepth):
         super().__init__(plane(5.0))
         self.script, self.allocate = iter(script), allocate
 
-    def infer(self, pixels, color_order="rgb", output_size=None):
+    def infer_frames(self, frames):
         held = self.allocate() if self.allocate else None  # noqa: F841 (dies with the frame)
         step = next(self.script, None)
         if step is not None:
             raise step
-        return super().infer(pixels, color_order, output_size)
+        return super().infer_frames(frames)
 
 
 @pytest.fixture
@@ -151,7 +151,7 @@ def test_real_cuda_oom_is_survived_with_the_memory_released(loopback):
     free, _ = torch.cuda.mem_get_info()
 
     class AllocatesTooMuch(TorchEstimator):
-        def infer(self, pixels, color_order="rgb", output_size=None):
+        def infer_frames(self, frames):
             held = torch.empty(int(free * 0.6), dtype=torch.uint8, device="cuda")  # noqa: F841
             torch.empty(int(free * 0.6), dtype=torch.uint8, device="cuda")  # the OOM
 
@@ -171,7 +171,7 @@ sys.path.insert(0, sys.argv.pop(1))
 from estimators import KnownDepth, plane
 
 class AlwaysFails(KnownDepth):
-    def infer(self, pixels, color_order="rgb", output_size=None):
+    def infer_frames(self, frames):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 sys.exit(depth_node.main(sys.argv[1:], estimator_factory=lambda cfg: AlwaysFails(plane(1.0))))

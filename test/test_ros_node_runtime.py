@@ -115,9 +115,9 @@ def test_ctrl_c_during_inference_is_no_frame_failure(tmp_path):
     rclpy.init(context=context)
 
     class ShutsDownMidFrame(KnownDepth):
-        def infer(self, pixels, color_order="rgb", output_size=None):
+        def infer_frames(self, frames):
             rclpy.shutdown(context=context)  # what rclpy's SIGINT handler does
-            return super().infer(pixels, color_order, output_size)
+            return super().infer_frames(frames)
 
     node = DepthNode(
         context=context,

@@ -22,7 +22,7 @@ import logging
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from space_clip_ros.model import (
     build_model,
     load_checkpoint,
 )
+from space_clip_ros.model.space_clip import resize_bilinear, resize_to_encoder
 from space_clip_ros.runtime import (
     PRECISION_CHOICES,
     autocast,
@@ -82,6 +83,16 @@ def backbone_dtype_for(device: torch.device, dtype: torch.dtype) -> torch.dtype:
     return dtype if device.type == "cuda" and dtype != torch.float32 else torch.float32
 
 
+def _rgb_floats(pixels: torch.Tensor, color_order: ColorOrder) -> torch.Tensor:
+    """(B, H, W, 3) uint8 in `color_order` -> (B, 3, H, W) RGB floats in [0, 1]."""
+    if color_order not in ("rgb", "bgr"):
+        raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
+    x = pixels.permute(0, 3, 1, 2)
+    if color_order == "bgr":
+        x = x.flip(1)
+    return x.float().div_(255.0)
+
+
 def check_pixels(image: np.ndarray) -> np.ndarray:
     """`image` if it is uint8 HxWx3 or NxHxWx3 with pixels; a ValueError with the fix if not."""
     if not isinstance(image, np.ndarray):
@@ -122,6 +133,11 @@ class DepthEstimator(ABC):
     def input_size(self) -> tuple[int, int]:
         """The encoder's input (H, W)."""
 
+    @property
+    @abstractmethod
+    def input_resize(self) -> str:
+        """How frames are resized to the encoder input (model.config.INPUT_RESIZE_METHODS)."""
+
     @abstractmethod
     def forward(self, images: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
         """(B, 3, H, W) RGB floats in [0, 1] on the device -> (B, 1, h, w) float32 metres."""
@@ -148,15 +164,36 @@ class DepthEstimator(ABC):
 
         output_size (h, w) defaults to the input's (H, W).
         """
-        if color_order not in ("rgb", "bgr"):
-            raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
         size = tuple(output_size) if output_size is not None else tuple(pixels.shape[1:3])
         with torch.inference_mode():
-            x = pixels.permute(0, 3, 1, 2)
-            if color_order == "bgr":
-                x = x.flip(1)
-            x = x.float().div_(255.0)
-            return self.forward(x, size)[:, 0].float()
+            return self.forward(_rgb_floats(pixels, color_order), size)[:, 0].float()
+
+    def infer_frames(
+        self, frames: Sequence[tuple[torch.Tensor, ColorOrder, tuple[int, int]]]
+    ) -> list[torch.Tensor]:
+        """One forward pass for frames of any sizes: (pixels (H, W, 3) uint8 on the device,
+        colour order, output (h, w)) each -> (h, w) float32 metres each, on the device.
+
+        Each frame is resized to the encoder input on its own, the batch runs once at the
+        encoder's size, and each depth is resized to its own output size: the same numbers as
+        `infer` per frame (the model's own resizes are the same functions, applied in the same
+        order), at the cost of one forward for all of them.
+        """
+        if not frames:
+            return []
+        encoder = self.input_size
+        with torch.inference_mode():
+            batch = torch.cat(
+                [
+                    resize_to_encoder(_rgb_floats(pixels[None], order), encoder, self.input_resize)
+                    for pixels, order, _ in frames
+                ]
+            )
+            depth = self.forward(batch, encoder).float()
+            return [
+                resize_bilinear(depth[i : i + 1], size)[0, 0]
+                for i, (_, _, size) in enumerate(frames)
+            ]
 
     def predict(self, image: np.ndarray, color_order: ColorOrder = "rgb") -> np.ndarray:
         """float32 depth in metres at the input size: HxW for one image, NxHxW for a batch."""
@@ -220,6 +257,10 @@ class TorchEstimator(DepthEstimator):
         return self.model.input_size
 
     @property
+    def input_resize(self) -> str:
+        return self.model.config.backbone.input_resize
+
+    @property
     def backbone_dtype(self) -> torch.dtype:
         """The frozen backbone's weight dtype."""
         return next(self.model.backbone.parameters()).dtype
@@ -258,6 +299,10 @@ class OnnxEstimator(DepthEstimator):
     @property
     def input_size(self) -> tuple[int, int]:
         return self.model.input_size
+
+    @property
+    def input_resize(self) -> str:
+        return self.model.input_resize
 
     @property
     def path(self) -> Path:

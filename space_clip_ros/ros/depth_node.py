@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import rclpy
@@ -46,7 +46,7 @@ from space_clip_ros.frame_plan import NEEDS_CAMERA, FramePlan, FrameSettings, Ou
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.ros import param_overrides, params
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
-from space_clip_ros.ros.diagnostics import FrameStats, ThrottledLog, diagnostic_array
+from space_clip_ros.ros.diagnostics import FrameStats, ThrottledLog, diagnostic_status
 from space_clip_ros.ros.frame_slot import Frame
 from space_clip_ros.ros.node_cli import handle_help
 from space_clip_ros.ros.qos import BEST_AVAILABLE, fixed_qos_refusal, make_qos, qos_overrides
@@ -123,6 +123,24 @@ class CameraInfoStore:
             self._waited.clear()
 
 
+@dataclass
+class CameraStream:
+    """One camera the node serves: its topics, its CameraInfo, its outputs and its counters.
+
+    name "" is the single camera in the node's own namespace (image, camera_info, depth, ...);
+    a camera `front` reads front/image, front/camera_info and publishes front/depth, ...
+    """
+
+    name: str
+    stats: FrameStats = field(default_factory=FrameStats)
+    cameras: CameraInfoStore = field(default_factory=CameraInfoStore)
+    outputs: Optional["DepthOutputs"] = None
+    inputs: list = field(default_factory=list)
+
+    def topic(self, relative: str) -> str:
+        return f"{self.name}/{relative}" if self.name else relative
+
+
 def load_estimator(cfg: params.NodeConfig) -> "DepthEstimator":
     """The model the parameters name, warmed up so the first frame is not the slow one."""
     from space_clip_ros.inference import DepthEstimator
@@ -194,16 +212,13 @@ class DepthNode(LifecycleNode):
             self.destroy_node()
             raise
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.stats = FrameStats()
+        self._streams = {name: CameraStream(name) for name in self.config.camera_names}
         self._warn = ThrottledLog(self.get_logger().warning)
         self._error = ThrottledLog(self.get_logger().error)
         self._estimator: Optional[DepthEstimator] = None
-        self._outputs: Optional[DepthOutputs] = None
         self._diagnostics_pub = None
-        self._inputs: list = []
         self._status_timers: list = []
         self._pipeline: Optional[FramePipeline] = None
-        self._cameras = CameraInfoStore()
         self._failures_lock = threading.Lock()
         self._consecutive_failures = 0
         self.gave_up = False  # set when max_consecutive_failures ended the node: main() exits 1
@@ -213,9 +228,20 @@ class DepthNode(LifecycleNode):
         """False while no model is loaded or when it runs without a trained checkpoint."""
         return self._estimator is not None and self._estimator.trained
 
-    def camera(self, width: int, height: int) -> Optional[Camera]:
-        """The camera info the node holds for images of width x height (None: none yet)."""
-        return self._cameras.get(width, height)[0]
+    @property
+    def streams(self) -> dict[str, CameraStream]:
+        """The cameras this node serves, by name ("" for the single camera in its namespace)."""
+        return self._streams
+
+    @property
+    def stats(self) -> FrameStats:
+        """The frame counters of the node's (first) camera; streams[name].stats for others."""
+        return next(iter(self._streams.values())).stats
+
+    def camera(self, width: int, height: int, stream: str = "") -> Optional[Camera]:
+        """The camera info the node holds for a camera's images of width x height (None: none
+        yet); stream: the camera's name (default: the single camera)."""
+        return self._stream(stream).cameras.get(width, height)[0]
 
     @property
     def estimator(self) -> Optional["DepthEstimator"]:
@@ -224,17 +250,25 @@ class DepthNode(LifecycleNode):
 
     @property
     def outputs(self) -> Optional["DepthOutputs"]:
-        """The output stage (None before configure and after cleanup)."""
-        return self._outputs
+        """The (first) camera's output stage (None before configure and after cleanup)."""
+        return next(iter(self._streams.values())).outputs
 
     @property
     def pipeline(self) -> Optional["FramePipeline"]:
         """The running frame pipeline (None while inactive)."""
         return self._pipeline
 
-    def wanted(self) -> frozenset[Output]:
-        """The outputs that are enabled and have at least one subscriber, now."""
-        return self._wanted(self.config)
+    def wanted(self, stream: str = "") -> frozenset[Output]:
+        """A camera's outputs that are enabled and have at least one subscriber, now."""
+        return self._wanted(self.config, self._stream(stream))
+
+    def _stream(self, name: str) -> CameraStream:
+        if name not in self._streams and name == "" and len(self._streams) == 1:
+            return next(iter(self._streams.values()))
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise KeyError(f"no camera {name!r}; this node serves {list(self._streams)}") from None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -280,13 +314,17 @@ class DepthNode(LifecycleNode):
         if cfg.verify_on_configure and not self._verified(estimator):
             return TransitionCallbackReturn.FAILURE
         self._estimator = estimator
-        self._outputs = DepthOutputs(
-            self,
-            cfg.output_reliability,
-            cfg.output_qos_depth,
-            lifecycle=True,
-            warn=self._warn,
-        )
+        if list(self._streams) != list(cfg.camera_names):  # `cameras` changed since the last
+            self._streams = {name: CameraStream(name) for name in cfg.camera_names}
+        for stream in self._streams.values():
+            stream.outputs = DepthOutputs(
+                self,
+                cfg.output_reliability,
+                cfg.output_qos_depth,
+                prefix=stream.topic(""),
+                lifecycle=True,
+                warn=self._warn,
+            )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.get_logger().info(
             f"model ready on {estimator.device} ({estimator.precision}, {estimator.backend}); "
@@ -330,36 +368,42 @@ class DepthNode(LifecycleNode):
         # executor may run _on_image while this callback is still running): no frame lands nowhere.
         self._consecutive_failures = 0  # a re-activated node starts with a clean count
         self._pipeline = FramePipeline(
-            FrameRenderer(self._estimator), self, self.context.ok, name=NODE_NAME
+            FrameRenderer(self._estimator),
+            self,
+            self.context.ok,
+            cameras=list(self._streams),
+            batch_wait=lambda: self.config.batch_wait,
+            name=NODE_NAME,
         )
         image_type = CompressedImage if cfg.use_compressed else Image
-        for msg_type, topic, callback in (
-            (image_type, self._image_topic(), self.receive_image),
-            (CameraInfo, "camera_info", self._on_camera_info),
-        ):
-            self._inputs.append(
-                self.create_subscription(
-                    msg_type,
-                    topic,
-                    callback,
-                    make_qos(cfg.input_reliability, cfg.input_qos_depth),  # fresh: ROS edits it
-                    qos_overriding_options=qos_overrides(),
-                    event_callbacks=SubscriptionEventCallbacks(
-                        incompatible_qos=lambda event, t=topic: self._warn(
-                            f"qos:{t}",
-                            f"a publisher on '{self._resolve(t)}' offers QoS this subscription "
-                            f"cannot match ({event.last_policy_kind}); input is "
-                            f"{cfg.input_reliability}: set "
-                            "input_reliability:=best_effort for a best-effort camera",
-                        )
-                    ),
+        for stream in self._streams.values():
+            for msg_type, topic, callback in (
+                (image_type, stream.topic(self._image_topic()), self.receive_image),
+                (CameraInfo, stream.topic("camera_info"), self._on_camera_info),
+            ):
+                stream.inputs.append(
+                    self.create_subscription(
+                        msg_type,
+                        topic,
+                        functools.partial(callback, stream=stream.name),
+                        make_qos(cfg.input_reliability, cfg.input_qos_depth),  # fresh each
+                        qos_overriding_options=qos_overrides(),
+                        event_callbacks=SubscriptionEventCallbacks(
+                            incompatible_qos=lambda event, t=topic: self._warn(
+                                f"qos:{t}",
+                                f"a publisher on '{self._resolve(t)}' offers QoS this "
+                                f"subscription cannot match ({event.last_policy_kind}); input "
+                                f"is {cfg.input_reliability}: set "
+                                "input_reliability:=best_effort for a best-effort camera",
+                            )
+                        ),
+                    )
                 )
+            self.get_logger().info(
+                f"listening on '{self._resolve(stream.topic(self._image_topic()))}' and "
+                f"'{self._resolve(stream.topic('camera_info'))}'"
             )
         self._restart_status_timers()
-        self.get_logger().info(
-            f"listening on '{self._resolve(self._image_topic())}' and "
-            f"'{self._resolve('camera_info')}'"
-        )
         return super().on_activate(state)
 
     @_logged
@@ -399,9 +443,10 @@ class DepthNode(LifecycleNode):
             self._status_timers.append(self.create_timer(cfg.log_period, self._log_status))
 
     def _stop_work(self) -> None:
-        for sub in self._inputs:
-            self.destroy_subscription(sub)
-        self._inputs.clear()
+        for stream in self._streams.values():
+            for sub in stream.inputs:
+                self.destroy_subscription(sub)
+            stream.inputs.clear()
         for timer in self._status_timers:
             self.destroy_timer(timer)
         self._status_timers.clear()
@@ -417,12 +462,14 @@ class DepthNode(LifecycleNode):
     def _release_model(self) -> None:
         """Undo configure, and forget the camera infos heard while active: a cleaned-up node is a
         fresh one, and a recalibrated or swapped camera must not inherit the old intrinsics."""
-        self._cameras.clear()
-        if self._outputs is not None:
-            self._outputs.destroy()
+        for stream in self._streams.values():
+            stream.cameras.clear()
+            if stream.outputs is not None:
+                stream.outputs.destroy()
+                stream.outputs = None
         if self._diagnostics_pub is not None:
             self.destroy_publisher(self._diagnostics_pub)
-        self._outputs = self._diagnostics_pub = None
+        self._diagnostics_pub = None
         estimator, self._estimator = self._estimator, None
         if estimator is not None and estimator.device.type == "cuda":
             del estimator
@@ -457,73 +504,87 @@ class DepthNode(LifecycleNode):
 
     # ----------------------------------------------------------------- callbacks (executor thread)
 
-    def receive_image(self, msg: Union[Image, CompressedImage]) -> None:
-        """The image subscription's callback (also the way to feed a frame without DDS)."""
+    def receive_image(self, msg: Union[Image, CompressedImage], stream: str = "") -> None:
+        """An image subscription's callback (also the way to feed a frame without DDS)."""
         try:
-            self.stats.received()
-            pipeline = self._pipeline
-            if pipeline is not None and pipeline.frames.put(Frame(msg, time.monotonic())):
-                self.stats.dropped()
+            camera = self._stream(stream)
+            camera.stats.received()
+            pipeline, frame = self._pipeline, Frame(msg, time.monotonic())
+            if pipeline is not None and pipeline.frames.put(camera.name, frame):
+                camera.stats.dropped()
         except Exception as exc:  # never let a callback take the executor down
             self._warn("receive", f"failed to queue an image: {exc!r}")
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
+    def _on_camera_info(self, msg: CameraInfo, stream: str = "") -> None:
+        camera = self._stream(stream)
         try:
-            self._cameras.put(Camera(msg, intrinsics_from_camera_info(msg)))
+            camera.cameras.put(Camera(msg, intrinsics_from_camera_info(msg)))
         except CameraInfoError as exc:
-            self.stats.rejected("camera_info")
-            self._warn(
-                "camera_info", f"ignoring camera_info on '{self._resolve('camera_info')}': {exc}"
-            )
+            camera.stats.rejected("camera_info")
+            topic = self._resolve(camera.topic("camera_info"))
+            self._warn(f"camera_info:{topic}", f"ignoring camera_info on '{topic}': {exc}")
         except Exception as exc:
             self._warn("camera_info", f"ignoring camera_info: {exc!r}")
 
     def _publish_diagnostics(self) -> None:
         try:
-            estimator, pub, outputs = self._estimator, self._diagnostics_pub, self._outputs
+            estimator, pub = self._estimator, self._diagnostics_pub
             if pub is None:
                 return
-            extra = {
+            common = {
                 "device": str(estimator.device) if estimator else "none",
                 "precision": estimator.precision if estimator else "none",
                 # pytorch, or onnxruntime with the providers the session really uses
                 "backend": estimator.backend if estimator else "none",
                 "trained_checkpoint": str(bool(estimator and estimator.trained)).lower(),
             }
-            counts = outputs.subscription_counts() if outputs is not None else {}
-            extra.update(
-                {f"subscribers_{o.value.replace('/', '_')}": str(n) for o, n in counts.items()}
-            )
-            pub.publish(
-                diagnostic_array(
-                    self.stats.snapshot(),
-                    f"{self.get_fully_qualified_name()}: depth",
-                    extra["device"],
-                    self.get_clock().now().to_msg(),
-                    extra,
-                    waiting_for_input=not self._wanted(self.config),
+            array = DiagnosticArray()
+            array.header.stamp = self.get_clock().now().to_msg()
+            cfg = self.config
+            for stream in self._streams.values():
+                extra = dict(common)
+                counts = stream.outputs.subscription_counts() if stream.outputs else {}
+                extra.update(
+                    {f"subscribers_{o.value.replace('/', '_')}": str(n) for o, n in counts.items()}
                 )
-            )
+                name = f"{self.get_fully_qualified_name()}: depth"
+                if stream.name:
+                    extra["camera"] = stream.name
+                    name += f" {stream.name}"
+                array.status.append(
+                    diagnostic_status(
+                        stream.stats.snapshot(),
+                        name,
+                        common["device"],
+                        extra,
+                        waiting_for_input=not self._wanted(cfg, stream),
+                    )
+                )
+            pub.publish(array)
         except Exception as exc:
             self._warn("diagnostics", f"failed to publish diagnostics: {exc!r}")
 
     def _log_status(self) -> None:
-        self.get_logger().info(f"depth: {self.stats.snapshot().summary()}")
+        for stream in self._streams.values():
+            label = f"depth {stream.name}" if stream.name else "depth"
+            self.get_logger().info(f"{label}: {stream.stats.snapshot().summary()}")
 
     # ----------------------------------------------------------------- frames (pipeline threads)
 
-    def _wanted(self, cfg: params.NodeConfig) -> frozenset[Output]:
-        """The outputs that are enabled and have at least one subscriber."""
-        outputs = self._outputs
+    @staticmethod
+    def _wanted(cfg: params.NodeConfig, stream: CameraStream) -> frozenset[Output]:
+        """The camera's outputs that are enabled and have at least one subscriber."""
+        outputs = stream.outputs
         return enabled_outputs(cfg) & outputs.subscribed() if outputs is not None else frozenset()
 
-    def plan_frame(self, frame: Frame) -> Optional["PlannedFrame"]:
+    def plan_frame(self, stream: str, frame: Frame) -> Optional["PlannedFrame"]:
         """Decode and plan one frame from one read of the parameters (FrameHandler)."""
         from space_clip_ros.ros.frame_pipeline import PlannedFrame
         from space_clip_ros.ros.image_codec import decode_image
 
         cfg = self.config
-        outputs = self._wanted(cfg)
+        camera_stream = self._stream(stream)
+        outputs = self._wanted(cfg, camera_stream)
         if not outputs or self._estimator is None:
             return None  # nobody listens: not even decoded
         override = None if cfg.input_color_order == "auto" else cfg.input_color_order
@@ -531,14 +592,15 @@ class DepthNode(LifecycleNode):
         camera = None
         if outputs & NEEDS_CAMERA:
             height, width = image.pixels.shape[:2]
-            camera, sizes = self._cameras.get(width, height, cfg.camera_info_wait)
+            camera, sizes = camera_stream.cameras.get(width, height, cfg.camera_info_wait)
             if camera is None:
                 seen = f"only sizes {', '.join(sizes)} seen" if sizes else "none received yet"
+                topic = self._resolve(camera_stream.topic("camera_info"))
                 self._warn(
-                    "no_camera_info",
-                    f"no valid camera_info of size {width}x{height} on "
-                    f"'{self._resolve('camera_info')}' ({seen}): publishing depth only; points "
-                    "and depth/camera_info are off until one arrives",
+                    f"no_camera_info:{topic}",
+                    f"no valid camera_info of size {width}x{height} on '{topic}' ({seen}): "
+                    "publishing depth only; points and depth/camera_info are off until one "
+                    "arrives",
                 )
                 outputs -= NEEDS_CAMERA
         if not outputs:
@@ -548,10 +610,14 @@ class DepthNode(LifecycleNode):
         return PlannedFrame(image, plan, info)
 
     def publish_frame(
-        self, frame: Frame, products: "FrameProducts", camera_info: Optional[CameraInfo]
+        self,
+        stream: str,
+        frame: Frame,
+        products: "FrameProducts",
+        camera_info: Optional[CameraInfo],
     ) -> None:
         """Every output of a completed frame, with the input's header (FrameHandler)."""
-        outputs = self._outputs
+        outputs = self._stream(stream).outputs
         if outputs is None:
             raise RuntimeError("the outputs were destroyed under the frame (cleanup)")
         header: Header = frame.msg.header
@@ -559,6 +625,7 @@ class DepthNode(LifecycleNode):
 
     def frame_done(
         self,
+        stream: str,
         frame: Frame,
         outcome: "FrameOutcome",
         error: Optional[BaseException],
@@ -567,11 +634,13 @@ class DepthNode(LifecycleNode):
         """Count, log and judge one frame's outcome (FrameHandler; either pipeline thread)."""
         from space_clip_ros.ros.frame_pipeline import FrameOutcome
 
+        camera = self._stream(stream)
+        stats = camera.stats
         if outcome is FrameOutcome.SKIPPED:
-            self.stats.skipped()
+            stats.skipped()
         elif outcome is FrameOutcome.PUBLISHED:
             finite = products.finite_fraction if products is not None else float("nan")
-            self.stats.processed(frame.received_at, finite)
+            stats.processed(frame.received_at, finite)
             if finite < 1.0:
                 self._error(
                     "nonfinite",
@@ -583,13 +652,11 @@ class DepthNode(LifecycleNode):
                 self._consecutive_failures = 0
         elif outcome is FrameOutcome.REJECTED:
             reason = getattr(error, "reason", "input")
-            self.stats.rejected(reason)
-            self._warn(
-                f"input:{reason}",
-                f"dropping a frame from '{self._resolve(self._image_topic())}': {error}",
-            )
+            stats.rejected(reason)
+            topic = self._resolve(camera.topic(self._image_topic()))
+            self._warn(f"input:{reason}:{topic}", f"dropping a frame from '{topic}': {error}")
         elif outcome in (FrameOutcome.OUT_OF_MEMORY, FrameOutcome.FAILED):
-            self.stats.error()
+            stats.error()
             if outcome is FrameOutcome.OUT_OF_MEMORY:
                 self._warn(
                     "oom", f"out of GPU memory on a frame, dropped it and freed the cache: {error}"

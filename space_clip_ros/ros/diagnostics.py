@@ -165,6 +165,20 @@ def diagnostic_array(
     extra: dict[str, str],
     waiting_for_input: bool,
 ) -> DiagnosticArray:
+    """A DiagnosticArray holding diagnostic_status of one camera."""
+    array = DiagnosticArray()
+    array.header.stamp = stamp
+    array.status = [diagnostic_status(snapshot, name, hardware_id, extra, waiting_for_input)]
+    return array
+
+
+def diagnostic_status(
+    snapshot: StatsSnapshot,
+    name: str,
+    hardware_id: str,
+    extra: dict[str, str],
+    waiting_for_input: bool,
+) -> DiagnosticStatus:
     """One DiagnosticStatus: OK while frames flow; ERROR when the model's output held NaN or inf
     within the last ERROR_WINDOW_S (published as NaN = no depth, but a model that produces it is
     broken: a checkpoint or normalisation that loads and predicts nothing must not look green);
@@ -218,17 +232,13 @@ def diagnostic_array(
         **{f"rejected_{reason}": str(n) for reason, n in sorted(snapshot.rejected.items())},
         **extra,
     }
-    status = DiagnosticStatus(
+    return DiagnosticStatus(
         level=level,
         name=name,
         message=message,
         hardware_id=hardware_id,
         values=[KeyValue(key=k, value=v) for k, v in values.items()],
     )
-    array = DiagnosticArray()
-    array.header.stamp = stamp
-    array.status = [status]
-    return array
 
 
 class ThrottledLog:

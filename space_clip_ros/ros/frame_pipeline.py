@@ -1,20 +1,22 @@
 """The depth node's frame pipeline: receipt, inference and publishing of successive frames overlap.
 
-Three threads, one frame each at a time:
+Three threads, one batch each at a time:
 
-  executor thread   stores each incoming frame in a slot of depth one (`LatestFrameSlot`):
-                    receipt never waits, and a frame nobody has taken yet is replaced by a newer
-                    one (counted as dropped): the newest frame always wins;
-  inference worker  takes the newest frame, has the node decode and plan it, and starts the
-                    frame path (space_clip_ros.depth_frame.FrameRenderer.begin: upload, inference
-                    and, on CUDA, the device post-processing and copies);
+  executor thread   stores each incoming frame on a board that keeps the newest frame of each
+                    camera (`FrameBoard`): receipt never waits, and a frame nobody has taken yet
+                    is replaced by a newer one of its camera (counted as dropped);
+  inference worker  takes the ready cameras' frames as one batch (waiting at most `batch_wait`
+                    for the others), has the node decode and plan each, and starts the frame
+                    path for all of them with one forward pass
+                    (space_clip_ros.depth_frame.FrameRenderer.begin_many);
   publisher         completes each started frame (waits for the device, fills the message
                     buffers) and has the node publish all of its outputs together.
 
 A hand-off of depth one between worker and publisher keeps at most one finished-but-unpublished
-frame: on a GPU, frame n+1's decode and inference run while frame n is copied and published, so
+batch: on a GPU, batch n+1's decode and inference run while batch n is copied and published, so
 the rate is set by the slowest stage, not their sum; on a CPU the publisher's work overlaps the
-next inference. Frames are published in the order they were taken, so stamps stay in order.
+next inference. Each camera's frames are published in the order they were taken, so stamps stay
+in order.
 
 Nothing raised while handling a frame escapes a thread: every frame ends in one `FrameOutcome`,
 reported to the node (which counts, logs, and ends the process after too many failures in a
@@ -28,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol, Sequence
 
 import torch
 from sensor_msgs.msg import CameraInfo
@@ -36,7 +38,7 @@ from sensor_msgs.msg import CameraInfo
 from space_clip_ros.depth_frame import FrameProducts, FrameRenderer, PendingFrame
 from space_clip_ros.frame_plan import FramePlan
 from space_clip_ros.io.image_decoding import ColorImage, ImageDecodeError
-from space_clip_ros.ros.frame_slot import Frame, LatestFrameSlot
+from space_clip_ros.ros.frame_slot import Frame, FrameBoard, LatestFrameSlot
 
 STOP_TIMEOUT_S = 5.0  # a stop waits this long for a busy thread (a decode or a forward pass)
 
@@ -62,18 +64,23 @@ class PlannedFrame:
 
 
 class FrameHandler(Protocol):
-    """What the pipeline needs from the node around each frame."""
+    """What the pipeline needs from the node around each frame (camera: the camera's name)."""
 
-    def plan_frame(self, frame: Frame) -> Optional[PlannedFrame]:
+    def plan_frame(self, camera: str, frame: Frame) -> Optional[PlannedFrame]:
         """Decode and plan (raising ImageDecodeError for bad input); None: nothing to do."""
 
     def publish_frame(
-        self, frame: Frame, products: FrameProducts, camera_info: Optional[CameraInfo]
+        self,
+        camera: str,
+        frame: Frame,
+        products: FrameProducts,
+        camera_info: Optional[CameraInfo],
     ) -> None:
         """Publish every output of a completed frame."""
 
     def frame_done(
         self,
+        camera: str,
         frame: Frame,
         outcome: FrameOutcome,
         error: Optional[BaseException],
@@ -84,6 +91,7 @@ class FrameHandler(Protocol):
 
 @dataclass
 class _Started:
+    camera: str
     frame: Frame
     pending: PendingFrame
     camera_info: Optional[CameraInfo]
@@ -97,13 +105,17 @@ class FramePipeline:
         renderer: FrameRenderer,
         handler: FrameHandler,
         context_ok: Callable[[], bool],
+        cameras: Sequence[str] = ("",),
+        batch_wait: Callable[[], float] = lambda: 0.0,
         name: str = "space_clip",
     ) -> None:
-        self.frames: LatestFrameSlot[Frame] = LatestFrameSlot()
-        self._started: LatestFrameSlot[_Started] = LatestFrameSlot()
+        """batch_wait: read once per batch (a runtime parameter)."""
+        self.frames = FrameBoard(cameras)
+        self._started: LatestFrameSlot[list[_Started]] = LatestFrameSlot()
         self._renderer = renderer
         self._handler = handler
         self._context_ok = context_ok
+        self._batch_wait = batch_wait
         # Daemon threads: a stop must not wait forever on a frame stuck in a decoder or a driver.
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}_inference", daemon=True),
@@ -121,7 +133,7 @@ class FramePipeline:
         return not any(t.is_alive() for t in self._threads)
 
     def close(self) -> None:
-        """Take no more frames; both threads end after the frame they hold (callable from them)."""
+        """Take no more frames; both threads end after the batch they hold (callable from them)."""
         self.frames.close()
         self._started.close()
 
@@ -135,40 +147,52 @@ class FramePipeline:
     # ------------------------------------------------------------------ threads
 
     def _work(self) -> None:
-        while (frame := self.frames.take()) is not None:
-            started, outcome, error = self._begin(frame)
-            if started is not None:
-                if not self._started.put(started, replace=False):
-                    return  # stopped while waiting for the publisher
+        while (batch := self.frames.take_batch(self._batch_wait())) is not None:
+            planned: list[tuple[str, Frame, PlannedFrame]] = []
+            for camera, frame in batch.items():
+                try:
+                    plan = self._handler.plan_frame(camera, frame)
+                except Exception as exc:  # classified; nothing escapes the thread
+                    if self._finish(camera, frame, self._classify(exc), exc, None):
+                        return
+                    continue
+                if plan is None:
+                    self._finish(camera, frame, FrameOutcome.SKIPPED, None, None)
+                else:
+                    planned.append((camera, frame, plan))
+            if not planned:
                 continue
-            self._finish(frame, outcome, error, None)
-            if outcome is FrameOutcome.SHUTDOWN:
-                return
-
-    def _begin(
-        self, frame: Frame
-    ) -> tuple[Optional[_Started], FrameOutcome, Optional[BaseException]]:
-        try:
-            planned = self._handler.plan_frame(frame)
-            if planned is None:
-                return None, FrameOutcome.SKIPPED, None
-            pending = self._renderer.begin(planned.image, planned.plan)
-            return _Started(frame, pending, planned.camera_info), FrameOutcome.PUBLISHED, None
-        except Exception as exc:  # classified; nothing escapes the thread
-            return None, self._classify(exc), exc
+            try:
+                pending = self._renderer.begin_many(
+                    [(p.image, p.plan) for _, _, p in planned], [c for c, _, _ in planned]
+                )
+            except Exception as exc:
+                outcome = self._classify(exc)
+                ended = [self._finish(c, f, outcome, exc, None) for c, f, _ in planned]
+                if any(ended):
+                    return
+                continue
+            started = [
+                _Started(c, f, p, plan.camera_info)
+                for (c, f, plan), p in zip(planned, pending)
+            ]
+            if not self._started.put(started, replace=False):
+                return  # stopped while waiting for the publisher
 
     def _publish(self) -> None:
-        while (started := self._started.take()) is not None:
-            products, outcome, error = None, FrameOutcome.PUBLISHED, None
-            try:
-                products = self._renderer.complete(started.pending)
-                self._handler.publish_frame(started.frame, products, started.camera_info)
-            except Exception as exc:
-                outcome, error = self._classify(exc), exc
-            del started.pending  # the frame's device tensors, before any cache is emptied
-            self._finish(started.frame, outcome, error, products)
-            if outcome is FrameOutcome.SHUTDOWN:
-                return
+        while (batch := self._started.take()) is not None:
+            for started in batch:
+                products, outcome, error = None, FrameOutcome.PUBLISHED, None
+                try:
+                    products = self._renderer.complete(started.pending)
+                    self._handler.publish_frame(
+                        started.camera, started.frame, products, started.camera_info
+                    )
+                except Exception as exc:
+                    outcome, error = self._classify(exc), exc
+                started.pending = None  # the frame's device tensors, before a cache is emptied
+                if self._finish(started.camera, started.frame, outcome, error, products):
+                    return
 
     # ------------------------------------------------------------------ outcomes
 
@@ -183,17 +207,21 @@ class FramePipeline:
 
     def _finish(
         self,
+        camera: str,
         frame: Frame,
         outcome: FrameOutcome,
         error: Optional[BaseException],
         products: Optional[FrameProducts],
-    ) -> None:
+    ) -> bool:
+        """Report one frame's outcome; True when the thread must end (ROS shut down)."""
         # Only the exception object travels on (its message, its type), not its traceback: the
         # traceback's frames would keep the failed frame's tensors alive.
         if error is not None:
             error = error.with_traceback(None)
-        self._handler.frame_done(frame, outcome, error, products)
+        self._handler.frame_done(camera, frame, outcome, error, products)
         if outcome is FrameOutcome.OUT_OF_MEMORY:
             torch.cuda.empty_cache()
         elif outcome is FrameOutcome.SHUTDOWN:  # ROS is gone: both threads end
             self.close()
+            return True
+        return False
