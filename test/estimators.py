@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable, Optional
 
@@ -66,3 +67,18 @@ class KnownDepth(DepthEstimator):
 
 def plane(z: float) -> Callable[[int, int], np.ndarray]:
     return lambda h, w: np.full((h, w), z, np.float32)
+
+
+class GatedDepth(KnownDepth):
+    """KnownDepth whose first inference waits until `gate` is set: frames pile up meanwhile, so a
+    test decides what is waiting when inference resumes, without timing anything."""
+
+    def __init__(self, depth_fn: Callable[[int, int], np.ndarray]) -> None:
+        super().__init__(depth_fn)
+        self.gate, self.waiting = threading.Event(), threading.Event()
+
+    def infer_frames(self, frames) -> list[torch.Tensor]:
+        if not self.batches:
+            self.waiting.set()
+            assert self.gate.wait(timeout=120), "the test never opened the gate"
+        return super().infer_frames(frames)

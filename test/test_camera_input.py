@@ -113,7 +113,7 @@ def test_bad_compressed_frames_are_input_errors_with_their_own_reason_on_diagnos
         "rejected_too_large": "1",
     }
     # /diagnostics goes out once a second: wait for a message sent after the last rejection
-    assert wait_for(lambda: expected.items() <= reported().items(), timeout=5.0), reported()
+    assert wait_for(lambda: expected.items() <= reported().items(), timeout=60), reported()
 
 
 def test_qos_overrides_from_a_params_file_set_the_reliability(ros, tmp_path):

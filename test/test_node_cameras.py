@@ -6,13 +6,11 @@ one back, per-camera counters and diagnostics."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from estimators import KnownDepth, plane
+from estimators import GatedDepth, KnownDepth, plane
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo
 from test_ros_node import (  # noqa: F401  (harness_module, ros: fixtures used by name)
@@ -32,26 +30,12 @@ from space_clip_ros.ros.params import ParameterError
 SIZES = {"front": (160, 48), "left": (96, 64), "rear": (64, 40)}  # width, height
 
 
-class Gated(KnownDepth):
-    """The first inference waits for `gate`: frames of every camera pile up meanwhile."""
-
-    def __init__(self) -> None:
-        super().__init__(lambda h, w: np.full((h, w), w / 10, np.float32))  # width / 10 m
-        self.gate, self.waiting = threading.Event(), threading.Event()
-
-    def infer_frames(self, frames):
-        if not self.batches:
-            self.waiting.set()
-            assert self.gate.wait(timeout=60), "the test never opened the gate"
-        return super().infer_frames(frames)
-
-
 def camera_info(width: int, height: int, sec: int = 0) -> CameraInfo:
     return camera_info_from_intrinsics(INTR.scaled(width, height), make_header(sec))
 
 
 def test_three_cameras_of_different_sizes_share_one_batch_and_keep_their_own_topics(ros):
-    estimator = Gated()
+    estimator = GatedDepth(lambda h, w: np.full((h, w), w / 10, np.float32))  # width / 10 m
     node = ros.start("/t_cams", estimator=estimator, cameras=",".join(SIZES), batch_wait=1.0)
     out = {c: ros.subscribe_outputs(f"/t_cams/{c}", ("depth", "points")) for c in SIZES}
     images = {c: ros.publisher(f"/t_cams/{c}/image") for c in SIZES}

@@ -15,14 +15,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from estimators import KnownDepth, plane
+from estimators import GatedDepth, KnownDepth, plane
 from PIL import Image as PILImage
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
@@ -313,22 +312,21 @@ def test_the_golden_frame_through_the_node_gives_the_committed_depth(ros, golden
 
 
 def test_a_burst_processes_only_the_newest_frame_and_counts_the_dropped(ros):
-    estimator = KnownDepth(plane(4.0), delay=0.4)
+    estimator = GatedDepth(plane(4.0))  # frame 1's inference waits: a model slower than the camera
     node = ros.start("/t_burst", estimator=estimator)
     out = ros.subscribe_outputs("/t_burst", ("depth",))
     images = ros.publisher("/t_burst/image")
-    for sec in range(1, 11):  # 20 Hz into a 2.5 Hz model
+    images.publish(make_image(sec=1))
+    assert estimator.waiting.wait(timeout=60)
+    for sec in range(2, 11):  # nine frames while the model is busy: only the newest waits
         images.publish(make_image(sec=sec))
-        time.sleep(0.05)
-    assert wait_for(lambda: out["depth"] and out["depth"][-1].header.stamp.sec == 10)
-    time.sleep(0.5)
+    assert wait_for(lambda: node.stats.snapshot().received == 10)
+    estimator.gate.set()
+    assert wait_for(lambda: node.stats.snapshot().processed == 2)
     stats = node.stats.snapshot()
-    stamps = [m.header.stamp.sec for m in out["depth"]]
-    assert len(stamps) == len(estimator.calls) == stats.processed <= 3, stamps
-    assert (
-        stats.received == 10 and stats.dropped == 10 - stats.processed
-    )  # each frame processed or counted
-    assert stamps == sorted(stamps) and stamps[-1] == 10
+    assert wait_for(lambda: len(out["depth"]) == 2)
+    assert [m.header.stamp.sec for m in out["depth"]] == [1, 10] and len(estimator.calls) == 2
+    assert stats.received == 10 and stats.dropped == 8  # each frame processed or counted
 
 
 def test_nothing_is_computed_without_subscribers_and_only_subscribed_outputs_are_built(
@@ -458,8 +456,14 @@ def test_camera_info_of_another_size_turns_points_off_but_keeps_depth(ros):
     assert wait_for(lambda: node.camera(2 * W, 2 * H) is not None)
     images.publish(make_image(sec=1))
     assert wait_for(lambda: out["depth"])
-    time.sleep(0.2)
-    assert out["points"] == [] and out["depth/camera_info"] == []
+    infos.publish(make_camera_info())  # now one of the image's size: frame 2 has all outputs
+    assert wait_for(lambda: node.camera(W, H) is not None)
+    images.publish(make_image(sec=2))
+    assert wait_for(lambda: out["points"] and out["depth/camera_info"])
+    # One reliable publisher per topic delivers in order: frame 1's would have come first.
+    assert [m.header.stamp.sec for m in out["depth"]] == [1, 2]
+    assert [m.header.stamp.sec for m in out["points"]] == [2]
+    assert [m.header.stamp.sec for m in out["depth/camera_info"]] == [2]
 
 
 # ---------------------------------------------------------------------- parameters and lifecycle
@@ -559,16 +563,16 @@ def test_two_namespaced_nodes_side_by_side(ros):
     ros.start("/cam_b", estimator=KnownDepth(plane(7.0)))
     out_a, out_b = ros.subscribe("/cam_a/depth", Image), ros.subscribe("/cam_b/depth", Image)
     pub_a, pub_b = ros.publisher("/cam_a/image"), ros.publisher("/cam_b/image")
-    pub_a.publish(make_image(sec=1, frame_id="a_optical"))
-    pub_b.publish(make_image(sec=2, frame_id="b_optical"))
-    assert wait_for(lambda: out_a and out_b)
-    time.sleep(0.2)
-    assert [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out_a] == [
-        ("a_optical", 3.0)
-    ]
-    assert [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out_b] == [
-        ("b_optical", 7.0)
-    ]
+    for sec in (1, 2):  # one frame at a time: the newest wins, so a burst would drop one
+        pub_a.publish(make_image(sec=sec, frame_id="a_optical"))
+        pub_b.publish(make_image(sec=sec, frame_id="b_optical"))
+        assert wait_for(lambda: len(out_a) >= sec and len(out_b) >= sec)
+
+    def seen(out: list) -> list:
+        return [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out]
+
+    # each node answers its own camera only, on its own topic
+    assert seen(out_a) == [("a_optical", 3.0)] * 2 and seen(out_b) == [("b_optical", 7.0)] * 2
 
 
 SEPARATE_PROCESS_CLIENT = textwrap.dedent("""

@@ -41,7 +41,9 @@ from space_clip_ros.ros.qos import make_qos
 
 # topic name -> message type of every depth output
 OUTPUT_TYPES = {output.value: msg_type for output, msg_type in OUTPUT_MESSAGE_TYPES.items()}
-DISCOVERY_TIMEOUT_S = 10.0
+# Generous: a wait ends as soon as its condition holds, and a loaded 2-core CI machine can take
+# many seconds to discover endpoints or run a first inference.
+DISCOVERY_TIMEOUT_S = 60.0
 
 QosLike = QoSProfile | int
 
