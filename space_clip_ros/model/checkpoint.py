@@ -150,11 +150,21 @@ def load_decoder(
     path: Union[str, Path], width: int, num_layers: int
 ) -> tuple[SpaceClipConfig, SpaceClipDecoder]:
     """The decoder of a checkpoint alone, for a tower of `width` and `num_layers` blocks that
-    the caller already runs (space_clip_ros.shared): no backbone is built or loaded.
+    the caller already runs (space_clip_ros.shared): no backbone is built or loaded."""
+    return build_decoder(*read_checkpoint(path), width=width, num_layers=num_layers)
 
-    Returns the config with its layer lists resolved for that tower, and the decoder in eval().
-    """
-    config, state, weights, config_path = read_checkpoint(path)
+
+def build_decoder(
+    config: SpaceClipConfig,
+    state: dict[str, torch.Tensor],
+    weights: Path,
+    config_path: Path,
+    *,
+    width: int,
+    num_layers: int,
+) -> tuple[SpaceClipConfig, SpaceClipDecoder]:
+    """(config with its layer lists resolved for the tower, decoder in eval()) from what
+    read_checkpoint returned."""
     try:
         config = resolve_layers(config, num_layers)
     except ConfigError as exc:

@@ -15,6 +15,7 @@ precision a host may hold them in.
 from __future__ import annotations
 
 import hashlib
+import re
 import weakref
 from typing import TYPE_CHECKING, Mapping, Optional
 
@@ -140,4 +141,46 @@ def record_of_backbone(backbone: "ClipVisionBackbone") -> EncoderRecord:
         tuple(backbone.mean.flatten().tolist()),
         tuple(backbone.std.flatten().tolist()),
         source,
+    )
+
+
+def record_of_state(
+    state: Mapping[str, torch.Tensor],
+    family: str,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    activation: str,
+    source: str,
+) -> EncoderRecord:
+    """The record of a tower given as tensors in canonical names, with no module built: an
+    imported checkpoint's own tower. family "clip": open_clip names (class token, ln_post);
+    "siglip": timm names, no class token, attention pooling. Square grids only (as released).
+    """
+    if family == "clip":
+        positions, patch_conv, blocks = (
+            "positional_embedding",
+            "conv1.weight",
+            "transformer.resblocks",
+        )
+        prefix, pooling = 1, "class_token"
+    elif family == "siglip":
+        positions, patch_conv, blocks = "pos_embed", "patch_embed.proj.weight", "blocks"
+        prefix, pooling = 0, "attention_pool"
+    else:
+        raise ValueError(f"unknown tower family {family!r}")
+    pos = state[positions].reshape(-1, state[positions].shape[-1])
+    side = round((pos.shape[0] - prefix) ** 0.5)
+    block = re.compile(re.escape(blocks) + r"\.(\d+)\.")
+    return EncoderRecord(
+        width=int(pos.shape[-1]),
+        layers=len({m[1] for k in state for m in [block.match(k)] if m}),
+        patch_size=(int(state[patch_conv].shape[-2]), int(state[patch_conv].shape[-1])),
+        grid=(side, side),
+        prefix_tokens=prefix,
+        pooling=pooling,
+        activation=activation,
+        mean=_rounded(mean),
+        std=_rounded(std),
+        weights=weights_fingerprint(state),
+        source=source,
     )
