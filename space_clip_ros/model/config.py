@@ -303,7 +303,9 @@ def _validate_encoder_record(r: EncoderRecord, bad: Any) -> None:
         values = getattr(r, name)
         values = [values] if count == 1 else list(values)
         if len(values) != count or any(v <= 0 for v in values):
-            raise bad(f"encoder_record.{name}", f"is {quote(getattr(r, name))}", fix)
+            raise bad(
+                f"encoder_record.{name}", f"is {quote(values if count > 1 else values[0])}", fix
+            )
     if r.prefix_tokens < 0:
         raise bad("encoder_record.prefix_tokens", f"is {r.prefix_tokens}", fix)
     for name, allowed in (("pooling", POOLINGS), ("activation", ACTIVATIONS)):

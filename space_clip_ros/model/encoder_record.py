@@ -128,8 +128,10 @@ def record_of_tower(
 
 
 def _rounded(values: tuple[float, ...]) -> tuple[float, ...]:
-    """8 significant digits: float32 buffers' noise (0.48145467042922974) out of config.yaml."""
-    return tuple(float(f"{float(v):.8g}") for v in values)
+    """As the tower is fed them (float32), at 8 significant digits: the same numbers whether
+    they come from a backbone's buffers or a config, without float32 noise in config.yaml."""
+    as_fed = torch.tensor([float(v) for v in values], dtype=torch.float32).tolist()
+    return tuple(float(f"{v:.8g}") for v in as_fed)
 
 
 def record_of_backbone(backbone: "ClipVisionBackbone") -> EncoderRecord:

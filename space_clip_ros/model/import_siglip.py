@@ -155,6 +155,14 @@ def timm_trunk_shapes(model_cfg: dict, input_size: tuple[int, int]) -> dict[str,
     return {k: tuple(v.shape) for k, v in trunk.state_dict().items() if not k.startswith("head.")}
 
 
+def _native_size(model_cfg: dict) -> Optional[int]:
+    """The square input size an open_clip model config is made for (None: not said)."""
+    size = (model_cfg.get("vision_cfg") or {}).get("image_size")
+    if isinstance(size, (list, tuple)):
+        return size[0] if len(set(size)) == 1 else -1
+    return size
+
+
 def siglip_tower_and_config(
     decoder: dict[str, torch.Tensor],
     hf: dict[str, torch.Tensor],
@@ -197,7 +205,8 @@ def siglip_tower_and_config(
         (
             n
             for n, cfg in candidates.items()
-            if timm_trunk_shapes(cfg, (image_size,) * 2) == shapes
+            if _native_size(cfg) in (None, image_size)
+            and timm_trunk_shapes(cfg, (image_size,) * 2) == shapes
         ),
         None,
     )
