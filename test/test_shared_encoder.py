@@ -471,3 +471,37 @@ print("depth", tuple(tap.depth().shape))
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "depth (1, 1, 64, 64)" in done.stdout
+
+
+def test_the_siglip_recipe_attaches_to_a_vla_s_timm_siglip(tmp_path):
+    """training/configs/nyu_siglip.yaml at full size (random weights: no download): its
+    checkpoint attaches to timm's vit_base_patch16_siglip_224 as a VLA creates it."""
+    import timm
+
+    from space_clip_ros.model import build_model, save_checkpoint
+    from training.config import load_train_config
+
+    recipe = REPO / "training" / "configs" / "nyu_siglip.yaml"
+    cfg = load_train_config(recipe, ["model.backbone.pretrained=null"])
+    model = build_model(cfg.model).eval()
+    ckpt = save_checkpoint(model, tmp_path / "ckpt")
+    record = load_checkpoint(ckpt).config.encoder_record
+    assert (record.width, record.layers, record.grid, record.prefix_tokens) == (
+        768,
+        12,
+        (14, 14),
+        0,
+    )
+    assert (record.pooling, record.mean) == ("attention_pool", (0.5, 0.5, 0.5))
+    host = timm.create_model("vit_base_patch16_siglip_224", pretrained=False, num_classes=0)
+    host.load_state_dict(model.backbone.visual.state_dict())
+    host.eval()
+    with attach(host, ckpt) as tap:  # timm's pretrained_cfg declares SigLIP's mean/std
+        assert tap.warnings == []
+        images = torch.rand(1, 3, 224, 224)
+        with torch.no_grad():
+            host(model.backbone.normalize(images))
+        depth = tap.depth()
+    torch.testing.assert_close(
+        depth, reference_depth(model, images, (224, 224)), rtol=0, atol=1e-4
+    )
