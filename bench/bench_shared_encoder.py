@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -147,22 +146,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _memory_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process's address space, from /proc/self/status.
+
+    Not getrusage's ru_maxrss: after fork + exec it starts from the parent's peak at the fork.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
 
 
 def measure_memory(args: argparse.Namespace) -> dict:
     """In a fresh process: the peak memory of one configuration (weights + activations)."""
     device = resolve_device(args.device)
-    baseline = _rss_mb()
+    baseline = _memory_mb("VmRSS")
     setup = Setup(args.memory_of, args.tiny, device, args.checkpoint)
     images = torch.rand(args.batch, 3, *setup.input_size, device=device)
     run = setup.runner(args.precision)
     for _ in range(3):
         run(images, images)
     _sync(device)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    peak = _memory_mb("VmHWM")
     result = {"rss_peak_mb": peak, "rss_over_imports_mb": peak - baseline}
     if device.type == "cuda":
         result["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -190,7 +196,9 @@ def memory_in_subprocess(name: str, args: argparse.Namespace, checkpoint: Path) 
 
 
 def time_configs(setups: dict, args: argparse.Namespace, device: torch.device) -> dict:
-    """Median ms per call of each configuration, rounds interleaved (order rotated)."""
+    """Per configuration: median wall ms per call, its min and max, and the median process CPU
+    ms per call (all threads; on a shared CPU it moves far less with other processes' load).
+    Rounds are interleaved and their order rotated, so drift hits every configuration."""
     size = setups["backbone"].input_size
     images = torch.rand(args.batch, 3, *size, device=device)
     normalised = setups["separate"].standalone.backbone.normalize(images)
@@ -199,17 +207,27 @@ def time_configs(setups: dict, args: argparse.Namespace, device: torch.device) -
         for _ in range(args.warmup):
             run(images, normalised)
     _sync(device)
-    times: dict[str, list[float]] = {name: [] for name in setups}
+    wall: dict[str, list[float]] = {name: [] for name in setups}
+    cpu: dict[str, list[float]] = {name: [] for name in setups}
     order = list(setups)
     for r in range(args.rounds):
         for name in order[r % len(order) :] + order[: r % len(order)]:
             for _ in range(args.iters):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 runs[name](images, normalised)
                 _sync(device)
-                times[name].append((time.perf_counter() - start) * 1000)
+                wall[name].append((time.perf_counter() - start) * 1000)
+                cpu[name].append((time.process_time() - start_cpu) * 1000)
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
+    return {
+        name: {
+            "ms": statistics.median(wall[name]),
+            "min": min(wall[name]),
+            "max": max(wall[name]),
+            "cpu_ms": statistics.median(cpu[name]),
+        }
+        for name in setups
+    }
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -263,42 +281,47 @@ def main(argv: Optional[list[str]] = None) -> int:
 def report(args, device, params: dict, memory: dict, latency: dict) -> None:
     cuda = device.type == "cuda"
     mem_head = "max allocated MiB" if cuda else "peak RSS MiB (above imports)"
+    cpu_head = "" if cuda else " CPU ms / call | vs backbone |"
     print(
         f"\n| configuration | total params | trainable | duplicated | {mem_head} | "
-        "latency ms (min-max) | vs backbone |"
+        f"latency ms (min-max) | vs backbone |{cpu_head}"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    base = latency["backbone"][0]
+    print("|---|---:|---:|---:|---:|---:|---:|" + ("" if cuda else "---:|---:|"))
+    base = latency["backbone"]
     for c in CONFIGS:
-        p, (ms, lo, hi) = params[c], latency[c]
+        p, t = params[c], latency[c]
         if c not in memory:
             mem = "-"
         elif cuda:
             mem = f"{memory[c]['cuda_max_allocated_mb']:.1f}"
         else:
             mem = f"{memory[c]['rss_peak_mb']:.0f} ({memory[c]['rss_over_imports_mb']:.0f})"
+        cpu = "" if cuda else f" {t['cpu_ms']:.0f} | {t['cpu_ms'] / base['cpu_ms']:.2f}x |"
         print(
             f"| {c} | {p['total']:,} | {p['trainable']:,} | {p['duplicated']:,} | {mem} | "
-            f"{ms:.1f} ({lo:.1f}-{hi:.1f}) | {ms / base:.2f}x |"
+            f"{t['ms']:.1f} ({t['min']:.1f}-{t['max']:.1f}) | {t['ms'] / base['ms']:.2f}x |{cpu}"
         )
-    shared = latency["shared"][0] / base
-    separate = latency["separate"][0] / latency["shared"][0]
-    decoder = latency["shared"][0] - base
-    print(
-        f"\nshared / backbone: {shared:.2f}x (goal <= {GOAL_SHARED}; paper 1.54x) "
-        f"{'MET' if shared <= GOAL_SHARED else 'MISSED'}"
-    )
-    print(
-        f"separate / shared: {separate:.2f}x (goal >= {GOAL_SEPARATE}; paper 1.64x) "
-        f"{'MET' if separate >= GOAL_SEPARATE else 'MISSED'}"
-    )
+    for kind in ("ms",) if cuda else ("ms", "cpu_ms"):
+        shared = latency["shared"][kind] / base[kind]
+        separate = latency["separate"][kind] / latency["shared"][kind]
+        label = "wall time" if kind == "ms" else "CPU time"
+        print(
+            f"\n{label}: shared / backbone {shared:.2f}x (goal <= {GOAL_SHARED}, paper 1.54x) "
+            f"{'MET' if shared <= GOAL_SHARED else 'MISSED'}; separate / shared "
+            f"{separate:.2f}x (goal >= {GOAL_SEPARATE}, paper 1.64x) "
+            f"{'MET' if separate >= GOAL_SEPARATE else 'MISSED'}; decoder = "
+            f"{shared - 1:.2f} x the encoder (paper, GPU: 1.83 / 3.37 = 0.54)"
+        )
+    if memory:
+        key = "cuda_max_allocated_mb" if cuda else "rss_over_imports_mb"
+        m = {c: memory[c][key] for c in CONFIGS}
+        print(
+            f"memory: shared / backbone {m['shared'] / m['backbone']:.2f}x, separate / shared "
+            f"{m['separate'] / m['shared']:.2f}x (paper: 1.35x, 1.70x)"
+        )
     print(
         f"duplicated parameters when shared: {params['shared']['duplicated']} (goal 0); "
         f"separate duplicates {params['separate']['duplicated']:,} (paper 85,799,424)"
-    )
-    print(
-        f"decoder (+ tap) per call: {decoder:.1f} ms = {decoder / base:.2f} of the encoder's "
-        f"{base:.1f} ms (paper, GPU: 1.83 / 3.37 = 0.54)"
     )
     print(
         "paper (batch 1, GPU): "

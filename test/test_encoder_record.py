@@ -136,3 +136,14 @@ def test_the_clip_import_records_the_tower_of_the_release_file(release_file, tmp
     assert record == dataclasses.replace(
         record_of_backbone(imported.backbone), source=record.source
     )
+
+
+def test_a_tower_held_in_half_precision_is_not_recorded(tmp_path):
+    """Its fp32 digest would fingerprint the rounded weights, not the training ones."""
+    from space_clip_ros.model import save_checkpoint
+
+    model = build_model(th.clip_config())
+    model.backbone.visual.to(torch.bfloat16)
+    with pytest.raises(ValueError, match="held in bfloat16: record it in float32"):
+        save_checkpoint(model, tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt" / "config.yaml").exists()

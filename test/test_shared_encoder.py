@@ -286,8 +286,12 @@ def test_hooks_added_after_compiling_are_not_seen_and_depth_says_so(clip_case):
         compiled(x)
     with pytest.raises(InputError, match="attach first, then compile"):
         tap.depth()
+    torch.compiler.reset()  # the documented fix: the next call recompiles, hooks included
+    with torch.no_grad():
+        compiled(x)
+    assert tap.depth().shape == (1, 1, 64, 64)
     tap.detach()
-    torch._dynamo.reset()
+    torch.compiler.reset()
 
 
 def test_each_thread_gets_the_depth_of_its_own_host_call(clip_case):
@@ -505,3 +509,24 @@ def test_the_siglip_recipe_attaches_to_a_vla_s_timm_siglip(tmp_path):
     torch.testing.assert_close(
         depth, reference_depth(model, images, (224, 224)), rtol=0, atol=1e-4
     )
+
+
+def test_a_decoder_without_film_serves_a_host_that_stops_before_the_last_block(tmp_path):
+    """VLAs such as OpenVLA read SigLIP's penultimate block and never run the last one; a
+    decoder without FiLM reading no later block needs nothing more from the host."""
+    cfg = th.siglip_config()
+    cfg.decoder.use_film, cfg.decoder.semantic_layers = False, [3, 3, 2, 1]
+    model = th.standalone(cfg)
+    ckpt = th.saved(model, tmp_path / "ckpt")
+    host = th.timm_host(model)
+    images = torch.rand(2, 3, 64, 64)
+    with attach(host, ckpt) as tap:
+        counter = BlockCounter(host.blocks)
+        with torch.no_grad():  # blocks 1..3 of 4 (timm indices are 0-based)
+            host.forward_intermediates(
+                normalised(model, images), indices=[2], stop_early=True, intermediates_only=True
+            )
+        assert counter.calls == [1, 1, 1, 0]
+        counter.remove()
+        depth = tap.depth()
+    torch.testing.assert_close(depth, reference_depth(model, images, (64, 64)), rtol=0, atol=1e-5)

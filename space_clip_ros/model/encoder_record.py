@@ -104,6 +104,12 @@ def record_of_tower(
 ) -> EncoderRecord:
     """The record of a built tower (any family) fed with mean/std normalisation."""
     state = tower.canonical_state()
+    if held_precision(state) != "float32":
+        # a half copy cannot vouch for the fp32 weights it was rounded from
+        raise ValueError(
+            f"the tower is held in {held_precision(state)}: record it in float32 (save the "
+            "checkpoint from a model whose backbone was not cast to half precision)"
+        )
     stamp = tuple((k, t.data_ptr(), t._version) for k, t in state.items())
     cached = _CACHE.get(tower.module)
     if cached is not None and cached[0] == stamp:

@@ -62,7 +62,8 @@ def attach(
     if host.compiled:
         warnings.append(
             "the encoder is a torch.compile wrapper: code it compiled before attach() does "
-            "not run the tap's hooks (depth() then says so); attach first, then compile"
+            "not run the tap's hooks (depth() then says so); attach first, then compile, or "
+            "call torch.compiler.reset() now"
         )
     for warning in warnings:
         log.warning("%s", warning)

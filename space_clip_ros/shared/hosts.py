@@ -2,7 +2,7 @@
 
 Supported hosts, each by the tower definition the standalone model uses for that family:
 
-- an open_clip CLIP model (or CustomTextCLIP, CoCa...) or its `.visual`: open_clip's own ViT
+- an open_clip CLIP model (or CustomTextCLIP) or its `.visual`: open_clip's own ViT
   (model/backbone.py OpenClipTower) or, for SigLIP, a TimmModel whose `.trunk` is a timm ViT;
 - a timm VisionTransformer (SigLIP, as VLAs load it with timm.create_model);
 - a transformers CLIPVisionModel / SiglipVisionModel (or CLIPModel / SiglipModel): transformers

@@ -55,13 +55,15 @@ class DepthTap:
         self.accepted = accepted
         self.warnings = warnings  # what attach() logged: accepted or unchecked differences
         self.layers = layers_read(config.decoder)  # hidden states the decoder reads
-        self._last = tower.num_layers  # its output gives the global embedding too
+        # The last block's output gives the global embedding, which only FiLM reads: a decoder
+        # without FiLM also serves hosts that stop before the last block.
+        self._last = tower.num_layers if config.decoder.use_film else None
         self._local = threading.local()
         self._decoder_lock = threading.Lock()
         self._active = True
         self._warned_training = False
         self._handles = [tower.patch_conv.register_forward_hook(self._on_call_start)]
-        for k in sorted(set(self.layers) | {self._last}):
+        for k in sorted(set(self.layers) | ({self._last} - {None})):
             module = tower.hidden0_module if k == 0 else tower.blocks[k - 1]
             self._handles.append(module.register_forward_hook(self._capture(k)))
 
@@ -114,7 +116,8 @@ class DepthTap:
             )
         store = self._store()
         self._local.store = {}  # released: one depth per host call
-        missing = [k for k in (*self.layers, _GLOBAL) if k not in store]
+        wanted = (*self.layers, _GLOBAL) if self._last is not None else self.layers
+        missing = [k for k in wanted if k not in store]
         if _GRID not in store or missing:
             problem, fix = self._no_capture(store, missing)
             raise InputError(problem, source=self.checkpoint, fix=fix)
@@ -135,12 +138,13 @@ class DepthTap:
                     f"{self.tower.width}) for a {list(grid)} grid",
                     fix="call the host on one image batch (B, 3, H, W) per depth()",
                 )
-        feats = BackboneFeatures(
-            hidden={k: self.tower.grid(x.detach(), grid) for k, x in tokens.items()},
-            global_embedding=store[_GLOBAL],
-        )
+        hidden = {k: self.tower.grid(x.detach(), grid) for k, x in tokens.items()}
+        first = next(iter(hidden.values()))
+        # without FiLM the decoder never reads the global embedding: a placeholder of its shape
+        pooled = store.get(_GLOBAL, first.new_zeros(first.shape[0], self.tower.width))
+        feats = BackboneFeatures(hidden=hidden, global_embedding=pooled)
         out_size = tuple(size) if size is not None else self._host_input_size(grid)
-        self._follow_device(store[_GLOBAL].device)
+        self._follow_device(first.device)
         with torch.no_grad():
             depth, _ = decode(self.decoder, self.config.decoder, feats, out_size)
         if not bool(torch.isfinite(depth).all()):
@@ -202,12 +206,12 @@ class DepthTap:
             return (
                 "no host call was captured on this thread since attach() or the last depth()",
                 "call the host (encoder.encode_image(x) or encoder(x)) first, in the same "
-                "thread; a host compiled with torch.compile before attach() does not run the "
-                "tap's hooks: attach first, then compile",
+                "thread; code torch.compile made before attach() does not run the tap's hooks: "
+                "attach first, then compile (or call torch.compiler.reset() after attach)",
             )
         blocks = [k for k in missing if k != _GLOBAL] or [self._last]
+        film = " and the last block's output (FiLM's global embedding)" if self._last else ""
         return (
             f"the host's last call did not run hidden state(s) {blocks} (it stopped early?)",
-            f"run the host's full forward: the decoder reads hidden states {self.layers} and "
-            "the last block's output",
+            f"run the host's full forward: the decoder reads hidden states {self.layers}{film}",
         )
