@@ -20,6 +20,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, Sequence
 from urllib.parse import urlparse
 
 import open_clip
@@ -95,9 +96,9 @@ class ClipVisionBackbone(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_BACKBONE_SEED)
             if vision_cfg.timm_model_name:
-                self.tower: _Tower = _TimmViT.build(cfg.model_name, vision_cfg)
+                self.tower: BuildableTower = TimmTower.build(cfg.model_name, vision_cfg)
             else:
-                self.tower = _OpenClipViT.build(
+                self.tower = OpenClipTower.build(
                     cfg.model_name, model_cfg.get("embed_dim"), vision_cfg, quick_gelu
                 )
         self.visual = self.tower.module
@@ -200,13 +201,70 @@ class ClipVisionBackbone(nn.Module):
         return self.tower.run(images.to(dtype), set(layers))
 
 
-class _Tower:
-    """What ClipVisionBackbone needs from a tower family; one subclass per family."""
+class Tower:
+    """One tower family's definition of what SPACE-CLIP reads from it.
+
+    Shared by ClipVisionBackbone, which runs the blocks itself, and space_clip_ros.shared, which
+    reads the same states from a host encoder's own forward through hooks: hidden state 0 is the
+    output of `hidden0_module` (the sequence entering block 1, after any pre-LayerNorm), hidden
+    state k the output of `blocks[k - 1]`, `grid` cuts the patch tokens into (B, width, gh, gw)
+    and `pool` makes the global embedding from the last block's output. One definition of each,
+    so the standalone model and a tap on a host cannot drift apart.
+    """
 
     module: nn.Module
     width: int
     num_layers: int
     patch_size: tuple[int, int]
+    grid_size: tuple[int, int]
+    prefix: int  # class/register tokens before the patch tokens
+    pooling: str  # config.POOLINGS
+    batch_first: bool = True  # the blocks' token layout (open_clip towers may run (N, B, C))
+
+    @property
+    def blocks(self) -> Sequence[nn.Module]:
+        raise NotImplementedError
+
+    @property
+    def hidden0_module(self) -> nn.Module:
+        """The module whose output is hidden state 0 (batch-first tokens)."""
+        raise NotImplementedError
+
+    @property
+    def patch_conv(self) -> nn.Module:
+        """The patch embedding's convolution: its (B, C, gh, gw) output gives a call's grid."""
+        raise NotImplementedError
+
+    @property
+    def activation(self) -> Optional[nn.Module]:
+        """The blocks' MLP activation (None when the family keeps it elsewhere)."""
+        raise NotImplementedError
+
+    def canonical_state(self) -> dict[str, torch.Tensor]:
+        """The tensors hidden states and the global embedding depend on, in this family's
+        canonical names: what the weights fingerprint hashes."""
+        raise NotImplementedError
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The global embedding (B, width) from the last block's batch-first output."""
+        raise NotImplementedError
+
+    def tokens(self, output: torch.Tensor | tuple) -> torch.Tensor:
+        """A block's output (a tensor, or a tuple led by one) as batch-first (B, N, C) tokens."""
+        x = output[0] if isinstance(output, tuple) else output
+        return x if self.batch_first else x.transpose(0, 1)
+
+    def grid(
+        self, tokens: torch.Tensor, grid_size: Optional[tuple[int, int]] = None
+    ) -> torch.Tensor:
+        """(B, prefix + gh*gw, C) tokens -> (B, C, gh, gw) patch grid."""
+        b, _, c = tokens.shape
+        patches = tokens[:, self.prefix :].transpose(1, 2)
+        return patches.reshape(b, c, *(grid_size or self.grid_size))
+
+
+class BuildableTower(Tower):
+    """A family ClipVisionBackbone builds, loads weights into and runs itself."""
 
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A CLIP checkpoint's tensors renamed and resampled for this tower's module."""
@@ -214,12 +272,6 @@ class _Tower:
 
     def run(self, images: torch.Tensor, wanted: set[int]) -> BackboneFeatures:
         raise NotImplementedError
-
-
-def _grid(tokens: torch.Tensor, prefix: int, grid: tuple[int, int]) -> torch.Tensor:
-    """(B, prefix + gh*gw, C) tokens -> (B, C, gh, gw) patch grid."""
-    b, _, c = tokens.shape
-    return tokens[:, prefix:].transpose(1, 2).reshape(b, c, *grid)
 
 
 def _resample_positions(pos: torch.Tensor, grid: tuple[int, int], prefix: int) -> torch.Tensor:
@@ -231,18 +283,25 @@ def _resample_positions(pos: torch.Tensor, grid: tuple[int, int], prefix: int) -
     return out[0] if squeeze else out
 
 
-class _OpenClipViT(_Tower):
+class OpenClipTower(BuildableTower):
+    """open_clip-native ViTs (a CLIP model's `.visual`): class token, ln_pre, ln_post."""
+
+    POOLINGS = {"tok": "class_token", "avg": "mean_patch"}
+
     def __init__(self, visual: VisionTransformer) -> None:
         self.module = visual
         self.width = visual.transformer.width
         self.num_layers = len(visual.transformer.resblocks)
         self.patch_size = tuple(visual.patch_size)
-        self.grid = tuple(visual.grid_size)
+        self.grid_size = tuple(visual.grid_size)
+        self.prefix = 1
+        self.pooling = self.POOLINGS.get(getattr(visual, "pool_type", "tok"), "other")
+        self.batch_first = getattr(visual.transformer, "batch_first", True)
 
     @classmethod
     def build(
         cls, name: str, embed_dim: int, vision_cfg: CLIPVisionCfg, quick_gelu: bool
-    ) -> "_OpenClipViT":
+    ) -> "OpenClipTower":
         try:
             visual = build_vision_tower(embed_dim, vision_cfg, quick_gelu=quick_gelu)
         except (TypeError, ValueError, KeyError, AttributeError, AssertionError) as exc:
@@ -265,6 +324,29 @@ class _OpenClipViT(_Tower):
         _sequence_first(visual)
         return cls(visual)
 
+    @property
+    def blocks(self) -> Sequence[nn.Module]:
+        return self.module.transformer.resblocks
+
+    @property
+    def hidden0_module(self) -> nn.Module:
+        return self.module.ln_pre
+
+    @property
+    def patch_conv(self) -> nn.Module:
+        return self.module.conv1
+
+    @property
+    def activation(self) -> Optional[nn.Module]:
+        return getattr(self.blocks[0].mlp, "gelu", None)
+
+    def canonical_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.module.state_dict().items() if k != "proj"}
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        pooled, _ = self.module._pool(tokens)
+        return pooled
+
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         state = {
             k[len("visual.") :]: v for k, v in state.items() if k.startswith("visual.")
@@ -272,7 +354,7 @@ class _OpenClipViT(_Tower):
         state.pop("proj", None)
         pos = state.get("positional_embedding")
         if pos is not None and pos.shape != self.module.positional_embedding.shape:
-            state["positional_embedding"] = _resample_positions(pos, self.grid, prefix=1)
+            state["positional_embedding"] = _resample_positions(pos, self.grid_size, prefix=1)
         return state
 
     def run(self, images: torch.Tensor, wanted: set[int]) -> BackboneFeatures:
@@ -280,18 +362,14 @@ class _OpenClipViT(_Tower):
         x = v.conv1(images).flatten(2).transpose(1, 2)
         cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = v.ln_pre(torch.cat([cls, x], dim=1) + v.positional_embedding.to(x.dtype))
-        hidden = {0: _grid(x, 1, self.grid)} if 0 in wanted else {}
-        batch_first = getattr(v.transformer, "batch_first", True)
-        if not batch_first:
+        hidden = {0: self.grid(x)} if 0 in wanted else {}
+        if not self.batch_first:
             x = x.transpose(0, 1)
-        for k, block in enumerate(v.transformer.resblocks, start=1):
+        for k, block in enumerate(self.blocks, start=1):
             x = block(x)
             if k in wanted:
-                hidden[k] = _grid(x if batch_first else x.transpose(0, 1), 1, self.grid)
-        if not batch_first:
-            x = x.transpose(0, 1)
-        pooled, _ = v._pool(x)
-        return BackboneFeatures(hidden=hidden, global_embedding=pooled)
+                hidden[k] = self.grid(self.tokens(x))
+        return BackboneFeatures(hidden=hidden, global_embedding=self.pool(self.tokens(x)))
 
 
 def _sequence_first(visual: VisionTransformer) -> None:
@@ -308,23 +386,26 @@ def _sequence_first(visual: VisionTransformer) -> None:
         block.attn.batch_first = False
 
 
-class _TimmViT(_Tower):
+class TimmTower(BuildableTower):
     """timm VisionTransformer trunks (SigLIP's towers in open_clip).
 
     Class/register tokens or none; the global embedding comes from the trunk's own pooling
     (class token, mean, or SigLIP's attention pool).
     """
 
+    POOLINGS = {"token": "class_token", "avg": "mean_patch", "map": "attention_pool"}
+
     def __init__(self, trunk: TimmVisionTransformer) -> None:
         self.module = trunk
         self.width = trunk.embed_dim
         self.num_layers = len(trunk.blocks)
         self.patch_size = tuple(trunk.patch_embed.patch_size)
-        self.grid = tuple(trunk.patch_embed.grid_size)
+        self.grid_size = tuple(trunk.patch_embed.grid_size)
         self.prefix = trunk.num_prefix_tokens
+        self.pooling = self.POOLINGS.get(trunk.global_pool, "other")
 
     @classmethod
-    def build(cls, name: str, vision_cfg: CLIPVisionCfg) -> "_TimmViT":
+    def build(cls, name: str, vision_cfg: CLIPVisionCfg) -> "TimmTower":
         pool = {"": "token", None: "token"}.get(vision_cfg.timm_pool, vision_cfg.timm_pool)
         try:
             trunk = timm.create_model(
@@ -353,25 +434,48 @@ class _TimmViT(_Tower):
             )
         return cls(trunk)
 
+    @property
+    def blocks(self) -> Sequence[nn.Module]:
+        return self.module.blocks
+
+    @property
+    def hidden0_module(self) -> nn.Module:
+        return self.module.norm_pre
+
+    @property
+    def patch_conv(self) -> nn.Module:
+        return self.module.patch_embed.proj
+
+    @property
+    def activation(self) -> Optional[nn.Module]:
+        return getattr(self.blocks[0].mlp, "act", None)
+
+    def canonical_state(self) -> dict[str, torch.Tensor]:
+        state = self.module.state_dict()
+        return {k: v for k, v in state.items() if not k.startswith("head.")}
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        t = self.module
+        return t.fc_norm(t.pool(t.norm(tokens)))
+
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         prefix = "visual.trunk."
         state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)} or state
         pos = state.get("pos_embed")
         if pos is not None and pos.shape != self.module.pos_embed.shape:
             embedded_prefix = 0 if getattr(self.module, "no_embed_class", False) else self.prefix
-            state["pos_embed"] = _resample_positions(pos, self.grid, prefix=embedded_prefix)
+            state["pos_embed"] = _resample_positions(pos, self.grid_size, prefix=embedded_prefix)
         return state
 
     def run(self, images: torch.Tensor, wanted: set[int]) -> BackboneFeatures:
         t = self.module
         x = t.norm_pre(t._pos_embed(t.patch_embed(images)))
-        hidden = {0: _grid(x, self.prefix, self.grid)} if 0 in wanted else {}
-        for k, block in enumerate(t.blocks, start=1):
+        hidden = {0: self.grid(x)} if 0 in wanted else {}
+        for k, block in enumerate(self.blocks, start=1):
             x = block(x)
             if k in wanted:
-                hidden[k] = _grid(x, self.prefix, self.grid)
-        pooled = t.fc_norm(t.pool(t.norm(x)))
-        return BackboneFeatures(hidden=hidden, global_embedding=pooled)
+                hidden[k] = self.grid(x)
+        return BackboneFeatures(hidden=hidden, global_embedding=self.pool(x))
 
 
 def _vision_cfg(model_cfg: dict, input_size: tuple[int, int]) -> CLIPVisionCfg:

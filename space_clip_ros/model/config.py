@@ -32,6 +32,10 @@ INPUT_RESIZE_METHODS = ("bilinear_antialias", "pil_bicubic_uint8")
 NORMALIZATION_BOUNDS = {"mean": (0.0, 1.0), "std": (0.01, 10.0)}
 MAX_WEIGHTS_SOURCE_CHARS = 4096  # PATH_MAX on Linux
 MAX_FILE_NAME_BYTES = 255  # NAME_MAX: the longest file or folder name
+# How a tower makes its global embedding (EncoderRecord.pooling) and which activation its MLPs
+# compute (EncoderRecord.activation); model/encoder_record.py tells them from a built tower.
+POOLINGS = ("class_token", "attention_pool", "mean_patch")
+ACTIVATIONS = ("quick_gelu", "gelu", "gelu_tanh", "other")
 
 
 @dataclass
@@ -87,10 +91,48 @@ class DecoderConfig:
 
 
 @dataclass
+class WeightsFingerprint:
+    """SHA-256 of the frozen tower's tensors, cast to each precision a host may hold them in.
+
+    A host that keeps its tower in bf16 or fp16 compares its own bytes with the matching digest,
+    so a half-precision copy of the training weights is recognised as the same weights.
+    """
+
+    float32: str = ""
+    bfloat16: str = ""
+    float16: str = ""
+
+
+@dataclass
+class EncoderRecord:
+    """What the decoder was trained on, measured from the built tower when it was saved.
+
+    The decoder only works on features of this tower: space_clip_ros.shared.attach compares a
+    host encoder with it (docs/ARCHITECTURE.md, "Shared encoder"). The layer indices it read are
+    the decoder section's (resolved, never null, in a saved checkpoint); mean/std are the
+    normalisation the tower was fed, resolved (never null). Checkpoints written before this
+    record existed load without it.
+    """
+
+    width: int = 0
+    layers: int = 0
+    patch_size: tuple[int, int] = (0, 0)
+    grid: tuple[int, int] = (0, 0)
+    prefix_tokens: int = 0  # class/register tokens before the patch tokens
+    pooling: str = ""  # POOLINGS: how the global embedding is made
+    activation: str = ""  # ACTIVATIONS: the blocks' MLP activation
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    weights: WeightsFingerprint = field(default_factory=WeightsFingerprint)
+    source: str = ""  # where the weights came from, for people (never compared)
+
+
+@dataclass
 class SpaceClipConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     version: int = CONFIG_VERSION
+    encoder_record: Optional[EncoderRecord] = None
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(dataclasses.asdict(self))
@@ -272,6 +314,8 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
             )
     if b.pretrained is not None:
         check_weights_source(b.pretrained, "backbone.pretrained", source)
+    if cfg.encoder_record is not None:
+        _validate_encoder_record(cfg.encoder_record, bad)
     check_sizes(cfg, source)
 
 
@@ -293,6 +337,33 @@ def check_weights_source(value: str, field: str, source: object = None) -> None:
             field=field,
             fix="give a tag such as 'openai', or the path of a weights file",
         )
+
+
+def _validate_encoder_record(r: EncoderRecord, bad: Any) -> None:
+    """A record written by save_checkpoint is always complete; anything else was edited."""
+    fix = "re-export the checkpoint (python -m training.export --checkpoint DIR --out NEW)"
+    sizes = {"width": 1, "layers": 1, "patch_size": 2, "grid": 2}
+    for name, count in sizes.items():
+        values = getattr(r, name)
+        values = [values] if count == 1 else list(values)
+        if len(values) != count or any(v <= 0 for v in values):
+            raise bad(
+                f"encoder_record.{name}", f"is {quote(values if count > 1 else values[0])}", fix
+            )
+    if r.prefix_tokens < 0:
+        raise bad("encoder_record.prefix_tokens", f"is {r.prefix_tokens}", fix)
+    for name, allowed in (("pooling", POOLINGS), ("activation", ACTIVATIONS)):
+        if getattr(r, name) not in allowed:
+            raise bad(f"encoder_record.{name}", f"is {quote(getattr(r, name))}", fix)
+    for name in ("mean", "std"):
+        if len(getattr(r, name)) != 3:
+            raise bad(f"encoder_record.{name}", "does not have 3 values", fix)
+    if min(r.std) <= 0:
+        raise bad("encoder_record.std", f"is {list(r.std)}", fix)
+    for name in ("float32", "bfloat16", "float16"):
+        digest = getattr(r.weights, name)
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise bad(f"encoder_record.weights.{name}", "is not a SHA-256 hex digest", fix)
 
 
 def to_plain(value: Any) -> Any:

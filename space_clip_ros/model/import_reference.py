@@ -43,6 +43,7 @@ from space_clip_ros.io.atomic import atomic_path, default_dir_mode
 from .checkpoint import load_checkpoint, write_checkpoint
 from .config import BackboneConfig, DecoderConfig, SpaceClipConfig, validate
 from .decoder import SpaceClipDecoder
+from .encoder_record import record_of_state
 from .space_clip import resolve_layers
 from .torch_files import load_torch_file
 from .weight_checks import nonfinite_problem
@@ -259,7 +260,7 @@ def split_state(
         raise ReferenceImportError(
             f"holds no '{BACKBONE_PREFIX}*' tensors (an HF CLIPVisionModel tower)",
             source=source,
-            fix="only HF CLIP towers are imported (not the release's SigLIP configs)",
+            fix="give a release checkpoint (HF CLIPVisionModel or SiglipVisionModel tower)",
         )
     return decoder, backbone
 
@@ -328,6 +329,27 @@ def infer_config(
             source=source,
             fix="use the YAML the checkpoint was trained with",
         )
+    dec = infer_decoder_config(decoder, layers, ref, source)
+    backbone = BackboneConfig(
+        model_name=name,
+        pretrained=pretrained,
+        model_cfg=model_cfg,
+        quick_gelu=quick_gelu,
+        mean=tuple(open_clip.OPENAI_DATASET_MEAN),
+        std=tuple(open_clip.OPENAI_DATASET_STD),
+        input_size=(image_size, image_size),
+        input_resize="pil_bicubic_uint8",
+    )
+    config = SpaceClipConfig(backbone=backbone, decoder=dec)
+    validate(config, str(source))
+    return resolve_layers(config, layers)
+
+
+def infer_decoder_config(
+    decoder: dict[str, torch.Tensor], layers: int, ref: dict[str, Any], source: object
+) -> DecoderConfig:
+    """The release decoder's settings from its tensors (any tower family), checked against the
+    release YAML's (ref, possibly empty) for an L-block tower."""
     has_film = "semantic.film.0.mlp.0.weight" in decoder
     has_structural = "structural.proj.0.weight" in decoder
     semantic = [decoder[f"semantic.proj.{i}.weight"].shape[0] for i in range(4)]
@@ -363,19 +385,7 @@ def infer_config(
                 source=source,
                 fix="use the YAML the checkpoint was trained with, or import without --config",
             )
-    backbone = BackboneConfig(
-        model_name=name,
-        pretrained=pretrained,
-        model_cfg=model_cfg,
-        quick_gelu=quick_gelu,
-        mean=tuple(open_clip.OPENAI_DATASET_MEAN),
-        std=tuple(open_clip.OPENAI_DATASET_STD),
-        input_size=(image_size, image_size),
-        input_resize="pil_bicubic_uint8",
-    )
-    config = SpaceClipConfig(backbone=backbone, decoder=dec)
-    validate(config, str(source))
-    return resolve_layers(config, layers)
+    return dec
 
 
 def _open_clip_name(
@@ -422,11 +432,22 @@ def import_reference(
     state = read_reference_checkpoint(checkpoint)
     check_tensors(state, checkpoint)
     decoder, hf_tower = split_state(state, checkpoint)
-    tower = backbone_to_open_clip(hf_tower, checkpoint)
-    config = infer_config(decoder, tower, reference, model_cfg, checkpoint)
+    from .import_siglip import is_siglip_tower, siglip_tower_and_config  # imports this module
+
+    if is_siglip_tower(hf_tower):  # the release's SigLIP configs (configs/nyu_siglip.yaml)
+        tower, config = siglip_tower_and_config(
+            decoder, hf_tower, reference, model_cfg, checkpoint
+        )
+    else:
+        tower = backbone_to_open_clip(hf_tower, checkpoint)
+        config = infer_config(decoder, tower, reference, model_cfg, checkpoint)
+        activation = "quick_gelu" if config.backbone.quick_gelu else "gelu"
+        config.encoder_record = record_of_state(
+            tower, "clip", config.backbone.mean, config.backbone.std, activation, checkpoint.name
+        )
     # Build the decoder the config describes and load the mapped tensors strictly: a missing,
     # extra or misshapen tensor fails here, not on the robot.
-    built = SpaceClipDecoder(tower["positional_embedding"].shape[1], config.decoder)
+    built = SpaceClipDecoder(config.encoder_record.width, config.decoder)
     try:
         built.load_state_dict(decoder, strict=True)
     except RuntimeError as exc:

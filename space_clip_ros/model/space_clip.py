@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import ClipVisionBackbone
-from .config import ConfigError, SpaceClipConfig
+from .backbone import BackboneFeatures, ClipVisionBackbone
+from .config import ConfigError, DecoderConfig, SpaceClipConfig
 from .decoder import SpaceClipDecoder
 
 
@@ -78,10 +78,7 @@ class SpaceClip(nn.Module):
         self.backbone = ClipVisionBackbone(config.backbone, weights_override=backbone_weights)
         self.config = resolve_layers(config, self.backbone.num_layers)
         self.decoder = SpaceClipDecoder(self.backbone.width, self.config.decoder)
-        d = self.config.decoder
-        self._layers = sorted(
-            set(d.semantic_layers) | (set(d.structural_layers) if d.use_structural else set())
-        )
+        self._layers = layers_read(self.config.decoder)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -103,20 +100,41 @@ class SpaceClip(nn.Module):
         out_size = tuple(output_size) if output_size is not None else tuple(images.shape[-2:])
         resized = resize_to_encoder(images, self.input_size, self.config.backbone.input_resize)
         x = self.backbone.normalize(resized)
-        d = self.config.decoder
         with torch.no_grad():
             feats = self.backbone(x, self._layers)
-        dtype = self.decoder.head[1].weight.dtype
-        hidden = {k: h.to(dtype) for k, h in feats.hidden.items()}
-        depth, aux = self.decoder(
-            [hidden[k] for k in d.semantic_layers],
-            [hidden[k] for k in d.structural_layers] if d.use_structural else [],
-            feats.global_embedding.to(dtype),
-            return_aux=return_aux,
-        )
-        with torch.autocast(depth.device.type, enabled=False):  # fp32 out: no depth terraces
-            depth = resize_bilinear(depth.float(), out_size)
+        depth, aux = decode(self.decoder, self.config.decoder, feats, out_size, return_aux)
         return (depth, aux) if return_aux else depth
+
+
+def layers_read(cfg: DecoderConfig) -> list[int]:
+    """The hidden states a decoder reads (a resolved config's layer lists), ascending."""
+    structural = set(cfg.structural_layers) if cfg.use_structural else set()
+    return sorted(set(cfg.semantic_layers) | structural)
+
+
+def decode(
+    decoder: SpaceClipDecoder,
+    cfg: DecoderConfig,
+    feats: BackboneFeatures,
+    output_size: tuple[int, int],
+    return_aux: bool = False,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(depth (B, 1, *output_size) in metres, aux maps) from a tower's hidden states.
+
+    The decoder half of SpaceClip.forward, shared with space_clip_ros.shared's tap on a host
+    encoder, so the two decode the same features identically.
+    """
+    dtype = decoder.head[1].weight.dtype
+    hidden = {k: h.to(dtype) for k, h in feats.hidden.items()}
+    depth, aux = decoder(
+        [hidden[k] for k in cfg.semantic_layers],
+        [hidden[k] for k in cfg.structural_layers] if cfg.use_structural else [],
+        feats.global_embedding.to(dtype),
+        return_aux=return_aux,
+    )
+    with torch.autocast(depth.device.type, enabled=False):  # fp32 out: no depth terraces
+        depth = resize_bilinear(depth.float(), tuple(output_size))
+    return depth, aux
 
 
 def build_model(config: SpaceClipConfig, backbone_weights: str | None = None) -> SpaceClip:
