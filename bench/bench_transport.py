@@ -26,9 +26,10 @@ Columns: delivered = intact clouds received / sent (a reliable KEEP_LAST writer 
 cloud its reader has not acknowledged when newer ones fill the history: those are `lost`);
 latency in ms over the delivered clouds; >2 s = delivered more than 2 s after publish();
 MB/s = delivered cloud bytes / (last receipt - first publish); publish = longest publish() call;
-SHM MB = the publisher's / the subscriber's shared-memory segments (read from /proc; Fast DDS
-writes a whole segment when it creates it, so each is that much RAM in /dev/shm for the process's
-lifetime, also in the JSON as "written"); TCP = the publisher's listening TCP sockets.
+SHM segment = the largest Fast DDS shared-memory segment of the publisher's own / of the
+subscriber's own, read from /proc (Fast DDS writes a whole segment
+when it creates it: that much RAM in /dev/shm for the process's lifetime); TCP = the publisher's
+listening TCP sockets.
 """
 
 from __future__ import annotations
@@ -99,11 +100,13 @@ def setting_env(name: str, role: str, directory: Path) -> dict[str, str]:
     return env
 
 
-def own_transports() -> dict:
-    """This process's Fast DDS shared-memory segments and TCP listeners, from /proc.
+def mapped_transports() -> dict:
+    """The Fast DDS shared-memory segments this process maps, and its listening TCP sockets.
 
-    Evidence of what a setting really created: segment sizes (and the bytes of each that were
-    ever written, the tmpfs blocks) and listening TCP sockets (LARGE_DATA's transport).
+    Evidence of what a setting really created, from /proc: segment sizes with the bytes tmpfs
+    holds for each, and TCP listeners (LARGE_DATA's transport). A process maps its own segment
+    from the start and other participants' once it talks to them (a reader maps the writer's),
+    so a process's own segments are those it maps before any peer exists.
     """
     segments = []
     for line in Path("/proc/self/maps").read_text().splitlines():
@@ -127,8 +130,7 @@ def own_transports() -> dict:
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         tcp_listen += fields[3] == "0A" and fields[9] in inodes  # 0A = LISTEN
-    unique = {path: (size, used) for path, size, used in segments}
-    return {"shm_segments": sorted(unique.values()), "tcp_listen": tcp_listen}
+    return {"shm_segments": sorted(set(segments)), "tcp_listen": tcp_listen}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +206,7 @@ def run_publisher(args: argparse.Namespace) -> None:
         blocked.append((time.monotonic() - t0) * 1e3)
     timeout = Duration(seconds=args.ack_timeout)
     acked = matched and all(p.wait_for_all_acked(timeout) for p in pubs.values())
-    result = {"matched": matched, "publish_ms": blocked, "acked": acked, **own_transports()}
+    result = {"matched": matched, "publish_ms": blocked, "acked": acked, **mapped_transports()}
     print(json.dumps(result), flush=True)
     node.destroy_node()
     rclpy.shutdown()
@@ -259,6 +261,7 @@ def run_subscriber(args: argparse.Namespace) -> None:
     if args.with_images:
         for name in images:
             node.create_subscription(Image, TOPICS[name], on_image(name), qos)
+    own = mapped_transports()  # before the publisher exists: this process's own segments
     print(json.dumps({"ready": True}), flush=True)
     while len(frames) < args.count and not stop.is_set():
         rclpy.spin_once(node, timeout_sec=0.1)
@@ -266,7 +269,7 @@ def run_subscriber(args: argparse.Namespace) -> None:
     while len(frames) < args.count and time.monotonic() < drain_until:
         rclpy.spin_once(node, timeout_sec=0.1)
     result = {"frames": frames, "images": {k: len(v) for k, v in images.items()},
-              "corrupt": corrupt, **own_transports()}  # fmt: skip
+              "corrupt": corrupt, **own}  # fmt: skip
     print(json.dumps(result), flush=True)
     node.destroy_node()
     rclpy.shutdown()
@@ -280,7 +283,7 @@ def run_probe(args: argparse.Namespace) -> None:
     rclpy.init()
     node = rclpy.create_node("transport_bench_probe")
     node.create_publisher(PointCloud2, TOPICS["points"], 1)
-    print(json.dumps(own_transports()), flush=True)
+    print(json.dumps(mapped_transports()), flush=True)
     node.destroy_node()
     rclpy.shutdown()
 
@@ -366,8 +369,14 @@ def run_block(key: tuple, args: argparse.Namespace, directory: Path) -> Block:
         block.error = f"subscriber gave no result: {sub_err[-400:]}"
         return block
     block.publish_ms = published["publish_ms"]
-    block.transports = {k: published[k] for k in ("shm_segments", "tcp_listen")}
+    # The subscriber's own segments (it reported them before the publisher existed), and the
+    # publisher's: all it maps but the subscriber's (no other participant is in the domain).
     block.sub_transports = {k: received[k] for k in ("shm_segments", "tcp_listen")}
+    theirs = {path for path, _, _ in received["shm_segments"]}
+    block.transports = {
+        "shm_segments": [s for s in published["shm_segments"] if s[0] not in theirs],
+        "tcp_listen": published["tcp_listen"],
+    }
     frames = list(received["frames"].values())
     block.images = received["images"]
     block.corrupt = len(received["corrupt"])
@@ -393,12 +402,9 @@ def summarize(blocks: list[Block]) -> dict:
     sent = sum(b.sent for b in blocks)
     seconds = sum((b.last_arrived_ns - b.first_sent_ns) / 1e9 for b in blocks if b.bytes)
 
-    def data_segments(side: str) -> list:  # MB (size, written); ~50 kB port segments left out
-        return sorted(
-            {(round(size / 2**20, 1), round(used / 2**20, 1))
-             for b in blocks for size, used in getattr(b, side).get("shm_segments", [])
-             if size >= 2**18}, reverse=True,
-        )  # fmt: skip
+    def largest_segment(side: str) -> float:  # MB
+        sizes = [s[1] for b in blocks for s in getattr(b, side).get("shm_segments", [])]
+        return round(max(sizes, default=0) / 2**20, 1)
 
     return {
         "delivered": len(lat),
@@ -416,8 +422,8 @@ def summarize(blocks: list[Block]) -> dict:
         "mb_s": sum(b.bytes for b in blocks) / 1e6 / seconds if seconds else 0.0,
         "publish_max": max((x for b in blocks for x in b.publish_ms), default=float("nan")),
         "cloud_mb": max(b.cloud_bytes for b in blocks) / 1e6,
-        "shm_mb": data_segments("transports"),
-        "sub_shm_mb": data_segments("sub_transports"),
+        "pub_shm_mb": largest_segment("transports"),
+        "sub_shm_mb": largest_segment("sub_transports"),
         "tcp_listen": max((b.transports.get("tcp_listen", 0) for b in blocks), default=0),
         "errors": [b.error for b in blocks if b.error],
     }
@@ -436,10 +442,7 @@ def _row(key: tuple, s: dict, with_images: bool) -> str:
     )
     images = f" {s['images']['depth']} / {s['images']['depth/colorized']} |" if with_images else ""
 
-    def shm(side: str) -> str:
-        return " + ".join(sorted({f"{size:g}" for size, _ in s[side]}, key=float, reverse=True))
-
-    transports = f"{shm('shm_mb')} / {shm('sub_shm_mb')}" + (
+    transports = f"{s['pub_shm_mb']:g} / {s['sub_shm_mb']:g}" + (
         f", TCP x{s['tcp_listen']}" if s["tcp_listen"] else ""
     )
     return (
@@ -516,7 +519,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     images = " depth / colorized |" if args.with_images else ""
     print(
         f"\n| setting | cloud | MB/cloud | delivered | lost |{images} latency min / median / p95 "
-        "/ max ms | >2 s | MB/s | publish max ms | SHM MB pub / sub |"
+        "/ max ms | >2 s | MB/s | publish max ms | SHM segment MB pub / sub |"
     )
     print(
         "|---|---|---:|---:|---:|"
