@@ -118,15 +118,41 @@ def test_from_checkpoint_matches_model(tmp_path, image):
     )
 
 
-def test_no_checkpoint_runs_untrained_default_loudly(caplog, image):
+def test_no_checkpoint_runs_untrained_default_loudly(caplog, image, monkeypatch):
+    from space_clip_ros.model import backbone
+
+    built = []
+    build = backbone.OpenClipTower.build
+    monkeypatch.setattr(
+        backbone.OpenClipTower, "build", lambda *a, **k: built.append(1) or build(*a, **k)
+    )
     with caplog.at_level("WARNING"):
         est = DepthEstimator.from_checkpoint(None, device="cpu")
+    assert built == [1]  # offline: the weights fail first, then the ViT is built once
     assert not est.trained
     assert UNTRAINED_WARNING in caplog.text
     assert "backbone is random as well" in caplog.text  # offline: no CLIP weights either
     assert est.input_size == (224, 224)
     est.warmup(32, 96, iterations=1)
     assert est.predict(image).shape == (48, 160)
+
+
+def test_modules_never_fetch_weights_the_factory_resolves_them_first(monkeypatch):
+    """Building an nn.Module never reaches for the network; build_model resolves, then builds."""
+    from space_clip_ros.model import BackboneConfig, ClipVisionBackbone, backbone
+    from space_clip_ros.model.tiny import tiny_config
+
+    def no_fetch(tag_cfg):
+        raise AssertionError("a module constructor fetched weights")
+
+    monkeypatch.setattr(backbone, "_fetch_pretrained", no_fetch)
+    ClipVisionBackbone(BackboneConfig())  # ViT-B/16, tag 'openai': built, nothing fetched
+    calls = []
+    monkeypatch.setattr(backbone, "_fetch_pretrained", lambda cfg: calls.append(1) or 1 / 0)
+    with pytest.raises(backbone.BackboneWeightsError, match="could not fetch"):
+        backbone.resolve_backbone_weights(BackboneConfig())
+    assert calls == [1]
+    assert build_model(tiny_config()).backbone.width > 0  # pretrained null: nothing to fetch
 
 
 def test_golden_checkpoint_reproduces_the_committed_depth(golden):

@@ -37,6 +37,7 @@ from space_clip_ros.model import (
     build_model,
     load_checkpoint,
 )
+from space_clip_ros.model.backbone import resolve_backbone_weights
 from space_clip_ros.model.space_clip import resize_bilinear, resize_to_encoder
 from space_clip_ros.runtime import (
     PRECISION_CHOICES,
@@ -62,15 +63,18 @@ UNTRAINED_WARNING = (
 def untrained_model(backbone_weights: str | None = None) -> SpaceClip:
     """The default architecture without a trained decoder, for demos and dry runs.
 
-    Tries the real CLIP weights first; when they cannot be fetched (offline) the backbone is
-    random too, and the warning says so.
+    Uses the real CLIP weights when they can be had (a cache, a download, a local file); when
+    they cannot (offline), the backbone is random too, and the warning says so. Built once.
     """
     log.warning(UNTRAINED_WARNING)
+    config = SpaceClipConfig()
     try:
-        return build_model(SpaceClipConfig(), backbone_weights=backbone_weights)
+        resolve_backbone_weights(config.backbone, backbone_weights)
     except BackboneWeightsError as exc:
         log.warning("CLIP weights unavailable (%s); the backbone is random as well.", exc)
-        return build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None)))
+        config = SpaceClipConfig(backbone=BackboneConfig(pretrained=None))
+        backbone_weights = None
+    return build_model(config, backbone_weights=backbone_weights)
 
 
 def backbone_dtype_for(device: torch.device, dtype: torch.dtype) -> torch.dtype:

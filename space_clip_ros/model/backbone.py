@@ -61,10 +61,79 @@ class BackboneFeatures:
     )  # (B, width): class token after the final LayerNorm, before projection
 
 
+@dataclass(frozen=True)
+class BackboneWeights:
+    """Where a backbone's pretrained weights come from, resolved before anything is built.
+
+    path: a local file (given, or the open_clip cache after a download), None for random
+    weights; field: the setting that chose them (named in every error); tag_cfg: the pretrained
+    tag's open_clip config (activation, normalisation), {} for a file or random weights.
+    """
+
+    path: Optional[Path]
+    field: str
+    tag_cfg: dict
+    from_file: bool  # the user named a local file (QuickGELU cannot be told from it)
+
+
+def resolve_backbone_weights(
+    cfg: BackboneConfig, weights_override: str | None = None
+) -> BackboneWeights:
+    """The weights a backbone of `cfg` will load: the override file, or backbone.pretrained (a
+    file, an open_clip tag fetched into or found in the local cache, or null: random weights).
+
+    The one place weights are looked up (a download, or an offline cache lookup after a probe of
+    the host), so a model is built once, knowing its weights, and a failure is a
+    BackboneWeightsError naming the setting before any tower exists.
+    """
+    tag_cfg = _pretrained_tag_cfg(cfg.model_name, cfg.pretrained)
+    if weights_override:  # the config's own value was checked when it was read
+        check_weights_source(weights_override, "backbone_weights")
+    pretrained = weights_override if weights_override is not None else cfg.pretrained
+    # Name what the user set, so the message says which setting to change.
+    field = "backbone_weights" if weights_override is not None else "backbone.pretrained"
+    if not pretrained:
+        return BackboneWeights(None, field, tag_cfg, from_file=False)
+    path = Path(os.path.expanduser(pretrained))
+    if path.is_file():
+        return BackboneWeights(path, field, tag_cfg, from_file=True)
+    if not tag_cfg or pretrained != cfg.pretrained:
+        tags = open_clip.list_pretrained_tags_by_model(cfg.model_name)
+        fix = (
+            "give an existing weights file, or leave backbone_weights empty to use the "
+            "checkpoint's backbone.pretrained"
+            if field == "backbone_weights"
+            else "give a tag, an existing weights file, or null for random weights"
+        )
+        raise BackboneWeightsError(
+            f"{quote(pretrained)} is neither a file nor an open_clip pretrained tag for "
+            f"{cfg.model_name} (known tags: {', '.join(tags) or 'none'})",
+            field=field,
+            fix=fix,
+        )
+    try:
+        return BackboneWeights(_fetch_pretrained(tag_cfg), field, tag_cfg, from_file=False)
+    except Exception as exc:  # network, HF hub and filesystem errors all end here
+        raise BackboneWeightsError(
+            f"could not fetch open_clip weights {cfg.model_name}/{pretrained} "
+            f"({type(exc).__name__}: {quote(str(exc))}). "
+            "Fix: on a machine with internet run "
+            '`python -c "import open_clip; open_clip.create_model('
+            f"'{cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, "
+            "or set backbone.pretrained (or the backbone_weights override) to a local "
+            "weights file."
+        ) from exc
+
+
 class ClipVisionBackbone(nn.Module):
-    def __init__(self, cfg: BackboneConfig, weights_override: str | None = None) -> None:
+    """The frozen tower of `cfg`, built once and never fetching anything: `weights` (from
+    resolve_backbone_weights) decides the activation and normalisation their tag implies, and
+    load_weights() reads them into it. No weights: a seeded random tower (tests, dry runs)."""
+
+    def __init__(self, cfg: BackboneConfig, weights: Optional[BackboneWeights] = None) -> None:
         super().__init__()
         self.cfg = cfg
+        weights = weights or BackboneWeights(None, "backbone.pretrained", {}, from_file=False)
         model_cfg = (
             cfg.model_cfg
             if cfg.model_cfg is not None
@@ -78,21 +147,9 @@ class ClipVisionBackbone(nn.Module):
             )
         # The config's pretrained tag fixes activation and normalisation even when the weights
         # themselves come from an override file (a local copy of the same tag).
-        tag_cfg = _pretrained_tag_cfg(cfg.model_name, cfg.pretrained)
-        if weights_override:  # the config's own value was checked when it was read
-            check_weights_source(weights_override, "backbone_weights")
-        pretrained = weights_override if weights_override is not None else cfg.pretrained
-        # Name what the user set, so the message says which setting to change.
-        self._weights_field = (
-            "backbone_weights" if weights_override is not None else "backbone.pretrained"
-        )
+        tag_cfg = weights.tag_cfg
         vision_cfg = _vision_cfg(model_cfg, cfg.input_size)
-        quick_gelu = resolve_quick_gelu(
-            cfg,
-            model_cfg,
-            tag_cfg,
-            from_file=bool(pretrained) and Path(os.path.expanduser(pretrained)).is_file(),
-        )
+        quick_gelu = resolve_quick_gelu(cfg, model_cfg, tag_cfg, from_file=weights.from_file)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_BACKBONE_SEED)
             if vision_cfg.timm_model_name:
@@ -102,14 +159,6 @@ class ClipVisionBackbone(nn.Module):
                     cfg.model_name, model_cfg.get("embed_dim"), vision_cfg, quick_gelu
                 )
         self.visual = self.tower.module
-        if pretrained:
-            self._load_weights(pretrained, tag_cfg)
-        elif weights_override is None:
-            log.warning(
-                "backbone %s has RANDOM weights (pretrained: null): features are meaningless",
-                cfg.model_name,
-            )
-
         self.width, self.num_layers = self.tower.width, self.tower.num_layers
         self.patch_size: tuple[int, int] = self.tower.patch_size
         if any(s % p for s, p in zip(cfg.input_size, self.patch_size)):
@@ -132,36 +181,15 @@ class ClipVisionBackbone(nn.Module):
         """Always eval: the backbone is frozen, so dropout / patch dropout must never switch on."""
         return super().train(False)
 
-    def _load_weights(self, pretrained: str, tag_cfg: dict) -> None:
-        path = Path(os.path.expanduser(pretrained))
-        field = self._weights_field
-        if not path.is_file():
-            if not tag_cfg or pretrained != self.cfg.pretrained:
-                tags = open_clip.list_pretrained_tags_by_model(self.cfg.model_name)
-                fix = (
-                    "give an existing weights file, or leave backbone_weights empty to use the "
-                    "checkpoint's backbone.pretrained"
-                    if field == "backbone_weights"
-                    else "give a tag, an existing weights file, or null for random weights"
-                )
-                raise BackboneWeightsError(
-                    f"{quote(pretrained)} is neither a file nor an open_clip pretrained tag for "
-                    f"{self.cfg.model_name} (known tags: {', '.join(tags) or 'none'})",
-                    field=field,
-                    fix=fix,
-                )
-            try:
-                path = _fetch_pretrained(tag_cfg)
-            except Exception as exc:  # network, HF hub and filesystem errors all end here
-                raise BackboneWeightsError(
-                    f"could not fetch open_clip weights {self.cfg.model_name}/{pretrained} "
-                    f"({type(exc).__name__}: {quote(str(exc))}). "
-                    "Fix: on a machine with internet run "
-                    '`python -c "import open_clip; open_clip.create_model('
-                    f"'{self.cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, "
-                    "or set backbone.pretrained (or the backbone_weights override) to a local "
-                    "weights file."
-                ) from exc
+    def load_weights(self, weights: BackboneWeights) -> None:
+        """Read the resolved weights file into the tower, strictly; refuse NaN/inf."""
+        path, field = weights.path, weights.field
+        if path is None:
+            log.warning(
+                "backbone %s has RANDOM weights (pretrained: null): features are meaningless",
+                self.cfg.model_name,
+            )
+            return
         state = self.tower.adapt_state(_read_state_dict(path, field))
         problem = nonfinite_problem(state)  # such a tower loads and makes every depth NaN
         if problem:

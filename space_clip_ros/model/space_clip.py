@@ -7,12 +7,18 @@ node, the CLI, training and the ONNX export all feed it the same thing: RGB floa
 from __future__ import annotations
 
 import copy
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import BackboneFeatures, ClipVisionBackbone
+from .backbone import (
+    BackboneFeatures,
+    BackboneWeights,
+    ClipVisionBackbone,
+    resolve_backbone_weights,
+)
 from .config import ConfigError, DecoderConfig, SpaceClipConfig
 from .decoder import SpaceClipDecoder
 
@@ -73,9 +79,15 @@ def resize_to_encoder(x: torch.Tensor, size: tuple[int, int], method: str) -> to
 
 
 class SpaceClip(nn.Module):
-    def __init__(self, config: SpaceClipConfig, backbone_weights: str | None = None) -> None:
+    """Built by build_model (the factory resolves and loads the backbone's weights); the
+    constructor only builds modules: weights resolved by resolve_backbone_weights decide the
+    tower's activation and normalisation."""
+
+    def __init__(
+        self, config: SpaceClipConfig, backbone_weights: Optional[BackboneWeights] = None
+    ) -> None:
         super().__init__()
-        self.backbone = ClipVisionBackbone(config.backbone, weights_override=backbone_weights)
+        self.backbone = ClipVisionBackbone(config.backbone, backbone_weights)
         self.config = resolve_layers(config, self.backbone.num_layers)
         self.decoder = SpaceClipDecoder(self.backbone.width, self.config.decoder)
         self._layers = layers_read(self.config.decoder)
@@ -138,8 +150,16 @@ def decode(
 
 
 def build_model(config: SpaceClipConfig, backbone_weights: str | None = None) -> SpaceClip:
-    """The one place every SpaceClip is built: node, CLI, training and export all call this."""
-    return SpaceClip(config, backbone_weights=backbone_weights)
+    """The one place every SpaceClip is built: node, CLI, training and export all call this.
+
+    The weights are resolved first (a BackboneWeightsError names the setting before anything is
+    built), the model is built once, then the weights are loaded. backbone_weights: a local file
+    overriding config.backbone.pretrained.
+    """
+    weights = resolve_backbone_weights(config.backbone, backbone_weights)
+    model = SpaceClip(config, weights)
+    model.backbone.load_weights(weights)
+    return model
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
