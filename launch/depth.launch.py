@@ -40,6 +40,7 @@ PACKAGE = "space_clip_ros"
 EXECUTABLE = "space_clip_depth"
 NODE_NAME = "space_clip_depth"
 PARAMS_FILE = "config/depth.yaml"
+LARGE_DATA_PROFILE = "config/fastdds_large_data.xml"
 RVIZ_CONFIG = "config/depth.rviz"
 RVIZ_PACKAGE = "rviz2"
 
@@ -82,6 +83,12 @@ ARGUMENTS = {
         "true: also start rviz2 (warns and goes on without it where rviz2 is not installed); "
         "auto: start it only where installed; false: never.",
     ),
+    "large_data_profile": (
+        "false",
+        "true: start the node (and rviz2) with the Fast DDS profile for large messages "
+        "(config/fastdds_large_data.xml: 64 MiB shared-memory segment; clouds at 1080p and up; "
+        "README 'Large messages'); costs 64 MiB of /dev/shm per process.",
+    ),
     "rviz_config": (
         "",
         "rviz2 config used as it is; empty: config/depth.rviz following namespace and image.",
@@ -119,6 +126,7 @@ def _nodes(context):
         remappings = []
     if overrides:
         parameters.append(overrides)
+    env = _large_data_env(value["large_data_profile"], share)
     node = Node(
         package=PACKAGE,
         executable=EXECUTABLE,
@@ -126,14 +134,24 @@ def _nodes(context):
         namespace=value["namespace"],
         parameters=parameters,
         remappings=remappings,
+        additional_env=env,
         output="screen",
         emulate_tty=True,
     )
     actions = [node, fail_launch_on_error(node, EXECUTABLE)]
     mode = value["use_rviz"].lower()
     if mode in ("true", "1", "yes", "auto") and _rviz_installed(warn=mode != "auto"):
-        actions += _rviz(value, share)
+        actions += _rviz(value, share, env)
     return actions
+
+
+def _large_data_env(flag: str, share: str) -> dict:
+    """The environment that gives a process the large-message Fast DDS profile, or none."""
+    if flag.lower() not in BOOLEANS:
+        raise RuntimeError(f"large_data_profile:={flag}: use true or false")
+    if not BOOLEANS[flag.lower()]:
+        return {}
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": os.path.join(share, LARGE_DATA_PROFILE)}
 
 
 def _rviz_installed(warn: bool) -> bool:
@@ -151,7 +169,7 @@ def _rviz_installed(warn: bool) -> bool:
         return False
 
 
-def _rviz(value: dict, share: str) -> list:
+def _rviz(value: dict, share: str, env: dict) -> list:
     """rviz2 on the given config, or on the shipped one tailored to this launch; a tailored copy
     is a temporary file removed when the launch shuts down."""
     config = value["rviz_config"]
@@ -168,6 +186,7 @@ def _rviz(value: dict, share: str) -> list:
             executable="rviz2",
             name="rviz2",
             arguments=["-d", tailored or config],
+            additional_env=env,
             output="screen",
         )
     ]

@@ -298,6 +298,23 @@ def test_inputs_follow_the_namespace_by_default_and_use_compressed_is_an_argumen
         run_opaque(module, use_compressed="yes please")
 
 
+def test_cameras_and_the_large_data_profile_are_launch_arguments(fake_launch):
+    module, share = fake_launch
+    (node,) = run_opaque(module, namespace="car", cameras="front,left")
+    assert node.kwargs["parameters"][1] == {"cameras": "front,left"}
+    assert node.kwargs["remappings"] == []  # each camera reads <camera>/image, <camera>/...
+    assert node.kwargs["additional_env"] == {}
+    with pytest.raises(RuntimeError, match="image rename the single camera"):
+        run_opaque(module, cameras="front,left", image="/cam/image_raw")
+    (share / "config").mkdir(parents=True, exist_ok=True)
+    (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
+    node, rviz = run_opaque(module, large_data_profile="true", use_rviz="true")[:2]
+    profile = {"FASTDDS_DEFAULT_PROFILES_FILE": str(share / "config/fastdds_large_data.xml")}
+    assert node.kwargs["additional_env"] == profile == rviz.kwargs["additional_env"]
+    with pytest.raises(RuntimeError, match="large_data_profile:=maybe: use true or false"):
+        run_opaque(module, large_data_profile="maybe")
+
+
 def test_launch_file_remaps_inputs_and_layers_parameters(fake_launch):
     module, share = fake_launch
     (node,) = run_opaque(
