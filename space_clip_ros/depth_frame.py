@@ -227,21 +227,51 @@ class DeviceKernels:
 
 
 class FrameRenderer:
-    """Turns decoded frames into their outputs with one estimator; owns the host buffers."""
+    """Turns decoded frames into their outputs; owns the host buffers.
 
-    def __init__(self, estimator: "DepthEstimator") -> None:
+    With an estimator it runs the model too (the node); without one (`device` only) it turns a
+    depth map computed elsewhere into the same outputs (render_depth: a node that runs the
+    SPACE-CLIP decoder on its own encoder, space_clip_ros.shared).
+    """
+
+    def __init__(
+        self,
+        estimator: Optional["DepthEstimator"] = None,
+        device: Optional[torch.device] = None,
+    ) -> None:
+        if (estimator is None) == (device is None):
+            raise ValueError("give an estimator, or the device of the depth maps, not both")
         self.estimator = estimator
-        self._on_device = estimator.device.type != "cpu"
+        self.device = estimator.device if estimator is not None else torch.device(device)
+        self._on_device = self.device.type != "cpu"
         # one set per stream (camera): cameras of different sizes never reallocate each other's
         self._buffers: dict[str, dict[str, HostBuffer]] = {}
         self._lut = preview_lut("bgr")
-        self._device_lut = (
-            torch.from_numpy(self._lut).to(estimator.device) if self._on_device else None
-        )
+        self._device_lut = torch.from_numpy(self._lut).to(self.device) if self._on_device else None
 
     def render(self, image: ColorImage, plan: FramePlan) -> FrameProducts:
         """Every output `plan` asks for, for one decoded image."""
         return self.complete(self.begin(image, plan))
+
+    def render_depth(
+        self, depth, image: ColorImage, plan: FramePlan, stream: str = ""
+    ) -> FrameProducts:
+        """Every output `plan` asks for from a depth map computed elsewhere: (h, w) float32
+        metres (a tensor on the device, or a numpy array) at the plan's output size for
+        `image` (its colours and size). The same rules as for the node's own frames."""
+        pending = self._pending(image, plan, stream)
+        if tuple(depth.shape) != (pending.height, pending.width):
+            raise ValueError(
+                f"depth is {tuple(depth.shape)} but the plan's output for a "
+                f"{image.pixels.shape[1]}x{image.pixels.shape[0]} image is "
+                f"{pending.width}x{pending.height} (output_scale {plan.settings.output_scale})"
+            )
+        if plan.needs_depth:
+            with torch.inference_mode():
+                depth = torch.as_tensor(depth, dtype=torch.float32, device=self.device)
+                pixels = torch.from_numpy(np.ascontiguousarray(image.pixels)).to(self.device)
+                self._attach(pending, image, pixels, depth)
+        return self.complete(pending)
 
     # ------------------------------------------------------------------ first half
 
@@ -258,12 +288,10 @@ class FrameRenderer:
         streams: a name per frame (its camera) whose host buffers complete() fills; frames of
         one stream must be completed in order, each before the next one's products are read.
         """
-        pending = []
-        for (image, plan), stream in zip(frames, list(streams) or [""] * len(frames)):
-            in_h, in_w = image.pixels.shape[:2]
-            width, height = rescaled_size(in_w, in_h, plan.settings.output_scale)
-            intr = output_intrinsics(plan.camera, width, height) if plan.camera else None
-            pending.append(PendingFrame(plan, width, height, intr, image.order, stream))
+        if self.estimator is None:
+            raise RuntimeError("this renderer has no estimator: use render_depth")
+        names = list(streams) or [""] * len(frames)
+        pending = [self._pending(image, plan, s) for (image, plan), s in zip(frames, names)]
         inferred = [
             (p, image) for p, (image, plan) in zip(pending, frames) if plan.needs_depth
         ]
@@ -275,11 +303,23 @@ class FrameRenderer:
                 [(px, p.order, (p.height, p.width)) for (p, _), px in zip(inferred, uploaded)]
             )
             for (p, image), pixels, depth in zip(inferred, uploaded, depths):
-                if self._on_device:
-                    self._start_on_device(p, pixels, depth)
-                else:
-                    p.pixels, p.depth = image.pixels, depth.numpy()
+                self._attach(p, image, pixels, depth)
         return pending
+
+    @staticmethod
+    def _pending(image: ColorImage, plan: FramePlan, stream: str) -> PendingFrame:
+        in_h, in_w = image.pixels.shape[:2]
+        width, height = rescaled_size(in_w, in_h, plan.settings.output_scale)
+        intr = output_intrinsics(plan.camera, width, height) if plan.camera else None
+        return PendingFrame(plan, width, height, intr, image.order, stream)
+
+    def _attach(self, pending: PendingFrame, image: ColorImage, pixels, depth) -> None:
+        """Give a frame its raw depth: on a GPU post-processed and copying at once, on the CPU
+        kept for complete()."""
+        if self._on_device:
+            self._start_on_device(pending, pixels, depth)
+        else:
+            pending.pixels, pending.depth = image.pixels, depth.numpy()
 
     def _start_on_device(self, pending: PendingFrame, pixels, depth) -> None:
         """Post-process on the device and start the copies to pinned host memory."""

@@ -184,3 +184,34 @@ def hf_siglip_host(model: SpaceClip, hidden_act: str = "gelu"):
     host = SiglipVisionModel(hf_siglip_config(hidden_act)).eval()
     model.backbone.visual.load_state_dict(siglip_to_timm(host.state_dict(), "host"))
     return host
+
+
+def zero_shot_files(directory: Path) -> tuple[dict[str, Path], SpaceClip]:
+    """What examples/clip_labels_and_depth.py loads, for a tiny CLIP that can read real text:
+    a decoder checkpoint (trained, as far as a test goes, on the tower), the whole CLIP's weights
+    and its open_clip config (the tokenizer's vocabulary and context length, a tiny width); and
+    the standalone model holding the same tower (a checkpoint never holds its tower)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    model = standalone(clip_config())
+    checkpoint = saved(model, directory / "checkpoint")
+    name = "space-clip-test-zero-shot"
+    text = {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 1, "layers": 1}
+    config = {"embed_dim": TINY_OPEN_CLIP_CFG["embed_dim"], "vision_cfg": {
+        **TINY_OPEN_CLIP_CFG["vision_cfg"], "image_size": model.input_size[0]}, "text_cfg": text}
+    torch.manual_seed(5)
+    host = open_clip.model.CLIP(**config)
+    result = host.visual.load_state_dict(model.backbone.visual.state_dict(), strict=False)
+    assert result.missing_keys == ["proj"] and not result.unexpected_keys
+    (directory / f"{name}.json").write_text(json.dumps(config))
+    weights = directory / "clip.safetensors"
+    save_file({k: v.contiguous() for k, v in host.state_dict().items()}, str(weights))
+    files = {
+        "checkpoint": checkpoint,
+        "clip_model_config": directory / f"{name}.json",
+        "clip_model": Path(name),
+        "clip_pretrained": weights,
+    }
+    return files, model

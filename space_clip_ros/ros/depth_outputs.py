@@ -1,11 +1,14 @@
 """The depth output stage: depth, depth/camera_info, points and depth/colorized as one unit.
 
-A small public class, so any rclpy node that already has depth (or runs the SPACE-CLIP decoder
-on an encoder it runs anyway, space_clip_ros.shared) publishes by the same conventions as
-`space_clip_depth`: 32FC1 metres with NaN for no depth (REP 118), a CameraInfo scaled to the
-depth image, an organized PointCloud2 (x y z float32 + packed rgb, NaN holes, is_dense false) and
-a fixed-range bgr8 preview; the input header on every message; QoS from the reliability/depth
-shorthands with ROS's `qos_overrides` per topic; lifecycle publishers on a lifecycle node.
+Two small public classes, so any rclpy node that already has depth (or runs the SPACE-CLIP
+decoder on an encoder it runs anyway, space_clip_ros.shared) publishes by the same conventions
+as `space_clip_depth`. `DepthPublisher` takes a depth map and its image and does everything
+(examples/clip_labels_and_depth.py uses it); `DepthOutputs` is the publishing half the depth
+node drives with its own frame path. The conventions: 32FC1 metres with NaN for no depth (REP
+118), a CameraInfo scaled to the depth image, an organized PointCloud2 (x y z float32 + packed
+rgb, NaN holes, is_dense false) and a fixed-range bgr8 preview; the input header on every
+message; QoS from the reliability/depth shorthands with ROS's `qos_overrides` per topic;
+lifecycle publishers on a lifecycle node.
 
 `publish` builds every message of a frame before it publishes any, so a failure building one
 never leaves a frame half published (a depth image whose CameraInfo never comes, or the
@@ -21,13 +24,16 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
-from space_clip_ros.frame_plan import Output
-from space_clip_ros.ros.camera_info import scale_camera_info
+from space_clip_ros.frame_plan import NEEDS_CAMERA, FramePlan, FrameSettings, Output
+from space_clip_ros.io.image_decoding import ColorImage
+from space_clip_ros.ros.camera_info import intrinsics_from_camera_info, scale_camera_info
 from space_clip_ros.ros.image_codec import image_message
 from space_clip_ros.ros.pointcloud import cloud_message
 from space_clip_ros.ros.qos import make_qos, qos_overrides
 
 if TYPE_CHECKING:
+    import torch
+
     from space_clip_ros.depth_frame import FrameProducts
 
 try:  # Iron and later
@@ -132,3 +138,54 @@ class DepthOutputs:
         for pub in self.publishers.values():
             destroy(pub)
         self.publishers.clear()
+
+
+class DepthPublisher:
+    """Publish a depth map computed anywhere as space_clip_depth publishes its own.
+
+        publisher = DepthPublisher(node, settings=FrameSettings(max_depth=20.0))
+        publisher.publish(depth, ColorImage(rgb, "rgb"), image_msg.header, camera_info_msg)
+
+    depth: (H, W) float32 metres for `image` (a torch tensor on any device, or numpy), at the
+    image's size times settings.output_scale. Only outputs with subscribers are computed; the
+    cloud and depth/camera_info need camera_info (without it, depth and the preview still go
+    out). The range mask, the cloud and the preview run where the depth is (FrameRenderer).
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        prefix: str = "",
+        settings: FrameSettings = FrameSettings(),
+        reliability: str = "reliable",
+        depth: int = 2,
+        device: str = "cpu",
+        lifecycle: bool = False,
+    ) -> None:
+        from space_clip_ros.depth_frame import FrameRenderer
+
+        self.settings = settings
+        self.outputs = DepthOutputs(node, reliability, depth, prefix, lifecycle)
+        self._renderer = FrameRenderer(device=device)
+
+    def publish(
+        self,
+        depth: "torch.Tensor",
+        image: ColorImage,
+        header: Header,
+        camera_info: Optional[CameraInfo] = None,
+    ) -> frozenset[Output]:
+        """Every output with a subscriber for this frame, together; the outputs published."""
+        outputs = self.outputs.subscribed()
+        intrinsics = intrinsics_from_camera_info(camera_info) if camera_info is not None else None
+        if intrinsics is None:
+            outputs -= NEEDS_CAMERA
+        if not outputs:
+            return frozenset()
+        plan = FramePlan(outputs, self.settings, intrinsics)
+        products = self._renderer.render_depth(depth, image, plan)
+        info = camera_info if Output.CAMERA_INFO in outputs else None
+        return self.outputs.publish(products, header, info)
+
+    def destroy(self) -> None:
+        self.outputs.destroy()
