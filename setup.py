@@ -41,7 +41,7 @@ setup(
     entry_points={
         "console_scripts": [
             # ROS executables (ros2 run space_clip_ros <name>) use ROS-style underscores.
-            f"space_clip_depth = {PACKAGE}.ros.depth_node:main",
+            f"space_clip_depth = {PACKAGE}.ros.node_cli:space_clip_depth",
             f"space_clip_bag_replay = {PACKAGE}.ros.bag_replay:main",
             f"space_clip_accuracy = {PACKAGE}.ros.accuracy_node:main",
             # Offline command-line tools use dashes.

@@ -48,7 +48,12 @@ from space_clip_ros.ros import param_overrides, params
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
 from space_clip_ros.ros.diagnostics import FrameStats, ThrottledLog, diagnostic_status
 from space_clip_ros.ros.frame_slot import Frame
-from space_clip_ros.ros.node_cli import handle_help
+from space_clip_ros.ros.node_cli import (
+    DEPTH_NODE,
+    DEPTH_NODE_EPILOG,
+    DEPTH_NODE_HELP,
+    handle_help,
+)
 from space_clip_ros.ros.qos import BEST_AVAILABLE, fixed_qos_refusal, make_qos, qos_overrides
 
 if TYPE_CHECKING:
@@ -62,16 +67,11 @@ try:  # Iron and later
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
-NODE_NAME = "space_clip_depth"
+NODE_NAME = DEPTH_NODE
 # KITTI frame; the encoder input is fixed, so any size warms the same kernels
 WARMUP_SHAPE = (375, 1242)
 CAMERA_INFO_SIZES_KEPT = 4
-PARAMETERS_HELP = """Topics (relative: remap them): image (or image/compressed), camera_info in;
-depth, depth/camera_info, points, depth/colorized, /diagnostics out.
-Parameters: config/depth.yaml in the package share lists each with its default, e.g.
-  ros2 run space_clip_ros space_clip_depth --ros-args -p checkpoint:=/path/to/checkpoint \\
-      -p device:=cuda -r image:=/camera/image_raw -r camera_info:=/camera/camera_info
-or ros2 launch space_clip_ros depth.launch.py (ros2 launch ... --show-args lists its arguments)."""
+
 
 
 @dataclass(frozen=True)
@@ -705,7 +705,7 @@ def main(
     Exit 2 on invalid, unknown or unparsable parameters, 1 if the model fails to load or
     inference keeps failing (max_consecutive_failures). estimator_factory: as DepthNode's.
     """
-    handle_help(NODE_NAME, __doc__, PARAMETERS_HELP, args)
+    handle_help(NODE_NAME, DEPTH_NODE_HELP, DEPTH_NODE_EPILOG, args)
     argv = sys.argv if args is None else args
     fatal = rclpy.logging.get_logger(NODE_NAME).fatal
     try:
