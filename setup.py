@@ -19,7 +19,11 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/examples", glob("examples/*.py")),
+        (
+            f"share/{PACKAGE}/config",
+            glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml"),
+        ),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -37,7 +41,7 @@ setup(
     entry_points={
         "console_scripts": [
             # ROS executables (ros2 run space_clip_ros <name>) use ROS-style underscores.
-            f"space_clip_depth = {PACKAGE}.ros.depth_node:main",
+            f"space_clip_depth = {PACKAGE}.ros.node_cli:space_clip_depth",
             f"space_clip_bag_replay = {PACKAGE}.ros.bag_replay:main",
             f"space_clip_accuracy = {PACKAGE}.ros.accuracy_node:main",
             # Offline command-line tools use dashes.
@@ -45,6 +49,7 @@ setup(
             f"space-clip-depth = {PACKAGE}.predict:deprecated_main",  # old name, one release
             f"space-clip-demo = {PACKAGE}.ros.demo:main",
             f"space-clip-kitti2bag = {PACKAGE}.kitti.to_bag:main",
+            f"space-clip-generate-drive = {PACKAGE}.kitti.generated_drive:main",
             f"space-clip-bag-accuracy = {PACKAGE}.kitti.bag_accuracy:main",
             f"space-clip-verify = {PACKAGE}.inference.verify:main",
             f"space-clip-import = {PACKAGE}.model.import_reference:main",

@@ -29,7 +29,15 @@ from space_clip_ros.model.onnx_export import export_onnx
 from space_clip_ros.model.tiny import tiny_config
 from space_clip_ros.runtime import PRECISIONS, resolve_device
 
-CPU_PATHS = ["eager-fp32", "eager-bf16", "compile-fp32", "onnxruntime-fp32"]
+# onnxruntime-fp32 is the node's session (threads sleep between parallel regions);
+# onnxruntime+spin-fp32 the same graph with ONNX Runtime's default spin-waiting, for comparison.
+CPU_PATHS = [
+    "eager-fp32",
+    "eager-bf16",
+    "compile-fp32",
+    "onnxruntime-fp32",
+    "onnxruntime+spin-fp32",
+]
 CUDA_PATHS = [
     "eager-fp32",
     "eager-fp16",
@@ -59,14 +67,15 @@ def make_runner(
     kind, precision = path.split("-")
     dtype = PRECISIONS[precision]
     module = model
-    if kind != "onnxruntime" and backbone_dtype_for(device, dtype) != torch.float32:
+    if not kind.startswith("onnxruntime") and backbone_dtype_for(device, dtype) != torch.float32:
         module = copy.deepcopy(model)  # as DepthEstimator runs it: the frozen backbone cast once
         module.backbone.visual.to(backbone_dtype_for(device, dtype))
-    if kind == "onnxruntime":  # the exported whole-model graph; TensorRT/CUDA providers on a GPU
+    if kind.startswith("onnxruntime"):  # the exported whole model; TensorRT/CUDA on a GPU
         onnx_path = export_onnx(
             model, Path(tempfile.mkdtemp(prefix="space_clip_bench_")) / "model.onnx"
         )
-        module = OnnxSpaceClip(onnx_path, device, precision, cache_dir=onnx_path.parent)
+        spin = kind.endswith("+spin")
+        module = OnnxSpaceClip(onnx_path, device, precision, onnx_path.parent, spin=spin)
     elif kind == "compile":
         module = torch.compile(module, dynamic=False)
     elif kind == "cudagraphs":

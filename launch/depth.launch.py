@@ -5,8 +5,13 @@
         use_rviz:=true
 
 Outputs appear under the namespace: <namespace>/depth, <namespace>/depth/camera_info,
-<namespace>/points, <namespace>/depth/colorized. checkpoint and device override the params file
-only when given, so a params file alone can configure everything.
+<namespace>/points, <namespace>/depth/colorized. The inputs default to the relative `image` and
+`camera_info`, so they follow the namespace too (namespace:=front reads /front/image).
+cameras:=front,left serves several cameras from one node, one model, batched: each camera reads
+<namespace>/<camera>/image and camera_info and publishes under <namespace>/<camera>/. checkpoint,
+device and use_compressed override the params file only when given, so a params file alone can
+configure everything. When the depth node fails (a bad checkpoint, a fatal device error) the
+launch ends with exit status 1 and the reason (space_clip_ros.ros.launch_exits).
 rviz2 is optional (ros-base and headless robots lack it): without it, use_rviz:=true warns and the
 depth node runs alone, rather than aborting the launch. kitti_replay.launch.py includes this file.
 The module-level names below are what this file references; a test checks they exist in the
@@ -29,23 +34,43 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
+from space_clip_ros.ros.launch_exits import fail_launch_on_error
 
 PACKAGE = "space_clip_ros"
 EXECUTABLE = "space_clip_depth"
 NODE_NAME = "space_clip_depth"
 PARAMS_FILE = "config/depth.yaml"
+LARGE_DATA_PROFILE = "config/fastdds_large_data.xml"
 RVIZ_CONFIG = "config/depth.rviz"
 RVIZ_PACKAGE = "rviz2"
 
+BOOLEANS = {"true": True, "false": False}
+
 ARGUMENTS = {
     "image": (
-        "/kitti/camera_color_left/image_raw",
-        "Input sensor_msgs/Image topic (its /compressed is used with use_compressed).",
+        "image",
+        "Input sensor_msgs/Image topic (its /compressed is used with use_compressed); relative "
+        "names are in the namespace.",
     ),
-    "camera_info": ("/kitti/camera_color_left/camera_info", "Input sensor_msgs/CameraInfo topic."),
+    "camera_info": (
+        "camera_info",
+        "Input sensor_msgs/CameraInfo topic; relative names are in the namespace.",
+    ),
+    "use_compressed": (
+        "",
+        "true: subscribe to <image>/compressed (sensor_msgs/CompressedImage, jpeg/png); false: "
+        "to <image>; empty keeps the params file's value.",
+    ),
     "namespace": (
         "",
-        "Namespace of the node and its outputs (one per camera when running several).",
+        "Namespace of the node and its outputs.",
+    ),
+    "cameras": (
+        "",
+        "Several cameras served by this one node, comma-separated (front,left,right): camera "
+        "`front` reads <namespace>/front/image and front/camera_info and publishes front/depth, "
+        "... (remap those topics to your drivers'); one model, batched. Empty: one camera, "
+        "read from `image` and `camera_info`; keeps the params file's value.",
     ),
     "params_file": ("", "Parameter YAML; empty uses the package's config/depth.yaml."),
     "checkpoint": (
@@ -57,6 +82,12 @@ ARGUMENTS = {
         "false",
         "true: also start rviz2 (warns and goes on without it where rviz2 is not installed); "
         "auto: start it only where installed; false: never.",
+    ),
+    "large_data_profile": (
+        "false",
+        "true: start the node (and rviz2) with the Fast DDS profile for large messages "
+        "(config/fastdds_large_data.xml: 64 MiB shared-memory segment; clouds at 1080p and up; "
+        "README 'Large messages'); costs 64 MiB of /dev/shm per process.",
     ),
     "rviz_config": (
         "",
@@ -70,28 +101,57 @@ def _nodes(context):
     share = get_package_share_directory(PACKAGE)
     parameters = [value["params_file"] or os.path.join(share, PARAMS_FILE)]
     overrides = {name: value[name] for name in ("checkpoint", "device") if value[name]}
+    if value["use_compressed"]:
+        if value["use_compressed"].lower() not in BOOLEANS:
+            raise RuntimeError(
+                f"use_compressed:={value['use_compressed']}: use true or false (or leave it "
+                "empty to keep the params file's value)"
+            )
+        overrides["use_compressed"] = BOOLEANS[value["use_compressed"].lower()]
+    remappings = [
+        ("image", value["image"]),
+        ("image/compressed", value["image"] + "/compressed"),
+        ("camera_info", value["camera_info"]),
+    ]
+    if value["cameras"]:
+        renamed = [n for n in ("image", "camera_info") if value[n] != ARGUMENTS[n][0]]
+        if renamed:
+            raise RuntimeError(
+                f"{' and '.join(renamed)} rename the single camera's topics, but cameras:="
+                f"{value['cameras']} serves several, each on <camera>/image and "
+                "<camera>/camera_info: remap those (e.g. in a launch file of yours), or drop "
+                "cameras:="
+            )
+        overrides["cameras"] = value["cameras"]
+        remappings = []
     if overrides:
         parameters.append(overrides)
-    actions = [
-        Node(
-            package=PACKAGE,
-            executable=EXECUTABLE,
-            name=NODE_NAME,
-            namespace=value["namespace"],
-            parameters=parameters,
-            remappings=[
-                ("image", value["image"]),
-                ("image/compressed", value["image"] + "/compressed"),
-                ("camera_info", value["camera_info"]),
-            ],
-            output="screen",
-            emulate_tty=True,
-        )
-    ]
+    env = _large_data_env(value["large_data_profile"], share)
+    node = Node(
+        package=PACKAGE,
+        executable=EXECUTABLE,
+        name=NODE_NAME,
+        namespace=value["namespace"],
+        parameters=parameters,
+        remappings=remappings,
+        additional_env=env,
+        output="screen",
+        emulate_tty=True,
+    )
+    actions = [node, fail_launch_on_error(node, EXECUTABLE)]
     mode = value["use_rviz"].lower()
     if mode in ("true", "1", "yes", "auto") and _rviz_installed(warn=mode != "auto"):
-        actions += _rviz(value, share)
+        actions += _rviz(value, share, env)
     return actions
+
+
+def _large_data_env(flag: str, share: str) -> dict:
+    """The environment that gives a process the large-message Fast DDS profile, or none."""
+    if flag.lower() not in BOOLEANS:
+        raise RuntimeError(f"large_data_profile:={flag}: use true or false")
+    if not BOOLEANS[flag.lower()]:
+        return {}
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": os.path.join(share, LARGE_DATA_PROFILE)}
 
 
 def _rviz_installed(warn: bool) -> bool:
@@ -109,20 +169,24 @@ def _rviz_installed(warn: bool) -> bool:
         return False
 
 
-def _rviz(value: dict, share: str) -> list:
+def _rviz(value: dict, share: str, env: dict) -> list:
     """rviz2 on the given config, or on the shipped one tailored to this launch; a tailored copy
     is a temporary file removed when the launch shuts down."""
     config = value["rviz_config"]
     tailored = None
     if not config:
         config = os.path.join(share, RVIZ_CONFIG)
-        tailored = _tailored_rviz_config(config, value["namespace"], value["image"])
+        # several cameras: rviz shows the first one
+        first = value["cameras"].split(",")[0].strip()
+        namespace = "/".join(p for p in (value["namespace"].strip("/"), first) if p)
+        tailored = _tailored_rviz_config(config, namespace, value["image"])
     actions = [
         Node(
             package=RVIZ_PACKAGE,
             executable="rviz2",
             name="rviz2",
             arguments=["-d", tailored or config],
+            additional_env=env,
             output="screen",
         )
     ]

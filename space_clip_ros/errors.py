@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the run started and something failed (inference, I/O, some inputs unreadable)
 EXIT_USAGE = 2  # nothing ran: fix the command line, parameter, config or file and start again
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, what a shell reports for an interrupted command
 
 # A message quotes user data (a YAML value, a file's bytes); a hostile or huge value must not
 # become a 100 MB log line, so every quoted value goes through `quote`.
@@ -84,9 +85,13 @@ class RuntimeFailure(SpaceClipError, RuntimeError):
 def run_tool(
     prog: str, main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None
 ) -> int:
-    """Run a tool's main(); a SpaceClipError becomes '<prog>: error: ...' and its exit code."""
+    """Run a tool's main(); a SpaceClipError becomes '<prog>: error: ...' and its exit code,
+    Ctrl-C one line and EXIT_INTERRUPTED instead of a KeyboardInterrupt traceback."""
     try:
         return main(argv)
     except SpaceClipError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED

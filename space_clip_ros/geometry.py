@@ -12,10 +12,23 @@ from functools import lru_cache
 
 import numpy as np
 
+# Focal length over the image side along the same axis. 0.01 is a field of view of 177.7
+# degrees (a rectified pinhole image cannot reach 180), 1000 one of 0.06 degrees (a telescope).
+# Outside this a CameraInfo is wrong, not exotic: fx = 1e-300 or 1e39 gave clouds of +-inf or
+# of all-zero x, y in float32 while looking valid. Both bounds scale with the image, so an
+# image resized by output_scale keeps valid intrinsics valid.
+FOCAL_PER_SIDE = (0.01, 1000.0)
+# The principal point lies within one image size of the image (usually near its centre).
+PRINCIPAL_POINT_MARGIN = 1.0
+
 
 @dataclass(frozen=True)
 class Intrinsics:
-    """Pinhole intrinsics of an image of a given size (pixel centres at integer coordinates)."""
+    """Pinhole intrinsics of an image of a given size (pixel centres at integer coordinates).
+
+    Construction refuses values no camera has (see FOCAL_PER_SIDE), so every Intrinsics
+    back-projects to finite float32 rays.
+    """
 
     fx: float
     fy: float
@@ -25,14 +38,22 @@ class Intrinsics:
     height: int
 
     def __post_init__(self) -> None:
-        if not (np.isfinite(self.fx) and np.isfinite(self.fy) and self.fx > 0 and self.fy > 0):
-            raise ValueError(
-                f"focal lengths must be finite and positive, got fx={self.fx}, fy={self.fy}"
-            )
-        if not (np.isfinite(self.cx) and np.isfinite(self.cy)):
-            raise ValueError(f"principal point must be finite, got cx={self.cx}, cy={self.cy}")
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
+        low, high = FOCAL_PER_SIDE
+        for name, focal, side in (("fx", self.fx, self.width), ("fy", self.fy, self.height)):
+            if not (np.isfinite(focal) and low * side <= focal <= high * side):
+                raise ValueError(
+                    f"focal length {name}={focal:.6g} is outside [{low:g}, {high:g}] x the "
+                    f"image side ({side} px): a field of view no pinhole camera has"
+                )
+        margin = PRINCIPAL_POINT_MARGIN
+        for name, centre, side in (("cx", self.cx, self.width), ("cy", self.cy, self.height)):
+            if not (np.isfinite(centre) and -margin * side <= centre <= (1 + margin) * side):
+                raise ValueError(
+                    f"principal point {name}={centre:.6g} is more than {margin:g} image "
+                    f"side(s) ({side} px) outside the image"
+                )
 
     @classmethod
     def from_matrix(cls, k: np.ndarray, width: int, height: int) -> "Intrinsics":
@@ -82,6 +103,14 @@ def _ray_grid(intr: Intrinsics, step: int) -> tuple[np.ndarray, np.ndarray]:
     return u[None, :], v[:, None]
 
 
+@lru_cache(maxsize=16)
+def _max_depth(intr: Intrinsics, step: int) -> np.float32:
+    """The largest z whose x = ray * z and y stay finite in float32: beyond it, NaN, not inf."""
+    u, v = _ray_grid(intr, step)
+    steepest = max(1.0, float(np.abs(u).max()), float(np.abs(v).max()))
+    return np.float32(np.finfo(np.float32).max / np.float32(steepest))
+
+
 def decimate(image: np.ndarray, step: int) -> np.ndarray:
     """Every step-th pixel in both directions (a view, no copy)."""
     if step < 1:
@@ -92,8 +121,9 @@ def decimate(image: np.ndarray, step: int) -> np.ndarray:
 def backproject(depth: np.ndarray, intr: Intrinsics, step: int = 1) -> np.ndarray:
     """Organized (H', W', 3) float32 points in the optical frame for a z-depth image.
 
-    Invalid depth (NaN, inf, <= 0) gives NaN points, so the organized structure survives and
-    consumers (rviz2, PCL) skip them: the one convention for invalid points throughout.
+    Invalid depth (NaN, inf, <= 0, or so large that x or y would overflow float32) gives NaN
+    points, so the organized structure survives and consumers (rviz2, PCL) skip them: the one
+    convention for invalid points throughout. No point is ever +-inf.
     """
     if depth.shape != (intr.height, intr.width):
         raise ValueError(
@@ -103,7 +133,7 @@ def backproject(depth: np.ndarray, intr: Intrinsics, step: int = 1) -> np.ndarra
     z = decimate(depth, step).astype(np.float32, copy=False)
     u, v = _ray_grid(intr, step)
     points = np.empty(z.shape + (3,), dtype=np.float32)
-    valid = np.isfinite(z) & (z > 0)
+    valid = np.isfinite(z) & (z > 0) & (z <= _max_depth(intr, step))
     z = np.where(valid, z, np.float32(np.nan))
     np.multiply(u, z, out=points[..., 0])
     np.multiply(v, z, out=points[..., 1])

@@ -14,13 +14,11 @@ import json
 import logging
 import os
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -33,6 +31,11 @@ from space_clip_ros.errors import (
     quote,
 )
 from space_clip_ros.io.atomic import atomic_path
+from space_clip_ros.io.image_decoding import (
+    IMAGE_FILE_SUFFIXES,
+    ImageDecodeError,
+    read_image_file,
+)
 from space_clip_ros.io.outputs import FORMATS, write_outputs, write_synthetic_frame
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
@@ -42,7 +45,6 @@ if TYPE_CHECKING:  # torch is imported lazily, after argument parsing, to keep -
 
 log = logging.getLogger("space-clip-predict")
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 # A 50 MP frame is more than any robot camera sends (KITTI: 0.47 MP, 8K video: 33 MP), while a
 # 2 KB PNG can claim 13000x13000 pixels (4.3 GB decoded); larger images need --max-pixels.
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -98,10 +100,6 @@ class Job:
 
 class UsageError(ConfigError):
     """The command line asks for something impossible; reported before any model is loaded."""
-
-
-class ImageTooLarge(ValueError):
-    """An image header claims more pixels than --max-pixels allows; refused before decoding."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +250,13 @@ def validate(args: argparse.Namespace) -> None:
         raise UsageError(
             f"need 0 <= --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}"
         )
+    if args.backbone_weights is not None:
+        from space_clip_ros.model.config import check_weights_source  # imports torch: lazily
+
+        try:
+            check_weights_source(args.backbone_weights, "--backbone-weights")
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from exc
 
 
 def prepare_output_dir(output_dir: Path, *, create: bool) -> None:
@@ -306,7 +311,8 @@ def list_images(folder: Path, recursive: bool, unreadable: list[str]) -> list[Pa
         dirs.sort()
         if not recursive:
             dirs.clear()
-        candidates = (Path(root) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+        images = (n for n in names if Path(n).suffix.lower() in IMAGE_FILE_SUFFIXES)
+        candidates = (Path(root) / n for n in images)
         files.extend(p for p in candidates if p.is_file())  # no FIFOs, sockets, broken links
     return sorted(files)
 
@@ -325,7 +331,8 @@ def collect_jobs(
             files = list_images(path, recursive, unreadable)
             if not files and not unreadable:
                 hint = "" if recursive else " (use --recursive to search subfolders)"
-                raise UsageError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) found{hint}")
+                suffixes = ", ".join(IMAGE_FILE_SUFFIXES)
+                raise UsageError(f"{path}: no images ({suffixes}) found{hint}")
             base = output_dir / path.resolve().name
             jobs.extend(Job(f, base / f.relative_to(path).with_suffix("")) for f in files)
         elif path.is_file():
@@ -345,43 +352,21 @@ def collect_jobs(
     return jobs, unreadable
 
 
-def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """HxWx3 uint8 RGB, upright as viewers show it (EXIF orientation applied).
-
-    Grey, alpha and palette images are converted. The header's size is checked against
-    max_pixels before any pixel is decoded.
-    """
-    too_large = f"more than --max-pixels {max_pixels:_} pixels; raise --max-pixels to read it"
-    with warnings.catch_warnings():
-        # Pillow warns above its own limit; ours is the one that decides (and names the flag).
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(path)
-        except Image.DecompressionBombError as exc:
-            raise ImageTooLarge(too_large) from exc
-    with img:
-        if img.width * img.height > max_pixels:
-            raise ImageTooLarge(f"{img.width}x{img.height} is {too_large}")
-        img.load()  # decode now, so truncated files fail here and not later
-        return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
-
-
 def _loaded_batches(
     jobs: Sequence[Job], args: argparse.Namespace, failed: list[str], bar: tqdm
 ) -> Iterator[list[tuple[Job, np.ndarray]]]:
     """Consecutive readable images of one size, up to --batch-size.
 
-    Unreadable ones are reported and skipped.
+    Unreadable ones are reported and skipped. Files are decoded by the rule the node decodes
+    CompressedImage messages with (io/image_decoding.read_image_file): the same size checks,
+    16-bit scaling and refusal of truncated data.
     """
     batch: list[tuple[Job, np.ndarray]] = []
     for job in jobs:
         try:
-            image = load_rgb(job.source, args.max_pixels)
-        # Pillow's decoders raise far more than OSError for a hostile file (NotImplementedError
-        # for DDS, BLPFormatError, AttributeError for SPIDER, SyntaxError, struct.error, ...):
-        # whatever one image's decoder raises, that image is "cannot read" and the run goes on.
-        except Exception as exc:
-            reason = f"cannot read image ({type(exc).__name__}: {quote(str(exc))})"
+            image = read_image_file(job.source, args.max_pixels)
+        except ImageDecodeError as exc:  # the node's rule and reasons (io/image_decoding)
+            reason = f"cannot read image ({exc.reason}: {exc})"
             log.error("%s: %s; skipped", job.source, reason)
             failed.append(f"{job.source}: {reason}")
             bar.update(1)
@@ -407,10 +392,10 @@ def run_images(
         for batch in _loaded_batches(jobs, args, failed, bar):
             depths = estimator.predict(np.stack([image for _, image in batch]))
             for (job, _), depth in zip(batch, depths):
-                try:
+                try:  # all of the image's files or none of them
                     write_outputs(depth, job.out_stem, formats, args.min_depth, args.max_depth)
                 except OSError as exc:  # e.g. a file where a sub-folder must go, a full disk
-                    reason = f"cannot write {job.out_stem}_* ({exc.strerror or exc})"
+                    reason = f"cannot write {job.out_stem}_*, none written ({exc.strerror or exc})"
                     log.error("%s: %s; skipped", job.source, reason)
                     failed.append(f"{job.source}: {reason}")
             bar.update(len(batch))
@@ -505,12 +490,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"space-clip-predict: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except (RuntimeError, OSError) as exc:  # torch or the disk failed while loading: exit 1
-        print(f"space-clip-predict: error: loading the model failed: {exc}", file=sys.stderr)
+        print(
+            f"space-clip-predict: error: loading the model failed: {quote(str(exc))}",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     log.info("model ready on %s (%s)", estimator.device, estimator.precision)
-    # Pillow's own decompression-bomb guard must not be stricter than --max-pixels.
-    if Image.MAX_IMAGE_PIXELS is not None and args.max_pixels > Image.MAX_IMAGE_PIXELS:
-        Image.MAX_IMAGE_PIXELS = args.max_pixels
 
     with logging_redirect_tqdm():
         skipped = run_images(estimator, jobs, args, formats) if jobs else []

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import os
 import platform
 from pathlib import Path
 from typing import Iterator, Optional
 
 import torch
 
-from space_clip_ros.errors import ConfigError
+from space_clip_ros.errors import ConfigError, quote
+
+log = logging.getLogger(__name__)
 
 PRECISIONS: dict[str, torch.dtype] = {
     "fp32": torch.float32,
@@ -31,6 +35,9 @@ DEVICE_CHOICES_TEXT = "'auto', 'cpu', 'cuda' or 'cuda:N'"
 NATIVE_BF16_CUDA_CAPABILITY = (8, 0)
 # CPU flags that mean bf16 arithmetic in hardware (x86 AVX512-BF16 / AMX, Arm BF16 extension).
 NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+# fp16 inference on a CPU against fp32, measured by bench/bench_precision.py (bench/RESULTS.md:
+# 27x on one thread of an AMD EPYC; the issue that found it measured 50x with two).
+CPU_FP16_SLOWDOWN = "27x"
 
 
 def resolve_device(name: str, field: str = "device") -> torch.device:
@@ -50,11 +57,7 @@ def resolve_device(name: str, field: str = "device") -> torch.device:
                 f"'{name}' is not a device", field=field, fix=f"use {DEVICE_CHOICES_TEXT}"
             )
         if not torch.cuda.is_available():
-            raise ConfigError(
-                f"'{name}' requested but CUDA is not available (torch {torch.__version__})",
-                field=field,
-                fix="use 'auto' or 'cpu', or install a CUDA build of torch",
-            )
+            raise _no_cuda(name, field)
         index = int(index_text) if index_text else torch.cuda.current_device()
         count = torch.cuda.device_count()
         if index >= count:
@@ -67,18 +70,59 @@ def resolve_device(name: str, field: str = "device") -> torch.device:
     raise ConfigError(f"unknown device '{name}'", field=field, fix=f"use {DEVICE_CHOICES_TEXT}")
 
 
+def _no_cuda(name: str, field: str) -> ConfigError:
+    """Why CUDA is unavailable: a CPU-only torch and a GPU torch that sees no GPU need
+    different fixes (installing a CUDA build is no help for a missing driver)."""
+    if torch.version.cuda is None:
+        return ConfigError(
+            f"'{name}' requested but CUDA is not available: torch {torch.__version__} is a "
+            "CPU-only build",
+            field=field,
+            fix="install a CUDA build of torch (https://pytorch.org/get-started/locally/), "
+            "or use 'auto' or 'cpu'",
+        )
+    try:
+        torch.cuda.init()  # raises with the driver's own reason
+        reason = "no CUDA device is visible"
+    except Exception as exc:  # noqa: BLE001 - any failure here is the reason to report
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line.split(". ")[0][:200]  # torch's own first sentence
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    shown = f"; CUDA_VISIBLE_DEVICES={quote(visible, 60)}" if visible is not None else ""
+    return ConfigError(
+        f"'{name}' requested but CUDA is not available: torch {torch.__version__} is built for "
+        f"CUDA {torch.version.cuda} but sees no GPU ({reason}{shown})",
+        field=field,
+        fix="check the NVIDIA driver (nvidia-smi), CUDA_VISIBLE_DEVICES and the container's GPU "
+        "access (docker run --gpus all), or use 'auto' or 'cpu'",
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no way to tell, so no native bf16 claimed
+        return ""
+
+
 @functools.lru_cache(maxsize=None)
 def _cpu_flags() -> frozenset[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: no way to tell, so no native bf16 claimed
-        return frozenset()
     flags: set[str] = set()
-    for line in text.splitlines():
+    for line in _cpuinfo().splitlines():
         key, _, value = line.partition(":")
         if key.strip().lower() in ("flags", "features"):
             flags.update(value.split())
     return frozenset(flags)
+
+
+def cpu_model_name() -> str:
+    """The CPU model as the OS names it (platform.processor() is empty on most Linux)."""
+    for line in _cpuinfo().splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "model name":
+            return value.strip()
+    return platform.processor() or platform.machine()
 
 
 def has_native_bf16(device: torch.device) -> bool:
@@ -96,7 +140,11 @@ def has_native_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(name: str, device: torch.device, field: str = "precision") -> torch.dtype:
-    """'auto': fp16 on CUDA, bf16 on a CPU that has it natively, fp32 otherwise."""
+    """'auto': fp16 on CUDA, bf16 on a CPU that has it natively, fp32 otherwise.
+
+    'auto' is the fast choice everywhere (bench/bench_precision.py); an explicit choice that is
+    emulated on this device is honoured with a warning that says so and what to use instead.
+    """
     if name == "auto":
         if device.type == "cuda":
             return torch.float16
@@ -107,7 +155,37 @@ def resolve_precision(name: str, device: torch.device, field: str = "precision")
             field=field,
             fix=f"use one of {', '.join(PRECISION_CHOICES)}",
         )
-    return PRECISIONS[name]
+    dtype = PRECISIONS[name]
+    slow = emulated_precision(dtype, device)
+    if slow:
+        fast = precision_name(resolve_precision("auto", device))
+        log.warning(
+            "%s: '%s' on %s %s. Fix: use '%s' ('auto' picks it here) unless this precision's "
+            "numbers are what you are testing",
+            field,
+            name,
+            device,
+            slow,
+            fast,
+        )
+    return dtype
+
+
+def emulated_precision(dtype: torch.dtype, device: torch.device) -> Optional[str]:
+    """Why dtype runs emulated (slowly) on device, or None where the hardware has it."""
+    if dtype == torch.float16 and device.type == "cpu":
+        return (
+            "is emulated: CPUs have no fp16 arithmetic, and PyTorch ran it "
+            f"{CPU_FP16_SLOWDOWN} slower than fp32 (bench/RESULTS.md)"
+        )
+    if dtype == torch.bfloat16 and not has_native_bf16(device):
+        what = (
+            f"compute capability {'.'.join(map(str, torch.cuda.get_device_capability(device)))}"
+            if device.type == "cuda"
+            else f"this CPU ({cpu_model_name()}: no avx512_bf16, amx_bf16 or Arm bf16)"
+        )
+        return f"is emulated: {what} has no native bf16"
+    return None
 
 
 def training_precision(device: torch.device) -> torch.dtype:

@@ -62,13 +62,15 @@ def tiny_checkpoint() -> Path:
     return path
 
 
-def camera_frame(sec: int, frame_id: str = "launch_test_optical") -> tuple[Image, CameraInfo]:
+def camera_frame(
+    sec: int, frame_id: str = "launch_test_optical", width: int = WIDTH, height: int = HEIGHT
+) -> tuple[Image, CameraInfo]:
     header = Header(frame_id=frame_id)
     header.stamp.sec = sec
-    pixels = np.random.default_rng(sec).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-    image = Image(header=header, height=HEIGHT, width=WIDTH, encoding="rgb8", step=WIDTH * 3)
+    pixels = np.random.default_rng(sec).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    image = Image(header=header, height=height, width=width, encoding="rgb8", step=width * 3)
     image.data = pixels.tobytes()
-    return image, camera_info_from_intrinsics(INTRINSICS, header)
+    return image, camera_info_from_intrinsics(INTRINSICS.scaled(width, height), header)
 
 
 class Client:
@@ -105,14 +107,16 @@ class Client:
             self.executor.spin_once(timeout_sec=0.1)
         return True
 
-    def camera(self, image_topic: str, info_topic: str) -> Callable[[], None]:
-        """A function that publishes the next frame and its camera_info."""
+    def camera(
+        self, image_topic: str, info_topic: str, width: int = WIDTH, height: int = HEIGHT
+    ) -> Callable[[], None]:
+        """A function that publishes the next frame (width x height) and its camera_info."""
         image_pub = self.node.create_publisher(Image, image_topic, 10)
         info_pub = self.node.create_publisher(CameraInfo, info_topic, 10)
         count = iter(range(1, 1 << 30))
 
         def publish() -> None:
-            image, info = camera_frame(next(count))
+            image, info = camera_frame(next(count), width=width, height=height)
             info_pub.publish(info)
             image_pub.publish(image)
 

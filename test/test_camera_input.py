@@ -14,20 +14,22 @@ import io
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from estimators import KnownDepth, plane
 from PIL import Image as PILImage
 from rclpy.lifecycle import LifecyclePublisher, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from test_ros_node import (  # noqa: F401 - harness_module and ros are fixtures
-    KnownDepth,
     harness_module,
+    make_camera_info,
     make_header,
-    plane,
     ros,
     wait_for,
 )
 
+from space_clip_ros.frame_plan import Output
+from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.image_decoding import INPUT_ENCODINGS
 from space_clip_ros.io.image_encoding import encode_rgb
 from space_clip_ros.ros.depth_node import DepthNode
@@ -111,7 +113,7 @@ def test_bad_compressed_frames_are_input_errors_with_their_own_reason_on_diagnos
         "rejected_too_large": "1",
     }
     # /diagnostics goes out once a second: wait for a message sent after the last rejection
-    assert wait_for(lambda: expected.items() <= reported().items(), timeout=5.0), reported()
+    assert wait_for(lambda: expected.items() <= reported().items(), timeout=60), reported()
 
 
 def test_qos_overrides_from_a_params_file_set_the_reliability(ros, tmp_path):
@@ -158,7 +160,8 @@ def test_qos_overrides_from_a_params_file_set_the_reliability(ros, tmp_path):
 
 def test_outputs_are_lifecycle_publishers_silent_while_inactive(ros):
     node = ros.start("/t_life", estimator=KnownDepth(plane(5.0)))
-    assert all(isinstance(pub, LifecyclePublisher) for pub in node._outputs.values())
+    publishers = node.outputs.publishers
+    assert all(isinstance(pub, LifecyclePublisher) for pub in publishers.values())
     depth = ros.subscribe("/t_life/depth", Image)
     images = ros.publisher("/t_life/image")
     images.publish(camera_frame("rgb8", 1))
@@ -168,10 +171,63 @@ def test_outputs_are_lifecycle_publishers_silent_while_inactive(ros):
     images.publish(camera_frame("rgb8", 2))
     direct = Image(header=make_header(3), encoding="32FC1", height=1, width=1, step=4)
     direct.data = np.float32([1.0]).tobytes()
-    node._outputs["depth"].publish(direct)  # what an in-flight frame would do: dropped
-    assert not wait_for(lambda: len(depth) > 1, timeout=1.0)
+    publishers[Output.DEPTH].publish(direct)  # what an in-flight frame would do: dropped
 
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     images.publish(camera_frame("rgb8", 4))
     assert wait_for(lambda: depth and depth[-1].header.stamp.sec == 4)
+    # One reliable publisher delivers in order: had frame 2 or the direct message (3) gone out
+    # while inactive, it would have arrived before 4.
     assert [m.header.stamp.sec for m in depth] == [1, 4]
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A W x H camera JPEG whose frame header claims width x height."""
+    buf = io.BytesIO()
+    rgb = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    PILImage.fromarray(rgb).save(buf, format="JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def many_scans() -> bytes:
+    """A progressive JPEG whose last scan repeats 1,000 times (libjpeg decodes every one)."""
+    buf = io.BytesIO()
+    PILImage.new("RGB", (W, H), (90, 90, 90)).save(buf, format="JPEG", progressive=True)
+    data = buf.getvalue()
+    last = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last:-2] * 1000 + b"\xff\xd9"
+
+
+def test_lying_and_overly_complex_jpegs_and_absurd_camera_infos_are_counted_rejections(ros):
+    """A JPEG claiming more pixels than it holds was published as a grey frame's depth; a
+    CameraInfo with fx = 1e-300 gave a cloud of inf; neither was counted."""
+    node = ros.start("/t_lie", estimator=KnownDepth(plane(5.0)), use_compressed=True)
+    out = ros.subscribe_outputs("/t_lie", ("depth", "points"))
+    pub = ros.publisher("/t_lie/image/compressed", CompressedImage)
+    infos = ros.publisher("/t_lie/camera_info", CameraInfo)
+    for n, (reason, data) in enumerate(
+        [("truncated", jpeg_claiming(W, 4 * H)), ("too_complex", many_scans())], start=1
+    ):
+        pub.publish(CompressedImage(header=make_header(100 + n), format="jpeg", data=data))
+        assert wait_for(lambda: node.stats.snapshot().rejected.get(reason) == 1), reason
+    sane = Intrinsics(40.0, 40.0, W / 2 - 0.5, H / 2 - 0.5, W, H)
+    absurd = [dict(fx=1e-300), dict(cx=1e300), dict(fx=1e39), dict(fy=float("inf"))]
+    for n, change in enumerate(absurd, start=1):
+        intr = {"fx": 40.0, "fy": 40.0, "cx": sane.cx, "cy": sane.cy, **change}
+        msg = make_camera_info(sane)
+        msg.k = [intr["fx"], 0.0, intr["cx"], 0.0, intr["fy"], intr["cy"], 0.0, 0.0, 1.0]
+        msg.p = [0.0] * 12
+        infos.publish(msg)
+        assert wait_for(lambda: node.stats.snapshot().rejected.get("camera_info") == n), change
+    assert node.camera(W, H) is None  # none of them was taken
+    infos.publish(make_camera_info(sane))
+    assert wait_for(lambda: node.camera(W, H) is not None)
+    good = io.BytesIO()
+    PILImage.new("RGB", (W, H)).save(good, format="PNG")
+    pub.publish(CompressedImage(header=make_header(7), format="png", data=good.getvalue()))
+    assert wait_for(lambda: out["points"] and out["points"][-1].header.stamp.sec == 7)
+    cloud = np.frombuffer(bytes(out["points"][-1].data), np.float32)
+    assert np.isfinite(cloud).all() and node.stats.snapshot().errors == 0

@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
+from unprivileged import open_folder, outcome_without_privileges
 
 from space_clip_ros.errors import ConfigError
 from space_clip_ros.model import (
@@ -227,6 +228,95 @@ def test_training_state_is_refused_on_old_torch(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "__version__", "2.4.1")
     with pytest.raises(ConfigError, match="run.resume.*CVE-2025-32434"):
         load_state(tmp_path / "state_last.pt")
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("mean", [float("nan"), 0.5, 0.5]),
+        ("std", [float("nan"), 1.0, 1.0]),
+        ("std", [1e-300, 1.0, 1.0]),
+        ("std", [float("inf"), 1.0, 1.0]),
+        ("mean", [1e300, 0.5, 0.5]),
+    ],
+)
+def test_non_finite_or_degenerate_normalisation_is_refused_with_field_and_fix(
+    tmp_path, saved, field, value
+):
+    """Such a config loaded, reported a trained model and published 0 % finite depth."""
+    data = _config_dict()
+    data["backbone"][field] = value
+    ckpt = _checkpoint_with(tmp_path, saved, yaml.safe_dump(data))
+    _raises_config_error(
+        lambda: load_checkpoint(ckpt), str(ckpt / "config.yaml"), f"backbone.{field}", "Fix:"
+    )
+
+
+def test_the_usual_normalisations_still_load(tmp_path, saved):
+    for mean, std in [((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), ((0, 0, 0), (1, 1, 1))]:
+        data = _config_dict()
+        data["backbone"].update(mean=list(mean), std=list(std))
+        (tmp_path / str(std[0])).mkdir()
+        ckpt = _checkpoint_with(tmp_path / str(std[0]), saved, yaml.safe_dump(data))
+        assert load_checkpoint(ckpt).backbone.std.flatten().tolist() == pytest.approx(std)
+
+
+def test_a_100000_character_pretrained_is_refused_quoted(tmp_path, saved):
+    data = _config_dict()
+    data["backbone"]["pretrained"] = "x" * 100_000
+    ckpt = _checkpoint_with(tmp_path, saved, yaml.safe_dump(data))
+    _raises_config_error(
+        lambda: load_checkpoint(ckpt), "backbone.pretrained", "(100002 characters)", "Fix:"
+    )
+
+
+def test_a_100000_character_backbone_weights_override_is_refused_quoted(saved):
+    """The node's backbone_weights parameter and every tool's --backbone-weights end here."""
+    _raises_config_error(
+        lambda: load_checkpoint(saved, backbone_weights="x" * 100_000),
+        "backbone_weights:",
+        "(100002 characters)",
+        "Fix:",
+    )
+
+
+def test_a_clip_tower_with_nan_weights_is_refused_at_load(tmp_path, saved):
+    """space-clip-import wrote such a tower with exit 0, and the node published NaN depth."""
+    visual = build_model(tiny_config()).backbone.visual.state_dict()
+    tower = {f"visual.{k}": v.clone().contiguous() for k, v in visual.items()}
+    key = next(k for k, v in tower.items() if v.ndim == 2)
+    tower[key][0, 0] = float("nan")
+    path = tmp_path / "tower.safetensors"
+    save_file(tower, path)
+    text = _raises_config_error(
+        lambda: load_checkpoint(saved, backbone_weights=str(path)),
+        str(path),
+        key.removeprefix("visual."),
+        "1 NaN/inf value(s)",
+        "set by backbone_weights",
+        "Fix:",
+    )
+    assert "re-download" in text
+
+
+def test_files_this_user_may_not_read_say_permission_denied(saved):
+    """safetensors said 'No such file or directory' for a mode-000 file."""
+    with open_folder() as folder:
+        ckpt = _checkpoint_with(folder, saved, (saved / "config.yaml").read_text())
+        tower = folder / "tower.safetensors"
+        visual = build_model(tiny_config()).backbone.visual.state_dict()
+        save_file({f"visual.{k}": v.contiguous() for k, v in visual.items()}, tower)
+        for path in (*ckpt.iterdir(), tower, ckpt):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        for path in (ckpt / "decoder.safetensors", ckpt / "config.yaml", tower):
+            path.chmod(0)
+            kind, text = outcome_without_privileges(
+                lambda: load_checkpoint(ckpt, backbone_weights=str(tower))
+            )
+            path.chmod(0o644)
+            assert kind in ("CheckpointError", "BackboneWeightsError"), (path, kind, text)
+            assert "Permission denied" in text and "No such file" not in text, (path, text)
+            assert str(path) in text
 
 
 # ------------------------------------------------------------------------- seeded fuzz

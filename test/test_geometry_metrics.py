@@ -1,5 +1,7 @@
 """Pure geometry and metrics, checked against hand-computed values."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -75,6 +77,41 @@ def test_scaled_intrinsics_map_pixel_areas():
     assert half.fy == pytest.approx(KITTI.fy * 187 / 375)
     # the image border maps to the border: -0.5 stays -0.5
     assert (0 - 0.5 - KITTI.cx) / KITTI.fx == pytest.approx((0 - 0.5 - half.cx) / half.fx)
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"fx": 1e-300}, "fx=1e-300 is outside [0.01, 1000]"),
+        ({"fx": 1e39}, "fx=1e+39 is outside"),
+        ({"fy": 0.009 * 375}, "fy=3.375 is outside"),
+        ({"cx": 1e300}, "cx=1e+300 is more than 1 image side(s)"),
+        ({"cy": -376.0}, "cy=-376 is more than"),
+        ({"fx": float("inf")}, "fx=inf"),
+    ],
+)
+def test_intrinsics_no_camera_has_are_refused(fields, words):
+    """fx = 1e-300, cx = 1e300 or fx = 1e39 gave float32 clouds of +-inf or all-zero x, y."""
+    values = {"fx": 721.5, "fy": 721.5, "cx": 609.6, "cy": 172.9, "width": 1242, "height": 375}
+    with pytest.raises(ValueError, match=re.escape(words)):
+        Intrinsics(**{**values, **fields})
+
+
+def test_the_bounds_scale_with_the_image_so_valid_intrinsics_stay_valid_when_resized():
+    wide = Intrinsics(
+        fx=0.011 * 1242, fy=999.0 * 375, cx=-1200.0, cy=700.0, width=1242, height=375
+    )
+    for width, height in [(621, 188), (31, 10), (4000, 1200)]:
+        wide.scaled(width, height)  # no ValueError
+
+
+def test_back_projection_never_emits_inf():
+    intr = Intrinsics(fx=0.011 * 40, fy=0.011 * 20, cx=-39.0, cy=39.0, width=40, height=20)
+    depth = np.full((20, 40), 3.0e38, np.float32)  # finite, but ray * z overflows float32
+    depth[0, 0] = 2.0
+    points = backproject(depth, intr)
+    assert not np.isinf(points).any()
+    assert np.isfinite(points[0, 0]).all() and np.isnan(points[5, 5]).all()
 
 
 def test_intrinsics_validation_and_matrix_forms():

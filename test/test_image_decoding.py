@@ -16,17 +16,21 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image as PILImage
+from PIL import ImageOps
+from unprivileged import open_folder, outcome_without_privileges
 
+from space_clip_ros.io import image_decoding
 from space_clip_ros.io.image_decoding import (
-    DEFAULT_MAX_PIXELS,
     INPUT_ENCODINGS,
     LAYOUTS,
     ImageDecodeError,
     compressed_codec,
     decode_compressed,
     decode_raw,
+    read_image_file,
 )
 from space_clip_ros.io.image_encoding import RawFrame, encode_rgb
+from space_clip_ros.io.limits import DEFAULT_MAX_PIXELS
 
 BIG = 1 << 30
 H, W = 24, 32
@@ -233,10 +237,7 @@ def png_chunk(kind: bytes, body: bytes) -> bytes:
 @pytest.mark.parametrize(
     "data,words",
     [
-        (
-            b"\x89PNG\r\n\x1a\n" + b"\x00" * 30,
-            "not a PNG or JPEG",
-        ),  # broken PNG: Pillow's SyntaxError
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, "fails its CRC"),  # a broken PNG chunk
         (b"\xff\xd8 not really a jpeg", "not a PNG or JPEG"),
         (b"", "not a PNG or JPEG"),
     ],
@@ -251,7 +252,7 @@ def test_a_truncated_png_body_is_caught_after_the_header():
     data = encoded(smooth_rgb(), "PNG")
     with pytest.raises(ImageDecodeError) as info:
         decode_compressed(data[: len(data) // 2], "png", BIG)
-    assert info.value.reason == "undecodable"
+    assert info.value.reason == "truncated"
 
 
 def test_compressed_grey_and_sixteen_bit_pngs_decode_to_colour():
@@ -261,6 +262,183 @@ def test_compressed_grey_and_sixteen_bit_pngs_decode_to_colour():
     wide = grey.astype(np.uint16) * 257
     color = decode_compressed(encoded(wide, "PNG"), "mono16; png compressed mono16", BIG)
     assert np.abs(color.rgb[..., 0].astype(int) - grey).max() <= 1
+
+
+def test_a_sixteen_bit_png_scales_exactly_like_a_raw_mono16_frame():
+    """One 16-to-8-bit rule: a PNG carries the same samples a mono16 Image would."""
+    values = (np.arange(H * W, dtype=np.uint32).reshape(H, W) * 85).astype(np.uint16)
+    raw = decode_raw(values.astype("<u2").tobytes(), "mono16", W, H, 2 * W, False, BIG)
+    png = decode_compressed(encoded(values, "PNG"), "mono16; png compressed mono16", BIG)
+    assert np.array_equal(png.rgb, raw.rgb)
+    assert len(np.unique(png.rgb)) > 100  # not saturated to a few values
+
+
+# A 160x120 JPEG of camera-like content, and the same bytes with another size in its header.
+def camera_jpeg(width: int = 160, height: int = 120, **options) -> bytes:
+    return encoded_with(smooth_rgb(height, width), "JPEG", **options)
+
+
+def encoded_with(pixels: np.ndarray, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    PILImage.fromarray(pixels).save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def with_frame_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """The JPEG with its frame header (SOF0/SOF2) claiming width x height."""
+    data = bytearray(jpeg)
+    sof = next(i for i in range(2, len(data)) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC2))
+    data[sof + 5 : sof + 7] = height.to_bytes(2, "big")
+    data[sof + 7 : sof + 9] = width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def with_repeated_last_scan(jpeg: bytes, copies: int) -> bytes:
+    """A progressive JPEG whose last scan appears `copies` more times before EOI (each copy
+    of a flat image's refinement scan is ~20 bytes and a pass over every block)."""
+    last_scan = jpeg.rindex(b"\xff\xda")
+    return jpeg[:-2] + jpeg[last_scan:-2] * copies + b"\xff\xd9"
+
+
+def test_a_jpeg_header_claiming_more_pixels_than_its_data_is_refused_not_filled_grey():
+    lying = with_frame_size(camera_jpeg(), 3840, 2160)
+    with pytest.raises(ImageDecodeError, match="premature end") as info:
+        decode_compressed(lying, "jpeg", DEFAULT_MAX_PIXELS)
+    assert info.value.reason == "truncated"
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_a_truncated_jpeg_is_refused(keep):
+    data = camera_jpeg()
+    with pytest.raises(ImageDecodeError) as info:
+        decode_compressed(data[: int(len(data) * keep)], "jpeg", BIG)
+    assert info.value.reason == "truncated"
+
+
+def test_a_jpeg_header_of_60000x60000_is_too_large_not_undecodable():
+    with pytest.raises(ImageDecodeError, match="60000x60000") as info:
+        decode_compressed(with_frame_size(camera_jpeg(), 60000, 60000), "jpeg", DEFAULT_MAX_PIXELS)
+    assert info.value.reason == "too_large"
+
+
+def test_a_zero_height_jpeg_says_zero_size():
+    with pytest.raises(ImageDecodeError, match="zero size") as info:
+        decode_compressed(with_frame_size(camera_jpeg(), 160, 0), "jpeg", BIG)
+    assert info.value.reason == "zero_size"
+
+
+def test_a_progressive_jpeg_with_thousands_of_scans_is_refused_before_any_decoder_runs(
+    monkeypatch,
+):
+    flat = np.full((480, 640, 3), 128, np.uint8)
+    bomb = with_repeated_last_scan(encoded_with(flat, "JPEG", progressive=True), 20_000)
+    assert len(bomb) < 500_000
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the decoder ran on a file the scan limit refuses")
+
+    monkeypatch.setattr(image_decoding.simplejpeg, "decode_jpeg", no_decoding)
+    monkeypatch.setattr(image_decoding.cv2, "imdecode", no_decoding)
+    with pytest.raises(ImageDecodeError, match="more than 100 scans") as info:
+        decode_compressed(bomb, "jpeg", DEFAULT_MAX_PIXELS)
+    assert info.value.reason == "too_complex"
+
+
+def test_an_ordinary_progressive_jpeg_decodes_like_its_baseline_twin():
+    progressive = decode_compressed(camera_jpeg(progressive=True), "jpeg", BIG)
+    baseline = decode_compressed(camera_jpeg(), "jpeg", BIG)
+    assert progressive.rgb.shape == (120, 160, 3)
+    assert np.abs(progressive.rgb.astype(int) - baseline.rgb).max() <= 2
+
+
+@pytest.mark.parametrize("width,height", [(8_000_000, 1), (1, 8_000_000), (330, 10)])
+def test_extreme_aspect_ratios_are_refused_before_the_data_is_read(width, height):
+    with pytest.raises(ImageDecodeError, match="more than 32:1") as info:
+        decode_raw(b"", "rgb8", width, height, 3 * width, False, DEFAULT_MAX_PIXELS)
+    assert info.value.reason == "aspect_ratio"
+    decode(encode_rgb(smooth_rgb(10, 320), "rgb8"))  # 32:1 itself is still an image
+
+
+def test_a_compressed_frame_of_extreme_aspect_ratio_is_refused():
+    data = encoded(np.zeros((1, 200, 3), np.uint8), "PNG")
+    with pytest.raises(ImageDecodeError) as info:
+        decode_compressed(data, "png", BIG)
+    assert info.value.reason == "aspect_ratio"
+
+
+# ----------------------------------------------------------------------------------------- files
+
+
+def test_a_sixteen_bit_grey_png_file_reads_as_the_node_reads_it(tmp_path):
+    """space-clip-predict saturated this to white (Pillow's convert("RGB") clips at 255)."""
+    values = (np.arange(H * W, dtype=np.uint32).reshape(H, W) * 85).astype(np.uint16)
+    path = tmp_path / "grey16.png"
+    path.write_bytes(encoded(values, "PNG"))
+    from_file = read_image_file(path, BIG)
+    from_message = decode_compressed(path.read_bytes(), "png", BIG)
+    assert np.array_equal(from_file, from_message.rgb)
+    assert from_file.dtype == np.uint8 and from_file.mean() < 200
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF", "WEBP", "PPM"])
+def test_files_may_be_the_formats_image_tools_write(tmp_path, fmt):
+    rgb = smooth_rgb()
+    path = tmp_path / f"image.{fmt.lower()}"
+    path.write_bytes(encoded_with(rgb, fmt, **({"lossless": True} if fmt == "WEBP" else {})))
+    assert np.array_equal(read_image_file(path, BIG), rgb)
+    with pytest.raises(ImageDecodeError, match="not a PNG or JPEG"):  # never from the network
+        decode_compressed(path.read_bytes(), "png", BIG)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_files_are_turned_upright_by_their_exif_orientation_as_pillow_turns_them(
+    tmp_path, orientation
+):
+    rgb = np.random.default_rng(orientation).integers(0, 255, (16, 24, 3), dtype=np.uint8)
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.png"
+    path.write_bytes(encoded_with(rgb, "PNG", exif=exif.tobytes()))
+    with PILImage.open(path) as img:
+        expected = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    assert np.array_equal(read_image_file(path, BIG), expected)
+    # A camera frame is never turned: the same bytes as a message keep their stored layout.
+    assert np.array_equal(decode_compressed(path.read_bytes(), "png", BIG).rgb, rgb)
+
+
+def test_a_lying_jpeg_file_is_refused_like_the_message(tmp_path):
+    path = tmp_path / "lying.jpg"
+    path.write_bytes(with_frame_size(camera_jpeg(), 3840, 2160))
+    with pytest.raises(ImageDecodeError) as info:
+        read_image_file(path, DEFAULT_MAX_PIXELS)
+    assert info.value.reason == "truncated"
+
+
+def test_a_file_too_big_for_the_pixel_limit_is_not_read(tmp_path, monkeypatch):
+    path = tmp_path / "huge.png"
+    with open(path, "wb") as f:
+        f.truncate(200 << 20)  # sparse: 200 MB on paper
+
+    def no_reading(self):
+        raise AssertionError("the file was read")
+
+    monkeypatch.setattr(type(path), "read_bytes", no_reading)
+    with pytest.raises(ImageDecodeError, match="--max-pixels=1000000") as info:
+        read_image_file(path, 1_000_000)
+    assert info.value.reason == "too_large"
+
+
+def test_an_unreadable_file_says_why_with_the_system_s_words(tmp_path):
+    with open_folder() as folder:
+        path = folder / "secret.png"
+        path.write_bytes(encoded(smooth_rgb(), "PNG"))
+        assert outcome_without_privileges(lambda: read_image_file(path, BIG))[0] == "ok"
+        path.chmod(0)
+        kind, text = outcome_without_privileges(lambda: read_image_file(path, BIG))
+    assert kind == "ImageDecodeError" and "Permission denied" in text, (kind, text)
+    with pytest.raises(ImageDecodeError, match="Is a directory") as info:
+        read_image_file(tmp_path, BIG)
+    assert info.value.reason == "unreadable"
 
 
 # ------------------------------------------------------------------------------------------ fuzz

@@ -7,8 +7,11 @@ reverse, saved as the release saves. Importing it must give back the same depth.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -225,3 +228,121 @@ def test_import_records_the_releases_training_camera(release_file, tmp_path, cap
     assert main([str(path), str(tmp_path / "none"), *common]) == 0
     assert load_checkpoint(tmp_path / "none").config.camera is None
     assert "no camera recorded" in caplog.text and "--dataset kitti|nyu" in caplog.text
+
+
+# ------------------------------------------------------------------------------ hostile files
+
+POS = f"module.{BACKBONE_PREFIX}embeddings.position_embedding.weight"
+PATCH = f"module.{BACKBONE_PREFIX}embeddings.patch_embedding.weight"
+DECODER_CONV = "module.depth_prediction_head.0.weight"
+
+
+def _spoiled(path: Path, tmp_path: Path, change) -> Path:
+    data = torch.load(path, weights_only=True)
+    change(data["model"])
+    out = tmp_path / "spoiled.pt"
+    torch.save(data, out)
+    return out
+
+
+def _nan_at(key):
+    def change(state):
+        state[key] = state[key].clone()
+        state[key].view(-1)[0] = float("nan")
+
+    return change
+
+
+def _set(key, make):
+    def change(state):
+        state[key] = make(state[key])
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (_nan_at(DECODER_CONV), ["depth_prediction_head.0.weight", "1 NaN/inf value(s)"]),
+        (_nan_at(PATCH), ["patch_embedding.weight", "NaN/inf"]),
+        (_set(DECODER_CONV, lambda t: t.to(torch.complex64)), ["complex64", "not a real"]),
+        (_set(DECODER_CONV, lambda t: t.to(torch.int8)), ["torch.int8", "not a real"]),
+        (_set(PATCH, lambda t: t[:, :, 0]), ["patch_embedding.weight has shape", "(32, 3, patch"]),
+        (_set(POS, lambda t: torch.zeros(7, 32)), ["position_embedding.weight", "no square"]),
+        (_set(POS, lambda t: torch.zeros(0)), ["position_embedding.weight has shape (0,)"]),
+        (lambda state: state.update({3: torch.zeros(1)}), ["key 3 that is not a tensor name"]),
+    ],
+)
+def test_a_hostile_release_file_is_refused_with_exit_2_and_nothing_written(
+    release_file, tmp_path, capsys, change, words
+):
+    """Each of these imported with exit 0 (the node then failed or published NaN), or ended
+    in a traceback with exit 1."""
+    _, path, model_cfg = release_file
+    spoiled = _spoiled(path, tmp_path, change)
+    out, tower = tmp_path / "out", tmp_path / "tower.safetensors"
+    argv = [str(spoiled), str(out), "--backbone-out", str(tower), "--model-cfg", str(model_cfg)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("space-clip-import: error: ") and "Traceback" not in err
+    assert str(spoiled) in err and "Fix:" in err
+    for word in words:
+        assert word in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best_checkpoint.pt", "spoiled.pt",
+                                                          "tower.json"]  # fmt: skip
+
+
+def test_a_zip_bomb_is_refused_from_its_declared_sizes_before_torch_reads_it(
+    tmp_path, capsys, monkeypatch
+):
+    bomb = tmp_path / "best_checkpoint.pt"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        archive.writestr("archive/data/0", bytes(64 << 20))  # 64 MiB of zeros
+    assert bomb.stat().st_size < 200_000
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("torch.load read the bomb")
+
+    monkeypatch.setattr(torch, "load", no_loading)
+    assert main([str(bomb), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint: a " in err and "declares 67108870 bytes" in err and "Fix:" in err
+
+
+def test_a_full_disk_is_exit_1_with_the_reason_and_leaves_nothing(
+    release_file, tmp_path, capsys, monkeypatch
+):
+    import space_clip_ros.model.import_reference as importer
+
+    _, path, model_cfg = release_file
+
+    def disk_full(tensors, filename, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
+
+    monkeypatch.setattr(importer, "save_file", disk_full)
+    out, tower = tmp_path / "out", tmp_path / "tower.safetensors"
+    argv = [str(path), str(out), "--backbone-out", str(tower), "--model-cfg", str(model_cfg)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "nothing was written" in err
+    assert "Traceback" not in err and "Fix: free disk space" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best_checkpoint.pt", "tower.json"]
+
+
+def test_the_output_folder_and_tower_follow_the_umask(release_file, tmp_path):
+    """mkdtemp's 0700 and safetensors' 0600 kept a robot's service user out."""
+    _, path, model_cfg = release_file
+    out, tower = tmp_path / "out", tmp_path / "tower.safetensors"
+    old = os.umask(0o022)
+    try:
+        argv = [str(path), str(out), "--backbone-out", str(tower), "--model-cfg", str(model_cfg)]
+        assert main(argv) == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert {p.name: p.stat().st_mode & 0o777 for p in [*out.iterdir(), tower]} == {
+        "decoder.safetensors": 0o644,
+        "config.yaml": 0o644,
+        "tower.safetensors": 0o644,
+    }

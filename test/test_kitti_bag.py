@@ -142,6 +142,7 @@ def test_frame_range_and_stream_selection(drive_dir: Path, tmp_path: Path):
                 "--end",
                 "3",
                 "--no-velodyne",
+                "--no-oxts",
                 "--no-progress",
             ]
         )
@@ -255,3 +256,16 @@ def test_accuracy_tool_names_a_missing_topic(drive_dir: Path, tmp_path: Path, ca
     kitti2bag([str(drive_dir), "-o", str(bag), "--no-progress"])
     assert accuracy_main([str(bag)]) == 2
     assert "topic /kitti/camera_color_left/depth not in the bag" in capsys.readouterr().err
+
+
+def test_accuracy_tool_refuses_a_table_of_nan(drive_dir: Path, tmp_path: Path, capsys):
+    """Frames paired, but no LiDAR return within the range: an error, not NaN metrics."""
+    bag = tmp_path / "recorded"
+    write_recorded_bag(drive_dir, bag, scale=1.0)
+    out = tmp_path / "report.json"
+    assert accuracy_main([str(bag), "--max-depth", "0.5", "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "error: none of the 4 paired frames had a LiDAR return inside the evaluated region" in (
+        captured.err
+    )
+    assert "abs_rel" not in captured.out and not out.exists()

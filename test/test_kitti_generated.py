@@ -4,10 +4,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rosbags.rosbag2 import Reader
 
+from space_clip_ros.evaluation.transforms import lookup_static, matrix_from_transform
 from space_clip_ros.geometry import project, transform_points
+from space_clip_ros.io import bag_messages as msgs
 from space_clip_ros.kitti.drive import KittiDrive
+from space_clip_ros.kitti.generated_drive import main as generate_drive
 from space_clip_ros.kitti.generated_drive import street_rig, write_synthetic_drive
+from space_clip_ros.kitti.to_bag import main as kitti2bag
+
+SMALL = ("--width", "124", "--height", "38")
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +83,61 @@ def test_scans_look_like_a_velodyne(drive_dir):
     assert 0.0 <= scan[:, 3].min() and scan[:, 3].max() <= 1.0
     # Consecutive frames see the street from consecutive positions: not the same scan.
     assert not np.array_equal(scan, drive.scan(1))
+
+
+# --- the command (issue 17, item 16): space-clip-generate-drive, with oxts/ so `world` exists
+
+
+def test_the_command_writes_a_drive_whose_bag_moves_the_camera_as_the_street_does(tmp_path):
+    """/tf (world -> base_link) and /tf_static carry camera 2 exactly along the street's path, so
+    depth of every frame lands on one street in `world` (kitti_replay.rviz's fixed frame)."""
+    frames = 4
+    assert generate_drive([str(tmp_path / "gen"), "--frames", str(frames), *SMALL]) == 0
+    drive_dir = tmp_path / "gen" / "2011_09_26" / "2011_09_26_drive_0001_sync"
+    assert sorted(p.name for p in drive_dir.iterdir()) == [
+        "image_02",
+        "image_03",
+        "oxts",
+        "velodyne_points",
+    ]
+    assert [p.name for p in (tmp_path / "gen").iterdir()] == ["2011_09_26"]  # no staging left
+    bag = tmp_path / "bag"
+    assert kitti2bag([str(drive_dir), "-o", str(bag), "--no-progress"]) == 0
+    with Reader(bag) as reader:
+        messages = [
+            (conn.topic, msgs.deserialize(data, conn.msgtype))
+            for conn, _, data in reader.messages()
+            if conn.topic in ("/tf", "/tf_static")
+        ]
+    static = next(m for topic, m in messages if topic == "/tf_static").transforms
+    base_from_camera = lookup_static(static, "base_link", "camera_color_left")
+    world_from_camera = [
+        matrix_from_transform(m.transforms[0].transform) @ base_from_camera
+        for topic, m in messages
+        if topic == "/tf"
+    ]
+    assert len(world_from_camera) == frames
+    street = street_rig(drive_dir.parent).street
+    for index, pose in enumerate(world_from_camera):
+        moved = np.linalg.inv(world_from_camera[0]) @ pose  # camera i in camera 0's frame
+        np.testing.assert_allclose(moved[:3, :3], np.eye(3), atol=1e-9)
+        # Straight along the optical axis (the IMU's forward axis is half a degree off it: 2.5 cm
+        # sideways after 3 m); along it the street steps by index, the packets by stamp (2 ms
+        # jitter: up to 2 cm).
+        np.testing.assert_allclose(moved[:2, 3], [0.0, 0.0], atol=1e-3)
+        assert moved[2, 3] == pytest.approx(street.pose(index)[2, 3], abs=0.025)
+    assert np.linalg.norm(world_from_camera[-1][:3, 3] - world_from_camera[0][:3, 3]) > 3.0
+
+
+def test_the_command_never_overwrites_and_checks_its_arguments(tmp_path, capsys):
+    (tmp_path / "2011_09_26").mkdir()
+    (tmp_path / "2011_09_26" / "calib_cam_to_cam.txt").write_text("real KITTI calibration")
+    assert generate_drive([str(tmp_path), *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / '2011_09_26'}: already exists. Fix: pass another root folder" in err
+    assert (
+        tmp_path / "2011_09_26" / "calib_cam_to_cam.txt"
+    ).read_text() == "real KITTI calibration"
+    assert generate_drive([str(tmp_path / "new"), "--frames", "0"]) == 2
+    assert "--frames: 0 is outside 1..100000" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

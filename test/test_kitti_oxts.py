@@ -98,6 +98,10 @@ def test_real_kitti_line_parses_field_by_field():
         (REAL_LINE.rsplit(" ", 1)[0], r"29 values, expected 30"),
         (REAL_LINE.replace("116.43032836914", "nan"), r"field 'alt' holds NaN"),
         (REAL_LINE.replace("-2.6087069803847", "west"), r"field 'yaw' holds a non-number"),
+        (REAL_LINE.replace("49.015003823272", "95"), r"field 'lat' is 95, outside -90\.\.90"),
+        (REAL_LINE.replace("49.015003823272", "-90"), r"field 'lat' is -90, outside -90\.\.90"),
+        (REAL_LINE.replace("8.4342971002335", "181"), r"field 'lon' is 181, outside -180"),
+        (REAL_LINE.replace("0.49812098175119", "-1"), r"field 'pos_accuracy' is -1, outside 0"),
     ],
 )
 def test_bad_packet_names_file_and_field(tmp_path: Path, line: str, message: str):
@@ -270,7 +274,7 @@ def test_no_oxts_flag_leaves_the_oxts_topics_and_imu_chain_out(oxts_drive, tmp_p
 
 
 def test_drive_without_oxts_converts_without_them(tmp_path: Path, caplog):
-    drive_dir = write_synthetic_drive(tmp_path, frames=2)
+    drive_dir = write_synthetic_drive(tmp_path, frames=2, oxts=False)
     out = tmp_path / "bag"
     assert kitti2bag([str(drive_dir), "-o", str(out), "--no-progress"]) == 0
     assert not OXTS_TOPICS & set(read_bag(out))

@@ -16,12 +16,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
+from rosbags.rosbag2 import Reader, Writer
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from space_clip_ros.evaluation.lidar_gt import lidar_depth
@@ -38,7 +39,10 @@ from space_clip_ros.kitti.to_bag import (
 from space_clip_ros.kitti.to_bag import (
     main as kitti2bag,
 )
+from space_clip_ros.ros.accuracy_node import TRAINED_KEY as TRAINED
 from space_clip_ros.ros.accuracy_node import AccuracyNode
+from space_clip_ros.ros.bag_replay import BagPlayer, ReplayOptions
+from space_clip_ros.ros.bag_replay import stamp_ns as header_stamp
 from space_clip_ros.ros.loopback import wait_for
 
 FRAMES = 4
@@ -176,18 +180,27 @@ def test_accuracy_node_reports_live_metrics(kitti, ros, tmp_path):
         ],
     )
     source = Node("fake_depth_node")
+    other = Node("another_node")  # says trained, but does not publish the depth being scored
     depth_pub = source.create_publisher(Image, f"{NS}/depth", RELIABLE)
     info_pub = source.create_publisher(CameraInfo, f"{NS}/depth/camera_info", RELIABLE)
     cloud_pub = source.create_publisher(PointCloud2, VELO_TOPIC, RELIABLE)
     diagnostics: list[DiagnosticArray] = []
     source.create_subscription(DiagnosticArray, f"{NS}/accuracy", diagnostics.append, RELIABLE)
-    for n in (accuracy, source):
+    status_pubs = [
+        n.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE) for n in (source, other)
+    ]
+    for n in (accuracy, source, other):
         executor.add_node(n)
     thread.start()
     assert wait_for(
-        lambda: all(p.get_subscription_count() for p in (depth_pub, info_pub, cloud_pub)), 10
+        lambda: all(p.get_subscription_count() for p in (depth_pub, info_pub, cloud_pub)), 60
     )
-    assert wait_for(lambda: accuracy.publisher.get_subscription_count() > 0, 10)
+    assert wait_for(lambda: accuracy.publisher.get_subscription_count() > 0, 60)
+    assert wait_for(lambda: all(p.get_subscription_count() for p in status_pubs), 60)
+    # The depth node's /diagnostics as space_clip_depth publishes them: "<its name>: depth".
+    for publisher, node, trained in zip(status_pubs, (source, other), ("false", "true")):
+        publisher.publish(depth_node_status(node.get_fully_qualified_name(), trained))
+    assert wait_for(lambda: accuracy.model, 60)
 
     drive = KittiDrive(drive_dir)
     calib = load_calibration(drive_dir.parent)
@@ -208,21 +221,97 @@ def test_accuracy_node_reports_live_metrics(kitti, ros, tmp_path):
         info_pub.publish(to_rclpy(info, CameraInfo))
         time.sleep(0.05)
         depth_pub.publish(to_rclpy(depth, Image))
-    assert wait_for(lambda: len(diagnostics) == FRAMES, 10), len(diagnostics)
+        if index == 0:
+            first_depth, first_info, first_cloud = depth, info, cloud
+    assert wait_for(lambda: len(diagnostics) == FRAMES, 60), len(diagnostics)
+    # The first frame again, as when the bag is played a second time: not scored twice.
+    info_pub.publish(to_rclpy(first_info, CameraInfo))
+    depth_pub.publish(to_rclpy(first_depth, Image))
+    cloud_pub.publish(to_rclpy(first_cloud, PointCloud2))
+    assert wait_for(lambda: accuracy.duplicates == 1, 60)
 
     frame, mean = diagnostics[-1].status
     values = {kv.key: float(kv.value) for kv in mean.values}
     assert mean.name == "space_clip_accuracy: mean" and mean.message.endswith(f"{FRAMES} frames")
     assert values["abs_rel"] == pytest.approx(0.1, rel=1e-4)
     assert values["delta1"] == 1.0
+    # boundary / interior (sparse rule) ride along, per frame, with their pixel counts
+    per_frame = {kv.key: float(kv.value) for kv in frame.values}
+    assert per_frame["boundary_0.05/pixels"] + per_frame["interior_0.05/pixels"] > 0
+    assert values["interior_0.05/abs_rel"] == pytest.approx(0.1, rel=1e-4)
     assert stamp(diagnostics[0]) == drive.stamps("image_02")[0]
-    accuracy.finish()
+    assert accuracy.finish() == 0
     written = json.loads(report.read_text())
-    assert written["frames_with_ground_truth"] == FRAMES
+    assert written["frames_paired"] == written["frames_with_ground_truth"] == FRAMES
+    assert len({f["stamp_ns"] for f in written["frames"]}) == FRAMES
+    assert written["duplicate_depth_frames"] == 1 and written["error"] is None
+    assert written["model"] == {
+        "depth_node": "/fake_depth_node",
+        "trained_checkpoint": False,
+        "device": "cpu",
+        "precision": "fp32",
+        "backend": "pytorch",
+    }
     assert written["mean"]["abs_rel"] == pytest.approx(0.1, rel=1e-4)
     executor.remove_node(accuracy)
     accuracy.destroy_node()
     source.destroy_node()
+    other.destroy_node()
+
+
+def depth_node_status(node_name: str, trained: str) -> DiagnosticArray:
+    values = {TRAINED: trained, "device": "cpu", "precision": "fp32", "backend": "pytorch"}
+    status = DiagnosticStatus(
+        name=f"{node_name}: depth",
+        message="running",
+        values=[KeyValue(key=k, value=v) for k, v in values.items()],
+    )
+    return DiagnosticArray(status=[status])
+
+
+def test_no_frame_with_ground_truth_is_an_error_that_says_why(kitti, tmp_path, capsys):
+    """Issue 17, item 2: 0 paired frames gave a table of NaN and exit 0. Now the node says why,
+    writes the reason as the JSON's error, and finish() gives exit status 1."""
+    drive_dir, _ = kitti
+    report = tmp_path / "report.json"
+    rclpy.init()
+    try:
+        node = AccuracyNode(
+            namespace=NS,
+            cli_args=["--ros-args", "-r", "lidar_points:=/kitti/velo/pointcloud"],
+            parameter_overrides=[
+                Parameter("calib_dir", value=str(drive_dir.parent)),
+                Parameter("output_json", value=str(report)),
+            ],
+        )
+        assert node.finish() == 1
+        assert json.loads(report.read_text())["error"] == (
+            f"no depth image arrived on {NS}/depth: is the depth node running, publishing there "
+            "(its log says why not)?"
+        )
+        calib = load_calibration(drive_dir.parent)
+        intr = calib.intrinsics(2)
+        info = msgs.camera_info(calib.camera(2).projection, intr.width, intr.height, 5, "cam")
+        node._on_camera_info(to_rclpy(info, CameraInfo))
+        depth = np.ones((intr.height, intr.width), np.float32)
+        node._on_depth(to_rclpy(msgs.image(depth, 5, "cam"), Image))
+        assert node.finish() == 1
+        err = capsys.readouterr().err
+        # The bag's LiDAR is elsewhere (kitti2mcap's /kitti/velodyne_points): say which topic
+        # was listened to, and how to change it.
+        assert (
+            "space_clip_accuracy: error: no accuracy: no PointCloud2 arrived on "
+            "/kitti/velo/pointcloud: point the node at the bag's LiDAR topic "
+            "(kitti_replay.launch.py lidar_topic:=...," in err
+        )
+        assert "nan" not in err.lower() and "abs_rel" not in err
+        written = json.loads(report.read_text())
+        assert written["frames_paired"] == 0 and written["mean"]["abs_rel"] is None
+        assert written["error"].startswith("no PointCloud2 arrived on /kitti/velo/pointcloud")
+        assert written["model"] == {"trained_checkpoint": None}
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
 
 
 def to_rclpy(message, cls):
@@ -340,15 +429,12 @@ def test_accuracy_node_callbacks_survive_bad_input(kitti):
     rclpy.init()
     node = AccuracyNode(parameter_overrides=[Parameter("calib_dir", value=str(drive_dir.parent))])
     try:
-        node._on_camera_info(CameraInfo())  # all zero: no usable K or P, zero size
-        assert node.intrinsics is None
+        node._on_camera_info(CameraInfo())  # all zero: no usable K or P, zero size: logged
         calib = load_calibration(drive_dir.parent)
         intr = calib.intrinsics(2)
-        info = msgs.camera_info(calib.camera(2).projection, intr.width, intr.height, 0, "cam")
-        node._on_camera_info(to_rclpy(info, CameraInfo))
-        good = node.intrinsics
+        info = msgs.camera_info(calib.camera(2).projection, intr.width, intr.height, 5, "cam")
+        node._on_camera_info(to_rclpy(info, CameraInfo))  # pairs with the depth of stamp 5
         node._on_camera_info(CameraInfo())
-        assert node.intrinsics == good, "a bad camera_info must not replace the last good one"
 
         cloud = to_rclpy(
             msgs.point_cloud(np.zeros((3, 3), np.float32), ("x", "y", "z"), 0, "velo_link"),
@@ -384,3 +470,67 @@ def degenerate_transform(parent: str, child: str) -> SimpleNamespace:
             translation=zero, rotation=SimpleNamespace(x=0.0, y=0.0, z=0.0, w=0.0)
         ),
     )
+
+
+def image_first_bag(source, out) -> None:
+    """The KITTI bag rewritten as the PyPI converter kitti2mcap orders it: each image before
+    the CameraInfo of its stamp, at the same bag time."""
+    with Reader(source) as reader, Writer(out, version=8) as writer:
+        conns = {
+            c.id: writer.add_connection(
+                c.topic,
+                c.msgtype,
+                typestore=msgs.TYPESTORE,
+                offered_qos_profiles=c.ext.offered_qos_profiles,
+            )
+            for c in reader.connections
+        }
+        held = None
+        for conn, t, data in reader.messages():
+            if conn.topic == camera_info_topic(2):
+                held = (conns[conn.id], t, data)
+                continue
+            writer.write(conns[conn.id], t, data)
+            if conn.topic == image_topic(2):
+                writer.write(*held)
+
+
+def test_camera_info_goes_out_before_the_image_of_its_stamp(kitti, ros, tmp_path):
+    """Issue 17, item 16: played from an image-first bag, every CameraInfo still precedes its
+    image, so a node taking the latest CameraInfo has one for the first frame too."""
+    _, bag = kitti
+    image_first = tmp_path / "image_first"
+    image_first_bag(bag, image_first)
+    with Reader(image_first) as reader:
+        recorded = [c.topic for c, _, _ in reader.messages()]
+    camera_topics = [t for t in recorded if t.startswith(NS)]
+    assert camera_topics[:2] == [image_topic(2), camera_info_topic(2)]  # the bag is image-first
+
+    published: list[tuple[str, int]] = []
+
+    class Recorder:
+        def __init__(self, topic, msgtype):
+            self.topic, self.msgtype = topic, msgtype
+
+        def publish(self, data: bytes) -> None:
+            published.append((self.topic, header_stamp(msgs.deserialize(data, self.msgtype))))
+
+        def wait_for_all_acked(self, timeout) -> bool:
+            return True
+
+    ros[1].start()  # the fixture's executor thread (its teardown joins it)
+    node = Node("order_probe")
+    player = BagPlayer(node, image_first, ReplayOptions(fast=True))
+    player._publishers = lambda reader: {
+        c.topic: Recorder(c.topic, c.msgtype) for c in reader.connections
+    }
+    player.play()
+    node.destroy_node()
+    camera = [(t, s) for t, s in published if t in (image_topic(2), camera_info_topic(2))]
+    expected = [
+        (topic, s)
+        for s in KittiDrive(kitti[0]).stamps("image_02")
+        for topic in (camera_info_topic(2), image_topic(2))
+    ]
+    assert camera == expected
+    assert sorted(t for t, _ in published) == sorted(recorded)  # nothing lost or repeated

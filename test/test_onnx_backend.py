@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from space_clip_ros.errors import ConfigError
-from space_clip_ros.inference import DepthEstimator
+from space_clip_ros.inference import DepthEstimator, TorchEstimator
 from space_clip_ros.inference.onnx_runtime import (
     CPU,
     CUDA,
@@ -42,7 +42,7 @@ def exported(tmp_path_factory):
 
 def test_onnx_estimator_matches_pytorch_at_any_image_size(exported):
     model, path = exported
-    torch_est = DepthEstimator(model, device="cpu")
+    torch_est = TorchEstimator(model, device="cpu")
     onnx_est = DepthEstimator.from_checkpoint(path, device="cpu")
     assert onnx_est.input_size == (64, 64) and onnx_est.trained
     rng = np.random.default_rng(0)
@@ -116,7 +116,7 @@ def test_onnx_precision_fp16_only_through_tensorrt():
 def test_estimator_reports_the_providers_actually_used(exported):
     _, path = exported
     estimator = DepthEstimator.from_checkpoint(path, device="cpu", precision="auto")
-    assert estimator.precision == "fp32" and estimator.backbone_dtype is None
+    assert estimator.precision == "fp32" and not hasattr(estimator, "backbone_dtype")
     assert estimator.backend == "onnxruntime (CPUExecutionProvider)"
 
 
@@ -135,7 +135,7 @@ def test_onnx_on_cuda_matches_pytorch(exported, tmp_path):
     assert onnx_est.model.providers[0] in (TENSORRT, CUDA)  # no silent CPU fallback
     report = compare(
         onnx_est.predict,
-        DepthEstimator(model, device="cpu").predict,
+        TorchEstimator(model, device="cpu").predict,
         synthetic_images(3, (96, 48)),
         tolerance=0.005,  # TF32 convolutions on the GPU
     )
@@ -149,7 +149,7 @@ def test_tensorrt_fp16_is_within_tolerance_and_caches_its_engine(exported, tmp_p
     assert onnx_est.precision == "fp16" and onnx_est.model.providers[0] == TENSORRT
     report = compare(
         onnx_est.predict,
-        DepthEstimator(model, device="cpu").predict,
+        TorchEstimator(model, device="cpu").predict,
         synthetic_images(3, (96, 48)),
         tolerance=0.01,
     )
@@ -175,5 +175,5 @@ def test_onnx_backend_resizes_as_the_checkpoint_records(tmp_path):
     onnx_est = DepthEstimator.from_checkpoint(path, device="cpu")
     assert onnx_est.model.input_resize == "pil_bicubic_uint8"
     image = np.random.default_rng(1).integers(0, 256, (50, 170, 3), dtype=np.uint8)
-    expected = DepthEstimator(model, device="cpu").predict(image)
+    expected = TorchEstimator(model, device="cpu").predict(image)
     np.testing.assert_allclose(onnx_est.predict(image), expected, rtol=1e-4, atol=1e-4)

@@ -5,16 +5,20 @@ the fix, bf16 autocast gave 9 distinct depth values on this frame instead of ~43
 came out of a bf16 conv, which can only take steps of 0.125 m at 16-32 m.
 """
 
+import logging
+
 import numpy as np
 import pytest
 import torch
 
-from space_clip_ros.inference import DepthEstimator
+from space_clip_ros import runtime
+from space_clip_ros.errors import ConfigError
+from space_clip_ros.inference import TorchEstimator
 from space_clip_ros.inference.estimator import backbone_dtype_for
 from space_clip_ros.model import build_model
 from space_clip_ros.model.config import DecoderConfig
 from space_clip_ros.model.tiny import tiny_config
-from space_clip_ros.runtime import has_native_bf16
+from space_clip_ros.runtime import has_native_bf16, resolve_device, resolve_precision
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs CUDA (no CUDA device here)")
@@ -45,8 +49,8 @@ def agreement(half: np.ndarray, fp32: np.ndarray) -> tuple[float, float]:
 
 def half_vs_fp32(device: str, precision: str, frame: np.ndarray) -> tuple[float, float]:
     model = default_decoder_model()
-    fp32 = DepthEstimator(model, device=device, precision="fp32").predict(frame)
-    half = DepthEstimator(model, device=device, precision=precision).predict(frame)
+    fp32 = TorchEstimator(model, device=device, precision="fp32").predict(frame)
+    half = TorchEstimator(model, device=device, precision=precision).predict(frame)
     assert half.dtype == np.float32 and half.shape == fp32.shape
     return agreement(half, fp32)
 
@@ -75,7 +79,7 @@ def test_head_output_is_fp32_under_autocast():
 
 
 def test_auto_precision_and_backbone_dtype_on_cpu():
-    estimator = DepthEstimator(build_model(tiny_config()), device="cpu", precision="auto")
+    estimator = TorchEstimator(build_model(tiny_config()), device="cpu", precision="auto")
     cpu = torch.device("cpu")
     assert estimator.precision == ("bf16" if has_native_bf16(cpu) else "fp32")
     assert estimator.backbone_dtype == torch.float32  # CPU autocast keeps fp32 weights
@@ -102,8 +106,83 @@ def test_half_on_cuda_is_within_tolerance_and_smooth(precision, frame):
 @needs_cuda
 def test_auto_on_cuda_is_fp16_with_the_backbone_cast_once(frame):
     model = default_decoder_model()
-    estimator = DepthEstimator(model, device="cuda", precision="auto")
+    estimator = TorchEstimator(model, device="cuda", precision="auto")
     assert estimator.precision == "fp16" and estimator.backbone_dtype == torch.float16
     assert next(model.decoder.parameters()).dtype == torch.float32  # the decoder stays fp32
     estimator.predict(frame)
     assert estimator.backbone_dtype == torch.float16  # not re-cast by running a frame
+
+
+# ------------------------------------------------------------------- slow choices and no GPU
+
+
+def test_an_emulated_explicit_precision_says_so_and_names_the_fast_one(caplog, monkeypatch):
+    """fp16 on a CPU ran 50x slower than fp32 without a word (the README even suggested it)."""
+    cpu = torch.device("cpu")
+    with caplog.at_level(logging.WARNING, logger="space_clip_ros.runtime"):
+        assert resolve_precision("fp16", cpu, field="--precision") == torch.float16
+    fast = "bf16" if has_native_bf16(cpu) else "fp32"
+    assert "--precision: 'fp16' on cpu is emulated: CPUs have no fp16 arithmetic" in caplog.text
+    assert f"Fix: use '{fast}' ('auto' picks it here)" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(runtime, "_cpu_flags", lambda: frozenset({"avx2"}))  # no native bf16
+    with caplog.at_level(logging.WARNING, logger="space_clip_ros.runtime"):
+        resolve_precision("bf16", cpu)
+    assert "'bf16' on cpu is emulated" in caplog.text and "no native bf16" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="space_clip_ros.runtime"):
+        assert resolve_precision("auto", cpu) == torch.float32
+        resolve_precision("fp32", cpu)
+    assert caplog.text == ""  # the fast choices are silent
+
+
+def test_no_gpu_tells_a_cpu_only_torch_from_a_gpu_torch_without_a_visible_gpu(monkeypatch):
+    """space-clip-verify advised installing a CUDA build of torch to a CUDA build of torch."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(ConfigError, match="CPU-only build") as info:
+        resolve_device("cuda", field="--device")
+    assert "install a CUDA build of torch" in str(info.value)
+
+    def no_driver():
+        raise RuntimeError("Found no NVIDIA driver on your system. Please check that you have")
+
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "init", no_driver)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(ConfigError) as info:
+        resolve_device("cuda:0", field="--device")
+    text = str(info.value)
+    assert "built for CUDA 13.0 but sees no GPU (Found no NVIDIA driver on your system" in text
+    assert "CUDA_VISIBLE_DEVICES=''" in text and "nvidia-smi" in text
+    assert "install a CUDA build" not in text
+
+
+def test_verify_with_cuda_on_a_machine_without_a_gpu_names_the_right_fix(monkeypatch, capsys):
+    from space_clip_ros.inference.verify import main as verify
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "12.6")
+    assert verify(["--device", "cuda", "--frames", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "space-clip-verify: error: device: 'cuda' requested" in err
+    assert "built for CUDA 12.6 but sees no GPU" in err and "nvidia-smi" in err
+
+
+def test_the_tower_s_attention_reads_contiguous_sequence_first_input():
+    """bf16 at batch 4 ran 13x slower per image than batch 1: open_clip's batch-first attention
+    projected a transposed view, which CPU autocast multiplied against a broadcast copy of the
+    weight. The cost is measured by bench/bench_precision.py; this checks the layout that
+    avoids it, and that batching changes no result."""
+    model = build_model(tiny_config())
+    seen = []
+    for block in model.backbone.visual.transformer.resblocks:
+        block.attn.register_forward_pre_hook(
+            lambda module, args: seen.append((args[0].is_contiguous(), tuple(args[0].shape)))
+        )
+    estimator = TorchEstimator(model, device="cpu", precision="bf16")
+    frames = np.random.default_rng(0).integers(0, 256, (4, 40, 90, 3), dtype=np.uint8)
+    batched = estimator.predict(frames)
+    assert seen and all(contiguous and shape[1] == 4 for contiguous, shape in seen), seen[:2]
+    singles = np.stack([estimator.predict(frame) for frame in frames])
+    np.testing.assert_allclose(batched, singles, rtol=1e-5, atol=1e-5)

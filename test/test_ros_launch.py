@@ -155,8 +155,8 @@ def test_rviz_config_shows_camera_colorized_depth_and_cloud_in_the_camera_frame(
     manager = rviz["Visualization Manager"]
     displays = {d["Class"]: d for d in manager["Displays"] if "Topic" in d}
     topics = {d["Topic"]["Value"] for d in manager["Displays"] if "Topic" in d}
-    image_default = launch_constants()["ARGUMENTS"]["image"][0]
-    assert {image_default, "/depth/colorized", "/points"} <= topics
+    image_default = launch_constants()["ARGUMENTS"]["image"][0]  # relative: in the namespace
+    assert {f"/{image_default}", "/depth/colorized", "/points"} <= topics
     assert displays["rviz_default_plugins/PointCloud2"]["Color Transformer"] == "RGB8"
     assert all(
         d["Topic"]["Reliability Policy"] == "Reliable" for d in manager["Displays"] if "Topic" in d
@@ -167,6 +167,14 @@ def test_rviz_config_shows_camera_colorized_depth_and_cloud_in_the_camera_frame(
 class _Recorded:
     def __init__(self, *args, **kwargs):
         self.args, self.kwargs = args, kwargs
+
+
+class _Node(_Recorded):
+    pass
+
+
+class _Handler(_Recorded):
+    pass
 
 
 class _Configuration:
@@ -209,13 +217,15 @@ def fake_launch(monkeypatch, tmp_path):
         "launch.actions": types.SimpleNamespace(
             DeclareLaunchArgument=_Recorded,
             OpaqueFunction=_Recorded,
-            RegisterEventHandler=_Recorded,
+            RegisterEventHandler=_Handler,
         ),
-        "launch.event_handlers": types.SimpleNamespace(OnShutdown=_Recorded),
+        "launch.event_handlers": types.SimpleNamespace(
+            OnShutdown=_Recorded, OnProcessExit=_Recorded
+        ),
         "launch.logging": types.SimpleNamespace(get_logger=lambda name: logger),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=_Configuration),
         "launch_ros": types.SimpleNamespace(),
-        "launch_ros.actions": types.SimpleNamespace(Node=_Recorded),
+        "launch_ros.actions": types.SimpleNamespace(Node=_Node),
         "ament_index_python": types.SimpleNamespace(),
         "ament_index_python.packages": types.SimpleNamespace(
             get_package_share_directory=lambda p: str(tmp_path / p),
@@ -233,13 +243,76 @@ def fake_launch(monkeypatch, tmp_path):
 
 
 def run_opaque(module, **arguments):
+    """The nodes the launch file starts, then its other actions (event handlers)."""
     entities = module.generate_launch_description()
     declared = {
         e.args[0] if e.args else e.kwargs["name"]: e.kwargs["default_value"] for e in entities[:-1]
     }
     assert REQUIRED_ARGUMENTS <= set(declared)
     context = {**declared, **arguments}
-    return entities[-1].kwargs["function"](context)
+    actions = entities[-1].kwargs["function"](context)
+    nodes = [a for a in actions if isinstance(a, _Node)]
+    handlers = [a for a in actions if isinstance(a, _Handler)]
+    # The depth node is watched: its failure is the launch's (exit 1 with the reason).
+    (watch,) = [h for h in handlers if "on_exit" in h.args[0].kwargs]
+    assert watch.args[0].kwargs["target_action"] is nodes[0]
+    return (*nodes, *[h for h in handlers if h is not watch])
+
+
+def test_the_depth_nodes_failure_fails_the_launch_with_the_reason(fake_launch):
+    module, _ = fake_launch
+    actions = module.generate_launch_description()[-1].kwargs["function"](
+        {name: default for name, (default, _) in module.ARGUMENTS.items()}
+    )
+    (watch,) = [a for a in actions if isinstance(a, _Handler)]
+    on_exit = watch.args[0].kwargs["on_exit"]
+    running, shutting_down = (types.SimpleNamespace(is_shutdown=flag) for flag in (False, True))
+    with pytest.raises(
+        RuntimeError, match=r"^space_clip_depth exited 2 \(its log above says why\)"
+    ):
+        on_exit(types.SimpleNamespace(returncode=2), running)
+    with pytest.raises(RuntimeError, match="space_clip_depth exited 1"):
+        on_exit(types.SimpleNamespace(returncode=1), shutting_down)
+    with pytest.raises(RuntimeError, match="space_clip_depth was killed by signal 9"):
+        on_exit(types.SimpleNamespace(returncode=-9), running)
+    # A clean exit, or the signal launch itself sends at shutdown (Ctrl-C), is no failure.
+    assert on_exit(types.SimpleNamespace(returncode=0), running) is None
+    assert on_exit(types.SimpleNamespace(returncode=-2), shutting_down) is None
+
+
+def test_inputs_follow_the_namespace_by_default_and_use_compressed_is_an_argument(fake_launch):
+    module, share = fake_launch
+    (node,) = run_opaque(module, namespace="front")
+    assert node.kwargs["namespace"] == "front"
+    assert node.kwargs["remappings"] == [  # relative: /front/image, /front/camera_info
+        ("image", "image"),
+        ("image/compressed", "image/compressed"),
+        ("camera_info", "camera_info"),
+    ]
+    assert node.kwargs["parameters"] == [str(share / "config" / "depth.yaml")]
+    (node,) = run_opaque(module, namespace="front", use_compressed="true")
+    assert node.kwargs["parameters"][1] == {"use_compressed": True}
+    (node,) = run_opaque(module, use_compressed="False", checkpoint="/ckpt")
+    assert node.kwargs["parameters"][1] == {"checkpoint": "/ckpt", "use_compressed": False}
+    with pytest.raises(RuntimeError, match="use_compressed:=yes please: use true or false"):
+        run_opaque(module, use_compressed="yes please")
+
+
+def test_cameras_and_the_large_data_profile_are_launch_arguments(fake_launch):
+    module, share = fake_launch
+    (node,) = run_opaque(module, namespace="car", cameras="front,left")
+    assert node.kwargs["parameters"][1] == {"cameras": "front,left"}
+    assert node.kwargs["remappings"] == []  # each camera reads <camera>/image, <camera>/...
+    assert node.kwargs["additional_env"] == {}
+    with pytest.raises(RuntimeError, match="image rename the single camera"):
+        run_opaque(module, cameras="front,left", image="/cam/image_raw")
+    (share / "config").mkdir(parents=True, exist_ok=True)
+    (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
+    node, rviz = run_opaque(module, large_data_profile="true", use_rviz="true")[:2]
+    profile = {"FASTDDS_DEFAULT_PROFILES_FILE": str(share / "config/fastdds_large_data.xml")}
+    assert node.kwargs["additional_env"] == profile == rviz.kwargs["additional_env"]
+    with pytest.raises(RuntimeError, match="large_data_profile:=maybe: use true or false"):
+        run_opaque(module, large_data_profile="maybe")
 
 
 def test_launch_file_remaps_inputs_and_layers_parameters(fake_launch):

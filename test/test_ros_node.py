@@ -14,26 +14,25 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
+import threading
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
+from estimators import GatedDepth, KnownDepth, plane
 from PIL import Image as PILImage
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from space_clip_ros.depth_frame import mask_out_of_range
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.msg_arrays import depth_image_to_metres
-from space_clip_ros.ros import depth_node as depth_node_module
+from space_clip_ros.ros import depth_outputs
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics, intrinsics_from_camera_info
-from space_clip_ros.ros.depth_node import DepthNode
+from space_clip_ros.ros.depth_node import Camera, CameraInfoStore, DepthNode
 from space_clip_ros.ros.loopback import OUTPUT_TYPES, CameraClient, Loopback, wait_for
 from space_clip_ros.ros.params import ParameterError
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points
@@ -67,32 +66,6 @@ def make_image(
 
 def make_camera_info(intr: Intrinsics = INTR, sec: int = 0) -> CameraInfo:
     return camera_info_from_intrinsics(intr, make_header(sec))
-
-
-class KnownDepth:
-    """Stands in for DepthEstimator: returns depth_fn(h, w) and records what it was given."""
-
-    device = torch.device("cpu")
-    precision = "fp32"
-    trained = True
-
-    def __init__(
-        self, depth_fn: Callable[[int, int], np.ndarray], delay: float = 0.0, fail_with=None
-    ):
-        self.depth_fn, self.delay, self.fail_with = depth_fn, delay, fail_with
-        self.calls: list[tuple[np.ndarray, str]] = []
-
-    def predict(self, image: np.ndarray, color_order: str = "rgb") -> np.ndarray:
-        self.calls.append((image.copy(), color_order))
-        time.sleep(self.delay)
-        if self.fail_with is not None:
-            error, self.fail_with = self.fail_with, None
-            raise error
-        return self.depth_fn(*image.shape[:2]).astype(np.float32)
-
-
-def plane(z: float) -> Callable[[int, int], np.ndarray]:
-    return lambda h, w: np.full((h, w), z, np.float32)
 
 
 class Harness(Loopback):
@@ -162,7 +135,7 @@ def test_tiny_model_outputs_keep_the_header_with_the_right_encodings_and_sizes(r
     out = ros.subscribe_outputs("/t_out")
     images, infos = ros.publisher("/t_out/image"), ros.publisher("/t_out/camera_info", CameraInfo)
     infos.publish(make_camera_info())
-    assert wait_for(lambda: node._camera_for(W, H, needed=False) is not None)
+    assert wait_for(lambda: node.camera(W, H) is not None)
     images.publish(make_image(sec=41, frame_id="cam_left_optical"))
     assert wait_for(lambda: all(out.values())), {t: len(v) for t, v in out.items()}
     for topic, msgs in out.items():
@@ -196,7 +169,7 @@ def test_points_back_project_a_known_plane_and_depth_is_nan_outside_the_range(ro
     out = ros.subscribe_outputs("/t_geo", ("depth", "points"))
     images, infos = ros.publisher("/t_geo/image"), ros.publisher("/t_geo/camera_info", CameraInfo)
     infos.publish(make_camera_info())
-    assert wait_for(lambda: ros.nodes[0]._camera_for(W, H, needed=False) is not None)
+    assert wait_for(lambda: ros.nodes[0].camera(W, H) is not None)
     images.publish(make_image(sec=3))
     assert wait_for(lambda: out["depth"] and out["points"])
     truth = ramp(H, W)
@@ -232,7 +205,7 @@ def test_decimated_cloud_and_downscaled_depth_have_matching_intrinsics(ros):
         ros.publisher("/t_scale/camera_info", CameraInfo),
     )
     infos.publish(make_camera_info())
-    assert wait_for(lambda: ros.nodes[0]._camera_for(W, H, needed=False) is not None)
+    assert wait_for(lambda: ros.nodes[0].camera(W, H) is not None)
     images.publish(make_image(sec=4))
     assert wait_for(lambda: all(out.values()))
     depth = out["depth"][0]
@@ -254,6 +227,34 @@ def test_decimated_cloud_and_downscaled_depth_have_matching_intrinsics(ros):
     )
 
 
+def test_a_first_image_sent_before_its_camera_info_still_gets_points_and_camera_info(ros):
+    """kitti2mcap bags and some drivers send an image before the CameraInfo of its stamp."""
+    ros.start("/t_late", estimator=KnownDepth(plane(4.0)), camera_info_wait=10.0)
+    out = ros.subscribe_outputs("/t_late", ("depth", "depth/camera_info", "points"))
+    images = ros.publisher("/t_late/image")
+    infos = ros.publisher("/t_late/camera_info", CameraInfo)
+    images.publish(make_image(sec=1))
+    infos.publish(make_camera_info(sec=1))
+    assert wait_for(lambda: all(out.values()), timeout=30)
+    assert [m[0].header.stamp.sec for m in out.values()] == [1, 1, 1]
+
+
+def test_the_camera_info_wait_happens_once_per_image_size():
+    store = CameraInfoStore()
+    camera = Camera(make_camera_info(), INTR)
+    result: list = []
+    waiter = threading.Thread(target=lambda: result.append(store.get(W, H, wait_s=60.0)[0]))
+    waiter.start()
+    store.put(camera)  # the wait ends when the camera info arrives, not when it times out
+    waiter.join(timeout=30)
+    assert not waiter.is_alive() and result == [camera]
+    assert store.get(7, 5, wait_s=0.01)[0] is None  # this size waited once, in vain
+    later = threading.Thread(target=lambda: store.get(7, 5, wait_s=60.0))
+    later.start()
+    later.join(timeout=30)
+    assert not later.is_alive()  # and never again: a camera without CameraInfo is not slowed
+
+
 @pytest.mark.parametrize(
     "encoding,order", [("bgr8", "bgr"), ("rgba8", "rgb"), ("bgra8", "bgr"), ("mono8", "rgb")]
 )
@@ -263,7 +264,7 @@ def test_every_input_encoding_reaches_the_model_with_its_colour_order(ros, encod
     out = ros.subscribe_outputs("/t_enc", ("depth", "points"))
     images, infos = ros.publisher("/t_enc/image"), ros.publisher("/t_enc/camera_info", CameraInfo)
     infos.publish(make_camera_info())
-    assert wait_for(lambda: ros.nodes[0]._camera_for(W, H, needed=False) is not None)
+    assert wait_for(lambda: ros.nodes[0].camera(W, H) is not None)
     msg = make_image(sec=5, encoding=encoding)
     images.publish(msg)
     assert wait_for(lambda: out["depth"] and out["points"])
@@ -301,7 +302,8 @@ def test_the_golden_frame_through_the_node_gives_the_committed_depth(ros, golden
     camera = CameraClient(ros, "/t_golden", outputs=("depth",))
     out = camera.send(golden.image, None, make_header(sec=12), timeout_s=60)
     cfg = node.config
-    expected = mask_out_of_range(golden.depth.copy(), cfg.min_depth, cfg.max_depth)
+    expected = golden.depth.copy()
+    expected[~((expected >= cfg.min_depth) & (expected <= cfg.max_depth))] = np.nan
     assert np.isnan(expected).any() and np.isfinite(expected).any()  # both sides of the mask
     golden.assert_matches(depth_image_to_metres(out.depth), expected=expected)
 
@@ -310,31 +312,30 @@ def test_the_golden_frame_through_the_node_gives_the_committed_depth(ros, golden
 
 
 def test_a_burst_processes_only_the_newest_frame_and_counts_the_dropped(ros):
-    estimator = KnownDepth(plane(4.0), delay=0.4)
+    estimator = GatedDepth(plane(4.0))  # frame 1's inference waits: a model slower than the camera
     node = ros.start("/t_burst", estimator=estimator)
     out = ros.subscribe_outputs("/t_burst", ("depth",))
     images = ros.publisher("/t_burst/image")
-    for sec in range(1, 11):  # 20 Hz into a 2.5 Hz model
+    images.publish(make_image(sec=1))
+    assert estimator.waiting.wait(timeout=60)
+    for sec in range(2, 11):  # nine frames while the model is busy: only the newest waits
         images.publish(make_image(sec=sec))
-        time.sleep(0.05)
-    assert wait_for(lambda: out["depth"] and out["depth"][-1].header.stamp.sec == 10)
-    time.sleep(0.5)
+        assert wait_for(lambda: node.stats.snapshot().received == sec)
+    estimator.gate.set()
+    assert wait_for(lambda: node.stats.snapshot().processed == 2)
     stats = node.stats.snapshot()
-    stamps = [m.header.stamp.sec for m in out["depth"]]
-    assert len(stamps) == len(estimator.calls) == stats.processed <= 3, stamps
-    assert (
-        stats.received == 10 and stats.dropped == 10 - stats.processed
-    )  # each frame processed or counted
-    assert stamps == sorted(stamps) and stamps[-1] == 10
+    assert wait_for(lambda: len(out["depth"]) == 2)
+    assert [m.header.stamp.sec for m in out["depth"]] == [1, 10] and len(estimator.calls) == 2
+    assert stats.received == 10 and stats.dropped == 8  # each frame processed or counted
 
 
 def test_nothing_is_computed_without_subscribers_and_only_subscribed_outputs_are_built(
     ros, monkeypatch
 ):
     built = []
-    original = depth_node_module.points_to_cloud
+    original = depth_outputs.cloud_message
     monkeypatch.setattr(
-        depth_node_module, "points_to_cloud", lambda *a, **k: built.append(1) or original(*a, **k)
+        depth_outputs, "cloud_message", lambda *a, **k: built.append(1) or original(*a, **k)
     )
     estimator = KnownDepth(plane(4.0))
     node = ros.start("/t_lazy", estimator=estimator)
@@ -344,8 +345,7 @@ def test_nothing_is_computed_without_subscribers_and_only_subscribed_outputs_are
     )
     infos.publish(make_camera_info())
     images.publish(make_image(sec=1))
-    assert wait_for(lambda: node.stats.snapshot().received == 1)
-    time.sleep(0.3)
+    assert wait_for(lambda: node.stats.snapshot().skipped == 1)  # taken, found unwanted
     assert estimator.calls == []
     out = ros.subscribe_outputs("/t_lazy", ("depth",))
     images.publish(make_image(sec=2))
@@ -422,7 +422,7 @@ def test_every_bad_input_is_counted_dropped_and_the_next_good_frame_is_served(ro
         assert wait_for(lambda: out["depth"] and out["depth"][-1].header.stamp.sec == n), reason
     assert out["points"] == []  # no valid camera_info yet: depth only
     infos.publish(make_camera_info())
-    assert wait_for(lambda: node._camera_for(W, H, needed=False) is not None)
+    assert wait_for(lambda: node.camera(W, H) is not None)
     images.publish(make_image(sec=50))
     assert wait_for(lambda: out["points"] and out["points"][-1].header.stamp.sec == 50)
     assert node.stats.snapshot().errors == 0
@@ -453,11 +453,17 @@ def test_camera_info_of_another_size_turns_points_off_but_keeps_depth(ros):
         ros.publisher("/t_size/camera_info", CameraInfo),
     )
     infos.publish(make_camera_info(INTR.scaled(2 * W, 2 * H)))
-    assert wait_for(lambda: node._camera_for(2 * W, 2 * H, needed=False) is not None)
+    assert wait_for(lambda: node.camera(2 * W, 2 * H) is not None)
     images.publish(make_image(sec=1))
     assert wait_for(lambda: out["depth"])
-    time.sleep(0.2)
-    assert out["points"] == [] and out["depth/camera_info"] == []
+    infos.publish(make_camera_info())  # now one of the image's size: frame 2 has all outputs
+    assert wait_for(lambda: node.camera(W, H) is not None)
+    images.publish(make_image(sec=2))
+    assert wait_for(lambda: out["points"] and out["depth/camera_info"])
+    # One reliable publisher per topic delivers in order: frame 1's would have come first.
+    assert [m.header.stamp.sec for m in out["depth"]] == [1, 2]
+    assert [m.header.stamp.sec for m in out["points"]] == [2]
+    assert [m.header.stamp.sec for m in out["depth/camera_info"]] == [2]
 
 
 # ---------------------------------------------------------------------- parameters and lifecycle
@@ -510,20 +516,13 @@ def test_lifecycle_subscribes_only_while_active_and_a_bad_checkpoint_fails_confi
     assert node.trigger_activate().name == "SUCCESS"
     assert wait_for(lambda: ros.client.count_subscribers("/t_life/image") == 1)
     ros.publisher("/t_life/camera_info", CameraInfo).publish(make_camera_info())
-    assert wait_for(lambda: node._camera_for(W, H, needed=False) is not None)
+    assert wait_for(lambda: node.camera(W, H) is not None)
     assert node.trigger_deactivate().name == "SUCCESS"
     assert wait_for(lambda: ros.client.count_subscribers("/t_life/image") == 0)
-    assert (
-        node._worker is None and node._camera_for(W, H, needed=False) is not None
-    )  # inactive keeps the camera
-    assert (
-        node.trigger_cleanup().name == "SUCCESS"
-        and node._estimator is None
-        and node._outputs == {}
-    )
-    assert (
-        node._camera_for(W, H, needed=False) is None
-    )  # cleaned up: nothing of the old camera survives
+    assert node.pipeline is None and node.camera(W, H) is not None  # inactive keeps the camera
+    assert node.trigger_cleanup().name == "SUCCESS"
+    assert node.estimator is None and node.outputs is None
+    assert node.camera(W, H) is None  # cleaned up: nothing of the old camera survives
 
     (tmp_path / "decoder.safetensors").write_bytes(b"not safetensors")
     bad = ros.start("/t_life_bad", autostart=False, checkpoint=str(tmp_path))
@@ -564,16 +563,16 @@ def test_two_namespaced_nodes_side_by_side(ros):
     ros.start("/cam_b", estimator=KnownDepth(plane(7.0)))
     out_a, out_b = ros.subscribe("/cam_a/depth", Image), ros.subscribe("/cam_b/depth", Image)
     pub_a, pub_b = ros.publisher("/cam_a/image"), ros.publisher("/cam_b/image")
-    pub_a.publish(make_image(sec=1, frame_id="a_optical"))
-    pub_b.publish(make_image(sec=2, frame_id="b_optical"))
-    assert wait_for(lambda: out_a and out_b)
-    time.sleep(0.2)
-    assert [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out_a] == [
-        ("a_optical", 3.0)
-    ]
-    assert [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out_b] == [
-        ("b_optical", 7.0)
-    ]
+    for sec in (1, 2):  # one frame at a time: the newest wins, so a burst would drop one
+        pub_a.publish(make_image(sec=sec, frame_id="a_optical"))
+        pub_b.publish(make_image(sec=sec, frame_id="b_optical"))
+        assert wait_for(lambda: len(out_a) >= sec and len(out_b) >= sec)
+
+    def seen(out: list) -> list:
+        return [(m.header.frame_id, float(depth_image_to_metres(m)[0, 0])) for m in out]
+
+    # each node answers its own camera only, on its own topic
+    assert seen(out_a) == [("a_optical", 3.0)] * 2 and seen(out_b) == [("b_optical", 7.0)] * 2
 
 
 SEPARATE_PROCESS_CLIENT = textwrap.dedent("""

@@ -9,26 +9,25 @@ test_ros_node.py.
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import rclpy
 import yaml
+from estimators import KnownDepth, plane
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from test_ros_node import (  # noqa: F401  (harness_module, ros: fixtures used by name)
     REPO,
-    KnownDepth,
     harness_module,
     make_image,
-    plane,
     ros,
     wait_for,
 )
 
+from space_clip_ros.frame_plan import Output
 from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros import params
-from space_clip_ros.ros.depth_node import DepthNode, Frame
+from space_clip_ros.ros.depth_node import DepthNode
 from space_clip_ros.ros.qos import QOS_SHORTHANDS
 
 
@@ -51,7 +50,7 @@ def test_runtime_parameters_change_the_next_frame(ros):
     assert np.all(np.isnan(depth_image_to_metres(out["depth"][-1])))
 
     assert set_one(node, "publish_depth", False).successful  # outputs switch off at once
-    assert "depth" not in node._wanted()
+    assert Output.DEPTH not in node.wanted()
 
 
 def test_parameters_that_need_a_reconfigure_are_refused_with_the_way_to_apply_them(ros):
@@ -116,9 +115,9 @@ def test_ctrl_c_during_inference_is_no_frame_failure(tmp_path):
     rclpy.init(context=context)
 
     class ShutsDownMidFrame(KnownDepth):
-        def predict(self, image, color_order="rgb"):
+        def infer_frames(self, frames):
             rclpy.shutdown(context=context)  # what rclpy's SIGINT handler does
-            return super().predict(image, color_order)
+            return super().infer_frames(frames)
 
     node = DepthNode(
         context=context,
@@ -131,11 +130,10 @@ def test_ctrl_c_during_inference_is_no_frame_failure(tmp_path):
     node._warn = lambda key, text: warnings.append(text)
     try:
         assert node.autostart()
-        assert wait_for(lambda: node._outputs["depth"].get_subscription_count() > 0)
-        worker = node._worker
-        node._slot.put(Frame(make_image(sec=1), time.monotonic()))
-        worker.join(timeout=10)
-        assert not worker.is_alive()  # the worker ended with the context
+        assert wait_for(lambda: Output.DEPTH in node.wanted())
+        pipeline = node.pipeline
+        node.receive_image(make_image(sec=1))
+        assert pipeline.join(timeout_s=30)  # the pipeline ended with the context
         assert node.stats.snapshot().errors == 0 and warnings == []
     finally:
         node.release()

@@ -26,8 +26,9 @@ def mini(tmp_path):
 def data_cfg(mini, **overrides) -> DataConfig:
     cfg = DataConfig(
         root=str(mini.root),
-        train_list="splits/train.txt",
-        val_list="splits/test.txt",
+        train_list=str(mini.train_list),
+        val_list=str(mini.val_list),
+        test_list=str(mini.test_list),
         crop_size=(48, 96),
         kb_crop=(56, 144),
         num_workers=0,
@@ -62,7 +63,7 @@ def test_layout_is_kittis(mini):
 
 
 def test_train_items_are_augmented_crops_with_valid_masks(mini):
-    ds = KittiDepth(data_cfg(mini), Path("splits/train.txt"), train=True, seed=3)
+    ds = KittiDepth(data_cfg(mini), mini.train_list, train=True, seed=3)
     assert len(ds) == 4
     item = ds[1]
     assert item["image"].shape == (3, 48, 96) and item["image"].dtype == torch.float32
@@ -100,7 +101,7 @@ def test_augment_without_randomness_is_a_plain_crop_and_photometric_range_holds(
 
 
 def test_eval_items_are_kb_crops_with_native_ground_truth(mini):
-    ds = KittiDepth(data_cfg(mini), Path("splits/test.txt"), train=False)
+    ds = KittiDepth(data_cfg(mini), mini.test_list, train=False)
     assert len(ds) == 2 and ds.no_gt == 1  # the 'None' line is a known gap, not an error
     item = ds[0]
     assert item["gt"].shape == (60, 160)
@@ -124,19 +125,19 @@ def test_missing_files_fail_in_strict_mode_and_are_skipped_in_lenient_mode(mini)
     sample = read_filelist(mini.train_list, mini.root)[2]
     sample.depth.unlink()
     with pytest.raises(DatasetError) as info:
-        KittiDepth(data_cfg(mini), Path("splits/train.txt"), train=True)
+        KittiDepth(data_cfg(mini), mini.train_list, train=True)
     assert str(sample.depth) in str(info.value) and "strict=false" in str(info.value)
-    lenient = KittiDepth(data_cfg(mini, strict=False), Path("splits/train.txt"), train=True)
+    lenient = KittiDepth(data_cfg(mini, strict=False), mini.train_list, train=True)
     assert len(lenient) == 3 and lenient.skipped == [str(sample.depth)]
 
 
 def test_corrupt_files_fail_in_strict_mode_and_are_skipped_in_lenient_mode(mini):
     sample = read_filelist(mini.train_list, mini.root)[0]
     sample.image.write_bytes(b"not a png")
-    strict = KittiDepth(data_cfg(mini), Path("splits/train.txt"), train=True)
+    strict = KittiDepth(data_cfg(mini), mini.train_list, train=True)
     with pytest.raises(DatasetError, match=str(sample.image)):
         strict[0]
-    lenient = KittiDepth(data_cfg(mini, strict=False), Path("splits/train.txt"), train=True)
+    lenient = KittiDepth(data_cfg(mini, strict=False), mini.train_list, train=True)
     item = lenient[0]  # replaced by the next readable sample
     assert item["image"].shape == (3, 48, 96)
     assert lenient.skipped == [str(sample.image)]

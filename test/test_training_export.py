@@ -66,3 +66,7 @@ def test_export_writes_node_checkpoints_from_a_training_state(tmp_path):
     with torch.no_grad():
         depth = model(torch.rand(1, 3, 60, 160))
     assert depth.shape == (1, 1, 60, 160) and np.isfinite(depth.numpy()).all()
+    # the trainer's checkpoints and the exported ones record the same (training) encoder
+    trained = load_checkpoint(run / "checkpoints" / "last").config.encoder_record
+    assert trained is not None and trained.layers == 4
+    assert model.config.encoder_record == trained

@@ -140,7 +140,7 @@ def test_persistent_workers_see_each_epoch(tmp_path):
     assert not loader_options(0, torch.device("cpu"))["persistent_workers"]
     mini = make_mini_kitti(tmp_path, n_train=2, n_test=1)
     cfg = load_train_config(TINY, [f"data.root={mini.root}"]).data
-    dataset = KittiDepth(cfg, Path("splits/train.txt"), train=True, seed=3)
+    dataset = KittiDepth(cfg, mini.train_list, train=True, seed=3)
     sampler = ResumableSampler(DistributedSampler(dataset, 1, 0, shuffle=False), 1)
     loader = DataLoader(
         dataset, batch_size=1, sampler=sampler, **loader_options(1, torch.device("cpu"))

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from space_clip_ros.inference import DepthEstimator
+from space_clip_ros.inference import TorchEstimator
 from space_clip_ros.model import load_checkpoint
 from training.config import load_train_config
 from training.datasets import KittiDepth, collate_eval
@@ -82,7 +82,7 @@ def test_overfitting_four_images_halves_abs_rel(mini, tmp_path):
     )
     trainer = Trainer(cfg)
     train_eval = DataLoader(
-        KittiDepth(cfg.data, Path("splits/train.txt"), train=False),
+        KittiDepth(cfg.data, mini.train_list, train=False),
         batch_size=4,
         collate_fn=collate_eval,
     )
@@ -116,7 +116,7 @@ def test_training_checkpoint_loads_and_drives_the_depth_estimator(mini, tmp_path
     for name in ("last", "last_ema", "best", "best_ema"):
         assert (tmp_path / "checkpoints" / name / "decoder.safetensors").is_file(), name
     model = load_checkpoint(tmp_path / "checkpoints" / "best_ema")
-    estimator = DepthEstimator(model, device="cpu")
+    estimator = TorchEstimator(model, device="cpu")
     image = np.random.default_rng(0).integers(0, 256, (60, 160, 3), dtype=np.uint8)
     depth = estimator.predict(image)
     assert depth.shape == (60, 160) and depth.dtype == np.float32 and np.isfinite(depth).all()

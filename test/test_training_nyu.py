@@ -19,17 +19,26 @@ from space_clip_ros.metrics import compute_metrics, crop_mask, valid_mask
 from training import evaluate as evaluate_tool
 from training.config import ConfigError, DataConfig, load_train_config
 from training.datasets import DatasetError, NyuDepth, collate_eval, make_dataset, read_nyu_filelist
-from training.mini_datasets import NYU_TEST_LIST, NYU_TRAIN_LIST, make_mini_nyu
+from training.mini_datasets import make_mini_nyu
 from training.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "training" / "configs" / "tiny.yaml"
 NYU_YAML = REPO / "training" / "configs" / "nyu.yaml"
+# nyu.yaml's lists, which the mini dataset writes: training minus the held-out scene group, the
+# validation group, the test split
+NYU_LISTS = load_train_config(NYU_YAML).data
+NYU_TRAIN_LIST, NYU_VAL_LIST, NYU_TEST_LIST = (
+    NYU_LISTS.train_list,
+    NYU_LISTS.val_list,
+    NYU_LISTS.test_list,
+)
 # tiny.yaml is a KITTI recipe; these turn it into NYU's (what configs/nyu.yaml sets).
 TINY_NYU = [
     "data.dataset=nyu",
     f"data.train_list={NYU_TRAIN_LIST}",
-    f"data.val_list={NYU_TEST_LIST}",
+    f"data.val_list={NYU_VAL_LIST}",
+    f"data.test_list={NYU_TEST_LIST}",
     "data.crop_size=[416,544]",
     "data.rotate_deg=2.5",
     "data.max_depth=10",
@@ -61,9 +70,16 @@ def raw_mm(path: Path) -> np.ndarray:
 
 def test_lists_resolve_to_the_bts_layout(mini):
     train = read_nyu_filelist(mini.train_list, mini.root)
-    assert train[0].image == mini.root / "sync" / "kitchen_0028a" / "rgb_00045.jpg"
-    assert train[0].depth == mini.root / "sync" / "kitchen_0028a" / "sync_depth_00045.png"
+    assert train[0].image == mini.root / "sync" / "bedroom_0004" / "rgb_00045.jpg"
+    assert train[0].depth == mini.root / "sync" / "bedroom_0004" / "sync_depth_00045.png"
     assert train[0].focal == pytest.approx(518.8579)
+    assert (
+        mini.train_list == mini.root / NYU_TRAIN_LIST
+        and mini.test_list == mini.root / NYU_TEST_LIST
+    )
+    assert mini.val_list == mini.root / NYU_VAL_LIST
+    val = read_nyu_filelist(mini.val_list, mini.root)
+    assert {s.image.parent.name for s in val} == {"bedroom_0016a", "bedroom_0016b"}
     test = read_nyu_filelist(mini.test_list, mini.root)
     assert test[0].image == mini.root / "official_splits" / "test" / "kitchen" / "rgb_00001.jpg"
     assert all(s.image.is_file() and s.depth.is_file() for s in train + test)

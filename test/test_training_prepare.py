@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import re
 import threading
 import time
@@ -15,11 +16,19 @@ import pytest
 from training import prepare_kitti as pk
 
 DRIVE = "2011_09_26_drive_0001"
-TRAIN_LINE = (
-    f"2011_09_26/{DRIVE}_sync/image_02/data/0000000005.png "
-    f"{DRIVE}_sync/proj_depth/groundtruth/image_02/0000000005.png 721.5377\n"
-)
-TEST_LINE = f"2011_09_26/{DRIVE}_sync/image_02/data/0000000000.png None 721.5377\n"
+VAL_DRIVE = "2011_09_26_drive_0005"  # the Eigen training drive the default seed holds out
+TEST_DRIVE = "2011_09_26_drive_0002"
+
+
+def _line(drive: str) -> str:
+    return (
+        f"2011_09_26/{drive}_sync/image_02/data/0000000005.png "
+        f"{drive}_sync/proj_depth/groundtruth/image_02/0000000005.png 721.5377\n"
+    )
+
+
+TRAIN_LINE, VAL_LINE = _line(DRIVE), _line(VAL_DRIVE)
+TEST_LINE = f"2011_09_26/{TEST_DRIVE}_sync/image_02/data/0000000000.png None 721.5377\n"
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> bytes:
@@ -69,8 +78,10 @@ def server(tmp_path):
             self.send_header("Content-Length", str(len(data) - start))
             self.end_headers()
             if body:
-                self.wfile.write(data[start:])
+                # logged before the body goes out: the client may be done with the file (and
+                # the test reading the log) before this thread runs another line
                 log.append((self.path, self.headers.get("Range", ""), len(data) - start))
+                self.wfile.write(data[start:])
 
         def do_GET(self):
             self._send(True)
@@ -85,7 +96,7 @@ def server(tmp_path):
 
     build = tmp_path / "build"
     build.mkdir()
-    files["/splits/kitti_eigen_train_files_with_gt.txt"] = TRAIN_LINE.encode()
+    files["/splits/kitti_eigen_train_files_with_gt.txt"] = (TRAIN_LINE + VAL_LINE).encode()
     files["/splits/kitti_eigen_test_files_with_gt.txt"] = TEST_LINE.encode()
     files["/kitti/data_depth_annotated.zip"] = _zip(
         build / "a.zip",
@@ -94,13 +105,14 @@ def server(tmp_path):
     files["/kitti/raw_data/2011_09_26_calib.zip"] = _zip(
         build / "c.zip", {"2011_09_26/calib_cam_to_cam.txt": b"K: 1 0 0"}
     )
-    files[f"/kitti/raw_data/{DRIVE}/{DRIVE}_sync.zip"] = _zip(
-        build / "d.zip",
-        {
-            f"2011_09_26/{DRIVE}_sync/image_02/data/{i:010d}.png": bytes([i]) * 5000
-            for i in range(6)
-        },
-    )
+    for drive in (DRIVE, VAL_DRIVE, TEST_DRIVE):
+        files[f"/kitti/raw_data/{drive}/{drive}_sync.zip"] = _zip(
+            build / f"{drive}.zip",
+            {
+                f"2011_09_26/{drive}_sync/image_02/data/{i:010d}.png": bytes([i]) * 5000
+                for i in range(6)
+            },
+        )
     yield {
         "files": files,
         "redirects": redirects,
@@ -129,14 +141,34 @@ def test_full_run_lays_out_the_tree_and_a_rerun_downloads_nothing(server, tmp_pa
         / "image_02"
         / "0000000005.png"
     ).exists()
-    assert (root / "splits" / "kitti_eigen_train_files_with_gt.txt").read_text() == TRAIN_LINE
+    splits = root / "splits"
+    assert (splits / "kitti_eigen_train_files_with_gt.txt").read_text() == TRAIN_LINE + VAL_LINE
+    # the validation list: a whole Eigen training drive, drawn by the default seed
+    assert (splits / "kitti_eigen_val.txt").read_text() == VAL_LINE
+    assert (splits / "kitti_eigen_train_minus_val.txt").read_text() == TRAIN_LINE
+    manifest = json.loads((splits / "kitti_eigen_val.json").read_text())
+    assert manifest["groups"] == {"train": [DRIVE], "val": [VAL_DRIVE]}
+    assert manifest["seed"] == 20260926
     assert not list((root / "downloads").glob("*.zip")), (
         "archives are deleted after extraction by default"
     )
     fetched = len(server["log"])
-    assert fetched == 5
+    assert fetched == 7  # 2 lists, annotated depth, 1 calibration, 3 drives
     pk.run(root, server["bases"], timeout=5, dry=False, keep_archives=False, drives=None)
     assert len(server["log"]) == fetched, "a second run must skip everything already prepared"
+
+
+def test_a_training_list_sharing_a_drive_with_the_test_list_is_refused_before_downloading(
+    server, tmp_path, capsys
+):
+    server["files"]["/splits/kitti_eigen_test_files_with_gt.txt"] = VAL_LINE.encode()
+    root = tmp_path / "kitti"
+    argv = ["--root", str(root), "--kitti-url", server["bases"]["kitti"]]
+    assert pk.main([*argv, "--splits-url", server["bases"]["splits"]]) == 2
+    err = capsys.readouterr().err
+    assert f"shares 1 group(s) with splits/kitti_eigen_test_files_with_gt.txt: {VAL_DRIVE}" in err
+    assert all(path.startswith("/splits/") for path, _, _ in server["log"]), "no archive fetched"
+    assert not (root / "splits" / "kitti_eigen_val.txt").exists()
 
 
 def test_resumes_a_partial_download_with_http_range(server, tmp_path):

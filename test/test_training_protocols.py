@@ -23,6 +23,7 @@ from training.evaluate import (
     evaluate,
     main,
     make_eval_dataset,
+    results_table,
 )
 from training.mini_datasets import make_mini_kitti
 from training.train import Trainer
@@ -32,7 +33,7 @@ TINY = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny.yaml
 
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory):
-    return make_mini_kitti(tmp_path_factory.mktemp("kitti"), n_train=2, n_test=2)
+    return make_mini_kitti(tmp_path_factory.mktemp("kitti"), n_train=2, n_test=2, n_val=1)
 
 
 def cfg_for(mini, *overrides):
@@ -51,7 +52,7 @@ class ConstantDepth(torch.nn.Module):
 
 def test_reference_items_are_the_releases_352x704_frame_and_nearest_gt(mini):
     cfg = cfg_for(mini)
-    items = make_eval_dataset(cfg.data, Path(cfg.data.val_list), "reference")
+    items = make_eval_dataset(cfg.data, Path(cfg.data.test_list), "reference")
     assert isinstance(items, ReferenceProtocolItems) and len(items) == 2
     item, sample = items[0], items.samples[0]
     h, w = REFERENCE_SIZE
@@ -98,11 +99,52 @@ def test_evaluate_cli_reports_the_protocol(mini, tmp_path, capsys):
     assert main([*args, "--protocol", "reference"]) == 0
     report = json.loads(out.read_text())
     assert report["protocol"] == "reference" and list(report["metrics"]) == ["eigen"]
-    assert report["metrics"]["eigen"]["count"] == 2
+    # the test list by default (2 images; the validation list has 1)
+    assert report["metrics"]["eigen"]["count"] == 2 and report["list"] == str(cfg_test_list(mini))
     assert main(args) == 0  # standard by default: eigen and garg
     report = json.loads(out.read_text())
     assert report["protocol"] == "standard" and list(report["metrics"]) == ["eigen", "garg"]
-    assert "protocol: standard" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "protocol: standard" in printed
+
+
+def cfg_test_list(mini) -> str:
+    return cfg_for(mini).data.test_list
+
+
+def test_evaluate_headlines_metric_depth_with_median_scaled_and_regions_beside(mini, tmp_path):
+    """A scale error: the headline shows it, the labelled median-scaled row hides it."""
+    out = tmp_path / "r.json"
+    checkpoint = save_checkpoint(build_model(tiny_config()), tmp_path / "ckpt")
+    args = ["--checkpoint", str(checkpoint), "--config", str(TINY), "--device", "cpu"]
+    assert main([*args, "--set", f"data.root={mini.root}", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert (
+        report["scaling"].startswith("none: metric depth") and report["boundary_rule"] == "sparse"
+    )
+    eigen = report["metrics"]["eigen"]
+    assert set(eigen["median_scaled"]) >= {"abs_rel", "rmse", "delta1"}
+    assert eigen["median_scaled"]["abs_rel"] != eigen["abs_rel"]
+    assert set(eigen["regions"]) == {
+        f"{kind}_{t}" for kind in ("boundary", "interior") for t in ("0.03", "0.05", "0.10")
+    }
+    assert all(set(r) >= {"abs_rel", "images", "pixels"} for r in eigen["regions"].values())
+
+    constant = ConstantDepth(12.0)
+    loader = [
+        {
+            "image": torch.zeros(1, 3, 8, 8),
+            "gt": [torch.full((8, 8), 6.0)],
+            "box": torch.tensor([[0, 0]]),
+        }
+    ]
+    results = evaluate(constant, loader, ("none",), boundary_rule="dense")["none"]
+    assert results["abs_rel"] == pytest.approx(1.0)  # twice too far: metric AbsRel 1
+    assert results["median_scaled"]["abs_rel"] == pytest.approx(0.0)  # the scale error hidden
+    table = results_table({"none": results})
+    rows = [line.split()[0:2] for line in table.splitlines()[1:]]
+    assert rows[0] == ["none", "1.0000"] and rows[1][:1] == ["none"]
+    assert table.splitlines()[2].startswith("none median-scaled")
 
 
 def test_training_selects_by_the_configured_protocol(mini, tmp_path):
@@ -111,7 +153,9 @@ def test_training_selects_by_the_configured_protocol(mini, tmp_path):
     )
     assert isinstance(trainer.val_loader.dataset, ReferenceProtocolItems)
     metrics = trainer.validate()
-    assert list(metrics["raw"]) == ["eigen"] and metrics["raw"]["eigen"]["count"] == 2
+    assert (
+        list(metrics["raw"]) == ["eigen"] and metrics["raw"]["eigen"]["count"] == 1
+    )  # the validation drive
     with pytest.raises(ConfigError, match="eval.protocol.*reference.*nyu"):
         cfg_for(mini, "data.dataset=nyu", "eval.protocol=reference", "eval.crop=nyu")
     with pytest.raises(ConfigError, match="eval.protocol"):

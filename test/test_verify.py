@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from space_clip_ros.inference import DepthEstimator
+from space_clip_ros.inference import TorchEstimator
 from space_clip_ros.inference.verify import (
     compare,
     main,
@@ -37,7 +37,7 @@ def checkpoint(tmp_path_factory):
 
 
 def test_bf16_passes_against_fp32(images):
-    candidate = DepthEstimator(build_model(tiny_config()), device="cpu", precision="bf16")
+    candidate = TorchEstimator(build_model(tiny_config()), device="cpu", precision="bf16")
     report = verify_estimator(candidate, images, tolerance=0.01)
     assert report.passed, report.text()
     assert len(report.frames) == 3 and report.abs_rel < 0.01 and report.distinct_ratio > 0.5
@@ -57,7 +57,7 @@ class ScaledByFrame:
 
 
 def test_scale_drifting_backend_fails_with_a_clear_report(images):
-    reference = DepthEstimator(build_model(tiny_config()), device="cpu", precision="fp32")
+    reference = TorchEstimator(build_model(tiny_config()), device="cpu", precision="fp32")
     report = compare(ScaledByFrame(reference.predict), reference.predict, images, 0.01)
     assert not report.passed
     assert [round(f.scale, 3) for f in report.frames] == [1.0, 1.05, 1.1]
@@ -68,7 +68,7 @@ def test_scale_drifting_backend_fails_with_a_clear_report(images):
 
 
 def test_quantised_backend_fails(images):
-    reference = DepthEstimator(build_model(tiny_config()), device="cpu", precision="fp32")
+    reference = TorchEstimator(build_model(tiny_config()), device="cpu", precision="fp32")
     report = compare(
         lambda rgb: np.round(reference.predict(rgb)), reference.predict, images, tolerance=0.5
     )
@@ -101,6 +101,23 @@ def test_console_script_runs_synthetic_frames(checkpoint):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (no CUDA device here)")
 def test_fp16_on_cuda_passes(images):
-    candidate = DepthEstimator(build_model(tiny_config()), device="cuda", precision="fp16")
+    candidate = TorchEstimator(build_model(tiny_config()), device="cuda", precision="fp16")
     report = verify_estimator(candidate, images, tolerance=0.01)
     assert report.passed, report.text()
+
+
+def test_image_files_are_decoded_by_the_node_s_rule(tmp_path, checkpoint, capsys):
+    """A 16-bit PNG reads as its 8-bit twin (Pillow's convert clipped it to white); a truncated
+    JPEG is a usage error naming the reason, not a grey frame verified as if it were real."""
+    from space_clip_ros.inference.verify import image_files
+
+    values = np.random.default_rng(0).integers(0, 65536, (48, 96), dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "sixteen.png")
+    twin = np.round(values * (255.0 / 65535.0)).astype(np.uint8)
+    [(name, rgb)] = image_files([tmp_path / "sixteen.png"])
+    assert name == "sixteen.png" and np.array_equal(rgb, np.repeat(twin[..., None], 3, axis=2))
+    jpeg = tmp_path / "cut.jpg"
+    Image.fromarray(rgb).save(jpeg)
+    jpeg.write_bytes(jpeg.read_bytes()[:600])
+    assert main(["--checkpoint", str(checkpoint), "--device", "cpu", str(jpeg)]) == 2
+    assert "cut.jpg: not a usable image (truncated:" in capsys.readouterr().err

@@ -6,12 +6,15 @@ error naming the file and the field, not a silently ignored option.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import yaml
 
+from space_clip_ros.errors import quote
+from space_clip_ros.metrics import BOUNDARY_RULES, BoundaryRule
 from space_clip_ros.model.config import (
     ConfigError,
     SpaceClipConfig,
@@ -33,9 +36,13 @@ class DataConfig:
     # BTS/AdaBins format (configs/nyu.yaml). The fields below default to the KITTI recipe.
     dataset: str = "kitti"
     root: str = "data/kitti"
-    # BTS/AdaBins-format lists; relative paths are relative to root.
-    train_list: str = "splits/kitti_eigen_train_files_with_gt.txt"
-    val_list: str = "splits/kitti_eigen_test_files_with_gt.txt"
+    # BTS/AdaBins-format lists; relative paths are relative to root. train and val are the
+    # Eigen training list split by drive (training/splits.py, written by prepare_kitti); the
+    # trainer selects its best checkpoint on val and never reads test, which only
+    # training.evaluate reads, once, at the end (training/README.md, "Numbers and protocols").
+    train_list: str = "splits/kitti_eigen_train_minus_val.txt"
+    val_list: str = "splits/kitti_eigen_val.txt"
+    test_list: str = "splits/kitti_eigen_test_files_with_gt.txt"
     strict: bool = True  # False: missing/corrupt files are counted, logged and skipped
     crop_size: tuple[int, int] = (352, 704)  # random training crop (height, width)
     kb_crop: tuple[int, int] = (352, 1216)  # KITTI benchmark crop (bottom-centre), train and eval
@@ -95,6 +102,10 @@ class EvalConfig:
     flip_tta: bool = False  # during training; evaluate.py --flip-tta for the final numbers
     every_epochs: int = 1
     select: str = "abs_rel"  # metric for the best checkpoint (lower is better)
+    # Boundary / interior metrics (space_clip_ros.metrics.boundary_masks): dense for NYU's Kinect
+    # depth (the authors' rule), sparse for KITTI's LiDAR-based annotated depth; auto picks by
+    # data.dataset.
+    boundary_rule: str = "auto"
 
 
 @dataclass
@@ -129,6 +140,13 @@ class TrainConfig:
         return to_plain(asdict(self))
 
 
+def boundary_rule(cfg: TrainConfig) -> BoundaryRule:
+    """eval.boundary_rule with 'auto' resolved: dense for NYU, sparse for KITTI's LiDAR truth."""
+    if cfg.eval.boundary_rule != "auto":
+        return cfg.eval.boundary_rule
+    return "dense" if cfg.data.dataset == "nyu" else "sparse"
+
+
 def apply_override(data: dict, assignment: str) -> None:
     """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (numbers, lists, null)."""
     if "=" not in assignment:
@@ -153,13 +171,43 @@ def apply_override(data: dict, assignment: str) -> None:
     node[parts[-1]] = value
 
 
+def read_recipe(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A recipe's plain data, with `base: other.yaml` (relative to the file) merged under it.
+
+    An arm of a comparison (the semantic-only control) is its base recipe plus the fields that
+    differ, so the two cannot drift apart the way two copied files would.
+    """
+    # the same guarded reader as a checkpoint's config.yaml: size cap, UTF-8, no aliases
+    data = read_yaml_file(path, "a training config, e.g. training/configs/kitti.yaml")
+    if not isinstance(data, dict) or "base" not in data:
+        return data
+    base = data.pop("base")
+    if not isinstance(base, str) or not base:
+        raise ConfigError(
+            f"is {quote(base, 80)}", source=path, field="base", fix="name a recipe file"
+        )
+    base_path = (path.parent / base).resolve()
+    if base_path in chain or base_path == path.resolve():
+        raise ConfigError(
+            "recipes name each other as base", source=path, field="base", fix="break the cycle"
+        )
+    return _merged(read_recipe(base_path, (*chain, path.resolve())), data)
+
+
+def _merged(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        both_sections = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both_sections else value
+    return merged
+
+
 def load_train_config(path: Optional[Union[str, Path]], overrides: list[str] = ()) -> TrainConfig:
     data: dict = {}
     source = "<defaults>"
     if path is not None:
         source = str(path)
-        # the same guarded reader as a checkpoint's config.yaml: size cap, UTF-8, no aliases
-        data = read_yaml_file(Path(path), "a training config, e.g. training/configs/kitti.yaml")
+        data = read_recipe(Path(path))
     for assignment in overrides:
         apply_override(data, assignment)
     cfg = build_dataclass(TrainConfig, data, source, "")
@@ -168,14 +216,39 @@ def load_train_config(path: Optional[Union[str, Path]], overrides: list[str] = (
     return cfg
 
 
+def _same_list(a: str, b: str, root: str) -> bool:
+    """Whether two list fields name one file (relative names are under data.root); no I/O."""
+
+    def where(name: str) -> str:
+        path = Path(name).expanduser()
+        return os.path.normpath(path if path.is_absolute() else Path(root) / path)
+
+    return where(a) == where(b)
+
+
 def _validate(cfg: TrainConfig, source: str) -> None:
     def bad(name: str, why: str, fix: str) -> ConfigError:
         return ConfigError(f"{source}: field '{name}' {why}. Fix: {fix}.")
 
     if cfg.data.dataset not in DATASETS:
         raise bad("data.dataset", f"is {cfg.data.dataset!r}", "use " + " or ".join(DATASETS))
+    if cfg.data.val_list and _same_list(cfg.data.val_list, cfg.data.test_list, cfg.data.root):
+        # Selecting the checkpoint on the test split makes the test number optimistic: the
+        # mistake the SPACE-CLIP authors corrected in their own release.
+        raise bad(
+            "data.val_list",
+            f"is the test list (data.test_list {cfg.data.test_list!r})",
+            "select on a validation list held out from the training data: python -m "
+            "training.splits kitti|nyu --root DATA writes one (training/README.md)",
+        )
     if cfg.eval.crop not in ("eigen", "garg", "nyu", "none"):
         raise bad("eval.crop", f"is {cfg.eval.crop!r}", "use eigen, garg, nyu or none")
+    if cfg.eval.boundary_rule not in ("auto", *BOUNDARY_RULES):
+        raise bad(
+            "eval.boundary_rule",
+            f"is {cfg.eval.boundary_rule!r}",
+            "use auto, " + " or ".join(BOUNDARY_RULES),
+        )
     if cfg.eval.protocol not in PROTOCOLS:
         raise bad("eval.protocol", f"is {cfg.eval.protocol!r}", "use " + " or ".join(PROTOCOLS))
     if cfg.eval.protocol == "reference" and cfg.data.dataset != "kitti":

@@ -3,21 +3,28 @@
     python -m training.evaluate --checkpoint runs/kitti/checkpoints/best_ema \\
         --config training/configs/kitti.yaml --flip-tta --json results.json  # standard protocol
     python -m training.evaluate --checkpoint checkpoints/kitti_release --protocol reference \\
-        --config training/configs/kitti.yaml --flip-tta                        # the paper's 0.0901
+        --config training/configs/kitti.yaml --flip-tta                        # the release's
     python -m training.evaluate --checkpoint runs/nyu/checkpoints/best_ema \\
         --config training/configs/nyu.yaml --flip-tta --json results.json  # crop nyu, 1e-3..10 m
 
-Protocols (training/README.md, "Numbers to expect", says which number belongs to which):
+It evaluates data.test_list (the final, once-only evaluation; --list for another list). The
+headline numbers are metric: the prediction in metres against the ground truth, unscaled.
+Median-scaled numbers (each prediction scaled by median(gt)/median(pred), which hides any scale
+error) are printed beside them under their own label, for comparison with relative-depth work
+only. Boundary and interior metrics (space_clip_ros.metrics.boundary_masks: log-depth jumps of
+0.05, and 0.03 / 0.10 as sensitivity checks, in a 7x7 band) are reported per crop, each over the
+images where the region has pixels, with its pixel count.
+
+Protocols (training/README.md, "Numbers and protocols", says which number belongs to which):
 - standard (BTS/AdaBins, most published KITTI numbers): the network sees the KB-cropped image;
   its prediction, at the crop's native resolution, is pasted into a ground-truth-sized canvas,
   so metrics are computed at native ground-truth resolution over valid pixels in
   [min_depth, max_depth] inside the Eigen or Garg crop. NYU: the full 480x640 image, the Eigen
   NYU crop ("nyu"), 1e-3..10 m.
-- reference (the SPACE-CLIP release, its reported numbers): the full frame is resized with PIL
-  bicubic to 704x352 (8-bit), the model resizes that to its input itself; the ground truth is
-  resized (nearest) to 352x704 and the Eigen crop fractions are applied there. KITTI only.
-Metrics come from
-space_clip_ros.metrics, the same code the node's accuracy tools use.
+- reference (the SPACE-CLIP release): the full frame is resized with PIL bicubic to 704x352
+  (8-bit), the model resizes that to its input itself; the ground truth is resized (nearest) to
+  352x704 and the Eigen crop fractions are applied there. KITTI only.
+Metrics come from space_clip_ros.metrics, the same code the node's accuracy tools use.
 """
 
 from __future__ import annotations
@@ -35,11 +42,29 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
+from space_clip_ros.evaluation.report import finite_or_none
+from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.io.depth_files import read_png16
-from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table, valid_mask
+from space_clip_ros.metrics import (
+    BOUNDARY_RULES,
+    BoundaryRule,
+    RunningMetrics,
+    RunningRegions,
+    compute_metrics,
+    format_table,
+    region_metrics,
+    valid_mask,
+)
 from space_clip_ros.model import SpaceClip, load_checkpoint
 from space_clip_ros.runtime import PRECISIONS, autocast, resolve_device
-from training.config import PROTOCOLS, ConfigError, DataConfig, TrainConfig, load_train_config
+from training.config import (
+    PROTOCOLS,
+    ConfigError,
+    DataConfig,
+    TrainConfig,
+    boundary_rule,
+    load_train_config,
+)
 from training.datasets import DatasetError, DepthDataset, collate_eval, make_dataset
 
 LOG = logging.getLogger("evaluate")
@@ -124,14 +149,22 @@ def evaluate(
     min_depth: float = 1e-3,
     max_depth: float = 80.0,
     flip_tta: bool = False,
-    median_scaling: bool = False,
     amp_dtype: Optional[torch.dtype] = None,
-) -> dict[str, dict[str, float]]:
-    """Mean per-image metrics for each crop: {crop: {metric: value, ..., 'count': n}}."""
+    boundary_rule: Optional[BoundaryRule] = None,
+) -> dict[str, dict]:
+    """Mean per-image metrics for each crop.
+
+    {crop: {metric: value, ..., 'count': n, 'median_scaled': {metric: value, ...},
+    'regions': {'boundary_0.05': {metric: value, ..., 'images': k, 'pixels': p}, ...}}}: the
+    top-level metrics are metric (unscaled), the ones the trainer selects on; 'regions' only
+    with a boundary_rule (they cost a few morphology passes per image and threshold).
+    """
     was_training = model.training
     model.eval()
     device = next(model.decoder.parameters()).device
     running = {crop: RunningMetrics() for crop in crops}
+    scaled = {crop: RunningMetrics() for crop in crops}
+    regions = {crop: RunningRegions() for crop in crops}
     for batch in loader:
         depth = predict(model, batch["image"].to(device), flip_tta, amp_dtype).cpu().numpy()[:, 0]
         for pred, gt, (top, left) in zip(depth, batch["gt"], batch["box"].tolist()):
@@ -142,11 +175,36 @@ def evaluate(
             region[top : top + pred.shape[0], left : left + pred.shape[1]] = True
             for crop in crops:
                 mask = valid_mask(gt, min_depth, max_depth, crop) & region
-                running[crop].update(
-                    compute_metrics(canvas, gt, mask, min_depth, max_depth, median_scaling)
-                )
+                bounds = (min_depth, max_depth)
+                running[crop].update(compute_metrics(canvas, gt, mask, *bounds))
+                scaled[crop].update(compute_metrics(canvas, gt, mask, *bounds, True))
+                if boundary_rule is not None:
+                    regions[crop].update(region_metrics(canvas, gt, mask, boundary_rule, *bounds))
     model.train(was_training)
-    return {crop: {**r.mean(), "count": r.count} for crop, r in running.items()}
+    results = {}
+    for crop in crops:
+        results[crop] = {
+            **running[crop].mean(),
+            "count": running[crop].count,
+            "median_scaled": scaled[crop].mean(),
+        }
+        if boundary_rule is not None:
+            results[crop]["regions"] = regions[crop].mean()
+    return results
+
+
+def results_table(results: dict[str, dict]) -> str:
+    """Metric rows first (the headline), then the labelled median-scaled and region rows."""
+    rows = [(crop, m) for crop, m in results.items()]
+    rows += [(f"{crop} median-scaled", m["median_scaled"]) for crop, m in results.items()]
+    for crop, m in results.items():
+        rows += [
+            (f"{crop} {name}", values)
+            for name, values in m.get("regions", {}).items()
+            if values["images"] > 0
+        ]
+    width = max(len(name) for name, _ in rows) + 2
+    return format_table(rows, name_width=width)
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
@@ -172,7 +230,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="override a config field, e.g. data.root=/data/kitti",
     )
     parser.add_argument(
-        "--list", help="file list to evaluate (default: data.val_list of the config)"
+        "--list",
+        help="file list to evaluate (default: data.test_list of the config, the final "
+        "evaluation; selection during training uses data.val_list)",
     )
     parser.add_argument(
         "--protocol",
@@ -192,9 +252,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--flip-tta", action="store_true", help="average with the horizontally flipped prediction"
     )
     parser.add_argument(
-        "--median-scaling",
-        action="store_true",
-        help="scale each prediction by median(gt)/median(pred)",
+        "--boundary-rule",
+        choices=BOUNDARY_RULES,
+        help="boundary/interior rule (default: eval.boundary_rule; auto = dense for NYU, sparse "
+        "for KITTI)",
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -222,7 +283,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             args.checkpoint, device=device, backbone_weights=args.backbone_weights
         )
         protocol = args.protocol or cfg.eval.protocol
-        dataset = make_eval_dataset(cfg.data, Path(args.list or cfg.data.val_list), protocol)
+        list_path = Path(args.list or cfg.data.test_list)
+        dataset = make_eval_dataset(cfg.data, list_path, protocol)
     except SpaceClipError as exc:  # config, checkpoint, dataset: nothing ran, exit 2
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -238,18 +300,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     amp = PRECISIONS[args.precision]  # runtime.autocast runs fp32 as it is
     crops = tuple(args.crop or default_crops(cfg, protocol))
+    rule = args.boundary_rule or boundary_rule(cfg)
     results = evaluate(
-        model,
-        loader,
-        crops,
-        cfg.data.min_depth,
-        cfg.data.max_depth,
-        args.flip_tta,
-        args.median_scaling,
-        amp,
+        model, loader, crops, cfg.data.min_depth, cfg.data.max_depth, args.flip_tta, amp, rule
     )
-    print(f"protocol: {protocol}")
-    print(format_table((crop, m) for crop, m in results.items()))
+    print(f"protocol: {protocol}; list: {list_path}; flip TTA: {args.flip_tta}")
+    print(
+        "metric depth (unscaled) first; 'median-scaled' rows hide scale errors (relative depth "
+        f"only); boundary/interior: {rule} rule, log-depth jump threshold in the name"
+    )
+    print(results_table(results))
     print(
         f"{len(dataset)} images with ground truth ({dataset.no_gt} list entries without, skipped "
         "by the protocol)"
@@ -259,14 +319,18 @@ def main(argv: Optional[list[str]] = None) -> int:
             "checkpoint": str(args.checkpoint),
             "dataset": cfg.data.dataset,
             "protocol": protocol,
-            "list": str(args.list or cfg.data.val_list),
+            "list": str(list_path),
             "flip_tta": args.flip_tta,
-            "median_scaling": args.median_scaling,
+            "scaling": "none: metric depth; per crop, 'median_scaled' holds the median-scaled "
+            "numbers (labelled, relative depth only)",
+            "boundary_rule": rule,
             "min_depth": cfg.data.min_depth,
             "max_depth": cfg.data.max_depth,
+            "images": len(dataset),
             "metrics": results,
         }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(finite_or_none(report), indent=2, allow_nan=False) + "\n")
         LOG.info("wrote %s", args.json)
     return 0
 

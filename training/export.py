@@ -6,10 +6,14 @@
     python -m training.export --checkpoint runs/kitti/checkpoints/best_ema --onnx space_clip.onnx
 
 The trainer already writes node checkpoints (``checkpoints/{last,best}[_ema]``); this tool
-converts any ``state_*.pt`` (e.g. a preempted run) and exports ONNX. The ONNX graph takes
-``image``: float32 RGB in [0, 1], shape (batch, 3, H, W) at the encoder input size
-(config backbone.input_size, 224x224 for the paper's ViT-B/16; resize frames to it first), and
-returns ``depth``: (batch, 1, H, W) metres at that size. The batch axis is dynamic.
+converts any ``state_*.pt`` (e.g. a preempted run) and exports ONNX. Every node checkpoint
+carries the record of the encoder its decoder was trained on (config.yaml ``encoder_record``,
+checked by space_clip_ros.shared.attach); re-exporting a checkpoint written before records
+existed (``--checkpoint OLD --out NEW``) adds one, measured from the tower its config builds.
+
+The ONNX graph takes ``image``: float32 RGB in [0, 1], shape (batch, 3, H, W) at the encoder
+input size (config backbone.input_size, 224x224 for the paper's ViT-B/16; resize frames to it
+first), and returns ``depth``: (batch, 1, H, W) metres at that size. The batch axis is dynamic.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from space_clip_ros.model import (
     load_checkpoint,
     save_checkpoint,
 )
-from space_clip_ros.model.checkpoint import upgrade_decoder_state
+from space_clip_ros.model.checkpoint import CONFIG_FILE, upgrade_decoder_state
 from space_clip_ros.model.onnx_export import check_onnx, export_onnx
 from training.state import STATE_LAST, load_state
 
@@ -115,8 +119,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.out:
+        # The encoder record (config.yaml) says what the decoder was trained on: a checkpoint's
+        # own record is kept; a training state's tower is measured now, so --backbone-weights
+        # given with --run/--state must be the weights training used.
+        kept = model.config.encoder_record is not None
         save_checkpoint(model, args.out)
-        print(f"wrote node checkpoint {args.out}")
+        record = SpaceClipConfig.load(Path(args.out) / CONFIG_FILE).encoder_record
+        print(
+            f"wrote node checkpoint {args.out} (encoder record "
+            f"{'kept from the checkpoint' if kept else 'measured from the backbone'}: "
+            f"{record.source}, weights sha256 {record.weights.float32[:12]}...)"
+        )
     if args.onnx:
         export_onnx(model, args.onnx, args.opset)
         error = check_onnx(model, args.onnx)

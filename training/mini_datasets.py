@@ -4,7 +4,9 @@
     python -m training.mini_datasets nyu /tmp/mini_nyu --train 8 --test 4
 
 Both write what training/datasets.py reads, with the real list names, so the real configs work
-with only ``data.root`` changed:
+with only ``data.root`` changed (and, for KITTI's small frames, tiny.yaml's crop sizes). Each
+training list covers two drives or scene groups, and training/splits.py holds one out for
+validation exactly as on the real data (``<prefix>_train_minus_val.txt``, ``<prefix>_val.txt``):
 
 KITTI (Eigen split, ``data_depth_annotated``): learnable road-like scenes (a ground plane whose
 depth grows towards the horizon, a few boxes; brightness tied to depth, a texture) so a few
@@ -13,7 +15,7 @@ optimiser steps visibly reduce the error. Ground truth is sparse like the projec
 
     <root>/raw/2011_09_26/<drive>/image_02/data/0000000005.png
     <root>/annotated/{train,val}/<drive>/proj_depth/groundtruth/image_02/0000000005.png
-    <root>/splits/{train,test}.txt
+    <root>/splits/kitti_eigen_{train,test}_files_with_gt.txt, kitti_eigen_{train_minus_val,val}.txt
 
 NYU Depth v2 (BTS/AdaBins layout, 640x480 frames): learnable rooms (floor, ceiling, a back
 wall, boxes of furniture; brightness tied to depth, a texture) with a window beyond the 10 m cap.
@@ -22,7 +24,7 @@ holes are 0::
 
     <root>/sync/<scene>/rgb_00045.jpg, sync_depth_00045.png                      training
     <root>/official_splits/test/<category>/rgb_00045.jpg, sync_depth_00045.png   test split
-    <root>/splits/nyudepthv2_{train,test}_files_with_gt.txt
+    <root>/splits/nyudepthv2_{train,test}_files_with_gt.txt, nyudepthv2_{train_minus_val,val}.txt
 """
 
 from __future__ import annotations
@@ -40,29 +42,49 @@ from PIL import Image
 from space_clip_ros.errors import ConfigError, run_tool
 from space_clip_ros.io.depth_files import NYU_DEPTH_SCALE, write_png16
 from training.datasets import NYU_TEST_DIR, NYU_TRAIN_DIR
+from training.splits import SPECS, make_split
 
 
 @dataclass(frozen=True)
 class MiniDataset:
-    """A generated mini dataset: its root and BTS/AdaBins file lists (KITTI and NYU alike)."""
+    """A generated mini dataset: its root and BTS/AdaBins file lists (KITTI and NYU alike).
+
+    train_list is the training list minus the held-out validation group (what the recipes train
+    on), val_list the held-out group, test_list the test split.
+    """
 
     root: Path
     train_list: Path
     test_list: Path
+    val_list: Path
 
 
-def _write_lists(root: Path, train_list: str, test_list: str, train: list, test: list):
-    paths = root / train_list, root / test_list
-    for path, lines in zip(paths, (train, test)):
+def _write_lists(root: Path, dataset: str, train: list, test: list, val_group: str):
+    """The full training and the test list, then the validation hold-out by training/splits.py.
+
+    The generated groups are named so that the default seed holds out val_group; that is checked,
+    so a change to the draw cannot silently swap the mini dataset's train and val sizes.
+    """
+    spec = SPECS[dataset]
+    for rel, lines in ((spec.source, train), (spec.test_list, test)):
+        path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n")
-    return MiniDataset(root, *paths)
+    manifest = make_split(spec, root)
+    if manifest["groups"]["val"] != [val_group]:
+        raise RuntimeError(
+            f"the default seed held out {manifest['groups']['val']}, not {val_group}: rename "
+            "the mini dataset's groups"
+        )
+    train_list, val_list, _ = spec.outputs(root)
+    return MiniDataset(root, train_list, root / spec.test_list, val_list)
 
 
 # --------------------------------------------------------------------------------------------
 # KITTI
 
 KITTI_TRAIN_DRIVE = "2011_09_26_drive_0001_sync"
+KITTI_VAL_DRIVE = "2011_09_26_drive_0005_sync"  # the training drive the default seed holds out
 KITTI_TEST_DRIVE = "2011_09_26_drive_0002_sync"
 KITTI_FOCAL = 721.5377  # the list's focal is the full-resolution one, as in the real lists
 FIRST_ANNOTATED = 5  # data_depth_annotated leaves out the first and last 5 frames of a drive
@@ -126,10 +148,12 @@ def make_mini_kitti(
     n_test: int = 2,
     size: tuple[int, int] = (60, 160),
     seed: int = 0,
+    n_val: int = 2,
 ) -> MiniDataset:
     """raw/, annotated/{train,val}/ and splits/ under root; the test list has one 'None' line.
 
-    size is (height, width).
+    n_train frames in KITTI_TRAIN_DRIVE, n_val in KITTI_VAL_DRIVE (both on the Eigen training
+    list; the split holds the second out), n_test in KITTI_TEST_DRIVE. size is (height, width).
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -138,17 +162,17 @@ def make_mini_kitti(
     test.append(
         f"{KITTI_TEST_DRIVE[:10]}/{KITTI_TEST_DRIVE}/image_02/data/{0:010d}.png None {KITTI_FOCAL}"
     )
-    return _write_lists(root, "splits/train.txt", "splits/test.txt", train, test)
+    train += _write_kitti_drive(root, KITTI_VAL_DRIVE, "train", n_val, size, rng)
+    return _write_lists(root, "kitti", train, test, KITTI_VAL_DRIVE.removesuffix("_sync"))
 
 
 # --------------------------------------------------------------------------------------------
 # NYU Depth v2
 
-NYU_TRAIN_SCENES = ("kitchen_0028a", "bedroom_0004")
+NYU_TRAIN_SCENES = ("bedroom_0004", "kitchen_0028a")
+NYU_VAL_SCENES = ("bedroom_0016a", "bedroom_0016b")  # one group, which the default seed holds out
 NYU_TEST_CATEGORIES = ("kitchen", "bathroom")
 NYU_FOCAL = 518.8579
-NYU_TRAIN_LIST = "splits/nyudepthv2_train_files_with_gt.txt"
-NYU_TEST_LIST = "splits/nyudepthv2_test_files_with_gt.txt"
 NYU_BORDER = (8, 16)  # rows, columns of blank border (depth 0), inside the box the loaders drop
 NYU_HOLE_DENSITY = 0.05
 
@@ -206,10 +230,12 @@ def make_mini_nyu(
     n_test: int = 2,
     size: tuple[int, int] = (480, 640),
     seed: int = 0,
+    n_val: int = 2,
 ) -> MiniDataset:
     """sync/, official_splits/test/ and splits/ under root, images spread over two scenes each.
 
-    size is (height, width).
+    n_train frames in NYU_TRAIN_SCENES, n_val in NYU_VAL_SCENES (one scene group, held out by
+    the split), n_test in two test categories. size is (height, width).
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -222,7 +248,11 @@ def make_mini_nyu(
         category = NYU_TEST_CATEGORIES[i % len(NYU_TEST_CATEGORIES)]
         rgb, gt = _write_nyu_frame(root / NYU_TEST_DIR / category, 1 + i, size, rng)
         test.append(f"{category}/{rgb} {category}/{gt} {NYU_FOCAL}")
-    return _write_lists(root, NYU_TRAIN_LIST, NYU_TEST_LIST, train, test)
+    for i in range(n_val):
+        scene = NYU_VAL_SCENES[i % len(NYU_VAL_SCENES)]
+        rgb, gt = _write_nyu_frame(root / NYU_TRAIN_DIR / scene, 45 + i, size, rng)
+        train.append(f"/{scene}/{rgb} /{scene}/{gt} {NYU_FOCAL}")
+    return _write_lists(root, "nyu", train, test, "bedroom_0016")
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("root", type=Path, help="output folder (must not exist or be empty)")
     parser.add_argument("--train", type=int, default=8, help="training images (default 8)")
     parser.add_argument("--test", type=int, default=4, help="test images (default 4)")
+    parser.add_argument(
+        "--val", type=int, default=2, help="images of the held-out validation group (default 2)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -247,11 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Generate into <root>.partial, then rename: an interrupted run leaves no half dataset."""
     args = build_parser().parse_args(argv)
-    if args.train < 1 or args.test < 1:
+    if min(args.train, args.test, args.val) < 1:
         raise ConfigError(
-            f"need at least one image per split, got {args.train} and {args.test}",
-            field="--train/--test",
-            fix="give --train N --test N with N >= 1",
+            f"need at least one image per split, got {args.train}, {args.test} and {args.val}",
+            field="--train/--test/--val",
+            fix="give --train N --test N --val N with N >= 1",
         )
     root: Path = args.root
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -262,7 +295,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
     partial = root.with_name(root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    MAKERS[args.dataset](partial, args.train, args.test, seed=args.seed)
+    MAKERS[args.dataset](partial, args.train, args.test, seed=args.seed, n_val=args.val)
     if root.exists():
         root.rmdir()
     partial.rename(root)

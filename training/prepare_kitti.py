@@ -6,6 +6,7 @@
 Resulting tree (what training/datasets.py reads):
 
     <root>/splits/kitti_eigen_{train,test}_files_with_gt.txt
+    <root>/splits/kitti_eigen_{train_minus_val,val}.txt, kitti_eigen_val.json (training/splits.py)
     <root>/raw/2011_09_26/2011_09_26_drive_0001_sync/image_02/data/0000000000.png
     <root>/raw/2011_09_26/calib_cam_to_cam.txt
     <root>/annotated/{train,val}/2011_09_26_drive_0001_sync/proj_depth/groundtruth/image_02/*.png
@@ -15,6 +16,11 @@ the server's length, zip CRCs, SHA-256 where one is known) before it is extracte
 under ``<root>/.prepared/`` makes finished archives cost nothing on a re-run. Archives copied in
 by hand into ``<root>/downloads/`` are verified and extracted like downloaded ones: that is the
 way to prepare a machine without internet.
+
+Once the lists are in place, a validation list is held out from the Eigen training drives by drive
+(training/splits.py; seed ``--val-seed``, share ``--val-fraction``): the recipe trains on
+``kitti_eigen_train_minus_val.txt`` and selects its checkpoint on ``kitti_eigen_val.txt``; the
+test list is left for the final evaluation.
 
 Only https is fetched (plain http only from this machine's loopback, e.g. a local mirror or the
 tests' server), redirects included. KITTI publishes no checksums, so none ship with this tool;
@@ -45,8 +51,9 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from space_clip_ros.errors import ConfigError, RuntimeFailure, quote
+from space_clip_ros.errors import ConfigError, InputError, RuntimeFailure, quote
 from space_clip_ros.io.atomic import atomic_path
+from training.splits import DRIVE_RE, SPECS, SPLIT_SEED, VAL_FRACTION, make_split
 
 LOG = logging.getLogger("prepare_kitti")
 
@@ -72,7 +79,6 @@ KNOWN_SHA256: dict[str, str] = {}
 DEFAULT_MAX_EXTRACT_GB = 64.0
 APPROX_BYTES = {"data_depth_annotated.zip": 14_500_000_000}
 SPLIT_FILES = ("kitti_eigen_train_files_with_gt.txt", "kitti_eigen_test_files_with_gt.txt")
-DRIVE_RE = re.compile(r"(\d{4}_\d{2}_\d{2})_drive_(\d{4})_sync")
 CHUNK = 1 << 20
 
 
@@ -460,13 +466,17 @@ def run(
     *,
     checksums: Optional[dict[str, str]] = None,
     max_extract_bytes: int = int(DEFAULT_MAX_EXTRACT_GB * 1e9),
+    val_seed: int = SPLIT_SEED,
+    val_fraction: float = VAL_FRACTION,
 ) -> None:
     for base in bases.values():
         check_url(base)  # before anything is fetched
     extra = (checksums, max_extract_bytes)
-    # The lists are small and say which drives are needed, so even --dry-run fetches them.
+    # The lists are small and say which drives are needed, so even --dry-run fetches them, and
+    # holds out the validation drives (a few small files) before any large download.
     for item in split_items(bases):
         prepare_item(item, root, timeout, keep_archives, *extra)
+    make_split(SPECS["kitti"], root, val_seed, val_fraction)
     if drives is None:
         drives = drives_in_split_lists([root / "splits" / name for name in SPLIT_FILES])
     items = data_items(drives, bases)
@@ -535,6 +545,19 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help=f"refuse an archive whose members add up to more (default: {DEFAULT_MAX_EXTRACT_GB})",
     )
     parser.add_argument(
+        "--val-seed",
+        type=int,
+        default=SPLIT_SEED,
+        help=f"seed of the validation drives' draw (default {SPLIT_SEED}; training/splits.py)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=VAL_FRACTION,
+        help=f"share of the Eigen training drives held out for validation (default "
+        f"{VAL_FRACTION})",
+    )
+    parser.add_argument(
         "--drives",
         nargs="+",
         help="only these drives (e.g. 2011_09_26_drive_0001) instead of the split's",
@@ -557,8 +580,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             args.drives,
             checksums=checksums,
             max_extract_bytes=int(args.max_extract_gb * 1e9),
+            val_seed=args.val_seed,
+            val_fraction=args.val_fraction,
         )
-    except (PrepareError, ConfigError) as exc:
+    except (PrepareError, ConfigError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     return 0

@@ -433,7 +433,6 @@ class Trainer:
                 self.cfg.data.min_depth,
                 self.cfg.data.max_depth,
                 self.cfg.eval.flip_tta,
-                False,
                 self.amp_dtype,
             )
             metrics = {"raw": evaluate(self.model, self.val_loader, *args)}
@@ -443,7 +442,10 @@ class Trainer:
             for variant, per_crop in metrics.items():
                 for crop, values in per_crop.items():
                     for name, value in values.items():
-                        self.writer.add_scalar(f"val_{variant}_{crop}/{name}", value, self.step)
+                        if isinstance(value, (int, float)):  # the metric (unscaled) numbers
+                            self.writer.add_scalar(
+                                f"val_{variant}_{crop}/{name}", value, self.step
+                            )
             LOG.info(
                 "epoch %d val (%s protocol, %s crop) %s",
                 self.epoch,
@@ -451,7 +453,11 @@ class Trainer:
                 self.cfg.eval.crop,
                 json.dumps(
                     {
-                        v: {k: round(x, 4) for k, x in m[self.cfg.eval.crop].items()}
+                        v: {
+                            k: round(x, 4)
+                            for k, x in m[self.cfg.eval.crop].items()
+                            if isinstance(x, (int, float))
+                        }
                         for v, m in metrics.items()
                     }
                 ),

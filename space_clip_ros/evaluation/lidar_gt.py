@@ -12,7 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from space_clip_ros.geometry import Intrinsics, sparse_depth_from_points, transform_points
-from space_clip_ros.metrics import Crop, compute_metrics, valid_mask
+from space_clip_ros.metrics import Crop, compute_metrics, region_metrics, valid_mask
+
+# A projected scan is sparse: boundary and interior pixels follow metrics.boundary_masks' sparse
+# rule (pixels with a measured 4-neighbour; the dense rule's fully measured 7x7 squares almost
+# never occur in a scan).
+LIDAR_BOUNDARY_RULE = "sparse"
 
 
 @dataclass(frozen=True)
@@ -37,8 +42,12 @@ def frame_metrics(
     camera_from_lidar: np.ndarray,
     intr: Intrinsics,
     settings: AccuracySettings = AccuracySettings(),
-) -> dict[str, float]:
+) -> dict:
     """Metrics of one predicted depth image against the LiDAR scan taken with it.
+
+    The whole-image metrics (metrics.METRIC_NAMES), then 'regions': boundary and interior metrics
+    with their pixel counts (metrics.region_metrics, sparse rule), and 'lidar_pixels': the scan's
+    pixels scored in the whole image, which the region counts are a part of.
 
     `intr` may describe the camera at another resolution (e.g. the camera_info of the raw image
     while the depth is decimated); it is rescaled to the depth image so the LiDAR is rasterised at
@@ -48,8 +57,14 @@ def frame_metrics(
     if (intr.width, intr.height) != (width, height):
         intr = intr.scaled(width, height)
     gt = lidar_depth(points, camera_from_lidar, intr)
-    mask = valid_mask(gt, settings.min_depth, settings.max_depth, settings.crop)
+    truth = valid_mask(gt, settings.min_depth, settings.max_depth, settings.crop)
     # A published depth image marks "no depth" with NaN (REP 118; the node blanks values outside
     # its range): not scored, where compute_metrics would score a NaN prediction as min_depth.
-    mask &= np.isfinite(depth)
-    return compute_metrics(depth, gt, mask, settings.min_depth, settings.max_depth)
+    scored = np.isfinite(depth)
+    mask = truth & scored
+    bounds = (settings.min_depth, settings.max_depth)
+    return {
+        **compute_metrics(depth, gt, mask, *bounds),
+        "lidar_pixels": int(mask.sum()),
+        "regions": region_metrics(depth, gt, truth, LIDAR_BOUNDARY_RULE, *bounds, scored=scored),
+    }

@@ -1,5 +1,11 @@
-"""Numpy image in, metric depth out: the PyTorch estimator and the ONNX Runtime backend."""
+"""Numpy image in, metric depth out: the estimator contract and its PyTorch and ONNX Runtime
+implementations."""
 
-from space_clip_ros.inference.estimator import UNTRAINED_WARNING, DepthEstimator
+from space_clip_ros.inference.estimator import (
+    UNTRAINED_WARNING,
+    DepthEstimator,
+    OnnxEstimator,
+    TorchEstimator,
+)
 
-__all__ = ["UNTRAINED_WARNING", "DepthEstimator"]
+__all__ = ["UNTRAINED_WARNING", "DepthEstimator", "OnnxEstimator", "TorchEstimator"]

@@ -1,15 +1,28 @@
-"""DepthEstimator: numpy images in, metric depth out; the one inference path node and CLI share.
+"""The estimator contract: uint8 camera pixels in, metric depth out; the one inference path.
 
-Uploads uint8 pixels as-is and does colour-order, scaling, resizing and normalisation on the
-device (a 1242x375 uint8 frame is 1.4 MB; as float32 on the host it would be 5.6 MB to copy).
+`DepthEstimator` is what the node, the CLI, the demo, verify and the benchmarks call. It is an
+abstract class with two implementations, `TorchEstimator` (SpaceClip in PyTorch) and
+`OnnxEstimator` (an exported graph on ONNX Runtime), so callers never probe attributes or branch
+on the model's type: everything they may read (device, precision, backend, trained, input_size)
+is set by the constructor.
+
+Two levels of call:
+- `infer(pixels)` takes uint8 (B, H, W, 3) pixels already on the device and returns (B, h, w)
+  float32 metres on the device. The node's frame path (space_clip_ros.depth_frame) uses it so
+  post-processing runs where the depth already is, with one copy to the host per output.
+- `predict(image)` is numpy in, numpy out, for the CLI, tools and the public Python API.
+
+Pixels are uploaded as uint8 and the colour order, scaling, resizing and normalisation happen on
+the device (a 1242x375 frame is 1.4 MB as uint8; as float32 it would be 5.6 MB to copy).
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,6 +37,8 @@ from space_clip_ros.model import (
     build_model,
     load_checkpoint,
 )
+from space_clip_ros.model.backbone import resolve_backbone_weights
+from space_clip_ros.model.space_clip import resize_bilinear, resize_to_encoder
 from space_clip_ros.runtime import (
     PRECISION_CHOICES,
     autocast,
@@ -48,15 +63,18 @@ UNTRAINED_WARNING = (
 def untrained_model(backbone_weights: str | None = None) -> SpaceClip:
     """The default architecture without a trained decoder, for demos and dry runs.
 
-    Tries the real CLIP weights first; when they cannot be fetched (offline) the backbone is
-    random too, and the warning says so.
+    Uses the real CLIP weights when they can be had (a cache, a download, a local file); when
+    they cannot (offline), the backbone is random too, and the warning says so. Built once.
     """
     log.warning(UNTRAINED_WARNING)
+    config = SpaceClipConfig()
     try:
-        return build_model(SpaceClipConfig(), backbone_weights=backbone_weights)
+        resolve_backbone_weights(config.backbone, backbone_weights)
     except BackboneWeightsError as exc:
         log.warning("CLIP weights unavailable (%s); the backbone is random as well.", exc)
-        return build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None)))
+        config = SpaceClipConfig(backbone=BackboneConfig(pretrained=None))
+        backbone_weights = None
+    return build_model(config, backbone_weights=backbone_weights)
 
 
 def backbone_dtype_for(device: torch.device, dtype: torch.dtype) -> torch.dtype:
@@ -69,76 +87,205 @@ def backbone_dtype_for(device: torch.device, dtype: torch.dtype) -> torch.dtype:
     return dtype if device.type == "cuda" and dtype != torch.float32 else torch.float32
 
 
-class DepthEstimator:
-    """precision: 'auto' (fp16 on CUDA, bf16 on a CPU with native bf16, fp32 otherwise; see
-    space_clip_ros.runtime), fp32, fp16 or bf16. The head's last conv and the output resize run
-    in fp32 in every half path (space_clip_ros.model.decoder.DepthHead), so depth stays smooth.
+def _rgb_floats(pixels: torch.Tensor, color_order: ColorOrder) -> torch.Tensor:
+    """(B, H, W, 3) uint8 in `color_order` -> (B, 3, H, W) RGB floats in [0, 1]."""
+    if color_order not in ("rgb", "bgr"):
+        raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
+    x = pixels.permute(0, 3, 1, 2)
+    if color_order == "bgr":
+        x = x.flip(1)
+    return x.float().div_(255.0)
 
-    Note: on CUDA in half precision the model's backbone is cast in place (backbone_dtype_for).
+
+def check_pixels(image: np.ndarray) -> np.ndarray:
+    """`image` if it is uint8 HxWx3 or NxHxWx3 with pixels; a ValueError with the fix if not."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(
+            f"expected uint8 pixels, got dtype {image.dtype}. "
+            "Fix: convert 8-bit images, e.g. img.astype(np.uint8)."
+        )
+    if image.ndim not in (3, 4) or image.shape[-1] != 3:
+        raise ValueError(
+            f"expected HxWx3 or NxHxWx3, got shape {image.shape}. "
+            "Fix: drop alpha / expand grey to 3 channels."
+        )
+    if image.size == 0:
+        raise ValueError(f"empty image, shape {image.shape}")
+    return image
+
+
+class DepthEstimator(ABC):
+    """The contract: `forward` is the one method a backend implements.
+
+    device, precision ('fp32', 'fp16', 'bf16'), backend (a name for logs and /diagnostics),
+    trained (False: an untrained decoder, whose depth is meaningless) and input_size (the
+    encoder's (H, W)) are fixed at construction.
     """
 
     def __init__(
-        self,
-        model: "SpaceClip | OnnxSpaceClip",
-        device: str = "auto",
-        precision: Precision = "fp32",
+        self, device: torch.device, precision: str, backend: str, trained: bool = True
     ) -> None:
-        self.device = resolve_device(device)
-        if isinstance(model, torch.nn.Module):
-            dtype = resolve_precision(precision, self.device)
-            self.precision = precision_name(dtype)
-            self._autocast_dtype: Optional[torch.dtype] = dtype
-            # the tower only: the normalisation constants stay fp32
-            model.backbone.visual.to(backbone_dtype_for(self.device, dtype))
-            self.backend = "pytorch"
-        else:  # ONNX Runtime: the session's providers fixed the precision
-            self.precision = model.precision
-            self._autocast_dtype = None
-            self.backend = "onnxruntime (" + ", ".join(model.providers) + ")"
-        self.model = model.to(self.device).eval()
-        self.trained = True
+        self.device = device
+        self.precision = precision
+        self.backend = backend
+        self.trained = trained
 
     @property
-    def backbone_dtype(self) -> Optional[torch.dtype]:
-        """The frozen backbone's weight dtype; None for an ONNX graph."""
-        if not isinstance(self.model, torch.nn.Module):
-            return None
-        return next(self.model.backbone.parameters()).dtype
+    @abstractmethod
+    def input_size(self) -> tuple[int, int]:
+        """The encoder's input (H, W)."""
 
-    @classmethod
+    @property
+    @abstractmethod
+    def input_resize(self) -> str:
+        """How frames are resized to the encoder input (model.config.INPUT_RESIZE_METHODS)."""
+
+    @abstractmethod
+    def forward(self, images: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+        """(B, 3, H, W) RGB floats in [0, 1] on the device -> (B, 1, h, w) float32 metres."""
+
+    # ------------------------------------------------------------------ the shared call path
+
+    def upload(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 (B, H, W, 3) on the device, from an HxWx3 or NxHxWx3 uint8 array."""
+        image = check_pixels(image)
+        batch = image[None] if image.ndim == 3 else image
+        with warnings.catch_warnings():
+            # ROS message buffers are read-only; the tensor is only read.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            pixels = torch.from_numpy(np.ascontiguousarray(batch))
+        return pixels.to(self.device, non_blocking=True)
+
+    def infer(
+        self,
+        pixels: torch.Tensor,
+        color_order: ColorOrder = "rgb",
+        output_size: Optional[tuple[int, int]] = None,
+    ) -> torch.Tensor:
+        """(B, h, w) float32 metres on the device for uint8 (B, H, W, 3) pixels on the device.
+
+        output_size (h, w) defaults to the input's (H, W).
+        """
+        size = tuple(output_size) if output_size is not None else tuple(pixels.shape[1:3])
+        with torch.inference_mode():
+            return self.forward(_rgb_floats(pixels, color_order), size)[:, 0].float()
+
+    def infer_frames(
+        self, frames: Sequence[tuple[torch.Tensor, ColorOrder, tuple[int, int]]]
+    ) -> list[torch.Tensor]:
+        """One forward pass for frames of any sizes: (pixels (H, W, 3) uint8 on the device,
+        colour order, output (h, w)) each -> (h, w) float32 metres each, on the device.
+
+        Each frame is resized to the encoder input on its own, the batch runs once at the
+        encoder's size, and each depth is resized to its own output size: the same numbers as
+        `infer` per frame (the model's own resizes are the same functions, applied in the same
+        order), at the cost of one forward for all of them.
+        """
+        if not frames:
+            return []
+        encoder = self.input_size
+        with torch.inference_mode():
+            batch = torch.cat(
+                [
+                    resize_to_encoder(_rgb_floats(pixels[None], order), encoder, self.input_resize)
+                    for pixels, order, _ in frames
+                ]
+            )
+            depth = self.forward(batch, encoder).float()
+            return [
+                resize_bilinear(depth[i : i + 1], size)[0, 0]
+                for i, (_, _, size) in enumerate(frames)
+            ]
+
+    def predict(self, image: np.ndarray, color_order: ColorOrder = "rgb") -> np.ndarray:
+        """float32 depth in metres at the input size: HxW for one image, NxHxW for a batch."""
+        depth = self.infer(self.upload(image), color_order).cpu().numpy()
+        return depth[0] if image.ndim == 3 else depth
+
+    def warmup(self, height: int, width: int, iterations: int = 2) -> None:
+        """Run a few frames so lazy CUDA/cuDNN initialisation misses the first real frame."""
+        dummy = np.zeros((height, width, 3), dtype=np.uint8)
+        for _ in range(iterations):
+            self.predict(dummy)
+
+    # ------------------------------------------------------------------ construction
+
+    @staticmethod
     def from_checkpoint(
-        cls,
         checkpoint: Union[str, Path, None],
         device: str = "auto",
         precision: Precision = "fp32",
         backbone_weights: str | None = None,
         trt_cache_dir: Union[str, Path, None] = None,
     ) -> "DepthEstimator":
-        """Load a checkpoint directory or an exported .onnx graph; None (or '') runs the untrained
-        default model, loudly. trt_cache_dir: TensorRT engine and timing caches (.onnx only;
-        None: onnx_runtime.DEFAULT_TRT_CACHE_DIR)."""
+        """The estimator for a checkpoint directory or an exported .onnx graph; None (or '')
+        runs the untrained default model, loudly. trt_cache_dir: TensorRT engine and timing
+        caches (.onnx only; None: onnx_runtime.DEFAULT_TRT_CACHE_DIR)."""
         resolve_device(device)  # a missing cuda:N fails now, not after loading the weights
         if checkpoint and str(checkpoint).endswith(".onnx"):
-            return cls.from_onnx(checkpoint, device, precision, backbone_weights, trt_cache_dir)
+            return OnnxEstimator(checkpoint, device, precision, backbone_weights, trt_cache_dir)
         if checkpoint:
-            return cls(
-                load_checkpoint(checkpoint, backbone_weights=backbone_weights), device, precision
-            )
-        estimator = cls(untrained_model(backbone_weights), device, precision)
-        estimator.trained = False
-        return estimator
+            model = load_checkpoint(checkpoint, backbone_weights=backbone_weights)
+            return TorchEstimator(model, device, precision)
+        return TorchEstimator(untrained_model(backbone_weights), device, precision, trained=False)
 
-    @classmethod
-    def from_onnx(
-        cls,
+
+class TorchEstimator(DepthEstimator):
+    """SpaceClip in PyTorch. precision: 'auto' (fp16 on CUDA, bf16 on a CPU with native bf16,
+    fp32 otherwise; see space_clip_ros.runtime), fp32, fp16 or bf16. The head's last conv and
+    the output resize run in fp32 in every half path (model.decoder.DepthHead), so depth stays
+    smooth.
+
+    Note: on CUDA in half precision the model's backbone is cast in place (backbone_dtype_for).
+    """
+
+    def __init__(
+        self,
+        model: SpaceClip,
+        device: str = "auto",
+        precision: Precision = "fp32",
+        trained: bool = True,
+    ) -> None:
+        resolved = resolve_device(device)
+        dtype = resolve_precision(precision, resolved)
+        super().__init__(resolved, precision_name(dtype), "pytorch", trained)
+        self._autocast_dtype = dtype
+        # the tower only: the normalisation constants stay fp32
+        model.backbone.visual.to(backbone_dtype_for(resolved, dtype))
+        self.model = model.to(resolved).eval()
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.model.input_size
+
+    @property
+    def input_resize(self) -> str:
+        return self.model.config.backbone.input_resize
+
+    @property
+    def backbone_dtype(self) -> torch.dtype:
+        """The frozen backbone's weight dtype."""
+        return next(self.model.backbone.parameters()).dtype
+
+    def forward(self, images: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+        with autocast(self.device, self._autocast_dtype):
+            return self.model(images, output_size=output_size)
+
+
+class OnnxEstimator(DepthEstimator):
+    """An exported graph on ONNX Runtime (TensorRT / CUDA / CPU providers). The graph is fp32;
+    fp16 runs through TensorRT's fp16 engine ('auto' picks it where TensorRT is available)."""
+
+    def __init__(
+        self,
         path: Union[str, Path],
         device: str = "auto",
         precision: Precision = "fp32",
         backbone_weights: str | None = None,
         trt_cache_dir: Union[str, Path, None] = None,
-    ) -> "DepthEstimator":
-        """ONNX Runtime backend (TensorRT / CUDA / CPU providers). The graph is fp32; fp16 runs
-        through TensorRT's fp16 engine ('auto' picks it where TensorRT is available)."""
+    ) -> None:
         if precision not in PRECISION_CHOICES:
             resolve_precision(precision, torch.device("cpu"))  # raises the usual message
         if backbone_weights:
@@ -148,54 +295,22 @@ class DepthEstimator:
                 field="backbone_weights",
                 fix="leave backbone_weights empty",
             )
-        model = OnnxSpaceClip(path, resolve_device(device), precision, trt_cache_dir)
-        return cls(model, device, precision)
+        resolved = resolve_device(device)
+        self.model = OnnxSpaceClip(path, resolved, precision, trt_cache_dir)
+        backend = "onnxruntime (" + ", ".join(self.model.providers) + ")"
+        super().__init__(resolved, self.model.precision, backend)
 
     @property
     def input_size(self) -> tuple[int, int]:
         return self.model.input_size
 
-    def _validate(self, image: np.ndarray) -> np.ndarray:
-        if not isinstance(image, np.ndarray):
-            raise ValueError(f"expected a numpy array, got {type(image).__name__}")
-        if image.dtype != np.uint8:
-            raise ValueError(
-                f"expected uint8 pixels, got dtype {image.dtype}. "
-                "Fix: convert 8-bit images, e.g. img.astype(np.uint8)."
-            )
-        if image.ndim not in (3, 4) or image.shape[-1] != 3:
-            raise ValueError(
-                f"expected HxWx3 or NxHxWx3, got shape {image.shape}. "
-                "Fix: drop alpha / expand grey to 3 channels."
-            )
-        if image.size == 0:
-            raise ValueError(f"empty image, shape {image.shape}")
-        return image
+    @property
+    def input_resize(self) -> str:
+        return self.model.input_resize
 
-    def predict(self, image: np.ndarray, color_order: ColorOrder = "rgb") -> np.ndarray:
-        """float32 depth in metres at the input size: HxW for one image, NxHxW for a batch."""
-        if color_order not in ("rgb", "bgr"):
-            raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
-        image = self._validate(image)
-        batch = image[None] if image.ndim == 3 else image
-        with warnings.catch_warnings():
-            # ROS message buffers are read-only; the tensor is only read (copied by .float()).
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(
-                self.device, non_blocking=True
-            )
-        with torch.inference_mode():
-            x = pixels.permute(0, 3, 1, 2)
-            if color_order == "bgr":
-                x = x.flip(1)
-            x = x.float().div_(255.0)
-            with autocast(self.device, self._autocast_dtype):
-                depth = self.model(x, output_size=batch.shape[1:3])
-            out = depth[:, 0].float().cpu().numpy()
-        return out[0] if image.ndim == 3 else out
+    @property
+    def path(self) -> Path:
+        return self.model.path
 
-    def warmup(self, height: int, width: int, iterations: int = 2) -> None:
-        """Run a few frames so lazy CUDA/cuDNN initialisation misses the first real frame."""
-        dummy = np.zeros((height, width, 3), dtype=np.uint8)
-        for _ in range(iterations):
-            self.predict(dummy)
+    def forward(self, images: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+        return self.model(images, output_size=output_size)

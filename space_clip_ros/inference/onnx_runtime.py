@@ -147,6 +147,26 @@ def provider_config(
     return providers
 
 
+def session_options(ort, spin: bool = False, threads: Optional[int] = None):
+    """ONNX Runtime session options for a node that shares its cores.
+
+    ONNX Runtime's thread pools spin-wait between parallel regions by default: a session that
+    owns the machine gains a little latency, but a node shares the cores with DDS, decoding and
+    publishing, and a spinning pool takes their time (measured on a busy 2-core machine: the
+    same graph took 0.38-0.91x the time with spinning off; bench/RESULTS.md). threads: intra-op
+    threads (None: ONNX Runtime's default, one per physical core); inter-op stays sequential.
+    """
+    options = ort.SessionOptions()
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    for pool in ("intra_op", "inter_op"):
+        options.add_session_config_entry(f"session.{pool}.allow_spinning", "1" if spin else "0")
+    return options
+
+
 def trt_cache_path(cache_dir: Union[str, Path, None]) -> Path:
     """The TensorRT cache directory; None or '' is DEFAULT_TRT_CACHE_DIR."""
     return Path(cache_dir or DEFAULT_TRT_CACHE_DIR).expanduser()
@@ -176,7 +196,9 @@ class OnnxSpaceClip:
         device: torch.device,
         precision: str = "fp32",
         cache_dir: Union[str, Path, None] = None,
+        spin: bool = False,
     ) -> None:
+        """spin: let ONNX Runtime's threads spin-wait (see session_options; off in the node)."""
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -203,6 +225,7 @@ class OnnxSpaceClip:
         try:
             self.session = ort.InferenceSession(
                 str(path),
+                sess_options=session_options(ort, spin),
                 providers=[name for name, _ in providers],
                 provider_options=[options for _, options in providers],
             )

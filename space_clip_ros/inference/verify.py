@@ -33,7 +33,13 @@ import numpy as np
 import torch
 
 from space_clip_ros.errors import ConfigError, InputError, run_tool
-from space_clip_ros.inference.estimator import DepthEstimator
+from space_clip_ros.inference.estimator import DepthEstimator, OnnxEstimator, TorchEstimator
+from space_clip_ros.io.image_decoding import (
+    IMAGE_FILE_SUFFIXES,
+    ImageDecodeError,
+    read_image_file,
+)
+from space_clip_ros.io.limits import DEFAULT_MAX_PIXELS
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
 
 log = logging.getLogger(__name__)
@@ -43,7 +49,6 @@ DEFAULT_TOLERANCE = 0.01
 MIN_DISTINCT_RATIO = 0.5  # bf16 depth out of a bf16 conv had 0.02 % of fp32's distinct values
 DEFAULT_FRAMES = 6
 DEFAULT_SIZE = (621, 188)  # half a KITTI frame: the encoder sees the same 224x224 either way
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -166,30 +171,33 @@ def synthetic_images(
     return [(f"synthetic {f.index}", f.rgb) for f in drive.frames(count)]
 
 
-def image_files(paths: Sequence[Path]) -> list[tuple[str, np.ndarray]]:
-    """Image files, and the images directly inside folders, in name order."""
-    from PIL import Image
+def image_files(
+    paths: Sequence[Path], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[tuple[str, np.ndarray]]:
+    """Image files, and the images directly inside folders, in name order.
 
+    Decoded as the node decodes frames and space-clip-predict files (io/image_decoding): a
+    16-bit or truncated file means here what it means there.
+    """
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_FILE_SUFFIXES)
         elif path.is_file():
             files.append(path)
         else:
             raise ConfigError("no such file or folder", source=path, fix="check the path")
     if not files:
         raise ConfigError(
-            f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {', '.join(map(str, paths))}",
+            f"no images ({', '.join(IMAGE_FILE_SUFFIXES)}) found in {', '.join(map(str, paths))}",
             fix="name image files or a folder that holds them",
         )
     out = []
     for file in files:
         try:
-            with Image.open(file) as img:
-                out.append((file.name, np.asarray(img.convert("RGB"), dtype=np.uint8)))
-        except OSError as exc:
-            raise InputError(f"not a readable image ({exc})", source=file) from exc
+            out.append((file.name, read_image_file(file, max_pixels, "max_image_pixels")))
+        except ImageDecodeError as exc:
+            raise InputError(f"not a usable image ({exc.reason}: {exc})", source=file) from exc
     return out
 
 
@@ -204,11 +212,14 @@ def reference_for(
     device = str(candidate.device)
     if reference_checkpoint:
         return DepthEstimator.from_checkpoint(reference_checkpoint, device, "fp32")
-    if isinstance(candidate.model, torch.nn.Module):
-        reference = DepthEstimator(copy.deepcopy(candidate.model).float(), device, "fp32")
-        reference.trained = candidate.trained
-        return reference
-    return DepthEstimator.from_onnx(candidate.model.path, "cpu", "fp32")
+    if isinstance(candidate, TorchEstimator):
+        model = copy.deepcopy(candidate.model).float()
+        return TorchEstimator(model, device, "fp32", trained=candidate.trained)
+    if isinstance(candidate, OnnxEstimator):
+        return OnnxEstimator(candidate.path, "cpu", "fp32")
+    raise TypeError(
+        f"no fp32 reference for a {type(candidate).__name__}: pass a reference checkpoint"
+    )
 
 
 def verify_estimator(

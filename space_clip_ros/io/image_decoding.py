@@ -4,16 +4,21 @@ Every layout a colour or mono camera publishes through sensor_msgs/Image is deco
 the raw fields (encoding, width, height, step, is_bigendian, data), so the conversions are
 testable without messages: packed RGB/BGR(A) and mono at 8 and 16 bits, 4:2:2 YUV (UYVY and
 YUY2), semi-planar YUV (NV21, NV12, NV24) and the four Bayer mosaics at 8 and 16 bits.
-Compressed frames (PNG, JPEG) are decoded here too, after their header has been read and the
-size checked, so a tiny file can never expand into a huge frame.
+Encoded images are decoded here too, by one rule for CompressedImage messages (PNG, JPEG) and
+image files (also BMP, TIFF, WebP, PNM): the container is walked first (image_containers: the
+declared size, PNG chunk CRCs, the JPEG's markers and its number of progressive scans), the size
+checked, and only then decoded, JPEG by libjpeg-turbo in strict mode so a truncated file or a
+header that claims more pixels than the data holds is an error instead of a grey frame. A tiny
+file can never expand into a huge frame or hours of work.
 
 Conversions follow cv_bridge (`imgmsg_to_cv2(msg, "rgb8")`) so a frame looks the same to this
 node as to any C++ image node: the same cv::cvtColor codes (OpenCV names a Bayer pattern after
 the 2x2 block starting at pixel (1, 1), so ROS `bayer_rggb` is OpenCV `BayerBG`), and 16 bits
-scaled to 8 by 255/65535 with rounding as cv_bridge's convertTo does. The scaling comes first,
-so every conversion runs on 8 bits: identical to cv_bridge for packed and mono input, within one
-level for 16-bit Bayer (cv_bridge demosaics at 16 bits, which costs 10x more: bench/RESULTS.md).
-8-bit packed frames are returned as views of the message buffer (no copy).
+scaled to 8 by 255/65535 with rounding as cv_bridge's convertTo does (16-bit PNG, TIFF and PNM
+too). The scaling comes first, so every conversion runs on 8 bits: identical to cv_bridge for
+packed and mono input, within one level for 16-bit Bayer (cv_bridge demosaics at 16 bits,
+which costs 10x more: bench/RESULTS.md). 8-bit packed frames are returned as views of the
+message buffer (no copy).
 
 Everything wrong with a frame is an `ImageDecodeError` carrying a short `reason` under which
 the node counts drops; user-controlled strings (encoding, format) are quoted with
@@ -24,29 +29,35 @@ from __future__ import annotations
 
 import io
 import sys
-import zlib
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Optional
 
 import cv2
 import numpy as np
+import simplejpeg
 from PIL import Image as PILImage
 
 from space_clip_ros.errors import InputError, quote
+from space_clip_ros.io import image_containers
 
 ColorOrder = Literal["rgb", "bgr"]
 HOST_IS_BIGENDIAN = sys.byteorder == "big"
 
-# A 4K UHD frame (3840 x 2160): above every camera this node is meant for (1920x1200 industrial
-# cameras, KITTI's 1242x375), far below what lets a 2 KB PNG allocate gigabytes.
-DEFAULT_MAX_PIXELS = 3840 * 2160
+# Longest side over shortest. Cameras stay far below it (KITTI 3.3:1, 32:9 ultrawide 3.6:1,
+# equirectangular panoramas 2:1); above it the encoder's square (or 3:1) input squeezes one axis
+# into a few pixels, and the resizes to and from the encoder cost up to minutes: a 1x8,000,000
+# rgb8 frame took 22.9 s, most of it resizing the depth back up (bench/RESULTS.md, "Decode").
+MAX_ASPECT_RATIO = 32
 
 
 class ImageDecodeError(InputError):
     """A frame cannot be turned into an image; the text says which field is wrong.
 
     `reason` is a short stable key (encoding, format, compressed_depth, zero_size, too_large,
-    odd_size, step, data_size, undecodable) under which the node counts rejected frames.
+    aspect_ratio, odd_size, step, data_size, truncated, too_complex, undecodable, unreadable)
+    under which the node counts rejected frames.
     """
 
     def __init__(self, message: str, reason: str) -> None:
@@ -120,15 +131,26 @@ LAYOUTS: dict[str, Layout] = _layouts()
 INPUT_ENCODINGS = tuple(LAYOUTS)
 
 
-def check_size(width: int, height: int, max_pixels: int) -> None:
-    """Reject empty frames and frames above the pixel limit before any buffer is allocated."""
+def check_size(
+    width: int, height: int, max_pixels: int, setting: str = "max_image_pixels"
+) -> None:
+    """Reject empty, oversized and extremely elongated frames before any buffer is allocated.
+
+    `setting` names the limit the user can raise (the node's parameter, a tool's flag).
+    """
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"image has zero size ({width}x{height})", "zero_size")
     if width * height > max_pixels:
         raise ImageDecodeError(
             f"image is {width}x{height} = {width * height} pixels, above "
-            f"max_image_pixels={max_pixels}; raise the parameter if such frames are expected",
+            f"{setting}={max_pixels}; raise it if such frames are expected",
             "too_large",
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageDecodeError(
+            f"image is {width}x{height}, more than {MAX_ASPECT_RATIO}:1; the encoder sees "
+            f"{MAX_ASPECT_RATIO}x more of one axis than the other, so crop or tile such frames",
+            "aspect_ratio",
         )
 
 
@@ -274,66 +296,173 @@ def compressed_codec(fmt: str) -> Optional[str]:
     return codec
 
 
-def _undecodable(fmt: str, size: int, why: object) -> ImageDecodeError:
-    return ImageDecodeError(
-        f"cannot decode compressed image (format {quote(fmt)}, {size} bytes): {quote(str(why))}",
-        "undecodable",
-    )
-
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _check_png_chunks(buffer: memoryview) -> None:
-    """Walk the PNG's chunks: each must fit the buffer and match its CRC, up to IEND.
-
-    OpenCV's PNG reader spends seconds on a 50-byte PNG whose chunk length points past the end
-    of the data (measured: 4.3 s with OpenCV 4.11 and 5.0), which would stall the node's worker;
-    this walk costs one CRC pass (microseconds for a camera frame) and refuses such files first.
-    """
-    position, end = len(PNG_SIGNATURE), len(buffer)
-    while position + 12 <= end:
-        length = int.from_bytes(buffer[position : position + 4], "big")
-        kind = bytes(buffer[position + 4 : position + 8])
-        body_end = position + 8 + length
-        if length > 0x7FFFFFFF or body_end + 4 > end:
-            raise ValueError(f"chunk {kind!r} at byte {position} runs past the end of the data")
-        crc = int.from_bytes(buffer[body_end : body_end + 4], "big")
-        if zlib.crc32(buffer[position + 4 : body_end]) != crc:
-            raise ValueError(f"chunk {kind!r} at byte {position} fails its CRC")
-        if kind == b"IEND":
-            return
-        position = body_end + 4
-    raise ValueError("no IEND chunk: the data is truncated")
+# Containers a file may hold besides PNG and JPEG (space-clip-predict, space-clip-verify): what
+# image tools write. Messages never get them (see compressed_codec).
+FILE_ONLY_CODECS = ("BMP", "TIFF", "WEBP", "PPM")
+FILE_CODECS = ("PNG", "JPEG", *FILE_ONLY_CODECS)
+MESSAGE_CODECS = ("PNG", "JPEG")
+# Names that mark a file in a folder as an image of FILE_CODECS (a file named explicitly is
+# tried whatever its name: the bytes decide).
+IMAGE_FILE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+# Bytes per pixel of the least compact file (16-bit RGBA, uncompressed) plus room for metadata:
+# a larger file cannot hold an image within the pixel limit and is not read into memory.
+MAX_FILE_BYTES_PER_PIXEL = 8
+FILE_METADATA_ALLOWANCE = 16 << 20
+EXIF_ORIENTATION = 0x0112
 
 
 def decode_compressed(data, fmt: str, max_pixels: int) -> ColorImage:
-    """Decode PNG/JPEG bytes with cv2.imdecode after reading the size from the header alone.
+    """A CompressedImage's PNG/JPEG bytes decoded by the one rule for encoded images.
 
-    Pillow only parses the header (PNG and JPEG plugins only), which costs microseconds and
-    bounds the memory before OpenCV allocates the frame. Any failure of either library, whatever
-    it raises (Pillow raises SyntaxError for a broken PNG), is an ImageDecodeError: bad bytes are
-    an input problem, never an inference failure.
+    `fmt` must name jpeg or png (compressed_codec); the bytes decide which of the two is read.
+    Camera frames are never rotated, so EXIF orientation is ignored.
     """
     compressed_codec(fmt)
-    buffer = memoryview(data)
+    source = f"compressed image (format {quote(fmt)}, {len(data)} bytes)"
+    return decode_encoded(bytes(data), source, MESSAGE_CODECS, max_pixels)
+
+
+def read_image_file(path: Path, max_pixels: int, setting: str = "--max-pixels") -> np.ndarray:
+    """HxWx3 uint8 RGB of an image file, decoded by the rule camera messages are.
+
+    The same header walks, limits, 16-to-8-bit scaling and truncation checks as a
+    CompressedImage; files may also be BMP, TIFF, WebP or PNM, and are turned upright by their
+    EXIF orientation as viewers show them. Raises ImageDecodeError (reason `unreadable` when the
+    file cannot be read at all, with the system's reason: permission denied, no such file...).
+    """
+    path = Path(path)
     try:
-        with PILImage.open(io.BytesIO(buffer), formats=("PNG", "JPEG")) as header:
-            width, height = header.size
-    except Exception as exc:  # noqa: BLE001 - any parser failure is a bad frame
-        raise _undecodable(fmt, len(buffer), f"not a PNG or JPEG ({exc})") from exc
-    check_size(width, height, max_pixels)
+        size = path.stat().st_size
+        if size > max_pixels * MAX_FILE_BYTES_PER_PIXEL + FILE_METADATA_ALLOWANCE:
+            raise ImageDecodeError(
+                f"the file is {size} bytes, more than any image within {setting}={max_pixels} "
+                "needs; raise it if such images are expected",
+                "too_large",
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(
+            f"cannot read the file ({exc.strerror or type(exc).__name__})", "unreadable"
+        ) from exc
+    image = decode_encoded(data, "image file", FILE_CODECS, max_pixels, setting, upright=True)
+    return np.ascontiguousarray(image.rgb)
+
+
+def decode_encoded(
+    data: bytes,
+    source: str,
+    codecs: tuple[str, ...],
+    max_pixels: int,
+    setting: str = "max_image_pixels",
+    upright: bool = False,
+) -> ColorImage:
+    """The colour image in encoded bytes (one of `codecs`); every failure an ImageDecodeError.
+
+    Order of work: read the size from the header alone (PNG chunks and JPEG markers are walked
+    first, which also bounds the scans of a progressive JPEG), check it against max_pixels,
+    then decode. JPEG goes through libjpeg-turbo in strict mode (simplejpeg), so a warning such
+    as "premature end of data segment" (a truncated file, or a header claiming more pixels than
+    the data holds) is an error rather than a grey frame; everything else through OpenCV.
+    16-bit samples are scaled to 8 bits by the rule raw 16-bit frames follow.
+    """
+    codec = image_containers.sniff(data)
     try:
-        if bytes(buffer[: len(PNG_SIGNATURE)]) == PNG_SIGNATURE:
-            _check_png_chunks(buffer)
-    except ValueError as exc:
-        raise _undecodable(fmt, len(buffer), exc) from exc
+        if codec == "PNG" and codec in codecs:
+            container = image_containers.walk_png(data)
+        elif codec == "JPEG" and codec in codecs:
+            container = image_containers.walk_jpeg(data)
+        else:
+            container = _pillow_header(data, codecs, source)
+    except image_containers.ContainerError as exc:
+        raise _refused(source, exc, exc.reason) from exc
+    check_size(container.width, container.height, max_pixels, setting)
+    if container.scans > image_containers.MAX_JPEG_SCANS:
+        raise _refused(
+            source,
+            f"a progressive JPEG with more than {image_containers.MAX_JPEG_SCANS} scans "
+            "(decoding it would take seconds to minutes)",
+            "too_complex",
+        )
+    image = _decode_pixels(data, container.codec, source)
+    if image.pixels.shape[:2] != (container.height, container.width):
+        got = f"{image.pixels.shape[1]}x{image.pixels.shape[0]}"
+        raise _refused(
+            source,
+            f"header says {container.width}x{container.height}, decoded {got}",
+            "undecodable",
+        )
+    if upright:
+        image = ColorImage(_upright(image.pixels, container.exif), image.order)
+    return image
+
+
+def _refused(source: str, why: object, reason: str) -> ImageDecodeError:
+    return ImageDecodeError(f"cannot decode {source}: {quote(str(why))}", reason)
+
+
+def _pillow_header(data: bytes, codecs: tuple[str, ...], source: str):
+    """Size and EXIF of the file-only containers, read by Pillow from the header alone."""
+    others = tuple(c for c in codecs if c in FILE_ONLY_CODECS)
+    expected = " or ".join(", ".join(codecs).rsplit(", ", 1))
+    if not others:
+        raise _refused(source, f"not a {expected}", "undecodable")
+    with warnings.catch_warnings():
+        # Pillow's own bomb limit is not ours: check_size decides, with the setting's name.
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        try:
+            with PILImage.open(io.BytesIO(data), formats=others) as header:
+                exif = header.getexif()
+                return image_containers.Container(
+                    header.format, *header.size, exif=exif.tobytes() if exif else None
+                )
+        except PILImage.DecompressionBombError as exc:
+            raise _refused(source, exc, "too_large") from exc
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for a broken header
+            raise _refused(source, f"not a {expected} ({exc})", "undecodable") from exc
+
+
+def _decode_pixels(data: bytes, codec: str, source: str) -> ColorImage:
+    if codec == "JPEG":
+        try:
+            bgr = simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True)  # as cv2 gives
+            return ColorImage(bgr, "bgr")
+        except ValueError as exc:
+            truncated = "premature end" in str(exc).lower()
+            raise _refused(source, exc, "truncated" if truncated else "undecodable") from exc
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_IGNORE_ORIENTATION
     try:
-        flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # camera frames are never rotated
-        bgr = cv2.imdecode(np.frombuffer(buffer, np.uint8), flags)
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as exc:
-        raise _undecodable(fmt, len(buffer), exc) from exc
-    if bgr is None or bgr.shape[:2] != (height, width):
-        got = "nothing" if bgr is None else f"{bgr.shape[1]}x{bgr.shape[0]}"
-        raise _undecodable(fmt, len(buffer), f"header says {width}x{height}, decoded {got}")
-    return ColorImage(bgr, "bgr")
+        raise _refused(source, exc, "undecodable") from exc
+    if bgr is None:
+        raise _refused(source, "OpenCV could not decode the data", "undecodable")
+    if bgr.dtype not in (np.uint8, np.uint16):
+        raise _refused(source, f"{bgr.dtype} samples are not a camera image", "undecodable")
+    return ColorImage(_to_8bit(bgr), "bgr")
+
+
+# EXIF orientation -> the numpy view that turns the stored pixels upright (Pillow's
+# ImageOps.exif_transpose table: 2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate 90
+# clockwise, 7 transverse, 8 rotate 90 counter-clockwise).
+_ORIENTATIONS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: a[::-1].transpose(1, 0, 2),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: a[:, ::-1].transpose(1, 0, 2),
+}
+
+
+def _upright(pixels: np.ndarray, exif: Optional[bytes]) -> np.ndarray:
+    """pixels turned by their EXIF orientation; unreadable EXIF leaves them as stored."""
+    if not exif:
+        return pixels
+    try:
+        orientation = PILImage.Exif()
+        orientation.load(exif)
+        turn = _ORIENTATIONS.get(orientation.get(EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - broken EXIF is not a broken image
+        return pixels
+    return pixels if turn is None else turn(pixels)

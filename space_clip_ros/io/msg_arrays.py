@@ -93,10 +93,16 @@ def pointcloud2_to_array(msg: Any, names: tuple[str, ...] = ("x", "y", "z")) -> 
     return np.stack([points[n].astype(np.float32) for n in names], axis=1)
 
 
-def camera_matrix(msg: Any) -> np.ndarray:
-    """3x4 projection P of a sensor_msgs/CameraInfo; K when P is unset (all zero)."""
+def camera_matrix(msg: Any) -> tuple[np.ndarray, str]:
+    """The matrix to read a sensor_msgs/CameraInfo's intrinsics from, and its name: the 3x4
+    projection P when set, else [K | 0].
+
+    P describes the rectified image, which is what a depth image derived from image_rect refers
+    to and what downstream consumers of depth/camera_info read (depth_image_proc does the same);
+    K is the fallback for drivers that leave P all zero.
+    """
     p = np.asarray(msg.p, dtype=np.float64).reshape(3, 4)
-    if p[0, 0] > 0:
-        return p
+    if np.any(p):
+        return p, "P"
     k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    return np.hstack([k, np.zeros((3, 1))])
+    return np.hstack([k, np.zeros((3, 1))]), "K"

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from space_clip_ros.io import depth_files
-from space_clip_ros.io.atomic import atomic_path
+from space_clip_ros.io.atomic import atomic_path, atomic_paths
 
 if TYPE_CHECKING:
     from space_clip_ros.scenes.street import SyntheticFrame
@@ -27,15 +27,19 @@ OUTPUT_SUFFIX = {"png16": "_depth.png", "npy": "_depth.npy", "preview": "_previe
 def write_outputs(
     depth: np.ndarray, out_stem: Path, formats: Iterable[str], min_depth: float, max_depth: float
 ) -> None:
+    """One frame's files, all or none (io/atomic.atomic_paths): a full disk half-way through
+    must not leave a complete-looking `_depth.png` without its `.npy` and preview."""
+    formats = tuple(formats)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
-    for fmt in formats:
-        path = out_stem.parent / (out_stem.name + OUTPUT_SUFFIX[fmt])
-        if fmt == "png16":
-            depth_files.write_png16(path, depth)
-        elif fmt == "npy":
-            depth_files.write_npy(path, depth)
-        else:
-            depth_files.write_preview(path, depth, min_depth, max_depth)
+    targets = [out_stem.parent / (out_stem.name + OUTPUT_SUFFIX[fmt]) for fmt in formats]
+    with atomic_paths(targets) as staged:
+        for fmt, path in zip(formats, staged):
+            if fmt == "png16":
+                depth_files.write_png16(path, depth)
+            elif fmt == "npy":
+                depth_files.write_npy(path, depth)
+            else:
+                depth_files.write_preview(path, depth, min_depth, max_depth)
 
 
 def write_synthetic_frame(

@@ -78,7 +78,7 @@ def evaluate_bag(
                 static.extend(msg.transforms)
                 continue
             if conn.topic == camera_info_topic:
-                latest_intr = Intrinsics.from_matrix(camera_matrix(msg), msg.width, msg.height)
+                latest_intr = Intrinsics.from_matrix(camera_matrix(msg)[0], msg.width, msg.height)
                 intrinsics[stamp_ns(msg)] = latest_intr
                 continue
             if conn.topic == depth_topic:
@@ -187,6 +187,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"space-clip-bag-accuracy: error: no depth image in {args.bag} paired with a scan "
             f"within {args.max_dt} s; check the topics and --max-dt",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    if not report.running.count:  # a table of NaN would look like a result
+        print(
+            f"space-clip-bag-accuracy: error: none of the {len(report.frames)} paired frames had "
+            f"a LiDAR return inside the evaluated region (crop {args.crop}, up to "
+            f"{args.max_depth:g} m); check the LiDAR -> camera transform (--calib-dir)",
             file=sys.stderr,
         )
         return EXIT_FAILURE

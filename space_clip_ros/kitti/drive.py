@@ -24,7 +24,7 @@ from space_clip_ros.kitti.calibration import (
 )
 from space_clip_ros.kitti.errors import KittiFormatError
 from space_clip_ros.kitti.oxts import OxtsPacket, load_packet
-from space_clip_ros.kitti.timestamps import load_timestamps
+from space_clip_ros.kitti.timestamps import StampFile, read_timestamps
 
 VELODYNE = "velodyne_points"
 OXTS = "oxts"
@@ -46,7 +46,7 @@ class KittiDrive:
                 source=self.drive_dir,
             )
         self.calib_dir = Path(calib_dir) if calib_dir is not None else self.drive_dir.parent
-        self._stamp_cache: dict[str, list[int]] = {}
+        self._stamp_cache: dict[str, StampFile] = {}
 
     @property
     def name(self) -> str:
@@ -70,11 +70,15 @@ class KittiDrive:
         data = self.drive_dir / stream / "data"
         return sum(1 for p in data.iterdir() if p.stem.isdigit()) if data.is_dir() else 0
 
+    def stamp_file(self, stream: str) -> StampFile:
+        """`stream`'s timestamps.txt as read: stamps with their line numbers (for messages)."""
+        if stream not in self._stamp_cache:
+            self._stamp_cache[stream] = read_timestamps(self.drive_dir / stream / "timestamps.txt")
+        return self._stamp_cache[stream]
+
     def stamps(self, stream: str) -> list[int]:
         """Nanosecond stamps of `stream` ('image_02', 'velodyne_points', ...), one per frame."""
-        if stream not in self._stamp_cache:
-            self._stamp_cache[stream] = load_timestamps(self.drive_dir / stream / "timestamps.txt")
-        return self._stamp_cache[stream]
+        return self.stamp_file(stream).stamps
 
     def __len__(self) -> int:
         """Frames in the drive, counted by the left colour camera's timestamps."""

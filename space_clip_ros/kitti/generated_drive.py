@@ -6,26 +6,38 @@ files; PNG images; float32 .bin scans) so the whole chain (reader -> bag -> repl
 accuracy) runs anywhere. Both colour cameras and the Velodyne see ONE scene
 (space_clip_ros.scenes.street, ray-cast by scenes.lidar for the scans) from the poses the written
 calibration gives them, so a scan projected with that calibration lands on the image's depth:
-the accuracy tools measure against ground truth that agrees with the pixels.
+the accuracy tools measure against ground truth that agrees with the pixels. With oxts/ (the
+default) the car's GPS/IMU packets follow the same motion, so a bag of it replays in `world`.
+
+`space-clip-generate-drive ROOT` writes one (ROOT/2011_09_26/2011_09_26_drive_0001_sync and the
+date's calibration) for trying the KITTI tools without KITTI: convert it with
+space-clip-kitti2bag, replay it with kitti_replay.launch.py.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
+from space_clip_ros.errors import ConfigError, run_tool
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.kitti.calibration import (
     CAM_TO_CAM,
     VELO_TO_CAM,
     KittiCalibration,
     load_calibration,
+    load_imu_to_velo,
 )
 from space_clip_ros.kitti.drive import VELODYNE, camera_folder
-from space_clip_ros.kitti.generated_oxts import write_imu_to_velo
+from space_clip_ros.kitti.generated_oxts import add_straight_drive, write_imu_to_velo
+from space_clip_ros.kitti.oxts import rotation
+from space_clip_ros.kitti.staging import staged_folder
 from space_clip_ros.kitti.timestamps import format_timestamp, parse_timestamp
 from space_clip_ros.scenes import lidar
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive, render
@@ -89,6 +101,7 @@ _VELO_R = [
 _VELO_T = [-4.069766e-03, -7.631618e-02, -2.717806e-01]
 FIRST_STAMP = "2011-09-26 13:02:25.964389445"
 PERIOD_NS = 103_000_000  # KITTI's 10 Hz, with the few-ms jitter real drives show
+OXTS_YAW = 0.3  # the car's heading in the generated OXTS packets (radians from east)
 # The scans of a generated drive: the HDL-64E's 64 beams, one column per degree (~20k points a
 # scan instead of ~120k: small files and fast tests, still denser than a small image's pixels).
 GENERATED_LIDAR = lidar.LidarModel(azimuth_step_deg=1.0)
@@ -194,11 +207,15 @@ def write_synthetic_drive(
     drive: int = 1,
     seed: int = 0,
     lidar_model: lidar.LidarModel = GENERATED_LIDAR,
+    oxts: bool = True,
 ) -> Path:
     """Write <root>/<date>/<date>_drive_<nnnn>_sync and the date's calibration; return the drive.
 
     `seed` picks the street (and the timestamp jitter); rebuild the same rig with
-    street_rig(<root>/<date>, seed) to get the exact depth behind each image.
+    street_rig(<root>/<date>, seed) to get the exact depth behind each image. With `oxts`, the
+    drive gets oxts/ packets of a car moving as the rig does (straight along camera 2's optical
+    axis at the street's speed, level), so its bag has /tf world -> base_link under which every
+    frame's depth lands on one street.
     """
     rng = np.random.default_rng(seed)
     calib_dir = Path(root) / date
@@ -230,4 +247,100 @@ def write_synthetic_drive(
         (velo / name).write_text("".join(format_timestamp(s + offset) + "\n" for s in scan_stamps))
     for i in range(frames):
         rig.scan(i, lidar_model).tofile(velo / "data" / f"{i:010d}.bin")
+    if oxts:
+        add_straight_drive(
+            drive_dir,
+            speed_mps=rig.street.config.speed_mps,
+            yaw=OXTS_YAW,
+            seed=seed,
+            attitude_noise=0.0,
+            direction_enu=camera_axis_enu(calib_dir, OXTS_YAW),
+        )
     return drive_dir
+
+
+def camera_axis_enu(calib_dir: Path, yaw: float) -> np.ndarray:
+    """Camera 2's optical axis in east-north-up when the OXTS unit is level at heading `yaw`.
+
+    The street moves the camera along its own optical axis; OXTS packets moving the car along
+    this direction give /tf poses under which every frame's depth lands on the same street
+    (the rig's calibration tilts the camera about 1 degree from the IMU's forward axis).
+    """
+    camera_from_imu = load_calibration(calib_dir).camera_from_velodyne(2) @ load_imu_to_velo(
+        calib_dir
+    )
+    return rotation(0.0, 0.0, yaw) @ camera_from_imu[:3, :3].T @ np.array([0.0, 0.0, 1.0])
+
+
+PROG = "space-clip-generate-drive"
+DATE = "2011_09_26"  # the calibration written is that day's
+MIN_SIZE = 8  # scenes.street's smallest image
+MAX_SIZE = 4 * _FULL_SIZE[0]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Write a KITTI raw synced drive rendered from the procedural street (images "
+        "of both colour cameras, Velodyne scans, OXTS packets, calibration, timestamps), for "
+        "trying space-clip-kitti2bag and kitti_replay.launch.py without KITTI. Its depth is "
+        "exact, so the LiDAR accuracy of a trained model is meaningful on it.",
+        epilog=f"example: {PROG} ~/kitti_generated && space-clip-kitti2bag "
+        f"~/kitti_generated/{DATE}/{DATE}_drive_0001_sync -o generated_bag",
+    )
+    parser.add_argument("root", type=Path, help=f"folder to write <root>/{DATE}/... into")
+    parser.add_argument("--frames", type=int, default=20, help="frames at 10 Hz (default 20)")
+    parser.add_argument("--width", type=int, default=_FULL_SIZE[0], help="image width (1242)")
+    parser.add_argument("--height", type=int, default=_FULL_SIZE[1], help="image height (375)")
+    parser.add_argument("--drive", type=int, default=1, help="drive number (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="which street (default 0)")
+    parser.add_argument(
+        "--no-oxts", action="store_true", help="no oxts/ folder (a bag without /tf world)"
+    )
+    return parser
+
+
+def _check(args: argparse.Namespace) -> None:
+    limits = {
+        "--frames": (args.frames, 1, 100_000),
+        "--width": (args.width, MIN_SIZE, MAX_SIZE),
+        "--height": (args.height, MIN_SIZE, MAX_SIZE),
+        "--drive": (args.drive, 0, 9999),
+    }
+    for name, (value, low, high) in limits.items():
+        if not low <= value <= high:
+            raise ConfigError(
+                f"{value} is outside {low}..{high}", field=name, fix=f"pass {low}..{high}"
+            )
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _check(args)
+    root = args.root.expanduser()
+    # The date folder is written whole under a temporary name and renamed when complete, so an
+    # existing one (real KITTI calibration, say) is never overwritten and an interrupted run
+    # leaves nothing.
+    with staged_folder(root / DATE, exists_fix="pass another root folder") as staging:
+        write_synthetic_drive(
+            staging.parent,
+            frames=args.frames,
+            width=args.width,
+            height=args.height,
+            date=DATE,
+            drive=args.drive,
+            seed=args.seed,
+            oxts=not args.no_oxts,
+        )
+    drive_dir = root / DATE / f"{DATE}_drive_{args.drive:04d}_sync"
+    print(f"wrote {drive_dir} ({args.frames} frames, {args.width}x{args.height})")
+    print(f"next: space-clip-kitti2bag {drive_dir} -o {drive_dir.name}_bag")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_tool(PROG, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from space_clip_ros.kitti.calibration import IMU_TO_VELO
 from space_clip_ros.kitti.drive import OXTS, camera_folder
-from space_clip_ros.kitti.oxts import EARTH_RADIUS_M, OxtsPacket, mercator, mercator_scale
+from space_clip_ros.kitti.oxts import (
+    EARTH_RADIUS_M,
+    OxtsPacket,
+    mercator,
+    mercator_scale,
+    rotation,
+)
 from space_clip_ros.kitti.timestamps import format_timestamp, load_timestamps
 
 # Where 2011_09_26 drives start (Karlsruhe), and the rig's real IMU -> Velodyne calibration.
@@ -44,38 +51,46 @@ def straight_drive(
     yaw: float = 0.3,
     start: tuple[float, float, float] = KARLSRUHE,
     seed: int = 0,
+    attitude_noise: float = 0.01,
+    direction_enu: Sequence[float] | None = None,
 ) -> list[OxtsPacket]:
-    """Packets of a car driving straight along heading `yaw` (0 = east) at constant speed.
+    """Packets of a car heading `yaw` (0 = east) and moving straight at constant speed, along
+    `direction_enu` (a unit vector; default: level, along the heading).
 
-    Roll, pitch, rates and accelerations get small seeded noise (a level, straight drive would
-    leave half the fields zero and hide swapped fields); the path itself is exactly straight.
+    Roll and pitch get seeded noise of `attitude_noise` radians, rates and accelerations small
+    noise too (a level, straight drive would leave half the fields zero and hide swapped fields);
+    the path itself is exactly straight. A drive that must agree with rendered frames passes
+    attitude_noise=0 and the direction its camera moves in.
     """
     rng = np.random.default_rng(seed)
     lat0, lon0, alt0 = start
     scale = mercator_scale(lat0)
     east0, north0 = mercator(lat0, lon0, scale)
+    direction = np.array(
+        direction_enu if direction_enu is not None else (math.cos(yaw), math.sin(yaw), 0.0)
+    )
     packets = []
     for stamp in stamps_ns:
         travelled = speed_mps * (stamp - stamps_ns[0]) * 1e-9
-        lat, lon = inverse_mercator(
-            east0 + travelled * math.cos(yaw), north0 + travelled * math.sin(yaw), scale
-        )
-        roll, pitch = rng.normal(0, 0.01, 2)
+        east, north, up = travelled * direction
+        lat, lon = inverse_mercator(east0 + east, north0 + north, scale)
+        roll, pitch = rng.normal(0, attitude_noise, 2)
+        forward, left, upward = rotation(roll, pitch, yaw).T @ (speed_mps * direction)
         wf, wl, wu = rng.normal(0, 0.02, 3)
         af, al, au = rng.normal(0, 0.1, 3) + [0.0, 0.0, GRAVITY]
         packets.append(
             OxtsPacket(
                 lat=lat,
                 lon=lon,
-                alt=alt0,
+                alt=alt0 + up,
                 roll=roll,
                 pitch=pitch,
                 yaw=yaw,
-                vn=speed_mps * math.sin(yaw),
-                ve=speed_mps * math.cos(yaw),
-                vf=speed_mps,
-                vl=0.0,
-                vu=0.0,
+                vn=speed_mps * direction[1],
+                ve=speed_mps * direction[0],
+                vf=forward,
+                vl=left,
+                vu=upward,
                 ax=af,
                 ay=al,
                 az=au,
@@ -120,14 +135,26 @@ def write_oxts(drive_dir: Path, packets: list[OxtsPacket], stamps_ns: list[int])
 
 
 def add_straight_drive(
-    drive_dir: Path | str, speed_mps: float = 10.0, yaw: float = 0.3, seed: int = 0
+    drive_dir: Path | str,
+    speed_mps: float = 10.0,
+    yaw: float = 0.3,
+    seed: int = 0,
+    attitude_noise: float = 0.01,
+    direction_enu: Sequence[float] | None = None,
 ) -> tuple[list[OxtsPacket], list[int]]:
     """Give a drive folder OXTS files (one packet per left-camera frame) and the date's
-    calib_imu_to_velo.txt; returns the packets and their stamps."""
+    calib_imu_to_velo.txt; returns the packets and their stamps (see straight_drive)."""
     drive_dir = Path(drive_dir)
     camera_stamps = load_timestamps(drive_dir / camera_folder(2) / "timestamps.txt")
     stamps = [s - OXTS_LAG_NS for s in camera_stamps]
-    packets = straight_drive(stamps, speed_mps, yaw, seed=seed)
+    packets = straight_drive(
+        stamps,
+        speed_mps,
+        yaw,
+        seed=seed,
+        attitude_noise=attitude_noise,
+        direction_enu=direction_enu,
+    )
     write_oxts(drive_dir, packets, stamps)
     write_imu_to_velo(drive_dir.parent)
     return packets, stamps

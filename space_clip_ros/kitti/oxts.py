@@ -37,6 +37,17 @@ FIELDS = (
 )  # fmt: skip
 INTEGER_FIELDS = frozenset(FIELDS[-5:])  # status codes and counts, written without decimals
 EARTH_RADIUS_M = 6378137.0  # WGS84 equatorial radius, the devkit's `er`
+# Values a packet can physically hold. The devkit's Mercator projection diverges at the poles
+# (log(tan(0)) at -90 degrees), so they are excluded by a hair; accuracies and the satellite
+# count cannot be negative (NavSatFix's covariance is pos_accuracy squared).
+POLE_MARGIN_DEG = 1e-9
+RANGES = {
+    "lat": (-90.0 + POLE_MARGIN_DEG, 90.0 - POLE_MARGIN_DEG),
+    "lon": (-180.0, 180.0),
+    "pos_accuracy": (0.0, math.inf),
+    "vel_accuracy": (0.0, math.inf),
+    "numsats": (0.0, math.inf),
+}
 
 
 class OxtsPacket(NamedTuple):
@@ -100,6 +111,13 @@ def parse_packet(text: str, source: Path | str = "<oxts>") -> OxtsPacket:
             ) from None
         if not math.isfinite(number):
             raise KittiFormatError(f"field {name!r} holds NaN or infinity", source=source)
+        low, high = RANGES.get(name, (-math.inf, math.inf))
+        if not low <= number <= high:
+            raise KittiFormatError(
+                f"field {name!r} is {number:g}, outside {low:g}..{high:g}",
+                source=source,
+                fix="correct the value or re-extract the drive's oxts folder",
+            )
         numbers.append(number)
     return OxtsPacket(*numbers)
 

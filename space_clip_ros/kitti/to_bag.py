@@ -34,23 +34,26 @@ oxts/ gets none of them and a warning.
 
 Every stream must list as many timestamps as it has data files, and all streams the same number
 (KITTI's synced drives do); otherwise the converter stops naming the counts and files, unless
---truncate is given. The bag is written under a temporary name beside --output and renamed when
-complete: a failed or interrupted (Ctrl-C) run leaves nothing behind and the retry can use the
-same name; only a killed process (kill -9) can leave a hidden .<output>.*.partial folder, which
-never blocks a retry.
+--truncate is given. The converted frames' stamps must increase at the stream's rate and agree
+across streams (kitti/timestamps.py: a repeated, swapped or hour-off line, a leap second or a
+year ROS time cannot hold stops the run naming the file and line). Velodyne points holding NaN or
+infinity are left out, each scan file named with its count (KITTI's scans hold none).
+
+The bag is written under a temporary name beside --output and renamed when complete: a failed or
+interrupted (Ctrl-C: exit 130; SIGTERM) run leaves nothing behind and the retry can use the same
+name. Only a killed process (kill -9) can leave a hidden .<output>.<pid>-*.partial folder; the
+next run for that output removes it once its process is provably gone (kitti/staging.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import shutil
+import signal
 import sys
-import tempfile
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -64,6 +67,8 @@ from space_clip_ros.kitti.calibration import RectifiedCamera
 from space_clip_ros.kitti.drive import OXTS, VELODYNE, KittiDrive, camera_folder
 from space_clip_ros.kitti.errors import KittiFormatError
 from space_clip_ros.kitti.oxts import MercatorOrigin, OxtsPacket
+from space_clip_ros.kitti.staging import staged_folder
+from space_clip_ros.kitti.timestamps import check_stream, check_streams_agree
 
 PROG = "space-clip-kitti2bag"
 LEFT, RIGHT = 2, 3
@@ -149,29 +154,6 @@ def frame_range(available: int, options: ConversionOptions) -> range:
     return range(options.start, end)
 
 
-@contextmanager
-def staged_output(output: Path) -> Iterator[Path]:
-    """A path to write the bag to, inside a fresh hidden sibling folder of `output`; renamed to
-    `output` when the block succeeds, deleted with everything in it when it raises."""
-    if output.exists():
-        raise ConfigError(
-            "already exists", source=output, fix="remove it or pass another --output"
-        )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
-    )
-    try:
-        yield staging / output.name
-        if output.exists():
-            raise ConfigError(
-                "appeared while the bag was written", source=output, fix="write to another name"
-            )
-        (staging / output.name).rename(output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def static_poses(
     drive: KittiDrive, cameras: list[int], with_imu: bool
 ) -> dict[tuple[str, str], np.ndarray]:
@@ -210,11 +192,35 @@ def oxts_messages(packet: OxtsPacket, origin: MercatorOrigin, stamp: int) -> dic
     }
 
 
+@dataclass
+class Conversion:
+    """What went into the bag: messages per topic, and the non-finite Velodyne points left out
+    per scan file (KITTI's scans hold none; a NaN or inf point is a damaged file)."""
+
+    messages: dict[str, int] = field(default_factory=dict)
+    dropped_points: dict[Path, int] = field(default_factory=dict)
+
+
+def finite_points(points: np.ndarray) -> np.ndarray:
+    """The rows of a scan whose x, y, z and reflectance are all finite."""
+    return points[np.isfinite(points).all(axis=1)]
+
+
+def check_stamps(drive: KittiDrive, streams: list[str], frames: range) -> None:
+    """Every stream's stamps of `frames` increase at a plausible rate and agree with the left
+    camera's (kitti.timestamps): checked before the bag is started."""
+    reference = drive.stamp_file(streams[0])
+    for stream in streams:
+        check_stream(drive.stamp_file(stream), frames)
+        if stream != streams[0]:
+            check_streams_agree(reference, drive.stamp_file(stream), frames)
+
+
 def convert(
     drive: KittiDrive, output: Path | str, options: ConversionOptions = ConversionOptions()
-) -> dict[str, int]:
-    """Write the bag; returns messages written per topic. Everything that can be checked
-    before writing (streams, counts, calibration, the first OXTS packet) is checked first."""
+) -> Conversion:
+    """Write the bag. Everything that can be checked before writing (streams, counts, stamps,
+    calibration, the first OXTS packet) is checked first."""
     cameras = [LEFT, RIGHT] if options.right else [LEFT]
     with_oxts = options.oxts and drive.has_stream(OXTS)
     if options.oxts and not with_oxts:
@@ -223,14 +229,16 @@ def convert(
     streams += [VELODYNE] if options.velodyne else []
     streams += [OXTS] if with_oxts else []
     frames = frame_range(available_frames(drive, streams, options.truncate), options)
+    check_stamps(drive, streams, frames)
     calib = drive.calibration
     rig = static_poses(drive, cameras, with_oxts)  # fails early on a missing calibration
     origin = MercatorOrigin.from_packet(drive.oxts(0)) if with_oxts else None
 
     storage = StoragePlugin.MCAP if options.storage == "mcap" else StoragePlugin.SQLITE3
-    counts: dict[str, int] = {}
+    result = Conversion()
+    counts = result.messages
     with (
-        staged_output(Path(output)) as staging,
+        staged_folder(Path(output)) as staging,
         Writer(staging, version=BAG_VERSION, storage_plugin=storage) as writer,
     ):
         conns = {}
@@ -282,9 +290,21 @@ def convert(
                 write(image_topic(camera), msgs.image(pixels, stamp, frame_id), stamp)
             if options.velodyne:
                 stamp = drive.stamps(VELODYNE)[index]
-                cloud = msgs.point_cloud(drive.scan(index), VELO_FIELDS, stamp, VELO_FRAME)
+                scan = drive.scan(index)
+                points = finite_points(scan)
+                if len(points) < len(scan):
+                    path = drive.frame_path(VELODYNE, index, ".bin")
+                    result.dropped_points[path] = len(scan) - len(points)
+                    log.warning(
+                        "%s: left out %d of %d points holding NaN or infinity (a damaged scan; "
+                        "re-extract the drive to get them back)",
+                        path,
+                        len(scan) - len(points),
+                        len(scan),
+                    )
+                cloud = msgs.point_cloud(points, VELO_FIELDS, stamp, VELO_FRAME)
                 write(VELO_TOPIC, cloud, stamp)
-    return counts
+    return result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,18 +374,32 @@ def run(argv: Sequence[str] | None = None) -> int:
         progress=not args.no_progress,
     )
     try:
-        counts = convert(KittiDrive(drive_dir, args.calib_dir), output, options)
+        result = convert(KittiDrive(drive_dir, args.calib_dir), output, options)
     except (WriterError, OSError) as err:
         raise RuntimeFailure(f"writing the bag failed ({err})", source=output) from err
     print(f"wrote {output} ({options.storage}):")
-    for topic, count in counts.items():
+    for topic, count in result.messages.items():
         print(f"  {topic:<40} {count:>6} messages")
+    if result.dropped_points:
+        print(
+            f"left out {sum(result.dropped_points.values())} non-finite Velodyne points from "
+            f"{len(result.dropped_points)} scans (listed above)"
+        )
     return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (`kill`, a container stopping) unwinds like Ctrl-C, so the staging folder goes."""
+    raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(format=f"{PROG}: %(levelname)s: %(message)s")
-    return run_tool(PROG, run, argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return run_tool(PROG, run, argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, Sequence
 from urllib.parse import urlparse
 
 import open_clip
@@ -31,14 +32,15 @@ from torch import nn
 
 from space_clip_ros.errors import quote
 
-from .config import BackboneConfig, ConfigError
+from .config import BackboneConfig, ConfigError, check_weights_source
 from .open_clip_api import (
     CLIPVisionCfg,
     VisionTransformer,
     build_vision_tower,
     download_pretrained,
 )
-from .torch_files import load_torch_file
+from .torch_files import load_safetensors, load_torch_file
+from .weight_checks import nonfinite_problem
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +61,79 @@ class BackboneFeatures:
     )  # (B, width): class token after the final LayerNorm, before projection
 
 
+@dataclass(frozen=True)
+class BackboneWeights:
+    """Where a backbone's pretrained weights come from, resolved before anything is built.
+
+    path: a local file (given, or the open_clip cache after a download), None for random
+    weights; field: the setting that chose them (named in every error); tag_cfg: the pretrained
+    tag's open_clip config (activation, normalisation), {} for a file or random weights.
+    """
+
+    path: Optional[Path]
+    field: str
+    tag_cfg: dict
+    from_file: bool  # the user named a local file (QuickGELU cannot be told from it)
+
+
+def resolve_backbone_weights(
+    cfg: BackboneConfig, weights_override: str | None = None
+) -> BackboneWeights:
+    """The weights a backbone of `cfg` will load: the override file, or backbone.pretrained (a
+    file, an open_clip tag fetched into or found in the local cache, or null: random weights).
+
+    The one place weights are looked up (a download, or an offline cache lookup after a probe of
+    the host), so a model is built once, knowing its weights, and a failure is a
+    BackboneWeightsError naming the setting before any tower exists.
+    """
+    tag_cfg = _pretrained_tag_cfg(cfg.model_name, cfg.pretrained)
+    if weights_override:  # the config's own value was checked when it was read
+        check_weights_source(weights_override, "backbone_weights")
+    pretrained = weights_override if weights_override is not None else cfg.pretrained
+    # Name what the user set, so the message says which setting to change.
+    field = "backbone_weights" if weights_override is not None else "backbone.pretrained"
+    if not pretrained:
+        return BackboneWeights(None, field, tag_cfg, from_file=False)
+    path = Path(os.path.expanduser(pretrained))
+    if path.is_file():
+        return BackboneWeights(path, field, tag_cfg, from_file=True)
+    if not tag_cfg or pretrained != cfg.pretrained:
+        tags = open_clip.list_pretrained_tags_by_model(cfg.model_name)
+        fix = (
+            "give an existing weights file, or leave backbone_weights empty to use the "
+            "checkpoint's backbone.pretrained"
+            if field == "backbone_weights"
+            else "give a tag, an existing weights file, or null for random weights"
+        )
+        raise BackboneWeightsError(
+            f"{quote(pretrained)} is neither a file nor an open_clip pretrained tag for "
+            f"{cfg.model_name} (known tags: {', '.join(tags) or 'none'})",
+            field=field,
+            fix=fix,
+        )
+    try:
+        return BackboneWeights(_fetch_pretrained(tag_cfg), field, tag_cfg, from_file=False)
+    except Exception as exc:  # network, HF hub and filesystem errors all end here
+        raise BackboneWeightsError(
+            f"could not fetch open_clip weights {cfg.model_name}/{pretrained} "
+            f"({type(exc).__name__}: {quote(str(exc))}). "
+            "Fix: on a machine with internet run "
+            '`python -c "import open_clip; open_clip.create_model('
+            f"'{cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, "
+            "or set backbone.pretrained (or the backbone_weights override) to a local "
+            "weights file."
+        ) from exc
+
+
 class ClipVisionBackbone(nn.Module):
-    def __init__(self, cfg: BackboneConfig, weights_override: str | None = None) -> None:
+    """The frozen tower of `cfg`, built once and never fetching anything: `weights` (from
+    resolve_backbone_weights) decides the activation and normalisation their tag implies, and
+    load_weights() reads them into it. No weights: a seeded random tower (tests, dry runs)."""
+
+    def __init__(self, cfg: BackboneConfig, weights: Optional[BackboneWeights] = None) -> None:
         super().__init__()
         self.cfg = cfg
+        weights = weights or BackboneWeights(None, "backbone.pretrained", {}, from_file=False)
         model_cfg = (
             cfg.model_cfg
             if cfg.model_cfg is not None
@@ -76,36 +147,18 @@ class ClipVisionBackbone(nn.Module):
             )
         # The config's pretrained tag fixes activation and normalisation even when the weights
         # themselves come from an override file (a local copy of the same tag).
-        tag_cfg = _pretrained_tag_cfg(cfg.model_name, cfg.pretrained)
-        pretrained = weights_override if weights_override is not None else cfg.pretrained
-        # Name what the user set, so the message says which setting to change.
-        self._weights_field = (
-            "backbone_weights" if weights_override is not None else "backbone.pretrained"
-        )
+        tag_cfg = weights.tag_cfg
         vision_cfg = _vision_cfg(model_cfg, cfg.input_size)
-        quick_gelu = resolve_quick_gelu(
-            cfg,
-            model_cfg,
-            tag_cfg,
-            from_file=bool(pretrained) and Path(os.path.expanduser(pretrained)).is_file(),
-        )
+        quick_gelu = resolve_quick_gelu(cfg, model_cfg, tag_cfg, from_file=weights.from_file)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_BACKBONE_SEED)
             if vision_cfg.timm_model_name:
-                self.tower: _Tower = _TimmViT.build(cfg.model_name, vision_cfg)
+                self.tower: BuildableTower = TimmTower.build(cfg.model_name, vision_cfg)
             else:
-                self.tower = _OpenClipViT.build(
+                self.tower = OpenClipTower.build(
                     cfg.model_name, model_cfg.get("embed_dim"), vision_cfg, quick_gelu
                 )
         self.visual = self.tower.module
-        if pretrained:
-            self._load_weights(pretrained, tag_cfg)
-        elif weights_override is None:
-            log.warning(
-                "backbone %s has RANDOM weights (pretrained: null): features are meaningless",
-                cfg.model_name,
-            )
-
         self.width, self.num_layers = self.tower.width, self.tower.num_layers
         self.patch_size: tuple[int, int] = self.tower.patch_size
         if any(s % p for s, p in zip(cfg.input_size, self.patch_size)):
@@ -128,37 +181,23 @@ class ClipVisionBackbone(nn.Module):
         """Always eval: the backbone is frozen, so dropout / patch dropout must never switch on."""
         return super().train(False)
 
-    def _load_weights(self, pretrained: str, tag_cfg: dict) -> None:
-        path = Path(os.path.expanduser(pretrained))
-        field = self._weights_field
-        if not path.is_file():
-            if not tag_cfg or pretrained != self.cfg.pretrained:
-                tags = open_clip.list_pretrained_tags_by_model(self.cfg.model_name)
-                fix = (
-                    "give an existing weights file, or leave backbone_weights empty to use the "
-                    "checkpoint's backbone.pretrained"
-                    if field == "backbone_weights"
-                    else "give a tag, an existing weights file, or null for random weights"
-                )
-                raise BackboneWeightsError(
-                    f"{quote(pretrained)} is neither a file nor an open_clip pretrained tag for "
-                    f"{self.cfg.model_name} (known tags: {', '.join(tags) or 'none'})",
-                    field=field,
-                    fix=fix,
-                )
-            try:
-                path = _fetch_pretrained(tag_cfg)
-            except Exception as exc:  # network, HF hub and filesystem errors all end here
-                raise BackboneWeightsError(
-                    f"could not fetch open_clip weights {self.cfg.model_name}/{pretrained} "
-                    f"({type(exc).__name__}: {quote(str(exc))}). "
-                    "Fix: on a machine with internet run "
-                    '`python -c "import open_clip; open_clip.create_model('
-                    f"'{self.cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, "
-                    "or set backbone.pretrained (or the backbone_weights override) to a local "
-                    "weights file."
-                ) from exc
+    def load_weights(self, weights: BackboneWeights) -> None:
+        """Read the resolved weights file into the tower, strictly; refuse NaN/inf."""
+        path, field = weights.path, weights.field
+        if path is None:
+            log.warning(
+                "backbone %s has RANDOM weights (pretrained: null): features are meaningless",
+                self.cfg.model_name,
+            )
+            return
         state = self.tower.adapt_state(_read_state_dict(path, field))
+        problem = nonfinite_problem(state)  # such a tower loads and makes every depth NaN
+        if problem:
+            raise BackboneWeightsError(
+                f"{problem} (set by {field})",
+                source=path,
+                fix="the file is damaged or came from a diverged run: re-download or re-export it",
+            )
         try:
             result = self.visual.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches
@@ -190,13 +229,70 @@ class ClipVisionBackbone(nn.Module):
         return self.tower.run(images.to(dtype), set(layers))
 
 
-class _Tower:
-    """What ClipVisionBackbone needs from a tower family; one subclass per family."""
+class Tower:
+    """One tower family's definition of what SPACE-CLIP reads from it.
+
+    Shared by ClipVisionBackbone, which runs the blocks itself, and space_clip_ros.shared, which
+    reads the same states from a host encoder's own forward through hooks: hidden state 0 is the
+    output of `hidden0_module` (the sequence entering block 1, after any pre-LayerNorm), hidden
+    state k the output of `blocks[k - 1]`, `grid` cuts the patch tokens into (B, width, gh, gw)
+    and `pool` makes the global embedding from the last block's output. One definition of each,
+    so the standalone model and a tap on a host cannot drift apart.
+    """
 
     module: nn.Module
     width: int
     num_layers: int
     patch_size: tuple[int, int]
+    grid_size: tuple[int, int]
+    prefix: int  # class/register tokens before the patch tokens
+    pooling: str  # config.POOLINGS
+    batch_first: bool = True  # the blocks' token layout (open_clip towers may run (N, B, C))
+
+    @property
+    def blocks(self) -> Sequence[nn.Module]:
+        raise NotImplementedError
+
+    @property
+    def hidden0_module(self) -> nn.Module:
+        """The module whose output is hidden state 0 (batch-first tokens)."""
+        raise NotImplementedError
+
+    @property
+    def patch_conv(self) -> nn.Module:
+        """The patch embedding's convolution: its (B, C, gh, gw) output gives a call's grid."""
+        raise NotImplementedError
+
+    @property
+    def activation(self) -> Optional[nn.Module]:
+        """The blocks' MLP activation (None when the family keeps it elsewhere)."""
+        raise NotImplementedError
+
+    def canonical_state(self) -> dict[str, torch.Tensor]:
+        """The tensors hidden states and the global embedding depend on, in this family's
+        canonical names: what the weights fingerprint hashes."""
+        raise NotImplementedError
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The global embedding (B, width) from the last block's batch-first output."""
+        raise NotImplementedError
+
+    def tokens(self, output: torch.Tensor | tuple) -> torch.Tensor:
+        """A block's output (a tensor, or a tuple led by one) as batch-first (B, N, C) tokens."""
+        x = output[0] if isinstance(output, tuple) else output
+        return x if self.batch_first else x.transpose(0, 1)
+
+    def grid(
+        self, tokens: torch.Tensor, grid_size: Optional[tuple[int, int]] = None
+    ) -> torch.Tensor:
+        """(B, prefix + gh*gw, C) tokens -> (B, C, gh, gw) patch grid."""
+        b, _, c = tokens.shape
+        patches = tokens[:, self.prefix :].transpose(1, 2)
+        return patches.reshape(b, c, *(grid_size or self.grid_size))
+
+
+class BuildableTower(Tower):
+    """A family ClipVisionBackbone builds, loads weights into and runs itself."""
 
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A CLIP checkpoint's tensors renamed and resampled for this tower's module."""
@@ -204,12 +300,6 @@ class _Tower:
 
     def run(self, images: torch.Tensor, wanted: set[int]) -> BackboneFeatures:
         raise NotImplementedError
-
-
-def _grid(tokens: torch.Tensor, prefix: int, grid: tuple[int, int]) -> torch.Tensor:
-    """(B, prefix + gh*gw, C) tokens -> (B, C, gh, gw) patch grid."""
-    b, _, c = tokens.shape
-    return tokens[:, prefix:].transpose(1, 2).reshape(b, c, *grid)
 
 
 def _resample_positions(pos: torch.Tensor, grid: tuple[int, int], prefix: int) -> torch.Tensor:
@@ -221,18 +311,25 @@ def _resample_positions(pos: torch.Tensor, grid: tuple[int, int], prefix: int) -
     return out[0] if squeeze else out
 
 
-class _OpenClipViT(_Tower):
+class OpenClipTower(BuildableTower):
+    """open_clip-native ViTs (a CLIP model's `.visual`): class token, ln_pre, ln_post."""
+
+    POOLINGS = {"tok": "class_token", "avg": "mean_patch"}
+
     def __init__(self, visual: VisionTransformer) -> None:
         self.module = visual
         self.width = visual.transformer.width
         self.num_layers = len(visual.transformer.resblocks)
         self.patch_size = tuple(visual.patch_size)
-        self.grid = tuple(visual.grid_size)
+        self.grid_size = tuple(visual.grid_size)
+        self.prefix = 1
+        self.pooling = self.POOLINGS.get(getattr(visual, "pool_type", "tok"), "other")
+        self.batch_first = getattr(visual.transformer, "batch_first", True)
 
     @classmethod
     def build(
         cls, name: str, embed_dim: int, vision_cfg: CLIPVisionCfg, quick_gelu: bool
-    ) -> "_OpenClipViT":
+    ) -> "OpenClipTower":
         try:
             visual = build_vision_tower(embed_dim, vision_cfg, quick_gelu=quick_gelu)
         except (TypeError, ValueError, KeyError, AttributeError, AssertionError) as exc:
@@ -252,7 +349,31 @@ class _OpenClipViT(_Tower):
         # The projection to the joint text-image space is never used (the decoder reads the
         # pre-projection class token); dropping it makes the count match the paper's 85.8 M.
         visual.proj = None
+        _sequence_first(visual)
         return cls(visual)
+
+    @property
+    def blocks(self) -> Sequence[nn.Module]:
+        return self.module.transformer.resblocks
+
+    @property
+    def hidden0_module(self) -> nn.Module:
+        return self.module.ln_pre
+
+    @property
+    def patch_conv(self) -> nn.Module:
+        return self.module.conv1
+
+    @property
+    def activation(self) -> Optional[nn.Module]:
+        return getattr(self.blocks[0].mlp, "gelu", None)
+
+    def canonical_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.module.state_dict().items() if k != "proj"}
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        pooled, _ = self.module._pool(tokens)
+        return pooled
 
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         state = {
@@ -261,7 +382,7 @@ class _OpenClipViT(_Tower):
         state.pop("proj", None)
         pos = state.get("positional_embedding")
         if pos is not None and pos.shape != self.module.positional_embedding.shape:
-            state["positional_embedding"] = _resample_positions(pos, self.grid, prefix=1)
+            state["positional_embedding"] = _resample_positions(pos, self.grid_size, prefix=1)
         return state
 
     def run(self, images: torch.Tensor, wanted: set[int]) -> BackboneFeatures:
@@ -269,37 +390,50 @@ class _OpenClipViT(_Tower):
         x = v.conv1(images).flatten(2).transpose(1, 2)
         cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = v.ln_pre(torch.cat([cls, x], dim=1) + v.positional_embedding.to(x.dtype))
-        hidden = {0: _grid(x, 1, self.grid)} if 0 in wanted else {}
-        batch_first = getattr(v.transformer, "batch_first", True)
-        if not batch_first:
+        hidden = {0: self.grid(x)} if 0 in wanted else {}
+        if not self.batch_first:
             x = x.transpose(0, 1)
-        for k, block in enumerate(v.transformer.resblocks, start=1):
+        for k, block in enumerate(self.blocks, start=1):
             x = block(x)
             if k in wanted:
-                hidden[k] = _grid(x if batch_first else x.transpose(0, 1), 1, self.grid)
-        if not batch_first:
-            x = x.transpose(0, 1)
-        pooled, _ = v._pool(x)
-        return BackboneFeatures(hidden=hidden, global_embedding=pooled)
+                hidden[k] = self.grid(self.tokens(x))
+        return BackboneFeatures(hidden=hidden, global_embedding=self.pool(self.tokens(x)))
 
 
-class _TimmViT(_Tower):
+def _sequence_first(visual: VisionTransformer) -> None:
+    """Run the blocks on (tokens, batch, width) tensors, as CLIP's original code did.
+
+    A batch-first nn.MultiheadAttention transposes its input to that layout itself, as a view,
+    and under CPU autocast its input projection on that view multiplied against a broadcast
+    copy of the weight: bf16 at batch 4 ran 13x slower per image than at batch 1 (profiled:
+    aten::copy_ inside aten::bmm, 65 % of the time; bench/bench_precision.py). Fed the layout
+    it wants, the attention reads LayerNorm's contiguous output. Same weights, same results.
+    """
+    visual.transformer.batch_first = False
+    for block in visual.transformer.resblocks:
+        block.attn.batch_first = False
+
+
+class TimmTower(BuildableTower):
     """timm VisionTransformer trunks (SigLIP's towers in open_clip).
 
     Class/register tokens or none; the global embedding comes from the trunk's own pooling
     (class token, mean, or SigLIP's attention pool).
     """
 
+    POOLINGS = {"token": "class_token", "avg": "mean_patch", "map": "attention_pool"}
+
     def __init__(self, trunk: TimmVisionTransformer) -> None:
         self.module = trunk
         self.width = trunk.embed_dim
         self.num_layers = len(trunk.blocks)
         self.patch_size = tuple(trunk.patch_embed.patch_size)
-        self.grid = tuple(trunk.patch_embed.grid_size)
+        self.grid_size = tuple(trunk.patch_embed.grid_size)
         self.prefix = trunk.num_prefix_tokens
+        self.pooling = self.POOLINGS.get(trunk.global_pool, "other")
 
     @classmethod
-    def build(cls, name: str, vision_cfg: CLIPVisionCfg) -> "_TimmViT":
+    def build(cls, name: str, vision_cfg: CLIPVisionCfg) -> "TimmTower":
         pool = {"": "token", None: "token"}.get(vision_cfg.timm_pool, vision_cfg.timm_pool)
         try:
             trunk = timm.create_model(
@@ -328,25 +462,48 @@ class _TimmViT(_Tower):
             )
         return cls(trunk)
 
+    @property
+    def blocks(self) -> Sequence[nn.Module]:
+        return self.module.blocks
+
+    @property
+    def hidden0_module(self) -> nn.Module:
+        return self.module.norm_pre
+
+    @property
+    def patch_conv(self) -> nn.Module:
+        return self.module.patch_embed.proj
+
+    @property
+    def activation(self) -> Optional[nn.Module]:
+        return getattr(self.blocks[0].mlp, "act", None)
+
+    def canonical_state(self) -> dict[str, torch.Tensor]:
+        state = self.module.state_dict()
+        return {k: v for k, v in state.items() if not k.startswith("head.")}
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        t = self.module
+        return t.fc_norm(t.pool(t.norm(tokens)))
+
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         prefix = "visual.trunk."
         state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)} or state
         pos = state.get("pos_embed")
         if pos is not None and pos.shape != self.module.pos_embed.shape:
             embedded_prefix = 0 if getattr(self.module, "no_embed_class", False) else self.prefix
-            state["pos_embed"] = _resample_positions(pos, self.grid, prefix=embedded_prefix)
+            state["pos_embed"] = _resample_positions(pos, self.grid_size, prefix=embedded_prefix)
         return state
 
     def run(self, images: torch.Tensor, wanted: set[int]) -> BackboneFeatures:
         t = self.module
         x = t.norm_pre(t._pos_embed(t.patch_embed(images)))
-        hidden = {0: _grid(x, self.prefix, self.grid)} if 0 in wanted else {}
-        for k, block in enumerate(t.blocks, start=1):
+        hidden = {0: self.grid(x)} if 0 in wanted else {}
+        for k, block in enumerate(self.blocks, start=1):
             x = block(x)
             if k in wanted:
-                hidden[k] = _grid(x, self.prefix, self.grid)
-        pooled = t.fc_norm(t.pool(t.norm(x)))
-        return BackboneFeatures(hidden=hidden, global_embedding=pooled)
+                hidden[k] = self.grid(x)
+        return BackboneFeatures(hidden=hidden, global_embedding=self.pool(x))
 
 
 def _vision_cfg(model_cfg: dict, input_size: tuple[int, int]) -> CLIPVisionCfg:
@@ -452,9 +609,7 @@ def _read_state_dict(path: Path, field: str) -> dict[str, torch.Tensor]:
     """Tensors from a .safetensors file or a torch file, never unpickling arbitrary objects."""
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
+            state = load_safetensors(path)
         else:
             state = load_torch_file(path, field=field)
     except ConfigError as exc:  # torch too old to read torch files safely

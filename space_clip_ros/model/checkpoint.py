@@ -1,28 +1,33 @@
 """Checkpoint I/O: decoder-only safetensors + the config that built it.
 
 A checkpoint is a directory holding decoder.safetensors (tensors only: nothing is unpickled, so
-loading a downloaded file is safe) and config.yaml (backbone name + weights source and every
-decoder hyper-parameter). The backbone is never stored: it is frozen and comes from open_clip.
-Loading checks the two files against each other and names the file, the key and the fix.
+loading a downloaded file is safe) and config.yaml (backbone name + weights source, every
+decoder hyper-parameter and the record of the encoder the decoder was trained on). The backbone
+is never stored: it is frozen and comes from open_clip. Loading checks the two files against
+each other and names the file, the key and the fix.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from space_clip_ros.errors import quote
 from space_clip_ros.io.atomic import atomic_path
 
 from .backbone import BackboneWeightsError
 from .config import ConfigError, SpaceClipConfig
-from .space_clip import SpaceClip, build_model
+from .decoder import SpaceClipDecoder
+from .encoder_record import record_of_backbone
+from .space_clip import SpaceClip, build_model, resolve_layers
+from .torch_files import load_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +43,16 @@ class CheckpointError(ConfigError):
 def save_checkpoint(
     model: SpaceClip, directory: Union[str, Path], metadata: dict | None = None
 ) -> Path:
-    """Write decoder.safetensors + config.yaml into directory (created if needed)."""
-    return write_checkpoint(model.decoder.state_dict(), model.config, directory, metadata)
+    """Write decoder.safetensors + config.yaml into directory (created if needed).
+
+    config.yaml carries the encoder record: the one the model was loaded with when it has one
+    (it says what the decoder was trained on, whatever tower runs it now), else the record of
+    the tower the model runs, measured now (model/encoder_record.py).
+    """
+    config = model.config
+    if config.encoder_record is None:
+        config = dataclasses.replace(config, encoder_record=record_of_backbone(model.backbone))
+    return write_checkpoint(model.decoder.state_dict(), config, directory, metadata)
 
 
 def write_checkpoint(
@@ -96,36 +109,84 @@ def resolve_checkpoint(path: Union[str, Path]) -> tuple[Path, Path]:
     return weights, config
 
 
-def load_checkpoint(
+def read_checkpoint(
     path: Union[str, Path],
-    device: Union[str, torch.device] = "cpu",
-    backbone_weights: str | None = None,
-) -> SpaceClip:
-    """Build the model from config.yaml and load the decoder tensors, strictly."""
+) -> tuple[SpaceClipConfig, dict[str, torch.Tensor], Path, Path]:
+    """(config, decoder tensors, weights file, config file), each file validated on its own."""
     weights, config_path = resolve_checkpoint(path)
     try:
         config = SpaceClipConfig.load(config_path)
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from exc
     try:
-        state = load_file(str(weights))
+        state = load_safetensors(weights)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(
             f"{weights}: not a readable safetensors file ({quote(str(exc))}). "
             "Fix: re-export or re-download it."
         ) from exc
     _check_values(state, weights)
+    return config, state, weights, config_path
+
+
+def load_checkpoint(
+    path: Union[str, Path],
+    device: Union[str, torch.device] = "cpu",
+    backbone_weights: str | None = None,
+) -> SpaceClip:
+    """Build the model from config.yaml and load the decoder tensors, strictly."""
+    config, state, weights, config_path = read_checkpoint(path)
     try:
         model = build_model(config, backbone_weights=backbone_weights)
     except BackboneWeightsError:
         raise  # names the weights file and the setting that chose it
     except ConfigError as exc:  # raised while building: the config file is the one to fix
         raise CheckpointError(f"{config_path}: {exc}") from exc
-    state = upgrade_decoder_state(state, model.decoder.state_dict(), weights)
-    _check_state(model, state, weights, config_path)
-    model.decoder.load_state_dict(state, strict=True)
+    _load_decoder_state(model.decoder, model.config, state, weights, config_path)
     log.info("loaded checkpoint %s (%s)", weights, config.backbone.model_name)
     return model.to(device).eval()
+
+
+def load_decoder(
+    path: Union[str, Path], width: int, num_layers: int
+) -> tuple[SpaceClipConfig, SpaceClipDecoder]:
+    """The decoder of a checkpoint alone, for a tower of `width` and `num_layers` blocks that
+    the caller already runs (space_clip_ros.shared): no backbone is built or loaded."""
+    return build_decoder(*read_checkpoint(path), width=width, num_layers=num_layers)
+
+
+def build_decoder(
+    config: SpaceClipConfig,
+    state: dict[str, torch.Tensor],
+    weights: Path,
+    config_path: Path,
+    *,
+    width: int,
+    num_layers: int,
+) -> tuple[SpaceClipConfig, SpaceClipDecoder]:
+    """(config with its layer lists resolved for the tower, decoder in eval()) from what
+    read_checkpoint returned."""
+    try:
+        config = resolve_layers(config, num_layers)
+    except ConfigError as exc:
+        raise CheckpointError(f"{config_path}: {exc}") from exc
+    decoder = SpaceClipDecoder(width, config.decoder)
+    _load_decoder_state(decoder, config, state, weights, config_path, width)
+    return config, decoder.eval()
+
+
+def _load_decoder_state(
+    decoder: SpaceClipDecoder,
+    config: SpaceClipConfig,
+    state: dict[str, torch.Tensor],
+    weights: Path,
+    config_path: Path,
+    width: Optional[int] = None,
+) -> None:
+    expected = decoder.state_dict()
+    state = upgrade_decoder_state(state, expected, weights)
+    _check_state(expected, state, config, width, weights, config_path)
+    decoder.load_state_dict(state, strict=True)
 
 
 def upgrade_decoder_state(
@@ -159,9 +220,13 @@ def upgrade_decoder_state(
 
 
 def _check_state(
-    model: SpaceClip, state: dict[str, torch.Tensor], weights: Path, config_path: Path
+    expected: dict[str, torch.Tensor],
+    state: dict[str, torch.Tensor],
+    config: SpaceClipConfig,
+    width: Optional[int],
+    weights: Path,
+    config_path: Path,
 ) -> None:
-    expected = model.decoder.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     fix = (
@@ -171,20 +236,21 @@ def _check_state(
     if missing:
         raise CheckpointError(
             f"{weights}: missing key '{missing[0]}' ({len(missing)} missing) required by "
-            f"{config_path} (use_film={model.config.decoder.use_film}, "
-            f"use_structural={model.config.decoder.use_structural}). {fix}"
+            f"{config_path} (use_film={config.decoder.use_film}, "
+            f"use_structural={config.decoder.use_structural}). {fix}"
         )
     if unexpected:
         raise CheckpointError(
             f"{weights}: unexpected key {quote(unexpected[0], 120)} ({len(unexpected)} "
             f"unexpected) not built by {config_path}. {fix}"
         )
+    tower = f"backbone '{config.backbone.model_name}'" if width is None else "the encoder"
+    width = width if width is not None else expected["semantic.proj.0.weight"].shape[1]
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise CheckpointError(
                 f"{weights}: key '{key}' has shape {tuple(state[key].shape)} but {config_path} "
-                f"builds {tuple(tensor.shape)} (backbone '{model.config.backbone.model_name}', "
-                f"width {model.backbone.width}). {fix}"
+                f"builds {tuple(tensor.shape)} ({tower}, width {width}). {fix}"
             )
         if state[key].is_floating_point() != tensor.is_floating_point():
             raise CheckpointError(

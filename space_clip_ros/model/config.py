@@ -26,6 +26,16 @@ CONFIG_VERSION = 1
 # A config.yaml is a few hundred bytes; a megabyte is a wrong file or an attack (YAML bombs).
 MAX_CONFIG_BYTES = 1 << 20
 INPUT_RESIZE_METHODS = ("bilinear_antialias", "pil_bicubic_uint8")
+# Normalisation of [0, 1] pixels: a mean of such pixels lies in [0, 1]; open_clip's towers use
+# std 0.229 (ImageNet) to 1.0 (SigLIP-style "none"), and a std of 1e-300 or NaN turns every input,
+# and so every depth, into inf/NaN while the model still loads.
+NORMALIZATION_BOUNDS = {"mean": (0.0, 1.0), "std": (0.01, 10.0)}
+MAX_WEIGHTS_SOURCE_CHARS = 4096  # PATH_MAX on Linux
+MAX_FILE_NAME_BYTES = 255  # NAME_MAX: the longest file or folder name
+# How a tower makes its global embedding (EncoderRecord.pooling) and which activation its MLPs
+# compute (EncoderRecord.activation); model/encoder_record.py tells them from a built tower.
+POOLINGS = ("class_token", "attention_pool", "mean_patch")
+ACTIVATIONS = ("quick_gelu", "gelu", "gelu_tanh", "other")
 
 
 @dataclass
@@ -99,11 +109,49 @@ class CameraConfig:
 
 
 @dataclass
+class WeightsFingerprint:
+    """SHA-256 of the frozen tower's tensors, cast to each precision a host may hold them in.
+
+    A host that keeps its tower in bf16 or fp16 compares its own bytes with the matching digest,
+    so a half-precision copy of the training weights is recognised as the same weights.
+    """
+
+    float32: str = ""
+    bfloat16: str = ""
+    float16: str = ""
+
+
+@dataclass
+class EncoderRecord:
+    """What the decoder was trained on, measured from the built tower when it was saved.
+
+    The decoder only works on features of this tower: space_clip_ros.shared.attach compares a
+    host encoder with it (docs/ARCHITECTURE.md, "Shared encoder"). The layer indices it read are
+    the decoder section's (resolved, never null, in a saved checkpoint); mean/std are the
+    normalisation the tower was fed, resolved (never null). Checkpoints written before this
+    record existed load without it.
+    """
+
+    width: int = 0
+    layers: int = 0
+    patch_size: tuple[int, int] = (0, 0)
+    grid: tuple[int, int] = (0, 0)
+    prefix_tokens: int = 0  # class/register tokens before the patch tokens
+    pooling: str = ""  # POOLINGS: how the global embedding is made
+    activation: str = ""  # ACTIVATIONS: the blocks' MLP activation
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    weights: WeightsFingerprint = field(default_factory=WeightsFingerprint)
+    source: str = ""  # where the weights came from, for people (never compared)
+
+
+@dataclass
 class SpaceClipConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     camera: Optional[CameraConfig] = None  # None: a checkpoint from before the record existed
     version: int = CONFIG_VERSION
+    encoder_record: Optional[EncoderRecord] = None
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(dataclasses.asdict(self))
@@ -163,16 +211,23 @@ def read_yaml_file(path: Path, what: str) -> Any:
     Refuses missing, oversized (> MAX_CONFIG_BYTES), non-UTF-8 and empty files and YAML aliases,
     so a hostile file costs neither memory nor a megabyte-long error message.
     """
-    if not path.is_file():
-        raise ConfigError("config file not found", source=path, fix=f"point to {what}")
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
+    try:
+        if not path.is_file():
+            raise ConfigError("config file not found", source=path, fix=f"point to {what}")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"is {size} bytes, more than a config file's limit of {MAX_CONFIG_BYTES}",
+                source=path,
+                fix=f"point to {what}, not to another file",
+            )
+        raw = path.read_bytes()
+    except OSError as exc:  # permission denied, an unreadable disk, a name too long
         raise ConfigError(
-            f"is {size} bytes, more than a config file's limit of {MAX_CONFIG_BYTES}",
+            f"cannot be read ({exc.strerror or type(exc).__name__})",
             source=path,
-            fix=f"point to {what}, not to another file",
-        )
-    raw = path.read_bytes()
+            fix="check the path and that this user may read the file",
+        ) from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -258,19 +313,78 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
         raise bad("decoder.aux_heads", f"is {d.aux_heads}", "use 0..3 (one per non-final stage)")
     if d.film_hidden <= 0 or d.head_hidden <= 0:
         raise bad("decoder.film_hidden/head_hidden", "is not positive", "use positive integers")
-    for name in ("mean", "std"):
+    for name, (low, high) in NORMALIZATION_BOUNDS.items():
         value = getattr(b, name)
-        if value is not None and len(value) != 3:
+        if value is None:
+            continue
+        if len(value) != 3:
             raise bad(
                 f"backbone.{name}",
                 f"has {len(value)} entries",
                 "give 3 values (R, G, B) or null for the pretrained tag's",
             )
-    if b.std is not None and min(b.std) <= 0:
-        raise bad("backbone.std", f"is {list(b.std)}", "use positive standard deviations")
+        if not all(math.isfinite(v) and low <= v <= high for v in value):
+            raise bad(
+                f"backbone.{name}",
+                f"is {quote(list(value))}, outside [{low}, {high}] (pixels are in [0, 1]; "
+                "a NaN, infinite or tiny value makes every depth NaN)",
+                "use the values the tower was trained with (OpenAI CLIP: mean [0.481, 0.458, "
+                "0.408], std [0.269, 0.261, 0.276]) or null for the pretrained tag's",
+            )
+    if b.pretrained is not None:
+        check_weights_source(b.pretrained, "backbone.pretrained", source)
+    if cfg.encoder_record is not None:
+        _validate_encoder_record(cfg.encoder_record, bad)
     if cfg.camera is not None:
         _validate_camera(cfg.camera, bad)
     check_sizes(cfg, source)
+
+
+def check_weights_source(value: str, field: str, source: object = None) -> None:
+    """A pretrained tag or weights path must be something a file system can be asked about.
+
+    A 100,000-character value made `Path.is_file()` raise 'File name too long' deep inside the
+    backbone, and the tool printed it whole; refused here, quoted, with the field to fix.
+    """
+    too_long = len(value) > MAX_WEIGHTS_SOURCE_CHARS or any(
+        len(part.encode("utf-8", "surrogateescape")) > MAX_FILE_NAME_BYTES
+        for part in value.split("/")
+    )
+    if too_long or not value.isprintable():
+        raise ConfigError(
+            f"{quote(value, 80)} is neither an open_clip pretrained tag nor a path this system "
+            "can open (too long, or control characters)",
+            source=source,
+            field=field,
+            fix="give a tag such as 'openai', or the path of a weights file",
+        )
+
+
+def _validate_encoder_record(r: EncoderRecord, bad: Any) -> None:
+    """A record written by save_checkpoint is always complete; anything else was edited."""
+    fix = "re-export the checkpoint (python -m training.export --checkpoint DIR --out NEW)"
+    sizes = {"width": 1, "layers": 1, "patch_size": 2, "grid": 2}
+    for name, count in sizes.items():
+        values = getattr(r, name)
+        values = [values] if count == 1 else list(values)
+        if len(values) != count or any(v <= 0 for v in values):
+            raise bad(
+                f"encoder_record.{name}", f"is {quote(values if count > 1 else values[0])}", fix
+            )
+    if r.prefix_tokens < 0:
+        raise bad("encoder_record.prefix_tokens", f"is {r.prefix_tokens}", fix)
+    for name, allowed in (("pooling", POOLINGS), ("activation", ACTIVATIONS)):
+        if getattr(r, name) not in allowed:
+            raise bad(f"encoder_record.{name}", f"is {quote(getattr(r, name))}", fix)
+    for name in ("mean", "std"):
+        if len(getattr(r, name)) != 3:
+            raise bad(f"encoder_record.{name}", "does not have 3 values", fix)
+    if min(r.std) <= 0:
+        raise bad("encoder_record.std", f"is {list(r.std)}", fix)
+    for name in ("float32", "bfloat16", "float16"):
+        digest = getattr(r.weights, name)
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise bad(f"encoder_record.weights.{name}", "is not a SHA-256 hex digest", fix)
 
 
 def _validate_camera(c: CameraConfig, bad: Any) -> None:

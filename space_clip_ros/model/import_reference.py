@@ -13,13 +13,18 @@ release's encoder resize (PIL bicubic on 8-bit images) and QuickGELU. ``--backbo
 writes the file's own CLIP tower in open_clip names, for ``backbone_weights``: the exact tower
 the decoder was trained on, whatever open_clip's copy of the weights is.
 
-The file is read with ``torch.load(weights_only=True)``: tensors and plain values only.
+The file is read with ``torch.load(weights_only=True)`` (through model/torch_files: a zip bomb
+is refused from its declared sizes first): tensors and plain values only. Every weight must be
+a finite real floating-point tensor and the tower's shapes a ViT's, and nothing is written
+unless the result loads as the node loads it; the output gets the umask's modes, like the
+checkpoint writer's. Exit 2 for a file that cannot be imported, 1 for a disk that fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 import shutil
@@ -32,13 +37,17 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from space_clip_ros.errors import ConfigError, InputError, run_tool
+from space_clip_ros.errors import ConfigError, InputError, RuntimeFailure, quote, run_tool
+from space_clip_ros.io.atomic import atomic_path, default_dir_mode
 
 from .canonical_camera import release_camera
-from .checkpoint import write_checkpoint
+from .checkpoint import load_checkpoint, write_checkpoint
 from .config import BackboneConfig, CameraConfig, DecoderConfig, SpaceClipConfig, validate
 from .decoder import SpaceClipDecoder
+from .encoder_record import record_of_state
 from .space_clip import resolve_layers
+from .torch_files import load_torch_file
+from .weight_checks import nonfinite_problem
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,10 @@ BACKBONE_PREFIX = "clip_vision_model.vision_model."
 DDP_PREFIX = "module."
 # Buffers HF keeps in some transformers versions; not weights.
 IGNORED_BACKBONE_KEYS = ("embeddings.position_ids",)
+# Integer buffers that are counters or indices, not weights (checked by name suffix).
+INTEGER_BUFFERS = ("num_batches_tracked", "position_ids")
+# Where the tower is staged for the load check when --backbone-out is not given.
+TOWER_CHECK_FILE = ".tower-load-check.safetensors"
 
 # Reference decoder prefix -> ours ({i}: stage index); the suffix (weight, bias, running_mean,
 # ...) is kept. The same table as the release data's decoder_key_map.txt.
@@ -117,6 +130,7 @@ def _compile(rules: tuple[tuple[str, str], ...]) -> list[tuple[re.Pattern, str]]
 
 _DECODER_RULES = _compile(DECODER_KEY_MAP)
 _BACKBONE_RULES = _compile(BACKBONE_KEY_MAP)
+_HF_NAME_RULES = _compile(tuple((ours, ref) for ref, ours in BACKBONE_KEY_MAP))  # for messages
 
 
 def _rename(key: str, rules: list[tuple[re.Pattern, str]]) -> Optional[str]:
@@ -128,14 +142,21 @@ def _rename(key: str, rules: list[tuple[re.Pattern, str]]) -> Optional[str]:
 
 
 def read_reference_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """The model state dict of a release checkpoint, 'module.' prefixes stripped."""
+    """The model state dict of a release checkpoint, 'module.' prefixes stripped.
+
+    Read through torch_files (weights_only, the torch >= 2.6 gate, and a zip whose records
+    declare far more than the file holds refused before torch inflates them).
+    """
     if not path.is_file():
         raise ReferenceImportError("checkpoint not found", source=path, fix="check the path")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = load_torch_file(path, field="checkpoint")
+    except ConfigError:
+        raise
     except Exception as exc:  # pickle, zip and torch errors all end here
         raise ReferenceImportError(
-            f"not readable with torch.load(weights_only=True) ({type(exc).__name__}: {exc})",
+            f"not readable with torch.load(weights_only=True) ({type(exc).__name__}: "
+            f"{quote(str(exc))})",
             source=path,
             fix="give a best_checkpoint.pt / last_checkpoint.pt written by the release",
         ) from exc
@@ -146,7 +167,77 @@ def read_reference_checkpoint(path: Path) -> dict[str, torch.Tensor]:
             source=path,
             fix="give a checkpoint written by the release's save_checkpoint",
         )
+    odd = next((k for k in state if not isinstance(k, str)), None)
+    if odd is not None:
+        raise ReferenceImportError(
+            f"the model state dict has a key {quote(odd, 80)} that is not a tensor name",
+            source=path,
+            fix="give a checkpoint written by the release's save_checkpoint",
+        )
     return {k.removeprefix(DDP_PREFIX): v for k, v in state.items()}
+
+
+def check_tensors(state: dict[str, torch.Tensor], source: object) -> None:
+    """Every weight must be a finite real floating-point tensor.
+
+    A complex or integer tensor used to be cast silently (the imaginary part or the fraction
+    lost), and a NaN/inf one imported with exit 0 and made every depth NaN on the robot.
+    Integer counters (BatchNorm's num_batches_tracked, HF's position_ids) are not weights.
+    """
+    for key, tensor in state.items():
+        counter = key.endswith(INTEGER_BUFFERS) and not tensor.is_floating_point()
+        if not counter and (tensor.is_complex() or not tensor.is_floating_point()):
+            raise ReferenceImportError(
+                f"tensor {quote(key, 120)} is {tensor.dtype}, not a real floating-point weight",
+                source=source,
+                fix="give the release's own checkpoint; a converted or edited file lost its "
+                "weights' values",
+            )
+    problem = nonfinite_problem(state)
+    if problem:
+        raise ReferenceImportError(
+            problem,
+            source=source,
+            fix="the run diverged or the file is damaged: import an earlier checkpoint "
+            "(or the EMA weights) of a healthy run",
+        )
+
+
+def tower_geometry(tower: dict[str, torch.Tensor], source: object) -> tuple[int, int, int, int]:
+    """(width, patch size, grid side, blocks) of an open_clip-named CLIP tower, checked.
+
+    The shapes decide the whole config, so a 3-D patch embedding or a position embedding
+    whose rows are not 1 + a square grid is refused here, naming the tensor, rather than
+    written into a checkpoint the node cannot load.
+    """
+
+    def refuse(key: str, why: str) -> ReferenceImportError:
+        shape = tuple(tower[key].shape) if key in tower else None
+        return ReferenceImportError(
+            f"CLIP tower tensor {BACKBONE_PREFIX}{_rename(key, _HF_NAME_RULES) or key} "
+            f"{'is missing' if shape is None else f'has shape {shape}'}: {why}",
+            source=source,
+            fix="give the release's own checkpoint of an HF CLIPVisionModel tower",
+        )
+
+    for key in ("positional_embedding", "conv1.weight", "class_embedding"):
+        if key not in tower:
+            raise refuse(key, "the tower is incomplete")
+    pos, conv = tower["positional_embedding"], tower["conv1.weight"]
+    if pos.ndim != 2 or pos.shape[0] < 2 or pos.shape[1] < 1:
+        raise refuse("positional_embedding", "expected (1 + grid x grid, width)")
+    width = pos.shape[1]
+    grid = math.isqrt(pos.shape[0] - 1)
+    if grid * grid != pos.shape[0] - 1:
+        raise refuse("positional_embedding", f"{pos.shape[0] - 1} patch positions are no square")
+    if conv.ndim != 4 or conv.shape[:2] != (width, 3) or conv.shape[2] != conv.shape[3]:
+        raise refuse("conv1.weight", f"expected ({width}, 3, patch, patch)")
+    if tuple(tower["class_embedding"].shape) != (width,):
+        raise refuse("class_embedding", f"expected ({width},)")
+    layers = _count(tower, r"transformer\.resblocks\.(\d+)\.")
+    if layers < 1:
+        raise refuse("transformer.resblocks.0.ln_1.weight", "the tower has no blocks")
+    return width, conv.shape[-1], grid, layers
 
 
 def split_state(
@@ -170,7 +261,7 @@ def split_state(
         raise ReferenceImportError(
             f"holds no '{BACKBONE_PREFIX}*' tensors (an HF CLIPVisionModel tower)",
             source=source,
-            fix="only HF CLIP towers are imported (not the release's SigLIP configs)",
+            fix="give a release checkpoint (HF CLIPVisionModel or SiglipVisionModel tower)",
         )
     return decoder, backbone
 
@@ -218,10 +309,7 @@ def infer_config(
 ) -> SpaceClipConfig:
     """Every setting of the imported model, from the shapes, checked against the release YAML."""
     ref = reference or {}
-    width = tower["positional_embedding"].shape[1]
-    patch = tower["conv1.weight"].shape[-1]
-    grid = round((tower["positional_embedding"].shape[0] - 1) ** 0.5)
-    layers = _count(tower, r"transformer\.resblocks\.(\d+)\.")
+    width, patch, grid, layers = tower_geometry(tower, source)
     image_size = grid * patch
     if model_cfg is not None:
         name = "imported-vit"
@@ -242,6 +330,27 @@ def infer_config(
             source=source,
             fix="use the YAML the checkpoint was trained with",
         )
+    dec = infer_decoder_config(decoder, layers, ref, source)
+    backbone = BackboneConfig(
+        model_name=name,
+        pretrained=pretrained,
+        model_cfg=model_cfg,
+        quick_gelu=quick_gelu,
+        mean=tuple(open_clip.OPENAI_DATASET_MEAN),
+        std=tuple(open_clip.OPENAI_DATASET_STD),
+        input_size=(image_size, image_size),
+        input_resize="pil_bicubic_uint8",
+    )
+    config = SpaceClipConfig(backbone=backbone, decoder=dec)
+    validate(config, str(source))
+    return resolve_layers(config, layers)
+
+
+def infer_decoder_config(
+    decoder: dict[str, torch.Tensor], layers: int, ref: dict[str, Any], source: object
+) -> DecoderConfig:
+    """The release decoder's settings from its tensors (any tower family), checked against the
+    release YAML's (ref, possibly empty) for an L-block tower."""
     has_film = "semantic.film.0.mlp.0.weight" in decoder
     has_structural = "structural.proj.0.weight" in decoder
     semantic = [decoder[f"semantic.proj.{i}.weight"].shape[0] for i in range(4)]
@@ -277,19 +386,7 @@ def infer_config(
                 source=source,
                 fix="use the YAML the checkpoint was trained with, or import without --config",
             )
-    backbone = BackboneConfig(
-        model_name=name,
-        pretrained=pretrained,
-        model_cfg=model_cfg,
-        quick_gelu=quick_gelu,
-        mean=tuple(open_clip.OPENAI_DATASET_MEAN),
-        std=tuple(open_clip.OPENAI_DATASET_STD),
-        input_size=(image_size, image_size),
-        input_resize="pil_bicubic_uint8",
-    )
-    config = SpaceClipConfig(backbone=backbone, decoder=dec)
-    validate(config, str(source))
-    return resolve_layers(config, layers)
+    return dec
 
 
 def _open_clip_name(
@@ -326,42 +423,53 @@ def import_reference(
 ) -> SpaceClipConfig:
     """Write out_dir (decoder.safetensors + config.yaml) and optionally the tower; atomically.
 
-    dataset (kitti | nyu, or the YAML's `dataset`) records the release's training camera.
+    Nothing is written unless the result loads as the node loads it (checkpoint.load_checkpoint
+    with the imported tower as backbone_weights). dataset (kitti | nyu, or the YAML's
+    `dataset`) records the release's training camera.
     """
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ConfigError(
             "exists and is not empty", source=out_dir, fix="choose a new directory or remove it"
         )
     reference = _read_yaml(reference_yaml) if reference_yaml else None
-    decoder, hf_tower = split_state(read_reference_checkpoint(checkpoint), checkpoint)
-    tower = backbone_to_open_clip(hf_tower, checkpoint)
-    config = infer_config(decoder, tower, reference, model_cfg, checkpoint)
+    state = read_reference_checkpoint(checkpoint)
+    check_tensors(state, checkpoint)
+    decoder, hf_tower = split_state(state, checkpoint)
+    from .import_siglip import is_siglip_tower, siglip_tower_and_config  # imports this module
+
+    if is_siglip_tower(hf_tower):  # the release's SigLIP configs (configs/nyu_siglip.yaml)
+        tower, config = siglip_tower_and_config(
+            decoder, hf_tower, reference, model_cfg, checkpoint
+        )
+    else:
+        tower = backbone_to_open_clip(hf_tower, checkpoint)
+        config = infer_config(decoder, tower, reference, model_cfg, checkpoint)
+        activation = "quick_gelu" if config.backbone.quick_gelu else "gelu"
+        config.encoder_record = record_of_state(
+            tower, "clip", config.backbone.mean, config.backbone.std, activation, checkpoint.name
+        )
     config.camera = release_camera_record(reference, dataset, checkpoint)
     validate(config, str(checkpoint))
     # Build the decoder the config describes and load the mapped tensors strictly: a missing,
     # extra or misshapen tensor fails here, not on the robot.
-    built = SpaceClipDecoder(tower["positional_embedding"].shape[1], config.decoder)
+    built = SpaceClipDecoder(config.encoder_record.width, config.decoder)
     try:
         built.load_state_dict(decoder, strict=True)
     except RuntimeError as exc:
         raise ReferenceImportError(
-            f"the decoder tensors do not fit the inferred config: {exc}",
+            f"the decoder tensors do not fit the inferred config: {quote(str(exc), 600)}",
             source=checkpoint,
             fix="check that the file is a SPACE-CLIP checkpoint of the release",
         ) from exc
-    meta = {"imported_from": str(checkpoint)}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        write_checkpoint(built.state_dict(), config, staging, meta)
-        if backbone_out is not None:
-            _write_tower(tower, backbone_out)
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        write_import(built.state_dict(), tower, config, out_dir, backbone_out, checkpoint)
+    except OSError as exc:  # a full disk, a read-only or vanished folder
+        raise RuntimeFailure(
+            f"cannot write the imported checkpoint ({exc.strerror or type(exc).__name__}); "
+            "nothing was written",
+            source=exc.filename or out_dir,
+            fix="free disk space or choose another output folder, then run it again",
+        ) from exc
     log.info("imported %s -> %s (%s)", checkpoint, out_dir, config.backbone.model_name)
     return config
 
@@ -403,13 +511,65 @@ def release_camera_record(
     return release_camera(name, crop)
 
 
-def _write_tower(tower: dict[str, torch.Tensor], path: Path) -> None:
-    """The CLIP tower as an open_clip state dict ('visual.*'), written to a temp name first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({f"visual.{k}": v.contiguous() for k, v in tower.items()}, str(tmp))
-    os.replace(tmp, path)
-    log.info("CLIP tower written to %s (use it as backbone_weights)", path)
+def write_import(
+    decoder_state: dict[str, torch.Tensor],
+    tower: dict[str, torch.Tensor],
+    config: SpaceClipConfig,
+    out_dir: Path,
+    backbone_out: Optional[Path],
+    source: Path,
+) -> None:
+    """Stage the checkpoint (and the tower), prove it loads, then rename it all into place.
+
+    The staging folder gets the umask's mode (mkdtemp makes it 0700) and the tower file too
+    (safetensors writes 0600), like every file the checkpoint writer makes, so the robot's
+    service user can read what an administrator imported. Without --backbone-out the tower is
+    staged only for the load check and never kept.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        write_checkpoint(decoder_state, config, staging, {"imported_from": str(source)})
+        if backbone_out is None:
+            check_file = staging / TOWER_CHECK_FILE
+            _save_tower(tower, check_file)
+            _check_loads(staging, check_file, source)
+            check_file.unlink()
+            _publish(staging, out_dir)
+            return
+        backbone_out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(backbone_out, fix_mode=True) as tower_file:
+            _save_tower(tower, tower_file)
+            _check_loads(staging, tower_file, source)
+            _publish(staging, out_dir)
+        log.info("CLIP tower written to %s (use it as backbone_weights)", backbone_out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _save_tower(tower: dict[str, torch.Tensor], path: Path) -> None:
+    """The CLIP tower as an open_clip state dict ('visual.*')."""
+    save_file({f"visual.{k}": v.contiguous() for k, v in tower.items()}, str(path))
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    os.chmod(staging, default_dir_mode())
+    if out_dir.exists():
+        out_dir.rmdir()  # empty (checked first): the staged folder takes its place
+    os.replace(staging, out_dir)
+
+
+def _check_loads(checkpoint_dir: Path, tower_file: Path, source: Path) -> None:
+    """The staged checkpoint must load as the node loads it, or the import fails."""
+    try:
+        load_checkpoint(checkpoint_dir, backbone_weights=str(tower_file))
+    except ConfigError as exc:
+        raise ReferenceImportError(
+            f"the imported checkpoint would not load on the node: {exc}",
+            source=source,
+            fix="check that the file is a SPACE-CLIP checkpoint of the release",
+        ) from exc
 
 
 def _read_yaml(path: Path) -> dict:

@@ -7,15 +7,21 @@ node, the CLI, training and the ONNX export all feed it the same thing: RGB floa
 from __future__ import annotations
 
 import copy
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
-from .backbone import ClipVisionBackbone
+from .backbone import (
+    BackboneFeatures,
+    BackboneWeights,
+    ClipVisionBackbone,
+    resolve_backbone_weights,
+)
 from .canonical_camera import PAD_MODE, CameraView
-from .config import ConfigError, SpaceClipConfig
+from .config import ConfigError, DecoderConfig, SpaceClipConfig
 from .decoder import SpaceClipDecoder
 
 
@@ -134,15 +140,18 @@ def _inside_canvas(
 
 
 class SpaceClip(nn.Module):
-    def __init__(self, config: SpaceClipConfig, backbone_weights: str | None = None) -> None:
+    """Built by build_model (the factory resolves and loads the backbone's weights); the
+    constructor only builds modules: weights resolved by resolve_backbone_weights decide the
+    tower's activation and normalisation."""
+
+    def __init__(
+        self, config: SpaceClipConfig, backbone_weights: Optional[BackboneWeights] = None
+    ) -> None:
         super().__init__()
-        self.backbone = ClipVisionBackbone(config.backbone, weights_override=backbone_weights)
+        self.backbone = ClipVisionBackbone(config.backbone, backbone_weights)
         self.config = resolve_layers(config, self.backbone.num_layers)
         self.decoder = SpaceClipDecoder(self.backbone.width, self.config.decoder)
-        d = self.config.decoder
-        self._layers = sorted(
-            set(d.semantic_layers) | (set(d.structural_layers) if d.use_structural else set())
-        )
+        self._layers = layers_read(self.config.decoder)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -175,27 +184,59 @@ class SpaceClip(nn.Module):
             else view_to_encoder(images, view, self.input_size, method)
         )
         x = self.backbone.normalize(resized)
-        d = self.config.decoder
         with torch.no_grad():
             feats = self.backbone(x, self._layers)
-        dtype = self.decoder.head[1].weight.dtype
-        hidden = {k: h.to(dtype) for k, h in feats.hidden.items()}
-        depth, aux = self.decoder(
-            [hidden[k] for k in d.semantic_layers],
-            [hidden[k] for k in d.structural_layers] if d.use_structural else [],
-            feats.global_embedding.to(dtype),
-            return_aux=return_aux,
-        )
-        if view is not None:
-            return view_to_image(depth, view, out_size)
-        with torch.autocast(depth.device.type, enabled=False):  # fp32 out: no depth terraces
-            depth = resize_bilinear(depth.float(), out_size)
+        depth, aux = decode(self.decoder, self.config.decoder, feats, out_size, return_aux, view)
         return (depth, aux) if return_aux else depth
 
 
+def layers_read(cfg: DecoderConfig) -> list[int]:
+    """The hidden states a decoder reads (a resolved config's layer lists), ascending."""
+    structural = set(cfg.structural_layers) if cfg.use_structural else set()
+    return sorted(set(cfg.semantic_layers) | structural)
+
+
+def decode(
+    decoder: SpaceClipDecoder,
+    cfg: DecoderConfig,
+    feats: BackboneFeatures,
+    output_size: tuple[int, int],
+    return_aux: bool = False,
+    view: Optional[CameraView] = None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(depth (B, 1, *output_size) in metres, aux maps) from a tower's hidden states.
+
+    The decoder half of SpaceClip.forward, shared with space_clip_ros.shared's tap on a host
+    encoder, so the two decode the same features identically. view: the camera view the
+    encoder input was made with (view_to_encoder); the depth then comes back on the input
+    image's pixel grid in the input camera's metres (view_to_image).
+    """
+    dtype = decoder.head[1].weight.dtype
+    hidden = {k: h.to(dtype) for k, h in feats.hidden.items()}
+    depth, aux = decoder(
+        [hidden[k] for k in cfg.semantic_layers],
+        [hidden[k] for k in cfg.structural_layers] if cfg.use_structural else [],
+        feats.global_embedding.to(dtype),
+        return_aux=return_aux,
+    )
+    if view is not None:
+        return view_to_image(depth, view, tuple(output_size)), aux
+    with torch.autocast(depth.device.type, enabled=False):  # fp32 out: no depth terraces
+        depth = resize_bilinear(depth.float(), tuple(output_size))
+    return depth, aux
+
+
 def build_model(config: SpaceClipConfig, backbone_weights: str | None = None) -> SpaceClip:
-    """The one place every SpaceClip is built: node, CLI, training and export all call this."""
-    return SpaceClip(config, backbone_weights=backbone_weights)
+    """The one place every SpaceClip is built: node, CLI, training and export all call this.
+
+    The weights are resolved first (a BackboneWeightsError names the setting before anything is
+    built), the model is built once, then the weights are loaded. backbone_weights: a local file
+    overriding config.backbone.pretrained.
+    """
+    weights = resolve_backbone_weights(config.backbone, backbone_weights)
+    model = SpaceClip(config, weights)
+    model.backbone.load_weights(weights)
+    return model
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

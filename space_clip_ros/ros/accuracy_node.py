@@ -6,20 +6,37 @@ Subscribes (relative names, remap as needed):
   lidar_points        sensor_msgs/PointCloud2 with x, y, z (e.g. /kitti/velo/pointcloud)
   /tf_static          the LiDAR -> camera transform, unless `calib_dir` is set (and only where
                       tf2_msgs is installed: it is not a pip wheel)
+  /diagnostics        the depth node's own status: whether its checkpoint is trained
 Publishes:
   accuracy            diagnostic_msgs/DiagnosticArray, one message per paired frame with two
                       statuses, "space_clip_accuracy: frame" and "space_clip_accuracy: mean", whose
                       values are the metrics (abs_rel, sq_rel, rmse, rmse_log, log10, silog,
-                      delta1..3); a standard type rqt_runtime_monitor and `ros2 topic echo` show.
+                      delta1..3), then the same near and away from LiDAR depth discontinuities
+                      ('boundary_0.05/abs_rel', 'interior_0.05/...', with '.../pixels' counts;
+                      space_clip_ros.metrics.boundary_masks, sparse rule); a standard type
+                      rqt_runtime_monitor and `ros2 topic echo` show.
 At shutdown it prints the metrics table and writes `output_json` if set (same format as
-space-clip-bag-accuracy --json).
+space-clip-bag-accuracy --json, plus `model` and `duplicate_depth_frames`). A run in which no frame
+got ground truth is an error, not a table of NaN: the log says why (no depth, no scan on the LiDAR
+topic, no transform, stamps too far apart), the JSON carries it as `error`, and the node exits 1
+so a launch that depends on it fails.
 
-Depth and scans are paired by header stamp within `max_dt` seconds (kitti.pairing; message_filters
-is not available as a pip wheel, and this pairing is a few lines).
+Depth and scans are paired by header stamp within `max_dt` seconds (evaluation.pairing;
+message_filters is not available as a pip wheel, and this pairing is a few lines). Each depth
+stamp is scored once: a bag played again, or a second depth node on the topic, gives duplicates
+that are counted and ignored.
+
+Whether the model was trained (JSON `model.trained_checkpoint`: true when the depth node loaded a
+checkpoint, false for its untrained decoder) is read from /diagnostics: the `trained_checkpoint`
+value of the depth node that publishes our `depth` topic (found in the graph), with its device,
+precision and backend. That node is the one place that knows what it loaded (a params file, an
+override, no checkpoint at all); a launch argument could disagree with it. Without such a status
+(recorded depth, another depth source), or if it changed during the run, the JSON says null.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -32,15 +49,14 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from space_clip_ros.errors import ConfigError, quote
+from space_clip_ros.errors import EXIT_FAILURE, EXIT_OK, ConfigError, quote
 from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
 from space_clip_ros.evaluation.pairing import StampPairer
-from space_clip_ros.evaluation.report import AccuracyReport
+from space_clip_ros.evaluation.report import AccuracyReport, diagnostic_values
 from space_clip_ros.evaluation.transforms import lookup_static
-from space_clip_ros.geometry import Intrinsics
+from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
 from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, load_calibration
-from space_clip_ros.metrics import METRIC_NAMES
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
 from space_clip_ros.ros.node_cli import handle_help
 from space_clip_ros.ros.qos import make_qos
@@ -57,6 +73,8 @@ PARAMETERS_HELP = """Parameters: calib_dir (KITTI date folder; empty: /tf_static
 max_dt (0.05 s), min_depth, max_depth, crop (garg, eigen, none), output_json. E.g.
   ros2 run space_clip_ros space_clip_accuracy --ros-args -p calib_dir:=$HOME/kitti/2011_09_26 \\
       -r lidar_points:=/kitti/velo/pointcloud -r __ns:=/kitti/camera_color_left"""
+TRAINED_KEY = "trained_checkpoint"  # the depth node's /diagnostics value
+MODEL_KEYS = (TRAINED_KEY, "device", "precision", "backend")
 STATIC_TF_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=100,
@@ -111,8 +129,20 @@ class AccuracyNode(Node):
             )
         self.static_transforms: dict[tuple[str, str], Any] = {}
         self.report = AccuracyReport(self.settings)
+        self.max_dt = max_dt
         self.pairer: StampPairer = StampPairer(slop_ns=int(max_dt * 1e9))
-        self.intrinsics: Optional[Intrinsics] = None
+        # Each depth image is read with the depth/camera_info of its own stamp (the two topics
+        # arrive in either order, as message_filters' ExactTime pairs them).
+        self.depth_with_info: StampPairer = StampPairer(slop_ns=0)
+        self.received = {"depth": 0, "scans": 0, "with_camera_info": 0}
+        self.skipped: list[str] = []  # why paired frames were not scored (transform, image)
+        self.model: dict[str, Any] = {}  # the depth node's MODEL_KEYS from /diagnostics
+        self.trained_seen: set[bool] = set()
+        # Resolved now: finish() runs when the context may already be shut down.
+        self.topics = {
+            name: self.resolve_topic_name(name)
+            for name in ("depth", "depth/camera_info", "lidar_points")
+        }
 
         qos = make_qos("best_available", 10)
         self.create_subscription(Image, "depth", self._on_depth, qos)
@@ -120,15 +150,40 @@ class AccuracyNode(Node):
         self.create_subscription(PointCloud2, "lidar_points", self._on_points, qos)
         if self.camera_from_lidar is None:
             self.create_subscription(TFMessage, "/tf_static", self._on_tf_static, STATIC_TF_QOS)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.publisher = self.create_publisher(DiagnosticArray, "accuracy", 10)
+
+    def _depth_node_names(self) -> set[str]:
+        """Fully qualified names of the nodes publishing our `depth` topic."""
+        topic = self.topics["depth"]
+        return {
+            f"{info.node_namespace.rstrip('/')}/{info.node_name}"
+            for info in self.get_publishers_info_by_topic(topic)
+        }
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        statuses = [s for s in msg.status if any(kv.key == TRAINED_KEY for kv in s.values)]
+        if not statuses:
+            return
+        publishers = self._depth_node_names()
+        for status in statuses:
+            node = status.name.split(":", 1)[0]
+            if node not in publishers:
+                continue
+            values = {kv.key: kv.value for kv in status.values if kv.key in MODEL_KEYS}
+            trained = values.pop(TRAINED_KEY) == "true"
+            self.trained_seen.add(trained)
+            self.model = {"depth_node": node, TRAINED_KEY: trained, **values}
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         # A driver that publishes an unset CameraInfo (zero P and K, or zero size) must not take
-        # the node down: keep the last good intrinsics and say why this one was refused.
+        # the node down: its depth image goes unscored, and the log says why.
         try:
-            self.intrinsics = intrinsics_from_camera_info(msg)
+            intrinsics = intrinsics_from_camera_info(msg)
         except CameraInfoError as err:
             self.get_logger().error(f"depth/camera_info ignored: {err}", throttle_duration_sec=5.0)
+            return
+        self._on_depth_with_info(self.depth_with_info.add_second(stamp_ns(msg), intrinsics))
 
     def _on_tf_static(self, msg: Any) -> None:
         for transform in msg.transforms:
@@ -137,21 +192,36 @@ class AccuracyNode(Node):
             )
 
     def _on_depth(self, msg: Image) -> None:
-        if self.intrinsics is None:
-            self.get_logger().warning(
-                "depth without depth/camera_info yet: frame skipped", throttle_duration_sec=5.0
-            )
-            return
+        self.received["depth"] += 1
         try:
             depth = depth_image_to_metres(msg)
         except ValueError as err:
             self.get_logger().error(f"depth frame skipped: {err}", throttle_duration_sec=5.0)
             return
-        self._evaluate(
-            self.pairer.add_first(stamp_ns(msg), (depth, self.intrinsics, msg.header.frame_id))
-        )
+        duplicates = self.duplicates
+        pair = self.depth_with_info.add_first(stamp_ns(msg), (depth, msg.header.frame_id))
+        if self.duplicates > duplicates:
+            self.get_logger().warning(
+                f"depth stamp {stamp_ns(msg)} was scored already: ignored (is the bag playing "
+                "again, or do two depth nodes publish on this topic?)",
+                throttle_duration_sec=5.0,
+            )
+        self._on_depth_with_info(pair)
+
+    @property
+    def duplicates(self) -> int:
+        """Depth images whose stamp was seen before (the first pairing stage drops them)."""
+        return self.depth_with_info.duplicates
+
+    def _on_depth_with_info(self, pair: Optional[tuple]) -> None:
+        if pair is None:
+            return
+        stamp, (depth, camera_frame), intrinsics = pair
+        self.received["with_camera_info"] += 1
+        self._evaluate(self.pairer.add_first(stamp, (depth, intrinsics, camera_frame)))
 
     def _on_points(self, msg: PointCloud2) -> None:
+        self.received["scans"] += 1
         try:
             points = pointcloud2_to_array(msg)
         except ValueError as err:
@@ -174,6 +244,7 @@ class AccuracyNode(Node):
             LookupError,
             ValueError,
         ) as err:  # no tf path yet, a degenerate quaternion, an empty image
+            self.skipped.append(str(err))
             self.get_logger().warning(f"frame skipped: {err}", throttle_duration_sec=5.0)
             return
         self.report.add(stamp, metrics)
@@ -192,19 +263,92 @@ class AccuracyNode(Node):
             ),
             _status(
                 "mean",
-                self.report.running.mean(),
+                self.report.mean(),
                 self.report.running.count > 0,
                 f"{self.report.running.count} frames",
             ),
         ]
         self.publisher.publish(array)
 
-    def finish(self) -> None:
-        """Print the table and write the JSON: after spinning ends, ROS may already be down."""
-        print(self.report.table(), flush=True)
+    def trained(self) -> Optional[bool]:
+        """Whether the depth node ran a trained checkpoint; None when unknown or it changed."""
+        return next(iter(self.trained_seen)) if len(self.trained_seen) == 1 else None
+
+    def failure(self) -> Optional[str]:
+        """Why no frame got ground truth (the first cause a user can act on); None if some did."""
+        if self.report.running.count:
+            return None
+        depth, lidar = self.topics["depth"], self.topics["lidar_points"]
+        if self.report.frames:
+            return (
+                f"none of the {len(self.report.frames)} paired frames had a LiDAR return inside "
+                f"the evaluated region (crop {self.settings.crop}, {self.settings.min_depth:g}.."
+                f"{self.settings.max_depth:g} m); check the LiDAR -> camera transform (calib_dir)"
+            )
+        if not self.received["depth"]:
+            return (
+                f"no depth image arrived on {depth}: is the depth node running, publishing "
+                "there (its log says why not)?"
+            )
+        if not self.received["scans"]:
+            return (
+                f"no PointCloud2 arrived on {lidar}: point the node at the bag's LiDAR topic "
+                "(kitti_replay.launch.py lidar_topic:=..., or -r lidar_points:=...)"
+            )
+        if not self.received["with_camera_info"]:
+            return f"no valid CameraInfo arrived on {self.topics['depth/camera_info']}"
+        if self.skipped:
+            return f"{len(self.skipped)} paired frames could not be scored: {self.skipped[-1]}"
+        return (
+            f"{self.received['depth']} depth images and {self.received['scans']} scans arrived, "
+            f"but no depth stamp was within max_dt {self.max_dt:g} s of a scan stamp: check "
+            "both streams' stamps, or raise max_dt"
+        )
+
+    def result(self) -> dict[str, Any]:
+        """The JSON report: the metrics (AccuracyReport), the model, duplicates, any error."""
+        return {
+            **self.report.as_dict(),
+            "model": {**self.model, TRAINED_KEY: self.trained()},
+            "duplicate_depth_frames": self.duplicates,
+            "error": self.failure(),
+        }
+
+    def finish(self) -> int:
+        """Print the table (or the reason there is none) and write the JSON; the exit code.
+
+        Runs after spinning ends, when ROS may already be down: plain prints, not the ROS log.
+        """
+        failure = self.failure()
+        trained = self.trained()
+        if failure:
+            print(f"{NODE_NAME}: error: no accuracy: {failure}", file=sys.stderr, flush=True)
+        else:
+            print(self.report.table(), flush=True)
+            if trained is not True:
+                print(
+                    f"{NODE_NAME}: warning: "
+                    + (
+                        "the depth node ran an UNTRAINED model: these numbers are meaningless"
+                        if trained is False
+                        else "whether the depth model was trained is unknown (no /diagnostics "
+                        "from the node publishing depth)"
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
+        if self.duplicates:
+            print(
+                f"{NODE_NAME}: warning: {self.duplicates} depth frames repeated a stamp "
+                "already scored and were ignored",
+                file=sys.stderr,
+                flush=True,
+            )
         if self.output_json:
-            self.report.write_json(self.output_json)
+            with atomic_path(self.output_json) as tmp:
+                tmp.write_text(json.dumps(self.result(), indent=2, allow_nan=False) + "\n")
             print(f"wrote {self.output_json}", flush=True)
+        return EXIT_FAILURE if failure else EXIT_OK
 
 
 def _status(kind: str, metrics: dict[str, float], ok: bool, message: str) -> DiagnosticStatus:
@@ -217,7 +361,7 @@ def _status(kind: str, metrics: dict[str, float], ok: bool, message: str) -> Dia
         name=f"{NODE_NAME}: {kind}",
         message=f"{summary} {message}".strip(),
         hardware_id="",
-        values=[KeyValue(key=name, value=f"{metrics[name]:.6g}") for name in METRIC_NAMES],
+        values=[KeyValue(key=key, value=value) for key, value in diagnostic_values(metrics)],
     )
 
 
@@ -235,10 +379,10 @@ def main(args: Optional[list[str]] = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.finish()
+        code = node.finish()
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return code
 
 
 if __name__ == "__main__":

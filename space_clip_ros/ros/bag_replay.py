@@ -11,6 +11,14 @@ exactly what was recorded. Pacing:
 Topics recorded with a transient-local offered QoS (/tf_static from space-clip-kitti2bag) are
 re-offered latched. A topic whose message package is not installed (tf2_msgs is not a pip wheel)
 is skipped with a warning. Remap with the usual --ros-args -r old:=new.
+
+A camera's CameraInfo goes out before its image of the same stamp, whatever order the bag holds
+them in (the PyPI converter kitti2mcap writes each image first): a node that takes the latest
+CameraInfo for an image would otherwise have none for the first frame. An image waits for its
+CameraInfo until the bag's clock passes it by INFO_WAIT_NS or the camera's next image comes.
+
+Exit status: 0 when every message was played (and, with --wait-for, every frame answered); 1 when
+the bag cannot be read, the node never appeared, or frames went unanswered; 2 on a bad argument.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import rclpy
 from rclpy.duration import Duration
@@ -41,6 +49,8 @@ from space_clip_ros.io.msg_arrays import stamp_ns as header_stamp_ns
 NODE_NAME = "space_clip_bag_replay"
 PREFERRED_SYNC_TOPIC = "/kitti/camera_color_left/image_raw"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+INFO_WAIT_NS = 50_000_000  # bag time an image waits for its CameraInfo (KITTI: 10 Hz)
 SUBSCRIBER_GRACE_S = 0.5
 
 
@@ -77,6 +87,45 @@ def qos_for(connection: Any) -> QoSProfile:
 def stamp_ns(msg: Any) -> int | None:
     """The header stamp in nanoseconds; None for header-less types (any reply then counts)."""
     return None if getattr(msg, "header", None) is None else header_stamp_ns(msg)
+
+
+def camera_topics(connections: Iterable[Any]) -> dict[str, str]:
+    """Image topic -> the CameraInfo topic beside it (`<ns>/image_raw` -> `<ns>/camera_info`,
+    image_transport's convention), for the cameras the bag has both of."""
+    infos = {c.topic for c in connections if c.msgtype == CAMERA_INFO_TYPE}
+    return {
+        c.topic: f"{c.topic.rsplit('/', 1)[0]}/camera_info"
+        for c in connections
+        if c.msgtype == IMAGE_TYPE and f"{c.topic.rsplit('/', 1)[0]}/camera_info" in infos
+    }
+
+
+def camera_info_first(
+    messages: Iterable[tuple[Any, int, bytes]], cameras: dict[str, str]
+) -> Iterator[tuple[Any, int, bytes]]:
+    """The bag's (connection, bag time, data) in order, except that each image of `cameras`
+    is held back until the CameraInfo of its stamp has gone out (module docstring)."""
+    held: dict[str, tuple[tuple[Any, int, bytes], int | None]] = {}  # image topic -> (msg, stamp)
+    info_of = {info: image for image, info in cameras.items()}
+
+    def header_stamp(conn: Any, data: bytes) -> int | None:
+        return stamp_ns(deserialize(data, conn.msgtype))
+
+    for message in messages:
+        conn, bag_time, data = message
+        for topic in [t for t, ((_, t0, _), _) in held.items() if bag_time - t0 > INFO_WAIT_NS]:
+            yield held.pop(topic)[0]
+        if conn.topic in cameras:
+            if conn.topic in held:
+                yield held.pop(conn.topic)[0]
+            held[conn.topic] = (message, header_stamp(conn, data))
+            continue
+        yield message
+        image = info_of.get(conn.topic)
+        if image in held and held[image][1] == header_stamp(conn, data):
+            yield held.pop(image)[0]
+    for message, _ in held.values():
+        yield message
 
 
 class StampWaiter:
@@ -193,7 +242,8 @@ class BagPlayer:
             start_wall = time.monotonic()
             start_bag = reader.start_time
             wanted = [c for c in reader.connections if c.topic in publishers]
-            for conn, bag_time, data in reader.messages(connections=wanted):
+            ordered = camera_info_first(reader.messages(connections=wanted), camera_topics(wanted))
+            for conn, bag_time, data in ordered:
                 if not rclpy.ok():
                     break
                 if paced:
@@ -312,6 +362,13 @@ def main(args: list[str] | None = None) -> int:
         player.play()
         summary = ", ".join(f"{t}: {n}" for t, n in player.published.items())
         node.get_logger().info(f"played {parsed.bag} ({summary}); {player.timeouts} wait timeouts")
+        if player.timeouts:
+            node.get_logger().error(
+                f"{player.timeouts} frames got no reply on {options.wait_for} within "
+                f"{options.wait_timeout} s, so they were not processed: see the node's log, or "
+                "raise --wait-timeout for a slow device"
+            )
+            return 1
         return 0
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0

@@ -13,20 +13,22 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
-from space_clip_ros.depth_frame import camera_matrix
 from space_clip_ros.errors import InputError
 from space_clip_ros.geometry import Intrinsics
+from space_clip_ros.io.msg_arrays import camera_matrix
 
 
 class CameraInfoError(InputError):
-    """A CameraInfo cannot give intrinsics (zero focal length, zero size, ...)."""
+    """A CameraInfo cannot give intrinsics: zero size, or a focal length or principal point no
+    camera has (geometry.Intrinsics bounds them, so fx = 1e-300 is refused here, counted by the
+    node as a rejected camera_info, instead of becoming a cloud of inf)."""
 
 
 def intrinsics_from_camera_info(msg: CameraInfo) -> Intrinsics:
     """Intrinsics from P (or K when P is all zero) at the message's width x height."""
     if msg.width <= 0 or msg.height <= 0:
         raise CameraInfoError(f"camera_info has zero size ({msg.width}x{msg.height})")
-    matrix, name = camera_matrix(msg.p, msg.k)
+    matrix, name = camera_matrix(msg)
     try:
         return Intrinsics.from_matrix(matrix, msg.width, msg.height)
     except ValueError as exc:

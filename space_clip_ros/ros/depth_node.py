@@ -5,16 +5,20 @@ the model, activate subscribes, deactivate stops work, cleanup frees the model. 
 `autostart` (the default) main() drives it to active so `ros2 run` just works; with
 autostart false a lifecycle manager does.
 
-Threads: the executor thread only stores each incoming frame into a slot of depth one
-(newest wins; a replaced frame is counted as dropped), so receipt never waits on inference.
-A worker thread takes the newest frame, decodes it, runs the DepthEstimator and publishes only
-the outputs that have subscribers. Every output carries the input header unchanged.
-Nothing raised while handling a frame escapes a callback: bad frames are counted, logged
+Each frame is planned once (the parameters, the outputs that have subscribers and the camera,
+read together: space_clip_ros.frame_plan), run through the ROS-free frame path
+(space_clip_ros.depth_frame) and published all together or not at all, on the pipeline of
+space_clip_ros.ros.frame_pipeline: receipt never waits on inference, the newest frame wins, and
+inference of one frame overlaps publishing of the previous one.
+Nothing raised while handling a frame escapes a thread: bad frames are counted, logged
 (throttled per reason) and dropped, and the node serves the next one. Only a persistent
 inference failure ends it: after `max_consecutive_failures` failed frames in a row (a CUDA
 illegal address poisons the CUDA context for good) the node logs FATAL, shuts its context down
 and main() exits 1, so `respawn=True` in a launch file (launch_ros Node(respawn=True,
 respawn_delay=2.0)) restarts it with a fresh CUDA context.
+
+This module imports neither torch nor the model: `--help` and parameter errors answer at the
+speed of rclpy, and the model's modules load at configure.
 """
 
 from __future__ import annotations
@@ -25,102 +29,153 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import rclpy
-import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 
-from space_clip_ros.depth_frame import mask_out_of_range, output_intrinsics, rescale_image
 from space_clip_ros.errors import ConfigError
-from space_clip_ros.geometry import Intrinsics, backproject
-from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
-from space_clip_ros.inference.verify import synthetic_images, verify_estimator
-from space_clip_ros.io.colormap import colorize
+from space_clip_ros.frame_plan import NEEDS_CAMERA, FramePlan, FrameSettings, Output
+from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.ros import param_overrides, params
-from space_clip_ros.ros.camera_info import (
-    CameraInfoError,
-    intrinsics_from_camera_info,
-    scale_camera_info,
+from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
+from space_clip_ros.ros.diagnostics import FrameStats, ThrottledLog, diagnostic_status
+from space_clip_ros.ros.frame_slot import Frame
+from space_clip_ros.ros.node_cli import (
+    DEPTH_NODE,
+    DEPTH_NODE_EPILOG,
+    DEPTH_NODE_HELP,
+    handle_help,
 )
-from space_clip_ros.ros.diagnostics import FrameStats, ThrottledLog, diagnostic_array
-from space_clip_ros.ros.image_codec import (
-    ColorImage,
-    ImageDecodeError,
-    array_to_image,
-    compressed_to_color,
-    depth_to_image,
-    image_to_color,
-)
-from space_clip_ros.ros.node_cli import handle_help
-from space_clip_ros.ros.pointcloud import points_to_cloud
-from space_clip_ros.ros.qos import (
-    BEST_AVAILABLE,
-    fixed_qos_refusal,
-    make_qos,
-    qos_overrides,
-)
-from space_clip_ros.runtime import resolve_device
+from space_clip_ros.ros.qos import BEST_AVAILABLE, fixed_qos_refusal, make_qos, qos_overrides
+
+if TYPE_CHECKING:
+    from space_clip_ros.depth_frame import FrameProducts
+    from space_clip_ros.inference import DepthEstimator
+    from space_clip_ros.ros.depth_outputs import DepthOutputs
+    from space_clip_ros.ros.frame_pipeline import FrameOutcome, FramePipeline, PlannedFrame
 
 try:  # Iron and later
-    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+    from rclpy.event_handler import SubscriptionEventCallbacks
 except ImportError:  # Humble
-    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+    from rclpy.qos_event import SubscriptionEventCallbacks
 
-NODE_NAME = "space_clip_depth"
-WARMUP_SHAPE = (
-    375,
-    1242,
-)  # KITTI frame; the encoder input is fixed, so any size warms the same kernels
+NODE_NAME = DEPTH_NODE
+# KITTI frame; the encoder input is fixed, so any size warms the same kernels
+WARMUP_SHAPE = (375, 1242)
 CAMERA_INFO_SIZES_KEPT = 4
-PARAMETERS_HELP = """Topics (relative: remap them): image (or image/compressed), camera_info in;
-depth, depth/camera_info, points, depth/colorized, /diagnostics out.
-Parameters: config/depth.yaml in the package share lists each with its default, e.g.
-  ros2 run space_clip_ros space_clip_depth --ros-args -p checkpoint:=/path/to/checkpoint \\
-      -p device:=cuda -r image:=/camera/image_raw -r camera_info:=/camera/camera_info
-or ros2 launch space_clip_ros depth.launch.py (ros2 launch ... --show-args lists its arguments)."""
+
 
 
 @dataclass(frozen=True)
-class Frame:
-    msg: Union[Image, CompressedImage]
-    received_at: float  # time.monotonic() at receipt
+class Camera:
+    """The latest valid CameraInfo of one image size, and its intrinsics."""
+
+    info: CameraInfo
+    intrinsics: Intrinsics
 
 
-class LatestFrameSlot:
-    """A queue of depth one: put() replaces an unprocessed frame, take() blocks for the next."""
+class CameraInfoStore:
+    """The newest CameraInfo per image size (a few sizes: a driver may switch resolution);
+    written by the executor thread, read by the inference worker."""
 
-    def __init__(self) -> None:
+    def __init__(self, sizes_kept: int = CAMERA_INFO_SIZES_KEPT) -> None:
         self._cond = threading.Condition()
-        self._frame: Optional[Frame] = None
-        self._closed = False
+        self._cameras: dict[tuple[int, int], Camera] = {}
+        self._waited: set[tuple[int, int]] = set()
+        self._sizes_kept = sizes_kept
 
-    def put(self, frame: Frame) -> bool:
-        """Store `frame`; True when it replaced a frame nobody had taken (a stale drop)."""
+    def put(self, camera: Camera) -> None:
+        key = (camera.intrinsics.width, camera.intrinsics.height)
         with self._cond:
-            replaced = self._frame is not None
-            self._frame = frame
-            self._cond.notify()
-            return replaced
-
-    def take(self) -> Optional[Frame]:
-        """The newest frame, or None once closed."""
-        with self._cond:
-            while self._frame is None and not self._closed:
-                self._cond.wait()
-            frame, self._frame = self._frame, None
-            return None if self._closed else frame
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
+            self._cameras.pop(key, None)
+            self._cameras[key] = camera
+            while len(self._cameras) > self._sizes_kept:
+                self._cameras.pop(next(iter(self._cameras)))
             self._cond.notify_all()
+
+    def get(
+        self, width: int, height: int, wait_s: float = 0.0
+    ) -> tuple[Optional[Camera], list[str]]:
+        """The camera for an image of width x height (or None), and the sizes known.
+
+        wait_s: when none is known yet, wait this long for one, once per size: a bag or driver
+        that sends an image before its CameraInfo costs its first frame nothing, and a camera
+        without CameraInfo costs one wait, not one per frame.
+        """
+        key = (width, height)
+        with self._cond:
+            if key not in self._cameras and wait_s > 0 and key not in self._waited:
+                self._waited.add(key)
+                self._cond.wait_for(lambda: key in self._cameras, timeout=wait_s)
+            return self._cameras.get(key), [f"{w}x{h}" for w, h in self._cameras]
+
+    def clear(self) -> None:
+        with self._cond:
+            self._cameras.clear()
+            self._waited.clear()
+
+
+@dataclass
+class CameraStream:
+    """One camera the node serves: its topics, its CameraInfo, its outputs and its counters.
+
+    name "" is the single camera in the node's own namespace (image, camera_info, depth, ...);
+    a camera `front` reads front/image, front/camera_info and publishes front/depth, ...
+    """
+
+    name: str
+    stats: FrameStats = field(default_factory=FrameStats)
+    cameras: CameraInfoStore = field(default_factory=CameraInfoStore)
+    outputs: Optional["DepthOutputs"] = None
+    inputs: list = field(default_factory=list)
+
+    def topic(self, relative: str) -> str:
+        return f"{self.name}/{relative}" if self.name else relative
+
+
+def load_estimator(cfg: params.NodeConfig) -> "DepthEstimator":
+    """The model the parameters name, warmed up so the first frame is not the slow one."""
+    from space_clip_ros.inference import DepthEstimator
+
+    estimator = DepthEstimator.from_checkpoint(
+        cfg.checkpoint or None,
+        device=cfg.device,
+        precision=cfg.precision,
+        backbone_weights=cfg.backbone_weights or None,
+        trt_cache_dir=cfg.trt_cache_dir,
+    )
+    estimator.warmup(*WARMUP_SHAPE)
+    return estimator
+
+
+def frame_settings(cfg: params.NodeConfig) -> FrameSettings:
+    return FrameSettings(
+        min_depth=cfg.min_depth,
+        max_depth=cfg.max_depth,
+        output_scale=cfg.output_scale,
+        point_decimation=cfg.point_decimation,
+        points_rgb=cfg.points_rgb,
+        colorize_min=cfg.colorize_min,
+        colorize_max=cfg.colorize_max,
+    )
+
+
+def enabled_outputs(cfg: params.NodeConfig) -> frozenset[Output]:
+    switches = {
+        Output.DEPTH: cfg.publish_depth,
+        Output.CAMERA_INFO: cfg.publish_camera_info,
+        Output.POINTS: cfg.publish_points,
+        Output.COLORIZED: cfg.publish_colorized,
+    }
+    return frozenset(o for o, on in switches.items() if on)
 
 
 def _logged(transition: Callable[["DepthNode", State], TransitionCallbackReturn]):
@@ -137,27 +192,15 @@ def _logged(transition: Callable[["DepthNode", State], TransitionCallbackReturn]
     return wrapper
 
 
-def load_estimator(cfg: params.NodeConfig) -> DepthEstimator:
-    """The model the parameters name, warmed up so the first frame is not the slow one."""
-    estimator = DepthEstimator.from_checkpoint(
-        cfg.checkpoint or None,
-        device=cfg.device,
-        precision=cfg.precision,
-        backbone_weights=cfg.backbone_weights or None,
-        trt_cache_dir=cfg.trt_cache_dir,
-    )
-    estimator.warmup(*WARMUP_SHAPE)
-    return estimator
-
-
 class DepthNode(LifecycleNode):
-    """estimator_factory replaces load_estimator, e.g. to feed a known depth in tests."""
+    """estimator_factory replaces load_estimator: the seam tests and benchmarks use to run the
+    node on a known or instant estimator (any space_clip_ros.inference.DepthEstimator)."""
 
     def __init__(
         self,
         node_name: str = NODE_NAME,
         *,
-        estimator_factory: Callable[[params.NodeConfig], DepthEstimator] = load_estimator,
+        estimator_factory: Callable[[params.NodeConfig], "DepthEstimator"] = load_estimator,
         **kwargs,
     ) -> None:
         super().__init__(node_name, **kwargs)
@@ -169,17 +212,14 @@ class DepthNode(LifecycleNode):
             self.destroy_node()
             raise
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.stats = FrameStats()
+        self._streams = {name: CameraStream(name) for name in self.config.camera_names}
         self._warn = ThrottledLog(self.get_logger().warning)
+        self._error = ThrottledLog(self.get_logger().error)
         self._estimator: Optional[DepthEstimator] = None
-        self._outputs: dict[str, object] = {}
         self._diagnostics_pub = None
-        self._inputs: list = []
         self._status_timers: list = []
-        self._slot: Optional[LatestFrameSlot] = None
-        self._worker: Optional[threading.Thread] = None
-        self._camera_infos: dict[tuple[int, int], tuple[CameraInfo, Intrinsics]] = {}
-        self._camera_lock = threading.Lock()
+        self._pipeline: Optional[FramePipeline] = None
+        self._failures_lock = threading.Lock()
         self._consecutive_failures = 0
         self.gave_up = False  # set when max_consecutive_failures ended the node: main() exits 1
 
@@ -187,6 +227,48 @@ class DepthNode(LifecycleNode):
     def estimator_trained(self) -> bool:
         """False while no model is loaded or when it runs without a trained checkpoint."""
         return self._estimator is not None and self._estimator.trained
+
+    @property
+    def streams(self) -> dict[str, CameraStream]:
+        """The cameras this node serves, by name ("" for the single camera in its namespace)."""
+        return self._streams
+
+    @property
+    def stats(self) -> FrameStats:
+        """The frame counters of the node's (first) camera; streams[name].stats for others."""
+        return next(iter(self._streams.values())).stats
+
+    def camera(self, width: int, height: int, stream: str = "") -> Optional[Camera]:
+        """The camera info the node holds for a camera's images of width x height (None: none
+        yet); stream: the camera's name (default: the single camera)."""
+        return self._stream(stream).cameras.get(width, height)[0]
+
+    @property
+    def estimator(self) -> Optional["DepthEstimator"]:
+        """The loaded model (None before configure and after cleanup)."""
+        return self._estimator
+
+    @property
+    def outputs(self) -> Optional["DepthOutputs"]:
+        """The (first) camera's output stage (None before configure and after cleanup)."""
+        return next(iter(self._streams.values())).outputs
+
+    @property
+    def pipeline(self) -> Optional["FramePipeline"]:
+        """The running frame pipeline (None while inactive)."""
+        return self._pipeline
+
+    def wanted(self, stream: str = "") -> frozenset[Output]:
+        """A camera's outputs that are enabled and have at least one subscriber, now."""
+        return self._wanted(self.config, self._stream(stream))
+
+    def _stream(self, name: str) -> CameraStream:
+        if name not in self._streams and name == "" and len(self._streams) == 1:
+            return next(iter(self._streams.values()))
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise KeyError(f"no camera {name!r}; this node serves {list(self._streams)}") from None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -211,6 +293,10 @@ class DepthNode(LifecycleNode):
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
         cfg = self.config
+        from space_clip_ros.inference import UNTRAINED_WARNING
+        from space_clip_ros.ros.depth_outputs import DepthOutputs
+        from space_clip_ros.runtime import resolve_device
+
         try:  # a missing cuda:N fails here, in words, before minutes of model loading
             resolve_device(cfg.device)
         except ConfigError as exc:
@@ -228,38 +314,29 @@ class DepthNode(LifecycleNode):
         if cfg.verify_on_configure and not self._verified(estimator):
             return TransitionCallbackReturn.FAILURE
         self._estimator = estimator
-        for topic, msg_type in (
-            ("depth", Image),
-            ("depth/camera_info", CameraInfo),
-            ("points", PointCloud2),
-            ("depth/colorized", Image),
-        ):
-            self._outputs[topic] = self.create_lifecycle_publisher(
-                msg_type,
-                topic,
-                make_qos(cfg.output_reliability, cfg.output_qos_depth),  # fresh: ROS edits it
-                qos_overriding_options=qos_overrides(),
-                event_callbacks=PublisherEventCallbacks(
-                    incompatible_qos=lambda event, t=topic: self._warn(
-                        f"qos:{t}",
-                        f"a subscriber to '{self._resolve(t)}' requests QoS this publisher does "
-                        f"not offer ({event.last_policy_kind}); outputs are "
-                        f"{cfg.output_reliability}: set "
-                        "output_reliability:=reliable to serve every subscriber",
-                    )
-                ),
+        if list(self._streams) != list(cfg.camera_names):  # `cameras` changed since the last
+            self._streams = {name: CameraStream(name) for name in cfg.camera_names}
+        for stream in self._streams.values():
+            stream.outputs = DepthOutputs(
+                self,
+                cfg.output_reliability,
+                cfg.output_qos_depth,
+                prefix=stream.topic(""),
+                lifecycle=True,
+                warn=self._warn,
             )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.get_logger().info(
-            f"model ready on {estimator.device} ({estimator.precision}, "
-            f"{getattr(estimator, 'backend', 'custom')}); "
+            f"model ready on {estimator.device} ({estimator.precision}, {estimator.backend}); "
             f"checkpoint '{cfg.checkpoint or 'none'}'"
         )
         return TransitionCallbackReturn.SUCCESS
 
-    def _verified(self, estimator: DepthEstimator) -> bool:
+    def _verified(self, estimator: "DepthEstimator") -> bool:
         """verify_on_configure: the space-clip-verify check; past tolerance the node stays
         unconfigured (a TensorRT engine that drifts must not publish)."""
+        from space_clip_ros.inference.verify import synthetic_images, verify_estimator
+
         cfg = self.config
         try:
             report = verify_estimator(estimator, synthetic_images(), cfg.verify_tolerance)
@@ -278,49 +355,55 @@ class DepthNode(LifecycleNode):
 
     @_logged
     def on_activate(self, state: State) -> TransitionCallbackReturn:
+        from space_clip_ros.depth_frame import FrameRenderer
+        from space_clip_ros.ros.frame_pipeline import FramePipeline
+
         cfg = self.config
         if cfg.input_reliability == "best_available" and BEST_AVAILABLE is None:
             self.get_logger().info(
                 "this ROS distribution has no BEST_AVAILABLE QoS; subscribing RELIABLE (set "
                 "input_reliability:=best_effort for a camera that publishes best-effort)"
             )
-        # The slot and its worker exist before a subscription can deliver a frame (a multi-threaded
+        # The pipeline exists before a subscription can deliver a frame (a multi-threaded
         # executor may run _on_image while this callback is still running): no frame lands nowhere.
-        self._slot = LatestFrameSlot()
-        self._worker = threading.Thread(
-            target=self._work, args=(self._slot,), name="space_clip_inference", daemon=True
+        self._consecutive_failures = 0  # a re-activated node starts with a clean count
+        self._pipeline = FramePipeline(
+            FrameRenderer(self._estimator),
+            self,
+            self.context.ok,
+            cameras=list(self._streams),
+            batch_wait=lambda: self.config.batch_wait,
+            name=NODE_NAME,
         )
-        self._worker.start()
-        image_type, image_topic = (
-            CompressedImage if cfg.use_compressed else Image,
-            self._image_topic(),
-        )
-        for msg_type, topic, callback in (
-            (image_type, image_topic, self._on_image),
-            (CameraInfo, "camera_info", self._on_camera_info),
-        ):
-            self._inputs.append(
-                self.create_subscription(
-                    msg_type,
-                    topic,
-                    callback,
-                    make_qos(cfg.input_reliability, cfg.input_qos_depth),  # fresh, as above
-                    qos_overriding_options=qos_overrides(),
-                    event_callbacks=SubscriptionEventCallbacks(
-                        incompatible_qos=lambda event, t=topic: self._warn(
-                            f"qos:{t}",
-                            f"a publisher on '{self._resolve(t)}' offers QoS this subscription "
-                            f"cannot match ({event.last_policy_kind}); input is "
-                            f"{cfg.input_reliability}: set "
-                            "input_reliability:=best_effort for a best-effort camera",
-                        )
-                    ),
+        image_type = CompressedImage if cfg.use_compressed else Image
+        for stream in self._streams.values():
+            for msg_type, topic, callback in (
+                (image_type, stream.topic(self._image_topic()), self.receive_image),
+                (CameraInfo, stream.topic("camera_info"), self._on_camera_info),
+            ):
+                stream.inputs.append(
+                    self.create_subscription(
+                        msg_type,
+                        topic,
+                        functools.partial(callback, stream=stream.name),
+                        make_qos(cfg.input_reliability, cfg.input_qos_depth),  # fresh each
+                        qos_overriding_options=qos_overrides(),
+                        event_callbacks=SubscriptionEventCallbacks(
+                            incompatible_qos=lambda event, t=topic: self._warn(
+                                f"qos:{t}",
+                                f"a publisher on '{self._resolve(t)}' offers QoS this "
+                                f"subscription cannot match ({event.last_policy_kind}); input "
+                                f"is {cfg.input_reliability}: set "
+                                "input_reliability:=best_effort for a best-effort camera",
+                            )
+                        ),
+                    )
                 )
+            self.get_logger().info(
+                f"listening on '{self._resolve(stream.topic(self._image_topic()))}' and "
+                f"'{self._resolve(stream.topic('camera_info'))}'"
             )
         self._restart_status_timers()
-        self.get_logger().info(
-            f"listening on '{self._resolve(image_topic)}' and '{self._resolve('camera_info')}'"
-        )
         return super().on_activate(state)
 
     @_logged
@@ -344,7 +427,7 @@ class DepthNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def release(self) -> None:
-        """Stop the worker and free the model whatever the lifecycle state (process exit)."""
+        """Stop the pipeline and free the model whatever the lifecycle state (process exit)."""
         self._stop_work()
         self._release_model()
 
@@ -360,32 +443,38 @@ class DepthNode(LifecycleNode):
             self._status_timers.append(self.create_timer(cfg.log_period, self._log_status))
 
     def _stop_work(self) -> None:
-        for sub in self._inputs:
-            self.destroy_subscription(sub)
-        self._inputs.clear()
+        for stream in self._streams.values():
+            for sub in stream.inputs:
+                self.destroy_subscription(sub)
+            stream.inputs.clear()
         for timer in self._status_timers:
             self.destroy_timer(timer)
         self._status_timers.clear()
-        if self._slot is not None:
-            self._slot.close()
-        if self._worker is not None:
-            self._worker.join()
-        self._slot = self._worker = None
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            busy = pipeline.stop()
+            if busy:
+                self.get_logger().warning(
+                    f"{', '.join(busy)} still busy with a frame after stopping; not waiting "
+                    "for it (it publishes nothing more)"
+                )
 
     def _release_model(self) -> None:
         """Undo configure, and forget the camera infos heard while active: a cleaned-up node is a
         fresh one, and a recalibrated or swapped camera must not inherit the old intrinsics."""
-        with self._camera_lock:
-            self._camera_infos.clear()
-        for pub in self._outputs.values():
-            self.destroy_lifecycle_publisher(pub)
+        for stream in self._streams.values():
+            stream.cameras.clear()
+            if stream.outputs is not None:
+                stream.outputs.destroy()
+                stream.outputs = None
         if self._diagnostics_pub is not None:
             self.destroy_publisher(self._diagnostics_pub)
-        self._outputs.clear()
         self._diagnostics_pub = None
-        device = self._estimator.device if self._estimator is not None else None
-        self._estimator = None
-        if device is not None and device.type == "cuda":
+        estimator, self._estimator = self._estimator, None
+        if estimator is not None and estimator.device.type == "cuda":
+            del estimator
+            import torch
+
             torch.cuda.empty_cache()
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
@@ -408,217 +497,196 @@ class DepthNode(LifecycleNode):
             reason = params.reconfigure_reason(fixed, self.get_fully_qualified_name())
             return SetParametersResult(successful=False, reason=reason)
         periods = (self.config.diagnostics_period, self.config.log_period)
-        self.config = proposed  # read once per frame and per tick: the next one uses it
+        self.config = proposed  # read once per frame (its plan) and per tick: the next one uses it
         if self._status_timers and periods != (proposed.diagnostics_period, proposed.log_period):
             self._restart_status_timers()
         return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------------- callbacks (executor thread)
 
-    def _on_image(self, msg: Union[Image, CompressedImage]) -> None:
+    def receive_image(self, msg: Union[Image, CompressedImage], stream: str = "") -> None:
+        """An image subscription's callback (also the way to feed a frame without DDS)."""
         try:
-            self.stats.received()
-            slot = self._slot
-            if slot is not None and slot.put(Frame(msg, time.monotonic())):
-                self.stats.dropped()
+            camera = self._stream(stream)
+            camera.stats.received()
+            pipeline, frame = self._pipeline, Frame(msg, time.monotonic())
+            if pipeline is not None and pipeline.frames.put(camera.name, frame):
+                camera.stats.dropped()
         except Exception as exc:  # never let a callback take the executor down
             self._warn("receive", f"failed to queue an image: {exc!r}")
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
+    def _on_camera_info(self, msg: CameraInfo, stream: str = "") -> None:
+        camera = self._stream(stream)
         try:
-            intrinsics = intrinsics_from_camera_info(msg)
+            camera.cameras.put(Camera(msg, intrinsics_from_camera_info(msg)))
         except CameraInfoError as exc:
-            self.stats.rejected("camera_info")
-            self._warn(
-                "camera_info", f"ignoring camera_info on '{self._resolve('camera_info')}': {exc}"
-            )
-            return
+            camera.stats.rejected("camera_info")
+            topic = self._resolve(camera.topic("camera_info"))
+            self._warn(f"camera_info:{topic}", f"ignoring camera_info on '{topic}': {exc}")
         except Exception as exc:
             self._warn("camera_info", f"ignoring camera_info: {exc!r}")
-            return
-        with self._camera_lock:
-            key = (intrinsics.width, intrinsics.height)
-            self._camera_infos.pop(key, None)
-            self._camera_infos[key] = (msg, intrinsics)
-            while len(self._camera_infos) > CAMERA_INFO_SIZES_KEPT:
-                self._camera_infos.pop(next(iter(self._camera_infos)))
 
     def _publish_diagnostics(self) -> None:
         try:
             estimator, pub = self._estimator, self._diagnostics_pub
             if pub is None:
                 return
-            extra = {
+            common = {
                 "device": str(estimator.device) if estimator else "none",
                 "precision": estimator.precision if estimator else "none",
                 # pytorch, or onnxruntime with the providers the session really uses
-                "backend": getattr(estimator, "backend", "custom") if estimator else "none",
+                "backend": estimator.backend if estimator else "none",
                 "trained_checkpoint": str(bool(estimator and estimator.trained)).lower(),
             }
-            extra.update(
-                {
-                    f"subscribers_{t.replace('/', '_')}": str(p.get_subscription_count())
-                    for t, p in self._outputs.items()
-                }
-            )
-            pub.publish(
-                diagnostic_array(
-                    self.stats.snapshot(),
-                    f"{self.get_fully_qualified_name()}: depth",
-                    extra["device"],
-                    self.get_clock().now().to_msg(),
-                    extra,
-                    waiting_for_input=not self._wanted(),
+            array = DiagnosticArray()
+            array.header.stamp = self.get_clock().now().to_msg()
+            cfg = self.config
+            for stream in self._streams.values():
+                extra = dict(common)
+                counts = stream.outputs.subscription_counts() if stream.outputs else {}
+                extra.update(
+                    {f"subscribers_{o.value.replace('/', '_')}": str(n) for o, n in counts.items()}
                 )
-            )
+                name = f"{self.get_fully_qualified_name()}: depth"
+                if stream.name:
+                    extra["camera"] = stream.name
+                    name += f" {stream.name}"
+                array.status.append(
+                    diagnostic_status(
+                        stream.stats.snapshot(),
+                        name,
+                        common["device"],
+                        extra,
+                        waiting_for_input=not self._wanted(cfg, stream),
+                    )
+                )
+            pub.publish(array)
         except Exception as exc:
             self._warn("diagnostics", f"failed to publish diagnostics: {exc!r}")
 
     def _log_status(self) -> None:
-        self.get_logger().info(f"depth: {self.stats.snapshot().summary()}")
+        for stream in self._streams.values():
+            label = f"depth {stream.name}" if stream.name else "depth"
+            self.get_logger().info(f"{label}: {stream.stats.snapshot().summary()}")
 
-    # ----------------------------------------------------------------- inference (worker thread)
+    # ----------------------------------------------------------------- frames (pipeline threads)
 
-    def _work(self, slot: LatestFrameSlot) -> None:
-        self._consecutive_failures = 0  # a re-activated node starts with a clean count
-        while (frame := slot.take()) is not None:
-            if not self._wanted() or self._estimator is None:
-                continue  # nobody listens: not even decoded
-            outcome = self._process_guarded(frame)
-            del frame
-            if outcome == "shutdown":
-                return
-            if outcome == "oom":
-                # Only now: the failed frame's tensors died with _process_guarded's traceback,
-                # so the cache really has their blocks to give back.
-                torch.cuda.empty_cache()
-            if outcome in ("oom", "error"):
+    @staticmethod
+    def _wanted(cfg: params.NodeConfig, stream: CameraStream) -> frozenset[Output]:
+        """The camera's outputs that are enabled and have at least one subscriber."""
+        outputs = stream.outputs
+        return enabled_outputs(cfg) & outputs.subscribed() if outputs is not None else frozenset()
+
+    def plan_frame(self, stream: str, frame: Frame) -> Optional["PlannedFrame"]:
+        """Decode and plan one frame from one read of the parameters (FrameHandler)."""
+        from space_clip_ros.ros.frame_pipeline import PlannedFrame
+        from space_clip_ros.ros.image_codec import decode_image
+
+        cfg = self.config
+        camera_stream = self._stream(stream)
+        outputs = self._wanted(cfg, camera_stream)
+        if not outputs or self._estimator is None:
+            return None  # nobody listens: not even decoded
+        override = None if cfg.input_color_order == "auto" else cfg.input_color_order
+        image = decode_image(frame.msg, cfg.max_image_pixels, override)
+        camera = None
+        if outputs & NEEDS_CAMERA:
+            height, width = image.pixels.shape[:2]
+            camera, sizes = camera_stream.cameras.get(width, height, cfg.camera_info_wait)
+            if camera is None:
+                seen = f"only sizes {', '.join(sizes)} seen" if sizes else "none received yet"
+                topic = self._resolve(camera_stream.topic("camera_info"))
+                self._warn(
+                    f"no_camera_info:{topic}",
+                    f"no valid camera_info of size {width}x{height} on '{topic}' ({seen}): "
+                    "publishing depth only; points and depth/camera_info are off until one "
+                    "arrives",
+                )
+                outputs -= NEEDS_CAMERA
+        if not outputs:
+            return None
+        plan = FramePlan(outputs, frame_settings(cfg), camera.intrinsics if camera else None)
+        info = camera.info if camera is not None and Output.CAMERA_INFO in outputs else None
+        return PlannedFrame(image, plan, info)
+
+    def publish_frame(
+        self,
+        stream: str,
+        frame: Frame,
+        products: "FrameProducts",
+        camera_info: Optional[CameraInfo],
+    ) -> None:
+        """Every output of a completed frame, with the input's header (FrameHandler)."""
+        outputs = self._stream(stream).outputs
+        if outputs is None:
+            raise RuntimeError("the outputs were destroyed under the frame (cleanup)")
+        header: Header = frame.msg.header
+        outputs.publish(products, header, camera_info)
+
+    def frame_done(
+        self,
+        stream: str,
+        frame: Frame,
+        outcome: "FrameOutcome",
+        error: Optional[BaseException],
+        products: Optional["FrameProducts"],
+    ) -> None:
+        """Count, log and judge one frame's outcome (FrameHandler; either pipeline thread)."""
+        from space_clip_ros.ros.frame_pipeline import FrameOutcome
+
+        camera = self._stream(stream)
+        stats = camera.stats
+        if outcome is FrameOutcome.SKIPPED:
+            stats.skipped()
+        elif outcome is FrameOutcome.PUBLISHED:
+            finite = products.finite_fraction if products is not None else float("nan")
+            stats.processed(frame.received_at, finite)
+            if finite < 1.0:
+                self._error(
+                    "nonfinite",
+                    f"the model's depth is {100 * finite:.1f} % finite on this frame (NaN/inf "
+                    "published as no depth): the checkpoint, its normalisation or the backbone "
+                    "weights are broken; /diagnostics is ERROR",
+                )
+            with self._failures_lock:
+                self._consecutive_failures = 0
+        elif outcome is FrameOutcome.REJECTED:
+            reason = getattr(error, "reason", "input")
+            stats.rejected(reason)
+            topic = self._resolve(camera.topic(self._image_topic()))
+            self._warn(f"input:{reason}:{topic}", f"dropping a frame from '{topic}': {error}")
+        elif outcome in (FrameOutcome.OUT_OF_MEMORY, FrameOutcome.FAILED):
+            stats.error()
+            if outcome is FrameOutcome.OUT_OF_MEMORY:
+                self._warn(
+                    "oom", f"out of GPU memory on a frame, dropped it and freed the cache: {error}"
+                )
+            else:
+                self._warn(
+                    f"error:{type(error).__name__}",
+                    f"frame failed in inference, dropped: {error!r}",
+                )
+            with self._failures_lock:
                 self._consecutive_failures += 1
                 limit = self.config.max_consecutive_failures
-                if limit and self._consecutive_failures >= limit:
-                    self._give_up()
-                    return
-            elif outcome == "ok":
-                self._consecutive_failures = 0
-
-    def _process_guarded(self, frame: Frame) -> str:
-        """'ok', 'rejected' (bad input), 'oom', 'error' or 'shutdown'.
-
-        Returns no exception: a traceback would keep the failed frame's tensors (the locals of
-        every frame in it) alive.
-        """
-        try:  # a bad frame is an input error with its own reason, never an inference failure
-            color = self._decode(frame.msg)
-        except ImageDecodeError as exc:
-            self.stats.rejected(exc.reason)
-            self._warn(
-                f"input:{exc.reason}",
-                f"dropping a frame from '{self._resolve(self._image_topic())}': {exc}",
-            )
-            return "rejected"
-        try:
-            self._process(frame, color)
-        except torch.cuda.OutOfMemoryError as exc:
-            self.stats.error()
-            self._warn(
-                "oom", f"out of GPU memory on a frame, dropped it and freed the cache: {exc}"
-            )
-            return "oom"
-        except Exception as exc:
-            if not self.context.ok():  # Ctrl-C shut ROS down under this frame: not a failure
-                return "shutdown"
-            self.stats.error()
-            self._warn(
-                f"error:{type(exc).__name__}", f"frame failed in inference, dropped: {exc!r}"
-            )
-            return "error"
-        return "ok"
+                give_up = bool(limit) and self._consecutive_failures >= limit and not self.gave_up
+                if give_up:
+                    self.gave_up = True
+            if give_up:
+                self._give_up()
 
     def _give_up(self) -> None:
         """A failure that repeats is not a bad frame (e.g. a CUDA illegal address: every later
         CUDA call fails too). Exit so the launch file's respawn starts a fresh process."""
-        self.gave_up = True
         self.get_logger().fatal(
             f"{self._consecutive_failures} frames in a row failed in inference "
             "(max_consecutive_failures); shutting down with exit status 1 so launch's "
             "respawn can restart the node"
         )
+        pipeline = self._pipeline
+        if pipeline is not None:
+            pipeline.close()  # no more frames; we are on one of its threads: no join
         rclpy.try_shutdown(context=self.context)
-
-    def _wanted(self) -> set[str]:
-        """The outputs that are enabled and have at least one subscriber."""
-        cfg = self.config
-        enabled = {
-            "depth": cfg.publish_depth,
-            "depth/camera_info": cfg.publish_camera_info,
-            "points": cfg.publish_points,
-            "depth/colorized": cfg.publish_colorized,
-        }
-        return {
-            t
-            for t, pub in list(self._outputs.items())
-            if enabled[t] and pub.get_subscription_count() > 0
-        }
-
-    def _decode(self, msg: Union[Image, CompressedImage]) -> ColorImage:
-        """The frame's colour image; raises only ImageDecodeError."""
-        cfg = self.config
-        if isinstance(msg, CompressedImage):
-            return compressed_to_color(msg, cfg.max_image_pixels)
-        override = None if cfg.input_color_order == "auto" else cfg.input_color_order
-        return image_to_color(msg, cfg.max_image_pixels, override)
-
-    def _process(self, frame: Frame, color: ColorImage) -> None:
-        wanted = self._wanted()
-        estimator = self._estimator
-        if not wanted or estimator is None:
-            return
-        cfg = self.config
-        header = frame.msg.header
-        in_h, in_w = color.pixels.shape[:2]
-        color = ColorImage(rescale_image(color.pixels, cfg.output_scale), color.order)
-        out_h, out_w = color.pixels.shape[:2]
-
-        camera = self._camera_for(
-            in_w, in_h, needed=bool(wanted & {"points", "depth/camera_info"})
-        )
-        if camera is not None and "depth/camera_info" in wanted:
-            self._outputs["depth/camera_info"].publish(
-                scale_camera_info(camera[0], out_w, out_h, header)
-            )
-        if not wanted & {"depth", "points", "depth/colorized"}:
-            self.stats.processed(frame.received_at)
-            return
-
-        depth = estimator.predict(color.pixels, color_order=color.order)
-        mask_out_of_range(depth, cfg.min_depth, cfg.max_depth)  # NaN, never 0
-        if "depth" in wanted:
-            self._outputs["depth"].publish(depth_to_image(depth, header))
-        if "points" in wanted and camera is not None:
-            step = cfg.point_decimation
-            points = backproject(depth, output_intrinsics(camera[1], out_w, out_h), step)
-            rgb = color.rgb[::step, ::step] if cfg.points_rgb else None
-            self._outputs["points"].publish(points_to_cloud(points, header, rgb))
-        if "depth/colorized" in wanted:
-            preview = colorize(depth, cfg.colorize_min, cfg.colorize_max, channel_order="bgr")
-            self._outputs["depth/colorized"].publish(array_to_image(preview, "bgr8", header))
-        self.stats.processed(frame.received_at)
-
-    def _camera_for(
-        self, width: int, height: int, needed: bool
-    ) -> Optional[tuple[CameraInfo, Intrinsics]]:
-        with self._camera_lock:
-            camera = self._camera_infos.get((width, height))
-            sizes = [f"{w}x{h}" for w, h in self._camera_infos]
-        if camera is None and needed:
-            seen = f"only sizes {', '.join(sizes)} seen" if sizes else "none received yet"
-            self._warn(
-                "no_camera_info",
-                f"no valid camera_info of size {width}x{height} on "
-                f"'{self._resolve('camera_info')}' ({seen}): publishing depth only; points and "
-                "depth/camera_info are off until one arrives",
-            )
-        return camera
 
     def _image_topic(self) -> str:
         return "image/compressed" if self.config.use_compressed else "image"
@@ -627,13 +695,17 @@ class DepthNode(LifecycleNode):
         return self.resolve_topic_name(topic)
 
 
-def main(args: Optional[list[str]] = None) -> int:
+def main(
+    args: Optional[list[str]] = None,
+    *,
+    estimator_factory: Callable[[params.NodeConfig], "DepthEstimator"] = load_estimator,
+) -> int:
     """`ros2 run space_clip_ros space_clip_depth`.
 
     Exit 2 on invalid, unknown or unparsable parameters, 1 if the model fails to load or
-    inference keeps failing (max_consecutive_failures).
+    inference keeps failing (max_consecutive_failures). estimator_factory: as DepthNode's.
     """
-    handle_help(NODE_NAME, __doc__, PARAMETERS_HELP, args)
+    handle_help(NODE_NAME, DEPTH_NODE_HELP, DEPTH_NODE_EPILOG, args)
     argv = sys.argv if args is None else args
     fatal = rclpy.logging.get_logger(NODE_NAME).fatal
     try:
@@ -643,7 +715,7 @@ def main(args: Optional[list[str]] = None) -> int:
         return 2
     try:
         try:
-            node = DepthNode()
+            node = DepthNode(estimator_factory=estimator_factory)
         except params.ParameterError as exc:
             fatal(f"{exc}\nFix the parameter(s) above (see config/depth.yaml).")
             return 2

@@ -28,14 +28,22 @@ class StatsSnapshot:
     received: int
     processed: int
     dropped: int
+    skipped: int  # taken while nobody subscribed to an output: not even decoded
     rejected: dict[str, int]
     errors: int
     rate_hz: float
     latency_mean_ms: float
     latency_p95_ms: float
     latency_max_ms: float
+    latency_last_ms: float  # the newest frame's receipt -> publish (0 before the first)
     seconds_unserved: float  # age of the oldest frame received since the last output; 0 when none
     seconds_since_error: float | None = None  # None: no inference error yet
+    # Share of finite values in the model's raw output: the last frame's, and the last frame's
+    # that was not all finite (with how long ago). NaN: no frame inferred yet.
+    finite_fraction: float = float("nan")
+    nonfinite_frames: int = 0
+    last_nonfinite_fraction: float = float("nan")
+    seconds_since_nonfinite: float | None = None
 
     @property
     def rejected_total(self) -> int:
@@ -47,6 +55,7 @@ class StatsSnapshot:
             f"(p95 {self.latency_p95_ms:.0f}, max {self.latency_max_ms:.0f}), "
             f"received {self.received}, processed {self.processed}, "
             f"dropped {self.dropped} stale, rejected {self.rejected_total}, errors {self.errors}"
+            + (f", NON-FINITE depth in {self.nonfinite_frames}" if self.nonfinite_frames else "")
         )
 
 
@@ -59,12 +68,16 @@ class FrameStats:
     _received: int = field(default=0, init=False)
     _processed: int = field(default=0, init=False)
     _dropped: int = field(default=0, init=False)
+    _skipped: int = field(default=0, init=False)
     _errors: int = field(default=0, init=False)
     _rejected: Counter = field(default_factory=Counter, init=False)
     _done_at: deque = field(default_factory=lambda: deque(maxlen=10_000), init=False)
     _unserved_since: float | None = field(default=None, init=False)
     _last_error_at: float | None = field(default=None, init=False)
     _latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES), init=False)
+    _finite_fraction: float = field(default=float("nan"), init=False)
+    _nonfinite_frames: int = field(default=0, init=False)
+    _last_nonfinite: tuple[float, float] | None = field(default=None, init=False)  # (when, share)
 
     def received(self) -> None:
         now = self.clock()
@@ -77,6 +90,10 @@ class FrameStats:
         with self._lock:
             self._dropped += 1
 
+    def skipped(self) -> None:
+        with self._lock:
+            self._skipped += 1
+
     def rejected(self, reason: str) -> None:
         with self._lock:
             self._rejected[reason] += 1
@@ -87,13 +104,20 @@ class FrameStats:
             self._errors += 1
             self._last_error_at = now
 
-    def processed(self, received_at: float) -> None:
+    def processed(self, received_at: float, finite_fraction: float = float("nan")) -> None:
+        """A frame published; finite_fraction: the share of finite raw model output (NaN when
+        the frame needed no inference)."""
         now = self.clock()
         with self._lock:
             self._processed += 1
             self._unserved_since = None
             self._done_at.append(now)
             self._latencies.append(now - received_at)
+            if finite_fraction == finite_fraction:  # not NaN: the frame was inferred
+                self._finite_fraction = finite_fraction
+                if finite_fraction < 1.0:
+                    self._nonfinite_frames += 1
+                    self._last_nonfinite = (now, finite_fraction)
 
     def snapshot(self) -> StatsSnapshot:
         now = self.clock()
@@ -108,17 +132,27 @@ class FrameStats:
                 received=self._received,
                 processed=self._processed,
                 dropped=self._dropped,
+                skipped=self._skipped,
                 rejected=dict(self._rejected),
                 errors=self._errors,
                 rate_hz=rate,
                 latency_mean_ms=float(latencies.mean()) if latencies.size else 0.0,
                 latency_p95_ms=float(np.percentile(latencies, 95)) if latencies.size else 0.0,
                 latency_max_ms=float(latencies.max()) if latencies.size else 0.0,
+                latency_last_ms=float(latencies[-1]) if latencies.size else 0.0,
                 seconds_unserved=now - self._unserved_since
                 if self._unserved_since is not None
                 else 0.0,
                 seconds_since_error=now - self._last_error_at
                 if self._last_error_at is not None
+                else None,
+                finite_fraction=self._finite_fraction,
+                nonfinite_frames=self._nonfinite_frames,
+                last_nonfinite_fraction=self._last_nonfinite[1]
+                if self._last_nonfinite is not None
+                else float("nan"),
+                seconds_since_nonfinite=now - self._last_nonfinite[0]
+                if self._last_nonfinite is not None
                 else None,
             )
 
@@ -131,14 +165,40 @@ def diagnostic_array(
     extra: dict[str, str],
     waiting_for_input: bool,
 ) -> DiagnosticArray:
-    """One DiagnosticStatus: OK while frames flow, WARN when frames arrive but none come out or
-    inference failed within the last ERROR_WINDOW_S (one bad frame must not mark the node WARN
-    forever).
+    """A DiagnosticArray holding diagnostic_status of one camera."""
+    array = DiagnosticArray()
+    array.header.stamp = stamp
+    array.status = [diagnostic_status(snapshot, name, hardware_id, extra, waiting_for_input)]
+    return array
+
+
+def diagnostic_status(
+    snapshot: StatsSnapshot,
+    name: str,
+    hardware_id: str,
+    extra: dict[str, str],
+    waiting_for_input: bool,
+) -> DiagnosticStatus:
+    """One DiagnosticStatus: OK while frames flow; ERROR when the model's output held NaN or inf
+    within the last ERROR_WINDOW_S (published as NaN = no depth, but a model that produces it is
+    broken: a checkpoint or normalisation that loads and predicts nothing must not look green);
+    WARN when frames arrive but none come out or inference failed within the last
+    ERROR_WINDOW_S (one bad frame must not mark the node WARN forever).
 
     Stalled means a frame received after the last output has waited STALL_S for one: not merely
     "no output for STALL_S", which would also blame the node for a camera that stopped publishing.
     """
-    if snapshot.seconds_unserved > STALL_S and not waiting_for_input:
+    if (
+        snapshot.seconds_since_nonfinite is not None
+        and snapshot.seconds_since_nonfinite <= ERROR_WINDOW_S
+    ):
+        level, message = (
+            DiagnosticStatus.ERROR,
+            f"model output not finite: {100 * snapshot.last_nonfinite_fraction:.1f} % finite "
+            f"depth {snapshot.seconds_since_nonfinite:.0f} s ago ({snapshot.nonfinite_frames} "
+            "frames in total); check the checkpoint and its normalisation",
+        )
+    elif snapshot.seconds_unserved > STALL_S and not waiting_for_input:
         level, message = (
             DiagnosticStatus.WARN,
             f"frames received but no depth produced for {STALL_S:g} s",
@@ -164,22 +224,21 @@ def diagnostic_array(
         "frames_received": str(snapshot.received),
         "frames_processed": str(snapshot.processed),
         "frames_dropped_stale": str(snapshot.dropped),
+        "frames_skipped_unsubscribed": str(snapshot.skipped),
         "frames_rejected": str(snapshot.rejected_total),
         "inference_errors": str(snapshot.errors),
+        "finite_depth_fraction": f"{snapshot.finite_fraction:.4f}",
+        "frames_nonfinite_depth": str(snapshot.nonfinite_frames),
         **{f"rejected_{reason}": str(n) for reason, n in sorted(snapshot.rejected.items())},
         **extra,
     }
-    status = DiagnosticStatus(
+    return DiagnosticStatus(
         level=level,
         name=name,
         message=message,
         hardware_id=hardware_id,
         values=[KeyValue(key=k, value=v) for k, v in values.items()],
     )
-    array = DiagnosticArray()
-    array.header.stamp = stamp
-    array.status = [status]
-    return array
 
 
 class ThrottledLog:

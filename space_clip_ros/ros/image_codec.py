@@ -17,6 +17,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from space_clip_ros.io.host_buffer import HostBuffer
 from space_clip_ros.io.image_decoding import (
     HOST_IS_BIGENDIAN,
     INPUT_ENCODINGS,
@@ -34,7 +35,9 @@ __all__ = [
     "ImageDecodeError",
     "array_to_image",
     "compressed_to_color",
+    "decode_image",
     "depth_to_image",
+    "image_message",
     "image_to_color",
     "to_message_bytes",
 ]
@@ -64,6 +67,18 @@ def compressed_to_color(msg: CompressedImage, max_pixels: int) -> ColorImage:
     return decode_compressed(msg.data, msg.format, max_pixels)
 
 
+def decode_image(
+    msg: Image | CompressedImage, max_pixels: int, order_override: Optional[ColorOrder] = None
+) -> ColorImage:
+    """The colour image of either input message type; raises only ImageDecodeError.
+
+    order_override applies to raw Images (a compressed frame's codec fixes its order).
+    """
+    if isinstance(msg, CompressedImage):
+        return compressed_to_color(msg, max_pixels)
+    return image_to_color(msg, max_pixels, order_override)
+
+
 def to_message_bytes(data: np.ndarray) -> array.array:
     """The message field type rclpy stores; filling it from the buffer costs one copy."""
     out = array.array("B")
@@ -71,12 +86,14 @@ def to_message_bytes(data: np.ndarray) -> array.array:
     return out
 
 
-def array_to_image(pixels: np.ndarray, encoding: str, header: Header) -> Image:
-    """An Image from an (H, W) float32 (32FC1) or (H, W, 3) uint8 (rgb8/bgr8) array."""
-    expected = {"32FC1": (np.float32, 2), "rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3)}
-    if encoding not in expected:
-        raise ValueError(f"cannot encode '{encoding}'; supported: {', '.join(expected)}")
-    dtype, ndim = expected[encoding]
+_ENCODABLE = {"32FC1": (np.float32, 2), "rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3)}
+
+
+def _image_header(pixels: np.ndarray, encoding: str, header: Header) -> Image:
+    """An Image with every field but data set for `pixels`, which must match `encoding`."""
+    if encoding not in _ENCODABLE:
+        raise ValueError(f"cannot encode '{encoding}'; supported: {', '.join(_ENCODABLE)}")
+    dtype, ndim = _ENCODABLE[encoding]
     if pixels.dtype != dtype or pixels.ndim != ndim or (ndim == 3 and pixels.shape[2] != 3):
         raise ValueError(
             f"{encoding} needs a {dtype.__name__} array of ndim {ndim}, "
@@ -88,7 +105,20 @@ def array_to_image(pixels: np.ndarray, encoding: str, header: Header) -> Image:
     msg.encoding = encoding
     msg.is_bigendian = HOST_IS_BIGENDIAN and pixels.dtype.itemsize > 1
     msg.step = msg.width * pixels.dtype.itemsize * (pixels.shape[2] if ndim == 3 else 1)
+    return msg
+
+
+def array_to_image(pixels: np.ndarray, encoding: str, header: Header) -> Image:
+    """An Image from an (H, W) float32 (32FC1) or (H, W, 3) uint8 (rgb8/bgr8) array (copied)."""
+    msg = _image_header(pixels, encoding, header)
     msg.data = to_message_bytes(pixels)
+    return msg
+
+
+def image_message(buffer: HostBuffer, encoding: str, header: Header) -> Image:
+    """An Image whose data IS the host buffer (no copy): the frame path's depth and preview."""
+    msg = _image_header(buffer.array, encoding, header)
+    msg.data = buffer.raw
     return msg
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 import rclpy
-from rclpy.executors import Executor, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
@@ -35,16 +35,15 @@ from space_clip_ros.errors import RuntimeFailure
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics
 from space_clip_ros.ros.depth_node import DepthNode
+from space_clip_ros.ros.depth_outputs import OUTPUT_TYPES as OUTPUT_MESSAGE_TYPES
 from space_clip_ros.ros.image_codec import array_to_image
 from space_clip_ros.ros.qos import make_qos
 
-OUTPUT_TYPES = {
-    "depth": Image,
-    "depth/camera_info": CameraInfo,
-    "points": PointCloud2,
-    "depth/colorized": Image,
-}
-DISCOVERY_TIMEOUT_S = 10.0
+# topic name -> message type of every depth output
+OUTPUT_TYPES = {output.value: msg_type for output, msg_type in OUTPUT_MESSAGE_TYPES.items()}
+# Generous: a wait ends as soon as its condition holds, and a loaded 2-core CI machine can take
+# many seconds to discover endpoints or run a first inference.
+DISCOVERY_TIMEOUT_S = 60.0
 
 QosLike = QoSProfile | int
 
@@ -91,8 +90,14 @@ class Loopback:
         self.client = Node(client_name, context=self.context)
         self.executor = executor_factory(self.context)
         self.executor.add_node(self.client)
-        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spinner = threading.Thread(target=self._spin, daemon=True)
         self._spinner.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:  # a node shut the context down (max failures, Ctrl-C)
+            pass
 
     def __enter__(self) -> "Loopback":
         return self

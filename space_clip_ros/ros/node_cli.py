@@ -2,6 +2,8 @@
 
 `ros2 run space_clip_ros space_clip_depth --help` should say what the node does and where its
 parameters are documented instead of starting it; everything after --ros-args stays ROS's.
+The depth node's console entry point lives here, with its help text, so --help is answered
+before rclpy, torch or the model are imported (bench/bench_startup.py).
 """
 
 from __future__ import annotations
@@ -42,3 +44,25 @@ def handle_help(prog: str, description: str, epilog: str, args: Optional[list[st
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.parse_known_args(non_ros_args(argv[1:]))
+
+
+DEPTH_NODE = "space_clip_depth"
+DEPTH_NODE_HELP = """Metric depth from a camera with SPACE-CLIP: a managed lifecycle node that
+subscribes to camera images (+ CameraInfo) and publishes a 32FC1 depth image in metres, its
+CameraInfo, a PointCloud2 and a colourised preview. One node can serve several cameras with one
+model (the `cameras` parameter). Exit status: 2 for an invalid, unknown or unparsable parameter,
+1 when the model fails to load or inference keeps failing (max_consecutive_failures)."""
+DEPTH_NODE_EPILOG = """Topics (relative: remap them): image (or image/compressed), camera_info in;
+depth, depth/camera_info, points, depth/colorized, /diagnostics out (with `cameras`: each under
+<camera>/). Parameters: config/depth.yaml in the package share lists each with its default, e.g.
+  ros2 run space_clip_ros space_clip_depth --ros-args -p checkpoint:=/path/to/checkpoint \\
+      -p device:=cuda -r image:=/camera/image_raw -r camera_info:=/camera/camera_info
+or ros2 launch space_clip_ros depth.launch.py (ros2 launch ... --show-args lists its arguments)."""
+
+
+def space_clip_depth(args: Optional[list[str]] = None) -> int:
+    """The `space_clip_depth` executable: --help here, everything else in depth_node.main."""
+    handle_help(DEPTH_NODE, DEPTH_NODE_HELP, DEPTH_NODE_EPILOG, args)
+    from space_clip_ros.ros.depth_node import main
+
+    return main(args)

@@ -20,7 +20,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 
 from space_clip_ros.errors import ConfigError
-from space_clip_ros.io.image_decoding import DEFAULT_MAX_PIXELS
+from space_clip_ros.io.limits import DEFAULT_MAX_PIXELS
 from space_clip_ros.ros.qos import INPUT_RELIABILITY_CHOICES, OUTPUT_RELIABILITY_CHOICES
 
 ParamValue = Union[bool, int, float, str]
@@ -38,9 +38,11 @@ def _param(
     choices: tuple[str, ...] | None = None,
     pattern: str | None = None,
     runtime: bool = False,
+    names: bool = False,
 ) -> Any:
     """runtime: a change applies to the running node (read per frame or per timer tick); the
-    others shape the model, the device or the wiring and need a reconfigure."""
+    others shape the model, the device or the wiring and need a reconfigure. names: a list of
+    names, given as a string array or as one comma-separated string (stored as the latter)."""
     return field(
         default=default,
         metadata={
@@ -49,12 +51,33 @@ def _param(
             "choices": choices,
             "pattern": pattern,
             "runtime": runtime,
+            "names": names,
         },
     )
 
 
+# A camera's namespace relative to the node: ROS name tokens joined by '/'.
+CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*")
+
+
 @dataclass(frozen=True)
 class NodeConfig:
+    cameras: str = _param(
+        "",
+        "Cameras this node serves, as namespaces relative to the node (a string array, or one "
+        "comma-separated string): camera `front` reads front/image and front/camera_info and "
+        "publishes front/depth, front/depth/camera_info, front/points, front/depth/colorized; "
+        "their frames share one model, inferred in batches. Empty: one camera on image, "
+        "camera_info, depth, ... in the node's namespace.",
+        names=True,
+    )
+    batch_wait: float = _param(
+        0.01,
+        "Seconds the inference worker waits, once a camera's frame is ready, for the other "
+        "cameras' frames to join the batch (a silent camera costs at most this per batch).",
+        limits=(0.0, 1.0),
+        runtime=True,
+    )
     autostart: bool = _param(
         True,
         "Configure and activate on start-up, so `ros2 run` just works. "
@@ -135,6 +158,14 @@ class NodeConfig:
         "(packed float32 'rgb' field, as rviz2 expects).",
         runtime=True,
     )
+    camera_info_wait: float = _param(
+        0.5,
+        "Seconds the first frame of an image size may wait for a camera_info of that size (a bag "
+        "or driver that sends the image before its CameraInfo); later frames never wait. "
+        "0 = publish depth alone until one arrives.",
+        limits=(0.0, 10.0),
+        runtime=True,
+    )
     publish_depth: bool = _param(
         True, "Publish `depth` (32FC1 metres) when it has subscribers.", runtime=True
     )
@@ -204,9 +235,24 @@ class NodeConfig:
         10.0, "Seconds between status log lines (0 = never).", limits=(0.0, 3600.0), runtime=True
     )
 
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        """The cameras' namespaces; ("",) for the single camera in the node's namespace."""
+        names = tuple(n.strip() for n in self.cameras.split(",") if n.strip())
+        return names or ("",)
+
     def problems(self) -> list[str]:
         """Every invalid value, as 'name: what is wrong; fix'. Ranges are also enforced by ROS."""
         out = []
+        names = self.camera_names
+        for name in names:
+            if name and not CAMERA_NAME.fullmatch(name):
+                out.append(
+                    f"cameras: {name!r} is not a relative namespace; use ROS name tokens "
+                    "(letters, digits, underscores) joined by '/', e.g. front or arm/wrist"
+                )
+        if len(set(names)) != len(names):
+            out.append(f"cameras: {', '.join(names)} names a camera twice; list each once")
         for f in dataclasses.fields(self):
             value, meta = getattr(self, f.name), f.metadata
             if meta["range"] is not None and not (meta["range"][0] <= value <= meta["range"][1]):
@@ -247,6 +293,7 @@ def defaults() -> dict[str, ParamValue]:
 def descriptor(name: str) -> ParameterDescriptor:
     meta = NodeConfig.__dataclass_fields__[name].metadata
     desc = ParameterDescriptor(name=name, description=meta["description"])
+    desc.dynamic_typing = meta["names"]  # a string array or a comma-separated string
     if meta["choices"]:
         desc.additional_constraints = "one of: " + ", ".join(meta["choices"])
     if meta["pattern"]:
@@ -291,8 +338,9 @@ def declare_and_read(node: Node) -> NodeConfig:
         else:
             continue
         node.declare_parameter(name, default, descriptor(name), ignore_override=True)
-    config = NodeConfig(**{name: node.get_parameter(name).value for name in defaults()})
-    _raise_if_any(problems + config.problems())
+    values, wrong = _values({name: node.get_parameter(name).value for name in defaults()})
+    config = NodeConfig(**values)
+    _raise_if_any(problems + wrong + config.problems())
     return config
 
 
@@ -300,7 +348,28 @@ def read(node: Node, changes: dict[str, ParamValue] | None = None) -> NodeConfig
     """The node's current parameters (optionally with proposed changes applied), validated."""
     values = {name: node.get_parameter(name).value for name in defaults()}
     values.update(changes or {})
+    values, wrong = _values(values)
+    _raise_if_any(wrong)
     return NodeConfig(**values).validated()
+
+
+def _values(raw: dict[str, Any]) -> tuple[dict[str, ParamValue], list[str]]:
+    """Parameter values as NodeConfig holds them: name lists (a string array or one string)
+    become one comma-separated string; anything else there is a problem, with the fix."""
+    values, problems = dict(raw), []
+    for f in dataclasses.fields(NodeConfig):
+        if not f.metadata["names"]:
+            continue
+        value = values[f.name]
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            values[f.name] = ",".join(value)
+        elif not isinstance(value, str):
+            problems.append(
+                f"{f.name}: {value!r} is not a list of names; write a string array "
+                "(cameras:=\"[front, left]\") or a comma-separated string (cameras:=front,left)"
+            )
+            values[f.name] = f.default
+    return values, problems
 
 
 def runtime_parameters() -> frozenset[str]:

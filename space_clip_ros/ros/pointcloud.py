@@ -11,12 +11,14 @@ named "rgb".
 
 from __future__ import annotations
 
+import array
 import sys
 
 import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
+from space_clip_ros.io.host_buffer import HostBuffer
 from space_clip_ros.io.msg_arrays import pointcloud2_to_array
 from space_clip_ros.ros.image_codec import to_message_bytes
 
@@ -47,29 +49,50 @@ def points_to_cloud(
     """An organized PointCloud2 from (H, W, 3) float32 optical-frame points (NaN = invalid).
 
     rgb, when given, is the matching (H, W, 3) uint8 RGB image. A 1 x N cloud is unorganized.
+    (The depth node writes its clouds straight into this layout instead: cloud_message.)
     """
     if points.ndim != 3 or points.shape[2] != 3:
         raise ValueError(f"points must be (H, W, 3), got {points.shape}")
-    height, width = points.shape[:2]
-    names: tuple[str, ...] = ("x", "y", "z")
     if rgb is None:
         packed = np.asarray(points, dtype=np.float32)
     else:
         if rgb.shape != points.shape or rgb.dtype != np.uint8:
             raise ValueError(f"rgb must be uint8 {points.shape}, got {rgb.dtype} {rgb.shape}")
-        names += ("rgb",)
-        packed = np.empty((height, width, 4), dtype=np.float32)
+        packed = np.empty(points.shape[:2] + (4,), dtype=np.float32)
         packed[..., :3] = points
         _write_packed_rgb(packed.view(np.uint8)[..., 12:16], rgb)
+    return cloud_from_packed(packed, header)
+
+
+def cloud_from_packed(packed: np.ndarray, header: Header) -> PointCloud2:
+    """A PointCloud2 of (H, W, 3 or 4) float32 x y z [rgb] already in the cloud's layout (the
+    rgb channel holding 0x00RRGGBB bits), its bytes copied once into the message."""
+    return _cloud(packed, header, to_message_bytes(packed))
+
+
+def cloud_message(buffer: HostBuffer, header: Header) -> PointCloud2:
+    """A PointCloud2 whose data IS the host buffer (no copy): (H, W, 3 or 4) float32 x y z
+    [rgb] as the depth node's frame path (space_clip_ros.depth_frame) writes it."""
+    return _cloud(buffer.array, header, buffer.raw)
+
+
+def _cloud(packed: np.ndarray, header: Header, data: array.array) -> PointCloud2:
+    """The message for (H, W, 3 or 4) float32 points (x y z [rgb]) whose bytes are `data`."""
+    if packed.ndim != 3 or packed.shape[2] not in (3, 4) or packed.dtype != np.float32:
+        raise ValueError(
+            f"expected (H, W, 3 or 4) float32 points, got {packed.dtype} {packed.shape}"
+        )
+    height, width, count = packed.shape
+    names = ("x", "y", "z", "rgb")[:count]
     msg = PointCloud2()
     msg.header = header
     msg.height, msg.width = int(height), int(width)
     msg.fields = _fields(names)
     msg.is_bigendian = sys.byteorder == "big"
-    msg.point_step = 4 * len(names)
+    msg.point_step = 4 * count
     msg.row_step = msg.point_step * msg.width
     msg.is_dense = False
-    msg.data = to_message_bytes(packed)
+    msg.data = data
     return msg
 
 
