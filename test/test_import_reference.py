@@ -193,6 +193,43 @@ def test_refusals_name_the_file_and_the_fix(release_file, tmp_path, capsys):
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
 
 
+def test_import_records_the_releases_training_camera(release_file, tmp_path, capsys, caplog):
+    _, path, model_cfg = release_file
+    common = ["--model-cfg", str(model_cfg)]
+    assert main([str(path), str(tmp_path / "nyu"), "--dataset", "nyu", *common]) == 0
+    camera = load_checkpoint(tmp_path / "nyu").config.camera
+    assert camera.crop_size == (480, 640) and camera.focal == (518.8579, 519.4696)
+    assert camera.principal_point == (319.5, pytest.approx(253.7362))
+    # the release's YAML names the dataset and the crop
+    release_yaml = tmp_path / "kitti.yaml"
+    release_yaml.write_text(
+        yaml.safe_dump({"dataset": "kitti", "input_height": 352, "input_width": 704})
+    )
+    assert main([str(path), str(tmp_path / "kitti"), "--config", str(release_yaml), *common]) == 0
+    camera = load_checkpoint(tmp_path / "kitti").config.camera
+    assert camera.crop_size == (352, 704) and camera.focal == (721.5377, 721.5377)
+    assert camera.principal_point == (351.5, pytest.approx(172.854 - (375 - 352) / 2))
+    # a contradiction is refused; no dataset at all imports without a record, loudly
+    assert (
+        main(
+            [
+                str(path),
+                str(tmp_path / "x"),
+                "--config",
+                str(release_yaml),
+                "--dataset",
+                "nyu",
+                *common,
+            ]
+        )
+        == 2
+    )
+    assert "dataset 'nyu' but the YAML says 'kitti'" in capsys.readouterr().err
+    assert main([str(path), str(tmp_path / "none"), *common]) == 0
+    assert load_checkpoint(tmp_path / "none").config.camera is None
+    assert "no camera recorded" in caplog.text and "--dataset kitti|nyu" in caplog.text
+
+
 # ------------------------------------------------------------------------------ hostile files
 
 POS = f"module.{BACKBONE_PREFIX}embeddings.position_embedding.weight"

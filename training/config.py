@@ -51,6 +51,15 @@ class DataConfig:
     # full frame.
     nyu_valid_box: tuple[int, int, int, int] = (45, 472, 43, 608)
     rotate_deg: float = 1.0
+    # Random focal scale s, log-uniform in [low, high]: the crop shows a camera with s times the
+    # focal length (a 1/s-size window, padded past the image when s < 1) and the depth is
+    # divided by s, so the decoder keeps learning the recorded camera (training/README.md,
+    # "Camera"). [1, 1]: off, the paper's recipe.
+    focal_scale: tuple[float, float] = (1.0, 1.0)
+    # The dataset frames' camera [fx, fy, cx, cy, width, height], recorded in the checkpoint
+    # (model.camera) with the crops; null: KITTI 2011_09_26 or NYU's Kinect calibration
+    # (canonical_camera), scaled to the size of the first training frame.
+    intrinsics: Optional[list[float]] = None
     hflip: bool = True
     color_range: tuple[float, float] = (0.9, 1.1)  # gamma, brightness and per-channel factors
     color_prob: float = 0.5
@@ -266,6 +275,22 @@ def _validate(cfg: TrainConfig, source: str) -> None:
     if not 0.0 <= cfg.run.ema_decay < 1.0:
         raise bad(
             "run.ema_decay", f"is {cfg.run.ema_decay}", "use a decay in [0, 1); 0 disables the EMA"
+        )
+    lo, hi = cfg.data.focal_scale if len(cfg.data.focal_scale) == 2 else (0.0, 0.0)
+    if not 0.0 < lo <= hi:
+        raise bad(
+            "data.focal_scale",
+            f"is {list(cfg.data.focal_scale)}",
+            "give [low, high] with 0 < low <= high; [1, 1] switches it off",
+        )
+    k = cfg.data.intrinsics
+    if k is not None and not (
+        len(k) == 6 and min(k[0], k[1], k[4], k[5]) > 0 and k[4] == int(k[4]) and k[5] == int(k[5])
+    ):
+        raise bad(
+            "data.intrinsics",
+            f"is {k}",
+            "give [fx, fy, cx, cy, width, height] of the dataset's frames in pixels, or null",
         )
     if cfg.data.dataset == "kitti" and any(
         c > k for c, k in zip(cfg.data.crop_size, cfg.data.kb_crop)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -138,15 +139,20 @@ def kb_crop_box(height: int, width: int, kb: tuple[int, int], path: Path) -> tup
 def augment(
     image: np.ndarray, depth: np.ndarray, cfg: DataConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation, random crop, flip and photometric jitter, as in BTS/AdaBins and the paper."""
+    """Rotation, random crop (or zoom_crop with data.focal_scale), flip and photometric
+    jitter, as in BTS/AdaBins and the paper."""
     if cfg.rotate_deg > 0:
         angle = float(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
         image = _rotate_float(image, angle, Image.BILINEAR)
         depth = _rotate_float(depth[..., None], angle, Image.NEAREST)[..., 0]
-    ch, cw = cfg.crop_size
-    h, w = depth.shape
-    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    image, depth = image[top : top + ch, left : left + cw], depth[top : top + ch, left : left + cw]
+    if tuple(cfg.focal_scale) != (1.0, 1.0):
+        image, depth = zoom_crop(image, depth, cfg.crop_size, cfg.focal_scale, rng)
+    else:
+        ch, cw = cfg.crop_size
+        h, w = depth.shape
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        image = image[top : top + ch, left : left + cw]
+        depth = depth[top : top + ch, left : left + cw]
     if cfg.hflip and rng.random() < 0.5:
         image, depth = image[:, ::-1], depth[:, ::-1]
     if rng.random() < cfg.color_prob:
@@ -157,6 +163,46 @@ def augment(
     return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(
         depth, dtype=np.float32
     )
+
+
+def zoom_crop(
+    image: np.ndarray,
+    depth: np.ndarray,
+    crop_size: tuple[int, int],
+    scale_range: tuple[float, float],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A crop_size crop of the camera with s times the data's focal length, s log-uniform in
+    scale_range, depth in the recorded camera's metres (divided by s).
+
+    A camera with s times the focal length sees a 1/s-size window of the frame at crop_size;
+    the decoder, told to read it as the recorded camera, must answer depth / s, which is what
+    inference multiplies back by its view's depth_scale (space_clip_ros/model/canonical_camera).
+    A window larger than the frame (s < 1) holds the frame at a random place, padded as
+    inference pads (the edge pixels repeated, PAD_MODE) with depth 0 (no ground truth).
+    """
+    s = float(np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1]))))
+    (ch, cw), (h, w) = crop_size, depth.shape
+    wh, ww = max(round(ch / s), 1), max(round(cw / s), 1)
+    top = int(rng.integers(min(0, h - wh), max(0, h - wh) + 1))
+    left = int(rng.integers(min(0, w - ww), max(0, w - ww) + 1))
+    image = _window(image, top, left, wh, ww, mode="edge")  # numpy's name for "replicate"
+    depth = _window(depth, top, left, wh, ww, mode="constant")
+    shrink = cv2.INTER_AREA if wh > ch else cv2.INTER_LINEAR
+    image = cv2.resize(image, (cw, ch), interpolation=shrink)
+    depth = cv2.resize(depth, (cw, ch), interpolation=cv2.INTER_NEAREST)
+    # the window's exact scale per axis after rounding; their geometric mean, as inference does
+    return image, depth / np.float32(np.sqrt((ch / wh) * (cw / ww)))
+
+
+def _window(array: np.ndarray, top: int, left: int, height: int, width: int, mode: str):
+    """array[top:top+height, left:left+width], padded by np.pad's mode where it leaves the
+    array (constant: zeros)."""
+    h, w = array.shape[:2]
+    y0, x0, y1, x1 = max(top, 0), max(left, 0), min(top + height, h), min(left + width, w)
+    margins = [(y0 - top, top + height - y1), (x0 - left, left + width - x1)]
+    margins += [(0, 0)] * (array.ndim - 2)
+    return np.pad(array[y0:y1, x0:x1], margins, mode=mode).astype(np.float32, copy=False)
 
 
 def _rotate_float(array: np.ndarray, angle: float, resample: int) -> np.ndarray:

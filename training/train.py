@@ -37,6 +37,7 @@ from tqdm import tqdm
 from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
 from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
 from space_clip_ros.runtime import PRECISIONS, autocast, has_native_bf16, training_precision
+from training.camera import first_frame_size, record_camera
 from training.config import ConfigError, TrainConfig, load_train_config
 from training.datasets import DatasetError, collate_eval, make_dataset
 from training.evaluate import default_crops, evaluate, make_eval_dataset
@@ -191,6 +192,9 @@ class Trainer:
         self.train_set = make_dataset(
             cfg.data, Path(cfg.data.train_list), train=True, seed=cfg.run.seed
         )
+        record_camera(cfg, "the training config", first_frame_size(self.train_set))
+        self.model.config.camera = cfg.model.camera  # what every checkpoint records
+        LOG.info("training camera (the checkpoints' record): %s", cfg.model.camera)
         self.sampler = ResumableSampler(
             DistributedSampler(
                 self.train_set, self.world, self.rank, shuffle=True, seed=cfg.run.seed

@@ -25,8 +25,14 @@ import numpy as np
 import torch
 
 from space_clip_ros.errors import ConfigError
+from space_clip_ros.model.canonical_camera import CameraView
 from space_clip_ros.model.onnx_export import INPUT_NAME, INPUT_RESIZE_KEY, OUTPUT_NAME
-from space_clip_ros.model.space_clip import resize_bilinear, resize_to_encoder
+from space_clip_ros.model.space_clip import (
+    resize_bilinear,
+    resize_to_encoder,
+    view_to_encoder,
+    view_to_image,
+)
 
 log = logging.getLogger(__name__)
 
@@ -268,11 +274,25 @@ class OnnxSpaceClip:
         return self
 
     def __call__(
-        self, images: torch.Tensor, output_size: tuple[int, int] | None = None
+        self,
+        images: torch.Tensor,
+        output_size: tuple[int, int] | None = None,
+        view: CameraView | None = None,
     ) -> torch.Tensor:
+        """SpaceClip.forward's contract, view included (the same torch functions around the
+        graph, so both backends see the same pixels and give the same metres)."""
         out_size = tuple(output_size) if output_size is not None else tuple(images.shape[-2:])
-        x = resize_to_encoder(images.float(), self.input_size, self.input_resize)
+        x = (
+            resize_to_encoder(images.float(), self.input_size, self.input_resize)
+            if view is None
+            else view_to_encoder(images.float(), view, self.input_size, self.input_resize)
+        )
         (depth,) = self.session.run(
             [OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x.cpu().numpy())}
         )
-        return resize_bilinear(torch.from_numpy(depth).to(images.device), out_size)
+        depth = torch.from_numpy(depth).to(images.device)
+        return (
+            resize_bilinear(depth, out_size)
+            if view is None
+            else view_to_image(depth, view, out_size)
+        )

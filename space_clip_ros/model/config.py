@@ -91,6 +91,24 @@ class DecoderConfig:
 
 
 @dataclass
+class CameraConfig:
+    """The camera the decoder was trained under (docs/ARCHITECTURE.md, "Camera geometry").
+
+    The decoder reads metres from apparent size, i.e. from the focal length in the encoder's
+    pixels: the training crops (crop_size) resampled to backbone.input_size, with these
+    intrinsics. Inference maps every input camera onto it (model/canonical_camera.py). Written
+    by training/ and space-clip-import; a checkpoint without it gets no mapping (and says so).
+    """
+
+    crop_size: tuple[int, int]  # (height, width) of the training crops, pixels
+    focal: tuple[float, float]  # (fx, fy) of the crops, pixels
+    # (cx, cy) in crop pixels (pixel centres at integers): where the optical axis sat in the
+    # crops, on average over the training crops (flips included).
+    principal_point: tuple[float, float]
+    source: str = ""  # where the numbers come from, for people: dataset, calibration, recipe
+
+
+@dataclass
 class WeightsFingerprint:
     """SHA-256 of the frozen tower's tensors, cast to each precision a host may hold them in.
 
@@ -131,6 +149,7 @@ class EncoderRecord:
 class SpaceClipConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    camera: Optional[CameraConfig] = None  # None: a checkpoint from before the record existed
     version: int = CONFIG_VERSION
     encoder_record: Optional[EncoderRecord] = None
 
@@ -316,6 +335,8 @@ def validate(cfg: SpaceClipConfig, source: str = "<config>") -> None:
         check_weights_source(b.pretrained, "backbone.pretrained", source)
     if cfg.encoder_record is not None:
         _validate_encoder_record(cfg.encoder_record, bad)
+    if cfg.camera is not None:
+        _validate_camera(cfg.camera, bad)
     check_sizes(cfg, source)
 
 
@@ -366,6 +387,20 @@ def _validate_encoder_record(r: EncoderRecord, bad: Any) -> None:
             raise bad(f"encoder_record.weights.{name}", "is not a SHA-256 hex digest", fix)
 
 
+def _validate_camera(c: CameraConfig, bad: Any) -> None:
+    if len(c.crop_size) != 2 or min(c.crop_size) <= 0:
+        raise bad("camera.crop_size", f"is {quote(list(c.crop_size))}", "give [height, width] > 0")
+    if len(c.focal) != 2 or not all(math.isfinite(f) and f > 0 for f in c.focal):
+        raise bad("camera.focal", f"is {quote(list(c.focal))}", "give [fx, fy] in pixels, > 0")
+    (height, width), point = c.crop_size, c.principal_point
+    if len(point) != 2 or not (-0.5 < point[0] < width - 0.5 and -0.5 < point[1] < height - 0.5):
+        raise bad(
+            "camera.principal_point",
+            f"is {quote(list(point))}, not inside the {width}x{height} crop",
+            "give [cx, cy] in the crop's pixels (pixel centres at integers)",
+        )
+
+
 def to_plain(value: Any) -> Any:
     """Dataclass-asdict output as YAML-safe plain types (tuples become lists)."""
     if isinstance(value, dict):
@@ -405,9 +440,13 @@ def build_dataclass(cls: type, data: Any, source: str, prefix: str = "") -> Any:
                 fix=f"remove it or correct the name ({hint})",
             )
     kwargs = {}
-    for name in names:
-        if name in data:
-            kwargs[name] = _coerce(hints[name], data[name], source, f"{prefix}{name}")
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _coerce(hints[f.name], data[f.name], source, f"{prefix}{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(
+                f"field '{prefix}{f.name}' is missing", source=source, fix="give it a value"
+            )
     return cls(**kwargs)
 
 

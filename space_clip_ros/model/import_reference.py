@@ -40,8 +40,9 @@ from safetensors.torch import save_file
 from space_clip_ros.errors import ConfigError, InputError, RuntimeFailure, quote, run_tool
 from space_clip_ros.io.atomic import atomic_path, default_dir_mode
 
+from .canonical_camera import release_camera
 from .checkpoint import load_checkpoint, write_checkpoint
-from .config import BackboneConfig, DecoderConfig, SpaceClipConfig, validate
+from .config import BackboneConfig, CameraConfig, DecoderConfig, SpaceClipConfig, validate
 from .decoder import SpaceClipDecoder
 from .encoder_record import record_of_state
 from .space_clip import resolve_layers
@@ -418,11 +419,13 @@ def import_reference(
     reference_yaml: Optional[Path] = None,
     backbone_out: Optional[Path] = None,
     model_cfg: Optional[dict] = None,
+    dataset: Optional[str] = None,
 ) -> SpaceClipConfig:
     """Write out_dir (decoder.safetensors + config.yaml) and optionally the tower; atomically.
 
     Nothing is written unless the result loads as the node loads it (checkpoint.load_checkpoint
-    with the imported tower as backbone_weights).
+    with the imported tower as backbone_weights). dataset (kitti | nyu, or the YAML's
+    `dataset`) records the release's training camera.
     """
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ConfigError(
@@ -445,6 +448,8 @@ def import_reference(
         config.encoder_record = record_of_state(
             tower, "clip", config.backbone.mean, config.backbone.std, activation, checkpoint.name
         )
+    config.camera = release_camera_record(reference, dataset, checkpoint)
+    validate(config, str(checkpoint))
     # Build the decoder the config describes and load the mapped tensors strictly: a missing,
     # extra or misshapen tensor fails here, not on the robot.
     built = SpaceClipDecoder(config.encoder_record.width, config.decoder)
@@ -467,6 +472,43 @@ def import_reference(
         ) from exc
     log.info("imported %s -> %s (%s)", checkpoint, out_dir, config.backbone.model_name)
     return config
+
+
+# The release's input_height x input_width (its configs/kitti.yaml and nyu.yaml).
+RELEASE_CROPS = {"kitti": (352, 704), "nyu": (480, 640)}
+
+
+def release_camera_record(
+    reference: Optional[dict], dataset: Optional[str], source: object
+) -> Optional[CameraConfig]:
+    """The camera the release trained the file under, from --dataset or the YAML's `dataset`
+    (crop size from the YAML's input_height/input_width); None, with a warning, when neither
+    says: the tensors cannot tell a KITTI decoder from an NYU one."""
+    ref = reference or {}
+    declared = str(ref["dataset"]).lower() if "dataset" in ref else None
+    name = dataset or declared
+    if name is None:
+        log.warning(
+            "%s: no camera recorded (inference will not map input cameras). Fix: give "
+            "--dataset kitti|nyu or the release's --config YAML",
+            source,
+        )
+        return None
+    if name not in RELEASE_CROPS or (declared and declared != name):
+        raise ConfigError(
+            f"dataset {name!r}" + (f" but the YAML says {declared!r}" if declared else ""),
+            source=source,
+            fix=f"use one of {', '.join(RELEASE_CROPS)}, the dataset the file was trained on",
+        )
+    crop = (
+        ref.get("input_height", RELEASE_CROPS[name][0]),
+        ref.get("input_width", RELEASE_CROPS[name][1]),
+    )
+    if not all(isinstance(side, int) and side > 0 for side in crop):
+        raise ConfigError(
+            f"input_height/input_width are {crop}", source=source, fix="give positive integers"
+        )
+    return release_camera(name, crop)
 
 
 def write_import(
@@ -564,6 +606,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="open_clip model config JSON for a tower that is not a known OpenAI one",
     )
+    parser.add_argument(
+        "--dataset",
+        choices=sorted(RELEASE_CROPS),
+        help="what the file was trained on, for its camera record (default: the YAML's)",
+    )
     return parser
 
 
@@ -571,7 +618,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     args = build_parser().parse_args(argv)
     model_cfg = _read_yaml(args.model_cfg) if args.model_cfg else None  # JSON is YAML
     config = import_reference(
-        args.checkpoint, args.out_dir, args.config, args.backbone_out, model_cfg
+        args.checkpoint, args.out_dir, args.config, args.backbone_out, model_cfg, args.dataset
     )
     print(
         f"{args.out_dir}: {config.backbone.model_name}, input {list(config.backbone.input_size)}"

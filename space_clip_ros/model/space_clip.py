@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import roi_align
 
 from .backbone import (
     BackboneFeatures,
@@ -19,6 +20,7 @@ from .backbone import (
     ClipVisionBackbone,
     resolve_backbone_weights,
 )
+from .canonical_camera import PAD_MODE, CameraView
 from .config import ConfigError, DecoderConfig, SpaceClipConfig
 from .decoder import SpaceClipDecoder
 
@@ -78,6 +80,65 @@ def resize_to_encoder(x: torch.Tensor, size: tuple[int, int], method: str) -> to
     return levels.div(255.0).to(x.dtype)
 
 
+def view_to_encoder(
+    images: torch.Tensor, view: CameraView, size: tuple[int, int], method: str
+) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] to the size encoder input of a view: resize_to_encoder to
+    the footprint, placed on the canvas, the rest filled by repeating the image's edge pixels
+    (PAD_MODE; cut where the footprint reaches past the canvas)."""
+    if tuple(images.shape[-2:]) != tuple(view.image_size):
+        raise ValueError(
+            f"the view was made for {view.image_size[1]}x{view.image_size[0]} images, got "
+            f"{images.shape[-1]}x{images.shape[-2]}: plan the view for this image size"
+        )
+    if tuple(view.encoder_size) != tuple(size):
+        raise ValueError(
+            f"the view was planned for a {tuple(view.encoder_size)} encoder input, this "
+            f"model's is {tuple(size)}"
+        )
+    resized = resize_to_encoder(images, view.footprint[2:], method)
+    left, right, top, bottom = view.padding
+    height, width = resized.shape[-2:]
+    kept = resized[
+        ..., max(-top, 0) : height - max(-bottom, 0), max(-left, 0) : width - max(-right, 0)
+    ]
+    margins = (max(left, 0), max(right, 0), max(top, 0), max(bottom, 0))
+    return F.pad(kept, margins, mode=PAD_MODE) if any(margins) else kept
+
+
+def view_to_image(
+    depth: torch.Tensor, view: CameraView, out_size: tuple[int, int]
+) -> torch.Tensor:
+    """Decoder depth (B, 1, h, w) over a view's canvas to metres on the input image's pixel grid
+    at out_size: (B, 1, H_out, W_out) float32, NaN where the view cut the image off.
+
+    roi_align samples the footprint's rectangle: bilinear, averaging several samples per output
+    pixel when shrinking (torchvision's kernel, on the depth's device).
+    """
+    top, left, height, width = view.footprint
+    sy, sx = depth.shape[-2] / view.encoder_size[0], depth.shape[-1] / view.encoder_size[1]
+    box = [left * sx, top * sy, (left + width) * sx, (top + height) * sy]
+    boxes = torch.tensor([[i, *box] for i in range(depth.shape[0])], dtype=torch.float32)
+    with torch.autocast(depth.device.type, enabled=False):
+        out = roi_align(depth.float(), boxes.to(depth.device), tuple(out_size), aligned=True)
+        out = out * float(view.depth_scale)
+    if not view.covers_image:
+        out = out * _inside_canvas(view, out_size, depth.device)
+    return out
+
+
+def _inside_canvas(
+    view: CameraView, out_size: tuple[int, int], device: torch.device
+) -> torch.Tensor:
+    """1 where an output pixel's centre falls on the encoder canvas, NaN where it was cut."""
+    top, left, height, width = view.footprint
+    (canvas_h, canvas_w), (out_h, out_w) = view.encoder_size, out_size
+    u = left + (torch.arange(out_w, device=device) + 0.5) * width / out_w
+    v = top + (torch.arange(out_h, device=device) + 0.5) * height / out_h
+    inside = ((v >= 0) & (v < canvas_h))[:, None] & ((u >= 0) & (u < canvas_w))
+    return torch.where(inside, 1.0, float("nan"))
+
+
 class SpaceClip(nn.Module):
     """Built by build_model (the factory resolves and loads the backbone's weights); the
     constructor only builds modules: weights resolved by resolve_backbone_weights decide the
@@ -101,20 +162,31 @@ class SpaceClip(nn.Module):
         images: torch.Tensor,
         output_size: tuple[int, int] | None = None,
         return_aux: bool = False,
+        view: CameraView | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Metric depth (B, 1, H_out, W_out) for RGB images (B, 3, H, W) in [0, 1].
 
         output_size defaults to the input size; aux maps (return_aux) stay at their stage
         resolution so the loss can resize them to whatever ground truth it compares with.
+        view (canonical_camera.canonical_view / plan_view): show the encoder the input as the
+        training camera and return metres for the input camera; None resizes the whole frame
+        to the encoder (the training crops' path, and checkpoints without a camera record).
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+        if view is not None and return_aux:
+            raise ValueError("return_aux is for training, which feeds crops without a view")
         out_size = tuple(output_size) if output_size is not None else tuple(images.shape[-2:])
-        resized = resize_to_encoder(images, self.input_size, self.config.backbone.input_resize)
+        method = self.config.backbone.input_resize
+        resized = (
+            resize_to_encoder(images, self.input_size, method)
+            if view is None
+            else view_to_encoder(images, view, self.input_size, method)
+        )
         x = self.backbone.normalize(resized)
         with torch.no_grad():
             feats = self.backbone(x, self._layers)
-        depth, aux = decode(self.decoder, self.config.decoder, feats, out_size, return_aux)
+        depth, aux = decode(self.decoder, self.config.decoder, feats, out_size, return_aux, view)
         return (depth, aux) if return_aux else depth
 
 
@@ -130,11 +202,14 @@ def decode(
     feats: BackboneFeatures,
     output_size: tuple[int, int],
     return_aux: bool = False,
+    view: Optional[CameraView] = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(depth (B, 1, *output_size) in metres, aux maps) from a tower's hidden states.
 
     The decoder half of SpaceClip.forward, shared with space_clip_ros.shared's tap on a host
-    encoder, so the two decode the same features identically.
+    encoder, so the two decode the same features identically. view: the camera view the
+    encoder input was made with (view_to_encoder); the depth then comes back on the input
+    image's pixel grid in the input camera's metres (view_to_image).
     """
     dtype = decoder.head[1].weight.dtype
     hidden = {k: h.to(dtype) for k, h in feats.hidden.items()}
@@ -144,6 +219,8 @@ def decode(
         feats.global_embedding.to(dtype),
         return_aux=return_aux,
     )
+    if view is not None:
+        return view_to_image(depth, view, tuple(output_size)), aux
     with torch.autocast(depth.device.type, enabled=False):  # fp32 out: no depth terraces
         depth = resize_bilinear(depth.float(), tuple(output_size))
     return depth, aux
