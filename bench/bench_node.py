@@ -98,11 +98,15 @@ class InstantEstimator(DepthEstimator):
     def input_resize(self) -> str:
         return "bilinear_antialias"
 
+    @property
+    def camera(self):
+        return None  # no training camera recorded: depth is not mapped
+
     def infer(self, pixels, color_order="rgb", output_size=None) -> torch.Tensor:
         return self._at(tuple(output_size or pixels.shape[1:3]))[None]
 
     def infer_frames(self, frames) -> list[torch.Tensor]:
-        return [self._at(tuple(size)) for _, _, size in frames]
+        return [self._at(tuple(size)) for _, _, size, _ in frames]
 
     def _at(self, size: tuple[int, int]) -> torch.Tensor:
         if size not in self._depth:
@@ -111,7 +115,7 @@ class InstantEstimator(DepthEstimator):
             self._depth[size] = depth.to(self.device)
         return self._depth[size]
 
-    def forward(self, images, output_size):  # infer() never gets here
+    def forward(self, images, output_size, view=None):  # infer() never gets here
         raise NotImplementedError
 
 

@@ -32,7 +32,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
+from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.limits import DEFAULT_MAX_PIXELS
+from space_clip_ros.ros.camera_info import intrinsics_from_camera_info
 from space_clip_ros.ros.depth_outputs import DepthPublisher
 from space_clip_ros.ros.image_codec import decode_image
 from space_clip_ros.runtime import resolve_device
@@ -99,8 +101,15 @@ class ClipLabelsAndDepth(Node):
         self.label_pub.publish(
             String(data=json.dumps(dict(zip(self.labels, probabilities.tolist()))))
         )
-        depth = self.tap.depth(size=(height, width))[0, 0]  # metres, from the same call
+        camera = self._intrinsics(width, height)  # depth made metric for this camera
+        depth = self.tap.depth(size=(height, width), camera=camera)[0, 0]  # the same call's
         self.depth.publish(depth, image, msg.header, self.camera_info)
+
+    def _intrinsics(self, width: int, height: int) -> Optional[Intrinsics]:
+        info = self.camera_info
+        if info is None or (info.width, info.height) != (width, height):
+            return None  # the tap assumes the training camera and says so
+        return intrinsics_from_camera_info(info)
 
 
 def main(args: Optional[list[str]] = None) -> int:

@@ -55,6 +55,7 @@ from space_clip_ros.io.colormap import (
 )
 from space_clip_ros.io.host_buffer import HostBuffer
 from space_clip_ros.io.image_decoding import ColorImage
+from space_clip_ros.model.config import CameraConfig
 
 if TYPE_CHECKING:
     from space_clip_ros.inference.estimator import DepthEstimator
@@ -65,6 +66,17 @@ def rescaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
     if scale >= 1.0:
         return int(width), int(height)
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def camera_source(record: Optional[CameraConfig], plan: FramePlan) -> str:
+    """Which camera a frame's depth was made metric for, in words (for /diagnostics)."""
+    if record is None:
+        return "not mapped: the checkpoint records no training camera"
+    if plan.camera is not None:
+        return "camera_info"
+    if plan.assumed_camera is not None:
+        return f"assumed: default_focal_length {plan.assumed_camera.fx:g} px"
+    return f"assumed: the training camera's focal length ({record.focal[0]:g} px)"
 
 
 def output_intrinsics(camera: Intrinsics, width: int, height: int) -> Intrinsics:
@@ -91,6 +103,8 @@ class FrameProducts:
     points: Optional[HostBuffer] = None
     preview: Optional[HostBuffer] = None
     finite_fraction: float = float("nan")
+    camera_warning: Optional[str] = None  # the depth mapping assumed the input camera
+    camera_source: str = ""  # the camera the depth was mapped to, in words (camera_source)
 
     @property
     def points_have_rgb(self) -> bool:
@@ -108,6 +122,8 @@ class PendingFrame:
     intrinsics: Optional[Intrinsics]
     order: str = "rgb"
     stream: str = ""  # whose host buffers complete() fills (one set per camera)
+    camera_warning: Optional[str] = None  # the depth mapping assumed a camera (view_plan)
+    camera_source: str = ""  # which camera the depth was mapped to (camera_source)
     pixels: Optional[np.ndarray] = None  # CPU: (H, W, 3) uint8, input size
     depth: Optional[np.ndarray] = None  # CPU: (h, w) float32 metres, unmasked, output size
     staged: Optional[dict[str, torch.Tensor]] = None  # GPU: pinned host copies in flight
@@ -240,10 +256,14 @@ class FrameRenderer:
         self,
         estimator: Optional["DepthEstimator"] = None,
         device: Optional[torch.device] = None,
+        camera_fix: str = "publish the camera's CameraInfo",
     ) -> None:
+        """camera_fix: what the user does when a frame comes without intrinsics (the warning of
+        an assumed camera names it)."""
         if (estimator is None) == (device is None):
             raise ValueError("give an estimator, or the device of the depth maps, not both")
         self.estimator = estimator
+        self.camera_fix = camera_fix
         self.device = estimator.device if estimator is not None else torch.device(device)
         self._on_device = self.device.type != "cpu"
         # one set per stream (camera): cameras of different sizes never reallocate each other's
@@ -299,10 +319,21 @@ class FrameRenderer:
         ]
         if not inferred:
             return pending
+        views = []
+        for p, image in inferred:  # the camera mapping: CameraInfo, else the assumed camera
+            height, width = image.pixels.shape[:2]
+            camera = p.plan.camera or p.plan.assumed_camera
+            view_plan = self.estimator.view_plan(width, height, camera, self.camera_fix)
+            p.camera_warning = view_plan.warning
+            p.camera_source = camera_source(self.estimator.camera, p.plan)
+            views.append(view_plan.view)
         with torch.inference_mode():
             uploaded = [self.estimator.upload(image.pixels)[0] for _, image in inferred]
             depths = self.estimator.infer_frames(
-                [(px, p.order, (p.height, p.width)) for (p, _), px in zip(inferred, uploaded)]
+                [
+                    (px, p.order, (p.height, p.width), view)
+                    for (p, _), px, view in zip(inferred, uploaded, views)
+                ]
             )
             for (p, image), pixels, depth in zip(inferred, uploaded, depths):
                 self._attach(p, image, pixels, depth)
@@ -343,6 +374,8 @@ class FrameRenderer:
     def complete(self, pending: PendingFrame) -> FrameProducts:
         """Wait for the device and fill the host buffers; the frame's FrameProducts."""
         products = FrameProducts(pending.width, pending.height, pending.intrinsics)
+        products.camera_warning = pending.camera_warning
+        products.camera_source = pending.camera_source
         if not pending.plan.needs_depth:
             return products
         buffers = self._stream_buffers(pending.stream)

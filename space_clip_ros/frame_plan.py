@@ -49,6 +49,9 @@ class FramePlan:
     outputs: frozenset[Output]
     settings: FrameSettings
     camera: Optional[Intrinsics] = None  # at the input image's size; POINTS needs it
+    # Without `camera`: the intrinsics to map depth with (at the input size) when the user gave
+    # one (default_focal_length); None assumes the training camera's, with a warning.
+    assumed_camera: Optional[Intrinsics] = None
 
     def __post_init__(self) -> None:
         if self.outputs & NEEDS_CAMERA and self.camera is None:

@@ -38,6 +38,10 @@ class KnownDepth(DepthEstimator):
     def input_resize(self) -> str:
         return "bilinear_antialias"
 
+    @property
+    def camera(self):
+        return None  # no training camera recorded: depth is not mapped
+
     def _called(self, pixels: torch.Tensor, color_order: str) -> None:
         self.calls.append((pixels.cpu().numpy().copy(), color_order))
         if self.delay:
@@ -53,14 +57,14 @@ class KnownDepth(DepthEstimator):
     def infer_frames(self, frames) -> list[torch.Tensor]:
         """depth_fn at each frame's own output size (not resampled from the encoder's)."""
         self.batches.append(len(frames))
-        for pixels, order, _ in frames:
+        for pixels, order, _, _ in frames:
             self._called(pixels, order)
-        return [self._depth(size) for _, _, size in frames]
+        return [self._depth(size) for _, _, size, _ in frames]
 
     def _depth(self, size: tuple[int, int]) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(self.depth_fn(*size), np.float32))
 
-    def forward(self, images: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, output_size: tuple[int, int], view=None):
         depth = self._depth(output_size)
         return depth.expand(images.shape[0], 1, *depth.shape).clone()
 

@@ -42,7 +42,7 @@ def test_frames_of_different_sizes_in_one_forward_equal_each_inferred_alone(esti
     sizes = [(24, 80), (33, 40)]
     orders = ["rgb", "bgr"]
     together = estimator.infer_frames(
-        [(estimator.upload(i)[0], o, s) for i, o, s in zip(images, orders, sizes)]
+        [(estimator.upload(i)[0], o, s, None) for i, o, s in zip(images, orders, sizes)]
     )
     for image, order, size, depth in zip(images, orders, sizes, together):
         alone = estimator.infer(estimator.upload(image), order, size)[0]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from space_clip_ros.errors import ConfigError
+from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
 from space_clip_ros.model import (
     BackboneConfig,
@@ -38,7 +39,14 @@ from space_clip_ros.model import (
     load_checkpoint,
 )
 from space_clip_ros.model.backbone import resolve_backbone_weights
-from space_clip_ros.model.space_clip import resize_bilinear, resize_to_encoder
+from space_clip_ros.model.canonical_camera import CameraView, ViewPlan, plan_view
+from space_clip_ros.model.config import CameraConfig
+from space_clip_ros.model.space_clip import (
+    resize_bilinear,
+    resize_to_encoder,
+    view_to_encoder,
+    view_to_image,
+)
 from space_clip_ros.runtime import (
     PRECISION_CHOICES,
     autocast,
@@ -52,6 +60,9 @@ log = logging.getLogger(__name__)
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 
 ColorOrder = Literal["rgb", "bgr"]
+
+# What the tools' users do about an assumed camera (each tool names its own flag or parameter).
+ASSUMED_CAMERA_FIX = "pass the camera's intrinsics (camera=Intrinsics(...))"
 
 UNTRAINED_WARNING = (
     "NO TRAINED CHECKPOINT: running SPACE-CLIP with an untrained (random) decoder. The whole "
@@ -125,12 +136,19 @@ class DepthEstimator(ABC):
     """
 
     def __init__(
-        self, device: torch.device, precision: str, backend: str, trained: bool = True
+        self,
+        device: torch.device,
+        precision: str,
+        backend: str,
+        trained: bool = True,
+        source: object = "the model",
     ) -> None:
         self.device = device
         self.precision = precision
         self.backend = backend
         self.trained = trained
+        self.source = source  # the checkpoint, for messages
+        self._warned: set[str] = set()
 
     @property
     @abstractmethod
@@ -142,9 +160,36 @@ class DepthEstimator(ABC):
     def input_resize(self) -> str:
         """How frames are resized to the encoder input (model.config.INPUT_RESIZE_METHODS)."""
 
+    @property
     @abstractmethod
-    def forward(self, images: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
-        """(B, 3, H, W) RGB floats in [0, 1] on the device -> (B, 1, h, w) float32 metres."""
+    def camera(self) -> Optional[CameraConfig]:
+        """The camera the decoder was trained under (the checkpoint's record; None: a checkpoint
+        made before the record, whose depth is not mapped to the input camera)."""
+
+    @abstractmethod
+    def forward(
+        self,
+        images: torch.Tensor,
+        output_size: tuple[int, int],
+        view: Optional[CameraView] = None,
+    ) -> torch.Tensor:
+        """(B, 3, H, W) RGB floats in [0, 1] on the device -> (B, 1, h, w) float32 metres.
+
+        view: how the images reach the encoder (model.canonical_camera), None: resized whole.
+        """
+
+    def view_plan(
+        self,
+        width: int,
+        height: int,
+        camera: Optional[Intrinsics],
+        fix: str = ASSUMED_CAMERA_FIX,
+    ) -> ViewPlan:
+        """The one mapping decision for width x height images of a camera with these intrinsics
+        (None: the training camera's focal length is assumed, and the plan's warning says so)."""
+        return plan_view(
+            self.camera, camera, width, height, self.input_size, source=self.source, fix=fix
+        )
 
     # ------------------------------------------------------------------ the shared call path
 
@@ -163,46 +208,72 @@ class DepthEstimator(ABC):
         pixels: torch.Tensor,
         color_order: ColorOrder = "rgb",
         output_size: Optional[tuple[int, int]] = None,
+        camera: Optional[Intrinsics] = None,
     ) -> torch.Tensor:
         """(B, h, w) float32 metres on the device for uint8 (B, H, W, 3) pixels on the device.
 
-        output_size (h, w) defaults to the input's (H, W).
+        output_size (h, w) defaults to the input's (H, W). camera: the intrinsics of the images
+        (at their size): depth is mapped to that camera (view_plan); None assumes the training
+        camera's focal length and logs a warning once per image size.
         """
         size = tuple(output_size) if output_size is not None else tuple(pixels.shape[1:3])
+        plan = self.view_plan(pixels.shape[2], pixels.shape[1], camera)
+        self._warn_once(plan.warning)
         with torch.inference_mode():
-            return self.forward(_rgb_floats(pixels, color_order), size)[:, 0].float()
+            x = _rgb_floats(pixels, color_order)
+            return self.forward(x, size, view=plan.view)[:, 0].float()
 
     def infer_frames(
-        self, frames: Sequence[tuple[torch.Tensor, ColorOrder, tuple[int, int]]]
+        self,
+        frames: Sequence[tuple[torch.Tensor, ColorOrder, tuple[int, int], Optional[CameraView]]],
     ) -> list[torch.Tensor]:
         """One forward pass for frames of any sizes: (pixels (H, W, 3) uint8 on the device,
-        colour order, output (h, w)) each -> (h, w) float32 metres each, on the device.
+        colour order, output (h, w), view from view_plan or None) each -> (h, w) float32 metres
+        each, on the device.
 
-        Each frame is resized to the encoder input on its own, the batch runs once at the
-        encoder's size, and each depth is resized to its own output size: the same numbers as
-        `infer` per frame (the model's own resizes are the same functions, applied in the same
-        order), at the cost of one forward for all of them.
+        Each frame reaches the encoder input on its own (its view), the batch runs once at the
+        encoder's size, and each depth goes back to its own output size: the same numbers as
+        `infer` per frame (the same functions in the same order), one forward for all of them.
         """
         if not frames:
             return []
         encoder = self.input_size
         with torch.inference_mode():
-            batch = torch.cat(
-                [
-                    resize_to_encoder(_rgb_floats(pixels[None], order), encoder, self.input_resize)
-                    for pixels, order, _ in frames
-                ]
-            )
-            depth = self.forward(batch, encoder).float()
+            inputs = []
+            for pixels, order, _, view in frames:
+                x = _rgb_floats(pixels[None], order)
+                inputs.append(
+                    resize_to_encoder(x, encoder, self.input_resize)
+                    if view is None
+                    else view_to_encoder(x, view, encoder, self.input_resize)
+                )
+            depth = self.forward(torch.cat(inputs), encoder).float()
             return [
-                resize_bilinear(depth[i : i + 1], size)[0, 0]
-                for i, (_, _, size) in enumerate(frames)
+                (
+                    resize_bilinear(depth[i : i + 1], size)
+                    if view is None
+                    else view_to_image(depth[i : i + 1], view, size)
+                )[0, 0]
+                for i, (_, _, size, view) in enumerate(frames)
             ]
 
-    def predict(self, image: np.ndarray, color_order: ColorOrder = "rgb") -> np.ndarray:
-        """float32 depth in metres at the input size: HxW for one image, NxHxW for a batch."""
-        depth = self.infer(self.upload(image), color_order).cpu().numpy()
+    def predict(
+        self,
+        image: np.ndarray,
+        color_order: ColorOrder = "rgb",
+        camera: Optional[Intrinsics] = None,
+    ) -> np.ndarray:
+        """float32 depth in metres at the input size: HxW for one image, NxHxW for a batch.
+
+        camera: the images' intrinsics (see infer)."""
+        depth = self.infer(self.upload(image), color_order, camera=camera).cpu().numpy()
         return depth[0] if image.ndim == 3 else depth
+
+    def _warn_once(self, warning: Optional[str]) -> None:
+        """Log a view plan's warning the first time it is given (per image size and camera)."""
+        if warning and warning not in self._warned:
+            self._warned.add(warning)
+            log.warning(warning)
 
     def warmup(self, height: int, width: int, iterations: int = 2) -> None:
         """Run a few frames so lazy CUDA/cuDNN initialisation misses the first real frame."""
@@ -228,7 +299,7 @@ class DepthEstimator(ABC):
             return OnnxEstimator(checkpoint, device, precision, backbone_weights, trt_cache_dir)
         if checkpoint:
             model = load_checkpoint(checkpoint, backbone_weights=backbone_weights)
-            return TorchEstimator(model, device, precision)
+            return TorchEstimator(model, device, precision, source=checkpoint)
         return TorchEstimator(untrained_model(backbone_weights), device, precision, trained=False)
 
 
@@ -247,10 +318,11 @@ class TorchEstimator(DepthEstimator):
         device: str = "auto",
         precision: Precision = "fp32",
         trained: bool = True,
+        source: object = "the model",
     ) -> None:
         resolved = resolve_device(device)
         dtype = resolve_precision(precision, resolved)
-        super().__init__(resolved, precision_name(dtype), "pytorch", trained)
+        super().__init__(resolved, precision_name(dtype), "pytorch", trained, source)
         self._autocast_dtype = dtype
         # the tower only: the normalisation constants stay fp32
         model.backbone.visual.to(backbone_dtype_for(resolved, dtype))
@@ -265,13 +337,22 @@ class TorchEstimator(DepthEstimator):
         return self.model.config.backbone.input_resize
 
     @property
+    def camera(self) -> Optional[CameraConfig]:
+        return self.model.config.camera
+
+    @property
     def backbone_dtype(self) -> torch.dtype:
         """The frozen backbone's weight dtype."""
         return next(self.model.backbone.parameters()).dtype
 
-    def forward(self, images: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        output_size: tuple[int, int],
+        view: Optional[CameraView] = None,
+    ) -> torch.Tensor:
         with autocast(self.device, self._autocast_dtype):
-            return self.model(images, output_size=output_size)
+            return self.model(images, output_size=output_size, view=view)
 
 
 class OnnxEstimator(DepthEstimator):
@@ -298,7 +379,7 @@ class OnnxEstimator(DepthEstimator):
         resolved = resolve_device(device)
         self.model = OnnxSpaceClip(path, resolved, precision, trt_cache_dir)
         backend = "onnxruntime (" + ", ".join(self.model.providers) + ")"
-        super().__init__(resolved, self.model.precision, backend)
+        super().__init__(resolved, self.model.precision, backend, source=path)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -309,8 +390,17 @@ class OnnxEstimator(DepthEstimator):
         return self.model.input_resize
 
     @property
+    def camera(self) -> Optional[CameraConfig]:
+        return self.model.camera
+
+    @property
     def path(self) -> Path:
         return self.model.path
 
-    def forward(self, images: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
-        return self.model(images, output_size=output_size)
+    def forward(
+        self,
+        images: torch.Tensor,
+        output_size: tuple[int, int],
+        view: Optional[CameraView] = None,
+    ) -> torch.Tensor:
+        return self.model(images, output_size=output_size, view=view)

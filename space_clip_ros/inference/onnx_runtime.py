@@ -26,7 +26,8 @@ import torch
 
 from space_clip_ros.errors import ConfigError
 from space_clip_ros.model.canonical_camera import CameraView
-from space_clip_ros.model.onnx_export import INPUT_NAME, INPUT_RESIZE_KEY, OUTPUT_NAME
+from space_clip_ros.model.config import camera_from_json
+from space_clip_ros.model.onnx_export import CAMERA_KEY, INPUT_NAME, INPUT_RESIZE_KEY, OUTPUT_NAME
 from space_clip_ros.model.space_clip import (
     resize_bilinear,
     resize_to_encoder,
@@ -264,6 +265,9 @@ class OnnxSpaceClip:
         # graphs exported before the resize was recorded were all bilinear
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.input_resize = metadata.get(INPUT_RESIZE_KEY, "bilinear_antialias")
+        # graphs exported before the camera was recorded (or from a checkpoint without it): None
+        camera = metadata.get(CAMERA_KEY)
+        self.camera = camera_from_json(camera, str(path)) if camera else None
         self.device, self.path = device, path
         log.info("ONNX model %s (%s) on %s", path, self.precision, ", ".join(self.providers))
 

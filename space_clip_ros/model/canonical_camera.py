@@ -181,6 +181,25 @@ def canonical_view(
     )
 
 
+def squashed_view(
+    intrinsics: Intrinsics, camera: CameraConfig, encoder_size: tuple[int, int]
+) -> CameraView:
+    """The view of an input that was resized whole to the encoder input by someone else (a host
+    encoder's own preprocessing, space_clip_ros.shared): its footprint is the whole canvas, so
+    only the focal ratio can be corrected (depth_scale, the geometric mean of both axes'); the
+    anisotropy and the principal point's place are the host's and stay as they are."""
+    canon = crop_intrinsics(camera)
+    k_x = (intrinsics.fx / intrinsics.width) / (canon.fx / canon.width)
+    k_y = (intrinsics.fy / intrinsics.height) / (canon.fy / canon.height)
+    canvas_h, canvas_w = encoder_size
+    return CameraView(
+        (intrinsics.height, intrinsics.width),
+        (canvas_h, canvas_w),
+        (0, 0, canvas_h, canvas_w),
+        math.sqrt(k_x * k_y),
+    )
+
+
 def _least_span(point: float, size: int, fraction: float) -> float:
     """Smallest span with `point` at `fraction` of it that covers [0, size]."""
     return max(point / fraction, (size - point) / (1.0 - fraction), 1e-9)
@@ -239,12 +258,14 @@ def plan_view(
     encoder_size: tuple[int, int],
     source: object = "checkpoint",
     fix: str = "pass the camera's intrinsics",
+    squashed: bool = False,
 ) -> ViewPlan:
     """The one decision every inference path makes for a width x height input.
 
     camera: the checkpoint's record (config.camera); intrinsics: the input camera at this size,
     or None when the tool was given none (then assumed_intrinsics, with a warning naming `fix`);
-    encoder_size: the model's input_size.
+    encoder_size: the model's input_size. squashed: the image reaches the encoder resized whole
+    by someone else (squashed_view) instead of through canonical_view.
     """
     if intrinsics is not None and (intrinsics.width, intrinsics.height) != (width, height):
         raise ValueError(
@@ -257,4 +278,5 @@ def plan_view(
     if intrinsics is None:
         intrinsics = assumed_intrinsics(camera, width, height)
         warning = assumed_camera_message(intrinsics, camera, fix)
-    return ViewPlan(canonical_view(intrinsics, camera, encoder_size), intrinsics, warning)
+    view_of = squashed_view if squashed else canonical_view
+    return ViewPlan(view_of(intrinsics, camera, encoder_size), intrinsics, warning)

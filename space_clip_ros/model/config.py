@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -385,6 +386,23 @@ def _validate_encoder_record(r: EncoderRecord, bad: Any) -> None:
         digest = getattr(r.weights, name)
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise bad(f"encoder_record.weights.{name}", "is not a SHA-256 hex digest", fix)
+
+
+def camera_from_json(text: str, source: str) -> CameraConfig:
+    """A camera record stored as JSON (an ONNX graph's metadata), built and checked as strictly
+    as config.yaml's."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"camera record is not JSON ({exc})", source=source,
+                          fix="re-export the graph") from exc  # fmt: skip
+    camera = build_dataclass(CameraConfig, data, source, "camera.")
+
+    def bad(name: str, why: str, fix: str) -> ConfigError:
+        return ConfigError(f"field '{name}' {why}", source=source, fix=fix)
+
+    _validate_camera(camera, bad)
+    return camera
 
 
 def _validate_camera(c: CameraConfig, bad: Any) -> None:

@@ -9,6 +9,8 @@ metres at that size; the batch axis is dynamic.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import warnings
 from pathlib import Path
 
@@ -21,6 +23,8 @@ INPUT_NAME, OUTPUT_NAME = "image", "depth"
 # Graph metadata naming backbone.input_resize: the resize to the encoder happens outside the
 # graph, and the ONNX backend must do it the way the checkpoint was trained.
 INPUT_RESIZE_KEY = "space_clip.input_resize"
+# The training camera (config.yaml's `camera`, JSON), so a graph maps inputs as its checkpoint did.
+CAMERA_KEY = "space_clip.camera"
 
 
 def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -> Path:
@@ -59,6 +63,10 @@ def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -
     graph = onnx.load(str(path))
     entry = graph.metadata_props.add()
     entry.key, entry.value = INPUT_RESIZE_KEY, model.config.backbone.input_resize
+    if model.config.camera is not None:
+        entry = graph.metadata_props.add()
+        entry.key = CAMERA_KEY
+        entry.value = json.dumps(dataclasses.asdict(model.config.camera))
     onnx.save(graph, str(path))
     return path
 

@@ -136,6 +136,7 @@ class CameraStream:
     cameras: CameraInfoStore = field(default_factory=CameraInfoStore)
     outputs: Optional["DepthOutputs"] = None
     inputs: list = field(default_factory=list)
+    depth_camera: str = "none yet"  # the camera the last frame's depth was made metric for
 
     def topic(self, relative: str) -> str:
         return f"{self.name}/{relative}" if self.name else relative
@@ -368,7 +369,11 @@ class DepthNode(LifecycleNode):
         # executor may run _on_image while this callback is still running): no frame lands nowhere.
         self._consecutive_failures = 0  # a re-activated node starts with a clean count
         self._pipeline = FramePipeline(
-            FrameRenderer(self._estimator),
+            FrameRenderer(
+                self._estimator,
+                camera_fix="publish camera_info for this image size, or set the "
+                "default_focal_length parameter",
+            ),
             self,
             self.context.ok,
             cameras=list(self._streams),
@@ -547,6 +552,7 @@ class DepthNode(LifecycleNode):
                 extra.update(
                     {f"subscribers_{o.value.replace('/', '_')}": str(n) for o, n in counts.items()}
                 )
+                extra["depth_camera"] = stream.depth_camera
                 name = f"{self.get_fully_qualified_name()}: depth"
                 if stream.name:
                     extra["camera"] = stream.name
@@ -589,23 +595,29 @@ class DepthNode(LifecycleNode):
             return None  # nobody listens: not even decoded
         override = None if cfg.input_color_order == "auto" else cfg.input_color_order
         image = decode_image(frame.msg, cfg.max_image_pixels, override)
-        camera = None
-        if outputs & NEEDS_CAMERA:
-            height, width = image.pixels.shape[:2]
-            camera, sizes = camera_stream.cameras.get(width, height, cfg.camera_info_wait)
-            if camera is None:
-                seen = f"only sizes {', '.join(sizes)} seen" if sizes else "none received yet"
-                topic = self._resolve(camera_stream.topic("camera_info"))
-                self._warn(
-                    f"no_camera_info:{topic}",
-                    f"no valid camera_info of size {width}x{height} on '{topic}' ({seen}): "
-                    "publishing depth only; points and depth/camera_info are off until one "
-                    "arrives",
-                )
-                outputs -= NEEDS_CAMERA
+        # The CameraInfo of the image's size serves the depth's metric mapping as well as the
+        # cloud and depth/camera_info: looked up for every frame (the first of a size may wait).
+        height, width = image.pixels.shape[:2]
+        camera, sizes = camera_stream.cameras.get(width, height, cfg.camera_info_wait)
+        if camera is None and outputs & NEEDS_CAMERA:
+            seen = f"only sizes {', '.join(sizes)} seen" if sizes else "none received yet"
+            topic = self._resolve(camera_stream.topic("camera_info"))
+            self._warn(
+                f"no_camera_info:{topic}",
+                f"no valid camera_info of size {width}x{height} on '{topic}' ({seen}): "
+                "publishing depth only; points and depth/camera_info are off until one "
+                "arrives",
+            )
+            outputs -= NEEDS_CAMERA
         if not outputs:
             return None
-        plan = FramePlan(outputs, frame_settings(cfg), camera.intrinsics if camera else None)
+        assumed = None
+        if camera is None and cfg.default_focal_length > 0:
+            f = cfg.default_focal_length
+            assumed = Intrinsics(f, f, (width - 1) / 2.0, (height - 1) / 2.0, width, height)
+        plan = FramePlan(
+            outputs, frame_settings(cfg), camera.intrinsics if camera else None, assumed
+        )
         info = camera.info if camera is not None and Output.CAMERA_INFO in outputs else None
         return PlannedFrame(image, plan, info)
 
@@ -640,6 +652,11 @@ class DepthNode(LifecycleNode):
             stats.skipped()
         elif outcome is FrameOutcome.PUBLISHED:
             finite = products.finite_fraction if products is not None else float("nan")
+            if products is not None and products.camera_source:
+                camera.depth_camera = products.camera_source
+            if products is not None and products.camera_warning:
+                topic = self._resolve(camera.topic(self._image_topic()))
+                self._warn(f"assumed_camera:{topic}", f"'{topic}': {products.camera_warning}")
             stats.processed(frame.received_at, finite)
             if finite < 1.0:
                 self._error(

@@ -158,6 +158,15 @@ class NodeConfig:
         "(packed float32 'rgb' field, as rviz2 expects).",
         runtime=True,
     )
+    default_focal_length: float = _param(
+        0.0,
+        "Focal length (pixels, at the input image's size; principal point at the centre) to "
+        "make depth metric with when no camera_info of the image's size is known. 0: the "
+        "checkpoint's training camera's focal length, with a warning. camera_info always wins; "
+        "points and depth/camera_info still need camera_info.",
+        limits=(0.0, 100000.0),
+        runtime=True,
+    )
     camera_info_wait: float = _param(
         0.5,
         "Seconds the first frame of an image size may wait for a camera_info of that size (a bag "

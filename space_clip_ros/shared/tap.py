@@ -25,7 +25,9 @@ import torch
 from torch import nn
 
 from space_clip_ros.errors import InputError, RuntimeFailure
+from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.model.backbone import BackboneFeatures, Tower
+from space_clip_ros.model.canonical_camera import CameraView, plan_view
 from space_clip_ros.model.config import SpaceClipConfig
 from space_clip_ros.model.decoder import SpaceClipDecoder
 from space_clip_ros.model.space_clip import decode, layers_read
@@ -62,6 +64,7 @@ class DepthTap:
         self._decoder_lock = threading.Lock()
         self._active = True
         self._warned_training = False
+        self._warned: set[str] = set()  # camera warnings already logged
         self._handles = [tower.patch_conv.register_forward_hook(self._on_call_start)]
         for k in sorted(set(self.layers) | ({self._last} - {None})):
             module = tower.hidden0_module if k == 0 else tower.blocks[k - 1]
@@ -102,13 +105,19 @@ class DepthTap:
         grid = record.grid if record is not None else self.tower.grid_size
         return tuple(g * p for g, p in zip(grid, self.tower.patch_size))
 
-    def depth(self, size: Optional[tuple[int, int]] = None) -> torch.Tensor:
+    def depth(
+        self, size: Optional[tuple[int, int]] = None, camera: Optional[Intrinsics] = None
+    ) -> torch.Tensor:
         """Metric depth (B, 1, H, W), float32 metres, of the latest host call on this thread.
 
         The map covers exactly what the host's input tensor shows (after the host's own
         resize/crop); `size` resizes it (bilinear) to (H, W), by default the input tensor's
-        size. Raises InputError when there is no complete capture, RuntimeFailure when the
-        depth is not finite.
+        size. camera: the intrinsics of what the host's input shows, at `size` (the image the
+        host resized whole): depth is corrected by the focal ratio to the training camera
+        (model.canonical_camera.squashed_view: the host's own resize fixes the rest); None
+        assumes the training camera's focal length and logs a warning once per size. Raises
+        InputError when there is no complete capture, RuntimeFailure when the depth is not
+        finite.
         """
         if not self._active:
             raise RuntimeFailure(
@@ -144,9 +153,10 @@ class DepthTap:
         pooled = store.get(_GLOBAL, first.new_zeros(first.shape[0], self.tower.width))
         feats = BackboneFeatures(hidden=hidden, global_embedding=pooled)
         out_size = tuple(size) if size is not None else self._host_input_size(grid)
+        view = self._view(out_size, camera, grid)
         self._follow_device(first.device)
         with torch.no_grad():
-            depth, _ = decode(self.decoder, self.config.decoder, feats, out_size)
+            depth, _ = decode(self.decoder, self.config.decoder, feats, out_size, view=view)
         if not bool(torch.isfinite(depth).all()):
             raise RuntimeFailure(
                 f"the decoder gave non-finite depth ({int((~torch.isfinite(depth)).sum())} "
@@ -154,6 +164,20 @@ class DepthTap:
                 fix="check the host's input and precision (fp16 overflow?) and the checkpoint",
             )
         return depth
+
+    def _view(
+        self, size: tuple[int, int], camera: Optional[Intrinsics], grid: tuple[int, int]
+    ) -> Optional[CameraView]:
+        """The camera mapping of the host's input (one rule: canonical_camera.plan_view)."""
+        plan = plan_view(
+            self.config.camera, camera, size[1], size[0], self._host_input_size(grid),
+            source=self.checkpoint,
+            fix="pass camera= (the intrinsics at size) to depth()", squashed=True,
+        )  # fmt: skip
+        if plan.warning and plan.warning not in self._warned:
+            self._warned.add(plan.warning)
+            log.warning(plan.warning)
+        return plan.view
 
     def detach(self) -> None:
         """Remove every hook: the host is exactly as before attach(). Idempotent."""
