@@ -197,6 +197,10 @@ class HostKernels:
     def resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
         return cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA)
 
+    @staticmethod
+    def rgb(pixels: np.ndarray, order: str) -> np.ndarray:
+        return pixels if order == "rgb" else pixels[..., ::-1]
+
 
 class DeviceKernels:
     """The same rules as torch ops, where the depth is (CUDA)."""
@@ -235,6 +239,10 @@ class DeviceKernels:
         level = (s.colorize_max - depth).mul_(scale).clamp_(0, PALETTE_LEVELS - 1).round_()
         index = torch.where(valid, level, float(INVALID_INDEX)).to(torch.long)
         torch.index_select(lut, 0, index.flatten(), out=out.view(-1, 3))
+
+    @staticmethod
+    def rgb(pixels: torch.Tensor, order: str) -> torch.Tensor:
+        return pixels if order == "rgb" else pixels.flip(-1)
 
     @staticmethod
     def resize(pixels: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -360,8 +368,9 @@ class FrameRenderer:
             name: torch.empty(shape, dtype=_TORCH_DTYPES[dtype], device=depth.device)
             for name, (shape, dtype) in self._shapes(pending).items()
         }
-        finite = self._postprocess(DeviceKernels, pending, depth, pixels, targets,
-                                   self._device_lut)  # fmt: skip
+        scratch = None if "depth" in targets else torch.empty_like(depth)
+        finite = postprocess(DeviceKernels, pending, depth, pixels, targets, self._device_lut,
+                             scratch)  # fmt: skip
         pending.staged = {
             name: torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
             for name, t in {**targets, "finite": finite}.items()
@@ -389,8 +398,11 @@ class FrameRenderer:
                 np.copyto(target, pending.staged[name].numpy())
             finite = int(pending.staged["finite"])
         else:
-            finite = self._postprocess(HostKernels, pending, pending.depth, pending.pixels,
-                                       targets, self._lut)  # fmt: skip
+            scratch = None
+            if "depth" not in targets:
+                scratch = buffers["scratch"].ensure(pending.depth.shape, np.float32)
+            finite = postprocess(HostKernels, pending, pending.depth, pending.pixels, targets,
+                                 self._lut, scratch)  # fmt: skip
         products.finite_fraction = finite / max(1, pending.width * pending.height)
         for name in targets:
             setattr(products, name, buffers[name])
@@ -421,28 +433,25 @@ class FrameRenderer:
             shapes["preview"] = ((h, w, 3), np.uint8)
         return shapes
 
-    def _postprocess(self, kernels, pending: PendingFrame, raw, pixels, out: dict, lut):
-        """Fill `out` (arrays of the kernels' kind) from the frame's raw depth and input pixels;
-        the number of finite raw values."""
-        s = pending.plan.settings
-        finite = kernels.finite_count(raw)
-        masked = out.get("depth")
-        if masked is None:  # the cloud or the preview still read the masked depth
-            if self._on_device:
-                masked = torch.empty_like(raw)
-            else:
-                masked = self._stream_buffers(pending.stream)["scratch"].ensure(
-                    raw.shape, np.float32
-                )
-        valid = kernels.mask(raw, s.min_depth, s.max_depth, masked)
-        if "points" in out:
-            rgb = None
-            if s.points_rgb:
-                rgb = pixels if pending.order == "rgb" else pixels[..., ::-1]
-                if tuple(rgb.shape[:2]) != (pending.height, pending.width):
-                    rgb = kernels.resize(rgb, pending.width, pending.height)
-            rays = _rays(pending.intrinsics, s.point_decimation)
-            kernels.cloud(masked, rays, rgb, s.point_decimation, out["points"])
-        if "preview" in out:
-            kernels.preview(masked, valid, s, lut, out["preview"])
-        return finite
+
+
+def postprocess(kernels, pending: PendingFrame, raw, pixels, out: dict, lut, scratch):
+    """Fill `out` (arrays of the kernels' kind: HostKernels numpy, DeviceKernels tensors) from
+    a frame's raw depth (h, w) and input pixels (H, W, 3, in pending.order); the number of
+    finite raw values. scratch: an array like raw for the masked depth when `out` holds no
+    "depth" (the cloud and the preview read it)."""
+    s = pending.plan.settings
+    finite = kernels.finite_count(raw)
+    masked = out.get("depth", scratch)
+    valid = kernels.mask(raw, s.min_depth, s.max_depth, masked)
+    if "points" in out:
+        rgb = None
+        if s.points_rgb:
+            rgb = kernels.rgb(pixels, pending.order)
+            if tuple(rgb.shape[:2]) != (pending.height, pending.width):
+                rgb = kernels.resize(rgb, pending.width, pending.height)
+        rays = _rays(pending.intrinsics, s.point_decimation)
+        kernels.cloud(masked, rays, rgb, s.point_decimation, out["points"])
+    if "preview" in out:
+        kernels.preview(masked, valid, s, lut, out["preview"])
+    return finite

@@ -10,8 +10,9 @@ from space_clip_ros.depth_frame import (
     DeviceKernels,
     FrameRenderer,
     HostKernels,
-    _rays,
+    PendingFrame,
     output_intrinsics,
+    postprocess,
     rescaled_size,
 )
 from space_clip_ros.frame_plan import FramePlan, FrameSettings, Output
@@ -57,31 +58,34 @@ def test_range_mask_turns_everything_outside_the_range_into_nan_never_zero(kerne
     assert not (out == 0).any()  # 0 m is no measurement even when min_depth is 0
 
 
-def test_the_device_kernels_follow_the_host_kernels_rule_for_rule():
-    """The GPU path's torch ops (run here on CPU tensors) against the CPU path's OpenCV passes."""
-    raw = noisy_depth(48, 160)
-    rgb = pixels()
-    settings = FrameSettings(min_depth=0.5, max_depth=70.0, colorize_min=2.0, colorize_max=60.0)
-    host = {"depth": np.empty_like(raw), "points": np.empty((24, 80, 4), np.float32),
-            "preview": np.empty((48, 160, 3), np.uint8)}  # fmt: skip
+@pytest.mark.parametrize("order", ["rgb", "bgr"])
+def test_the_device_kernels_follow_the_host_kernels_rule_for_rule(order):
+    """The GPU path's torch ops (run here on CPU tensors) against the CPU path's OpenCV passes,
+    through the one post-processing function, with decimation, a BGR camera and a smaller
+    depth image than the input (its colours resized)."""
+    settings = FrameSettings(min_depth=0.5, max_depth=70.0, colorize_min=2.0, colorize_max=60.0,
+                             point_decimation=2, output_scale=0.5)  # fmt: skip
+    plan = FramePlan(ALL, settings, INTR)
+    pending = PendingFrame(plan, 80, 24, INTR.scaled(80, 24), order)
+    raw, rgb = noisy_depth(24, 80), pixels()
+    host = {"depth": np.empty_like(raw), "points": np.empty((12, 40, 4), np.float32),
+            "preview": np.empty((24, 80, 3), np.uint8)}  # fmt: skip
     device = {k: torch.from_numpy(np.empty_like(v)) for k, v in host.items()}
-    rays = _rays(INTR, 2)
-    for kernels, out, depth, image, lut in (
-        (HostKernels, host, raw, rgb, preview_lut("bgr")),
-        (DeviceKernels, device, torch.from_numpy(raw), torch.from_numpy(rgb),
-         torch.from_numpy(preview_lut("bgr"))),
-    ):  # fmt: skip
-        assert int(kernels.finite_count(depth)) == raw.size - 3
-        valid = kernels.mask(depth, 0.5, 70.0, out["depth"])
-        kernels.cloud(out["depth"], rays, image, 2, out["points"])
-        kernels.preview(out["depth"], valid, settings, lut, out["preview"])
-    for name in ("depth", "points"):
-        np.testing.assert_array_equal(device[name].numpy(), host[name])
+    lut = preview_lut("bgr")
+    finite = [
+        postprocess(HostKernels, pending, raw, rgb, host, lut, None),
+        postprocess(DeviceKernels, pending, torch.from_numpy(raw), torch.from_numpy(rgb),
+                    device, torch.from_numpy(lut), None),
+    ]  # fmt: skip
+    assert int(finite[0]) == int(finite[1]) == raw.size - 3
+    np.testing.assert_array_equal(device["depth"].numpy(), host["depth"])
+    np.testing.assert_array_equal(device["points"].numpy()[..., :3], host["points"][..., :3])
+    colours = [c.view(np.uint32).astype(np.int64) for c in (device["points"].numpy()[..., 3],
+               host["points"][..., 3])]  # fmt: skip
+    channels = [np.stack([(c >> s) & 0xFF for s in (16, 8, 0)]) for c in colours]
+    assert np.abs(channels[0] - channels[1]).max() <= 1  # the resized colours, within a level
     level = np.abs(device["preview"].numpy().astype(int) - host["preview"].astype(int))
     assert level.max() <= 16  # at most one palette level apart (float rounding at .5)
-    host_small = HostKernels.resize(rgb, 80, 24).astype(int)
-    device_small = DeviceKernels.resize(torch.from_numpy(rgb), 80, 24).numpy().astype(int)
-    assert np.abs(host_small - device_small).max() <= 1
 
 
 @pytest.mark.parametrize(
