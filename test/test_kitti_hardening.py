@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
+from space_clip_ros.io import atomic as staging
 from space_clip_ros.io import bag_messages as msgs
 from space_clip_ros.io.msg_arrays import pointcloud2_to_array
-from space_clip_ros.kitti import staging
 from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, load_calibration
 from space_clip_ros.kitti.errors import KittiFormatError
 from space_clip_ros.kitti.generated_drive import write_synthetic_drive

@@ -414,7 +414,8 @@ def prepare_item(
         if not keep_archives:
             archive.unlink()
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"url": item.url, "name": item.name}) + "\n")
+    with atomic_path(marker) as tmp:
+        tmp.write_text(json.dumps({"url": item.url, "name": item.name}) + "\n")
     return "prepared"
 
 

@@ -8,7 +8,6 @@ deliverable checkpoint for the node is a different thing (space_clip_ros.model.s
 from __future__ import annotations
 
 import logging
-import os
 import random
 from pathlib import Path
 from typing import Any, Union
@@ -16,6 +15,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.model.torch_files import load_torch_file
 
 STATE_LAST = "state_last.pt"
@@ -87,12 +87,11 @@ def _to_tuples(value: Any) -> Any:
 
 
 def save_state(path: Union[str, Path], state: dict[str, Any]) -> None:
-    """Atomic write: a crash mid-save leaves the previous state file intact."""
+    """Atomic write (io/atomic): a crash mid-save leaves the previous state file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(path: Union[str, Path]) -> dict[str, Any]:

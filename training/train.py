@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
+from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
 from space_clip_ros.runtime import PRECISIONS, autocast, has_native_bf16, training_precision
 from training.config import ConfigError, TrainConfig, load_train_config
@@ -269,7 +270,8 @@ class Trainer:
         self.writer = None
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "train_config.yaml").write_text(_yaml(cfg.to_dict()))
+            with atomic_path(self.out / "train_config.yaml") as tmp:
+                tmp.write_text(_yaml(cfg.to_dict()))
             from torch.utils.tensorboard import (
                 SummaryWriter,
             )  # rank 0 only: the other ranks never write

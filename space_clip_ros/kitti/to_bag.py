@@ -42,7 +42,7 @@ infinity are left out, each scan file named with its count (KITTI's scans hold n
 The bag is written under a temporary name beside --output and renamed when complete: a failed or
 interrupted (Ctrl-C: exit 130; SIGTERM) run leaves nothing behind and the retry can use the same
 name. Only a killed process (kill -9) can leave a hidden .<output>.<pid>-*.partial folder; the
-next run for that output removes it once its process is provably gone (kitti/staging.py).
+next run for that output removes it once its process is provably gone (io/atomic.py).
 """
 
 from __future__ import annotations
@@ -63,11 +63,11 @@ from tqdm import tqdm
 from space_clip_ros.errors import ConfigError, RuntimeFailure, run_tool
 from space_clip_ros.evaluation.transforms import invert
 from space_clip_ros.io import bag_messages as msgs
+from space_clip_ros.io.atomic import atomic_dir
 from space_clip_ros.kitti.calibration import RectifiedCamera
 from space_clip_ros.kitti.drive import OXTS, VELODYNE, KittiDrive, camera_folder
 from space_clip_ros.kitti.errors import KittiFormatError
 from space_clip_ros.kitti.oxts import MercatorOrigin, OxtsPacket
-from space_clip_ros.kitti.staging import staged_folder
 from space_clip_ros.kitti.timestamps import check_stream, check_streams_agree
 
 PROG = "space-clip-kitti2bag"
@@ -238,7 +238,7 @@ def convert(
     result = Conversion()
     counts = result.messages
     with (
-        staged_folder(Path(output)) as staging,
+        atomic_dir(output, exists_fix="remove it or pass another --output") as staging,
         Writer(staging, version=BAG_VERSION, storage_plugin=storage) as writer,
     ):
         conns = {}

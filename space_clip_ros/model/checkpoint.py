@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from space_clip_ros.errors import quote
-from space_clip_ros.io.atomic import atomic_path
+from space_clip_ros.io.atomic import atomic_paths
 
 from .backbone import BackboneWeightsError
 from .config import ConfigError, SpaceClipConfig
@@ -63,8 +63,9 @@ def write_checkpoint(
 ) -> Path:
     """The checkpoint files for a decoder state and the config that builds it (float32 on disk).
 
-    Each file is written under a temporary name and renamed when complete. safetensors creates
-    its files 0600; the weights get the umask's mode like config.yaml, so another user (the
+    Both files are written under temporary names and renamed together when complete
+    (io/atomic.atomic_paths): weights never sit beside another run's config. safetensors
+    creates its files 0600; the weights get the umask's mode like config.yaml, so another user (the
     node's service account) can read what training wrote.
     """
     directory = Path(directory)
@@ -75,9 +76,10 @@ def write_checkpoint(
     }
     meta = {"format": FORMAT_TAG, "config": json.dumps(config.to_dict())}
     meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
-    with atomic_path(directory / WEIGHTS_FILE, fix_mode=True) as tmp:
-        save_file(state, str(tmp), metadata=meta)
-    config.save(directory / CONFIG_FILE)
+    files = [directory / WEIGHTS_FILE, directory / CONFIG_FILE]
+    with atomic_paths(files, fix_mode=True) as (weights, config_file):  # both or neither
+        save_file(state, str(weights), metadata=meta)
+        config.save(config_file)
     return directory
 
 

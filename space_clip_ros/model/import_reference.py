@@ -23,12 +23,10 @@ checkpoint writer's. Exit 2 for a file that cannot be imported, 1 for a disk tha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -38,7 +36,7 @@ import yaml
 from safetensors.torch import save_file
 
 from space_clip_ros.errors import ConfigError, InputError, RuntimeFailure, quote, run_tool
-from space_clip_ros.io.atomic import atomic_path, default_dir_mode
+from space_clip_ros.io.atomic import atomic_dir, atomic_path
 
 from .checkpoint import load_checkpoint, write_checkpoint
 from .config import BackboneConfig, DecoderConfig, SpaceClipConfig, validate
@@ -58,6 +56,7 @@ IGNORED_BACKBONE_KEYS = ("embeddings.position_ids",)
 INTEGER_BUFFERS = ("num_batches_tracked", "position_ids")
 # Where the tower is staged for the load check when --backbone-out is not given.
 TOWER_CHECK_FILE = ".tower-load-check.safetensors"
+OUT_DIR_FIX = "choose a new directory or remove it"
 
 # Reference decoder prefix -> ours ({i}: stage index); the suffix (weight, bias, running_mean,
 # ...) is kept. The same table as the release data's decoder_key_map.txt.
@@ -425,9 +424,7 @@ def import_reference(
     with the imported tower as backbone_weights).
     """
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise ConfigError(
-            "exists and is not empty", source=out_dir, fix="choose a new directory or remove it"
-        )
+        raise ConfigError("exists and is not empty", source=out_dir, fix=OUT_DIR_FIX)
     reference = _read_yaml(reference_yaml) if reference_yaml else None
     state = read_reference_checkpoint(checkpoint)
     check_tensors(state, checkpoint)
@@ -477,45 +474,33 @@ def write_import(
     backbone_out: Optional[Path],
     source: Path,
 ) -> None:
-    """Stage the checkpoint (and the tower), prove it loads, then rename it all into place.
+    """Stage the checkpoint (and the tower), prove it loads, then rename it all into place
+    (io/atomic: the folder first, then the tower file).
 
-    The staging folder gets the umask's mode (mkdtemp makes it 0700) and the tower file too
-    (safetensors writes 0600), like every file the checkpoint writer makes, so the robot's
-    service user can read what an administrator imported. Without --backbone-out the tower is
-    staged only for the load check and never kept.
+    The tower file gets the umask's mode (safetensors writes 0600), like every file the
+    checkpoint writer makes, so the robot's service user can read what an administrator
+    imported. Without --backbone-out the tower is staged beside the staged checkpoint only for
+    the load check, and goes with the staging folder.
     """
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        write_checkpoint(decoder_state, config, staging, {"imported_from": str(source)})
+    with contextlib.ExitStack() as stack:
+        if backbone_out is not None:
+            backbone_out.parent.mkdir(parents=True, exist_ok=True)
+            tower_file = stack.enter_context(atomic_path(backbone_out, fix_mode=True))
+        staged = stack.enter_context(
+            atomic_dir(out_dir, exists_fix=OUT_DIR_FIX, replace_empty=True)
+        )
         if backbone_out is None:
-            check_file = staging / TOWER_CHECK_FILE
-            _save_tower(tower, check_file)
-            _check_loads(staging, check_file, source)
-            check_file.unlink()
-            _publish(staging, out_dir)
-            return
-        backbone_out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(backbone_out, fix_mode=True) as tower_file:
-            _save_tower(tower, tower_file)
-            _check_loads(staging, tower_file, source)
-            _publish(staging, out_dir)
+            tower_file = staged.parent / TOWER_CHECK_FILE
+        write_checkpoint(decoder_state, config, staged, {"imported_from": str(source)})
+        _save_tower(tower, tower_file)
+        _check_loads(staged, tower_file, source)
+    if backbone_out is not None:
         log.info("CLIP tower written to %s (use it as backbone_weights)", backbone_out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _save_tower(tower: dict[str, torch.Tensor], path: Path) -> None:
     """The CLIP tower as an open_clip state dict ('visual.*')."""
     save_file({f"visual.{k}": v.contiguous() for k, v in tower.items()}, str(path))
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    os.chmod(staging, default_dir_mode())
-    if out_dir.exists():
-        out_dir.rmdir()  # empty (checked first): the staged folder takes its place
-    os.replace(staging, out_dir)
 
 
 def _check_loads(checkpoint_dir: Path, tower_file: Path, source: Path) -> None:

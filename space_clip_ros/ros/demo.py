@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
+from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.io.outputs import FORMATS, write_synthetic_frame
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive, SyntheticFrame
@@ -204,7 +205,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         float(np.median([r.latency_ms for r in results])),
         per_frame,
     )
-    (args.output_dir / "summary.json").write_text(json.dumps(summary.__dict__, indent=2))
+    with atomic_path(args.output_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary.__dict__, indent=2))
 
     through = "the space_clip_depth node over DDS" if transport == "ros" else "DepthEstimator"
     print(
