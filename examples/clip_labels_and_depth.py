@@ -32,7 +32,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from space_clip_ros.io.limits import DEFAULT_MAX_PIXELS
+from space_clip_ros.io.limits import DEFAULT_MAX_FRAME_PIXELS
 from space_clip_ros.ros.depth_outputs import DepthPublisher
 from space_clip_ros.ros.image_codec import decode_image
 from space_clip_ros.runtime import resolve_device
@@ -89,7 +89,7 @@ class ClipLabelsAndDepth(Node):
         self.camera_info = msg
 
     def _on_image(self, msg: Image) -> None:
-        image = decode_image(msg, DEFAULT_MAX_PIXELS)
+        image = decode_image(msg, DEFAULT_MAX_FRAME_PIXELS)
         height, width = image.pixels.shape[:2]
         x = torch.from_numpy(image.rgb.copy()).to(self.device).permute(2, 0, 1)[None].float()
         x = F.interpolate(x / 255.0, size=self.input_size, mode="bilinear", antialias=True)

@@ -23,6 +23,7 @@ from space_clip_ros.model.config import (
     to_plain,
     validate,
 )
+from space_clip_ros.runtime_choices import PRECISION_CHOICES
 
 DATASETS = ("kitti", "nyu")
 # standard: KB-crop input, metrics at native GT resolution (BTS/AdaBins); reference: the
@@ -248,8 +249,9 @@ def _validate(cfg: TrainConfig, source: str) -> None:
             f"is 'reference' (the release's KITTI evaluation) for {cfg.data.dataset}",
             "use standard",
         )
-    if cfg.run.precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise bad("run.precision", f"is {cfg.run.precision!r}", "use auto, fp32, bf16 or fp16")
+    if cfg.run.precision not in PRECISION_CHOICES:
+        fix = "use " + ", ".join(PRECISION_CHOICES)
+        raise bad("run.precision", f"is {cfg.run.precision!r}", fix)
     heads = cfg.model.decoder.aux_heads
     if len(cfg.loss.aux_weights) != heads:
         # One term per head, zero weights included: a head without a term gets no gradient,

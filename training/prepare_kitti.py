@@ -51,10 +51,11 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from space_clip_ros.errors import ConfigError, InputError, RuntimeFailure, quote
+from space_clip_ros.errors import ConfigError, RuntimeFailure, quote, run_tool
 from space_clip_ros.io.atomic import atomic_path
 from training.splits import DRIVE_RE, SPECS, SPLIT_SEED, VAL_FRACTION, make_split
 
+PROG = "python -m training.prepare_kitti"
 LOG = logging.getLogger("prepare_kitti")
 
 # The one place that says where the data lives. {kitti} and {splits} are the two bases, which
@@ -504,7 +505,7 @@ def run(
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--root",
         type=Path,
@@ -567,26 +568,26 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """Exit 2 for a bad URL, checksum list or split list, 1 for a download or extraction that
+    fails (re-running resumes)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_tool(PROG, _main, argv)
+
+
+def _main(argv: Optional[list[str]]) -> int:
     args = parse_args(argv)
-    bases = {"kitti": args.kitti_url.rstrip("/"), "splits": args.splits_url.rstrip("/")}
-    try:
-        checksums = read_sha256_file(args.sha256_file) if args.sha256_file else None
-        run(
-            args.root,
-            bases,
-            args.timeout,
-            args.dry_run,
-            args.keep_archives,
-            args.drives,
-            checksums=checksums,
-            max_extract_bytes=int(args.max_extract_gb * 1e9),
-            val_seed=args.val_seed,
-            val_fraction=args.val_fraction,
-        )
-    except (PrepareError, ConfigError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    run(
+        args.root,
+        {"kitti": args.kitti_url.rstrip("/"), "splits": args.splits_url.rstrip("/")},
+        args.timeout,
+        args.dry_run,
+        args.keep_archives,
+        args.drives,
+        checksums=read_sha256_file(args.sha256_file) if args.sha256_file else None,
+        max_extract_bytes=int(args.max_extract_gb * 1e9),
+        val_seed=args.val_seed,
+        val_fraction=args.val_fraction,
+    )
     return 0
 
 

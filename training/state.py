@@ -15,6 +15,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from space_clip_ros.errors import ConfigError
 from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.model.torch_files import load_torch_file
 
@@ -97,8 +98,10 @@ def save_state(path: Union[str, Path], state: dict[str, Any]) -> None:
 def load_state(path: Union[str, Path]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: training state not found. "
-            "Fix: point run.resume to a state_*.pt in a run's out_dir."
+        raise ConfigError(
+            "training state not found",
+            source=path,
+            field="run.resume",
+            fix="point run.resume to a state_*.pt in a run's out_dir",
         )
     return load_torch_file(path, field="run.resume")  # refused on torch < 2.6 (CVE-2025-32434)

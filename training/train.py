@@ -34,7 +34,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
+from space_clip_ros.errors import run_tool
 from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
 from space_clip_ros.runtime import PRECISIONS, autocast, has_native_bf16, training_precision
@@ -51,6 +51,7 @@ from training.state import (
     save_state,
 )
 
+PROG = "python -m training.train"
 LOG = logging.getLogger("train")
 
 
@@ -571,7 +572,7 @@ def _yaml(data: dict) -> str:
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Train the SPACE-CLIP decoder (frozen CLIP backbone)."
+        prog=PROG, description="Train the SPACE-CLIP decoder (frozen CLIP backbone)."
     )
     parser.add_argument(
         "--config",
@@ -590,18 +591,15 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = parse_args(argv)
+    """Exit 2 for a config, dataset or resume state that cannot be used (nothing ran)."""
     level = logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_train_config(args.config, args.set)
-        trainer = Trainer(cfg)
-    except SpaceClipError as exc:  # config, dataset: nothing ran, exit 2
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_tool(PROG, run, argv)
+
+
+def run(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    trainer = Trainer(load_train_config(args.config, args.set))
     try:
         trainer.fit()
     finally:

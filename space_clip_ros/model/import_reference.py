@@ -1,5 +1,7 @@
 """Import a checkpoint written by the SPACE-CLIP reference release (taewan2002/SPACE-CLIP).
 
+`space-clip-import` (cli/import_reference.py) runs it from a command line:
+
     space-clip-import best_checkpoint.pt checkpoints/kitti_release --config kitti.yaml \\
         --backbone-out checkpoints/kitti_release_clip.safetensors
 
@@ -22,20 +24,19 @@ checkpoint writer's. Exit 2 for a file that cannot be imported, 1 for a disk tha
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import math
 import re
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import open_clip
 import torch
 import yaml
 from safetensors.torch import save_file
 
-from space_clip_ros.errors import ConfigError, InputError, RuntimeFailure, quote, run_tool
+from space_clip_ros.errors import ConfigError, InputError, RuntimeFailure, quote
 from space_clip_ros.io.atomic import atomic_dir, atomic_path
 
 from .checkpoint import load_checkpoint, write_checkpoint
@@ -425,7 +426,7 @@ def import_reference(
     """
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ConfigError("exists and is not empty", source=out_dir, fix=OUT_DIR_FIX)
-    reference = _read_yaml(reference_yaml) if reference_yaml else None
+    reference = read_mapping(reference_yaml) if reference_yaml else None
     state = read_reference_checkpoint(checkpoint)
     check_tensors(state, checkpoint)
     decoder, hf_tower = split_state(state, checkpoint)
@@ -515,7 +516,8 @@ def _check_loads(checkpoint_dir: Path, tower_file: Path, source: Path) -> None:
         ) from exc
 
 
-def _read_yaml(path: Path) -> dict:
+def read_mapping(path: Path) -> dict:
+    """A YAML (or JSON) file holding a mapping: the release's config, an open_clip model config."""
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -525,49 +527,3 @@ def _read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError("is not a mapping", source=path, fix="give the release's configs/*.yaml")
     return data
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="space-clip-import",
-        description="Import a SPACE-CLIP reference-release checkpoint as a node checkpoint.",
-    )
-    parser.add_argument("checkpoint", type=Path, help="best_checkpoint.pt written by the release")
-    parser.add_argument(
-        "out_dir", type=Path, help="new directory: decoder.safetensors + config.yaml"
-    )
-    parser.add_argument(
-        "--config", type=Path, help="the release's YAML it was trained with (checked against)"
-    )
-    parser.add_argument(
-        "--backbone-out",
-        type=Path,
-        help="also write the file's CLIP tower (open_clip names, safetensors): backbone_weights",
-    )
-    parser.add_argument(
-        "--model-cfg",
-        type=Path,
-        help="open_clip model config JSON for a tower that is not a known OpenAI one",
-    )
-    return parser
-
-
-def _main(argv: Optional[Sequence[str]]) -> int:
-    args = build_parser().parse_args(argv)
-    model_cfg = _read_yaml(args.model_cfg) if args.model_cfg else None  # JSON is YAML
-    config = import_reference(
-        args.checkpoint, args.out_dir, args.config, args.backbone_out, model_cfg
-    )
-    print(
-        f"{args.out_dir}: {config.backbone.model_name}, input {list(config.backbone.input_size)}"
-    )
-    return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_tool("space-clip-import", _main, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

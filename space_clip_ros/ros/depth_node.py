@@ -35,20 +35,20 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from space_clip_ros.errors import ConfigError
+from space_clip_ros.errors import EXIT_FAILURE, EXIT_OK, ConfigError
 from space_clip_ros.frame_plan import NEEDS_CAMERA, FramePlan, FrameSettings, Output
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.ros import param_overrides, params
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
 from space_clip_ros.ros.diagnostics import FrameStats, ThrottledLog, diagnostic_status
 from space_clip_ros.ros.frame_slot import Frame
-from space_clip_ros.ros.node_cli import handle_help
+from space_clip_ros.ros.node_cli import handle_help, run_node, spin
 from space_clip_ros.ros.qos import BEST_AVAILABLE, fixed_qos_refusal, make_qos, qos_overrides
 
 if TYPE_CHECKING:
@@ -142,16 +142,11 @@ class CameraStream:
 
 
 def load_estimator(cfg: params.NodeConfig) -> "DepthEstimator":
-    """The model the parameters name, warmed up so the first frame is not the slow one."""
-    from space_clip_ros.inference import DepthEstimator
+    """The model the parameters name (built as every tool builds it: cli/model_options), warmed
+    up so the first frame is not the slow one."""
+    from space_clip_ros.cli.model_options import ModelOptions
 
-    estimator = DepthEstimator.from_checkpoint(
-        cfg.checkpoint or None,
-        device=cfg.device,
-        precision=cfg.precision,
-        backbone_weights=cfg.backbone_weights or None,
-        trt_cache_dir=cfg.trt_cache_dir,
-    )
+    estimator = ModelOptions.from_settings(cfg).load()
     estimator.warmup(*WARMUP_SHAPE)
     return estimator
 
@@ -206,8 +201,7 @@ class DepthNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         self._estimator_factory = estimator_factory
         try:
-            self.config = params.declare_and_read(self)
-            param_overrides.check_declared(self, self.list_parameters([], 0).names)
+            self.config = params.NodeConfig.declare(self)
         except params.ParameterError:
             self.destroy_node()
             raise
@@ -288,7 +282,7 @@ class DepthNode(LifecycleNode):
     @_logged
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            self.config = params.read(self)
+            self.config = params.NodeConfig.read(self)
         except params.ParameterError as exc:
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
@@ -485,8 +479,8 @@ class DepthNode(LifecycleNode):
         if refusal is not None:
             return SetParametersResult(successful=False, reason=refusal)
         try:
-            proposed = params.read(
-                self, {p.name: p.value for p in changes if p.name in params.defaults()}
+            proposed = params.NodeConfig.read(
+                self, {p.name: p.value for p in changes if p.name in params.NodeConfig.defaults()}
             )
         except params.ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
@@ -703,46 +697,33 @@ def main(
     """`ros2 run space_clip_ros space_clip_depth`.
 
     Exit 2 on invalid, unknown or unparsable parameters, 1 if the model fails to load or
-    inference keeps failing (max_consecutive_failures). estimator_factory: as DepthNode's.
+    inference keeps failing (max_consecutive_failures); node_cli.run_node decides.
+    estimator_factory: as DepthNode's.
     """
     handle_help(NODE_NAME, __doc__, PARAMETERS_HELP, args)
-    argv = sys.argv if args is None else args
-    fatal = rclpy.logging.get_logger(NODE_NAME).fatal
+    return run_node(NODE_NAME, args, functools.partial(serve, estimator_factory=estimator_factory))
+
+
+def serve(
+    argv: list[str], estimator_factory: Callable[[params.NodeConfig], "DepthEstimator"]
+) -> int:
+    """Start the node (autostart: configure and activate) and serve until stopped."""
+    node = DepthNode(estimator_factory=estimator_factory)
     try:
-        rclpy.init(args=args)
-    except Exception as exc:  # rcl's RCLError: a params file or -p rule it cannot parse
-        fatal(f"{param_overrides.explain_init_failure(exc, argv)}")
-        return 2
-    try:
-        try:
-            node = DepthNode(estimator_factory=estimator_factory)
-        except params.ParameterError as exc:
-            fatal(f"{exc}\nFix the parameter(s) above (see config/depth.yaml).")
-            return 2
-        try:
-            param_overrides.check_params_files_target(argv, node.get_fully_qualified_name())
-            if node.config.autostart and not node.autostart():
-                return 1
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            # torch, open_clip and timm leave ~400k long-lived objects: frozen, no full collection
-            # walks them again, neither while serving frames nor at exit, where that took 10 s on a
-            # busy 2-core machine and made `ros2 launch` escalate Ctrl-C to SIGTERM.
-            gc.freeze()
-            executor.spin()
-        except params.ParameterError as exc:
-            fatal(str(exc))
-            return 2
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            node.release()
-            node.destroy_node()
-        if node.gave_up:
-            return 1
+        param_overrides.check_params_files_target(argv, node.get_fully_qualified_name())
+        if node.config.autostart and not node.autostart():
+            return EXIT_FAILURE
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        # torch, open_clip and timm leave ~400k long-lived objects: frozen, no full collection
+        # walks them again, neither while serving frames nor at exit, where that took 10 s on a
+        # busy 2-core machine and made `ros2 launch` escalate Ctrl-C to SIGTERM.
+        gc.freeze()
+        spin(executor)
     finally:
-        rclpy.try_shutdown()
-    return 0
+        node.release()
+        node.destroy_node()
+    return EXIT_FAILURE if node.gave_up else EXIT_OK
 
 
 if __name__ == "__main__":
