@@ -20,7 +20,7 @@ from typing import Iterator, Optional
 
 import torch
 
-from space_clip_ros.errors import ConfigError, quote
+from space_clip_ros.errors import ConfigError, message, quote
 from space_clip_ros.runtime_choices import (
     DEVICE_CHOICES_TEXT,
     PRECISION_CHOICES,
@@ -161,13 +161,12 @@ def resolve_precision(name: str, device: torch.device, field: str = "precision")
     if slow:
         fast = precision_name(resolve_precision("auto", device))
         log.warning(
-            "%s: '%s' on %s %s. Fix: use '%s' ('auto' picks it here) unless this precision's "
-            "numbers are what you are testing",
-            field,
-            name,
-            device,
-            slow,
-            fast,
+            message(
+                f"'{name}' on {device} {slow}",
+                field=field,
+                fix=f"use '{fast}' ('auto' picks it here) unless this precision's numbers are "
+                "what you are testing",
+            )
         )
     return dtype
 

@@ -143,7 +143,7 @@ def apply_override(data: dict, assignment: str) -> None:
     """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (numbers, lists, null)."""
     if "=" not in assignment:
         raise ConfigError(
-            f"--set {assignment!r}: expected key=value. Fix: e.g. --set optim.lr=3e-4."
+            f"{assignment!r}: expected key=value", field="--set", fix="e.g. --set optim.lr=3e-4"
         )
     key, raw = assignment.split("=", 1)
     node = data
@@ -152,7 +152,9 @@ def apply_override(data: dict, assignment: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(
-                f"--set {assignment!r}: '{part}' is not a section. Fix: check the key path."
+                f"{assignment!r}: '{part}' is not a section",
+                field="--set",
+                fix="check the key path",
             )
     value = yaml.safe_load(raw)
     if isinstance(value, str):
@@ -220,7 +222,7 @@ def _same_list(a: str, b: str, root: str) -> bool:
 
 def _validate(cfg: TrainConfig, source: str) -> None:
     def bad(name: str, why: str, fix: str) -> ConfigError:
-        return ConfigError(f"{source}: field '{name}' {why}. Fix: {fix}.")
+        return ConfigError(f"field '{name}' {why}", source=source, fix=fix)
 
     if cfg.data.dataset not in DATASETS:
         raise bad("data.dataset", f"is {cfg.data.dataset!r}", "use " + " or ".join(DATASETS))

@@ -96,7 +96,8 @@ class ReferenceProtocolItems(Dataset):
             depth = read_png16(sample.depth)
         except (OSError, ValueError) as exc:
             raise DatasetError(
-                f"cannot read sample {sample.image} / {sample.depth}: {exc}. Fix: re-extract it."
+                f"cannot read sample {sample.image} / {sample.depth}: {exc}",
+                fix="re-extract it",
             ) from exc
         gt = np.asarray(Image.fromarray(depth).resize((width, height), Image.NEAREST))
         image = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0

@@ -117,8 +117,9 @@ def drives_in_split_lists(paths: list[Path]) -> list[str]:
             match = DRIVE_RE.search(line.split()[0])
             if not match:
                 raise PrepareError(
-                    f"{path}:{line_no}: no KITTI drive name in {quote(line.split()[0], 120)}. "
-                    "Fix: use a BTS/AdaBins split list."
+                    f"no KITTI drive name in {quote(line.split()[0], 120)}",
+                    source=f"{path}:{line_no}",
+                    fix="use a BTS/AdaBins split list",
                 )
             drives.add(f"{match.group(1)}_drive_{match.group(2)}")
     return sorted(drives)
@@ -217,10 +218,10 @@ def read_sha256_file(path: Path) -> dict[str, str]:
 def _offline_error(url: str, dest: Optional[Path], exc: BaseException) -> PrepareError:
     where = str(dest) if dest else "<root>/downloads/ (zips) or <root>/splits/ (lists)"
     return PrepareError(
-        f"cannot reach {url} ({exc}). This machine looks offline or the server is unreachable. "
-        f"Fix: check the connection, or copy the file by hand to {where} "
-        "(e.g. from a machine with internet) "
-        "and re-run: present archives are verified and extracted without downloading."
+        f"cannot reach {url} ({exc}); this machine looks offline or the server is unreachable",
+        fix=f"check the connection, or copy the file by hand to {where} (e.g. from a machine "
+        "with internet) and re-run: present archives are verified and extracted without "
+        "downloading",
     )
 
 
@@ -251,12 +252,14 @@ def download(url: str, dest: Path, timeout: float) -> None:
                 return
             part.unlink()
             raise PrepareError(
-                f"{url}: server refused to resume {part} (HTTP 416); the partial file was "
-                "deleted. Fix: re-run."
+                f"server refused to resume {part} (HTTP 416); the partial file was deleted",
+                source=url,
+                fix="re-run",
             ) from exc
         raise PrepareError(
-            f"{url}: HTTP {exc.code} {exc.reason}. "
-            "Fix: check the URL (or --kitti-url/--splits-url mirror)."
+            f"HTTP {exc.code} {exc.reason}",
+            source=url,
+            fix="check the URL (or --kitti-url/--splits-url mirror)",
         ) from exc
     except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
         raise _offline_error(url, dest, exc) from exc
@@ -267,8 +270,9 @@ def download(url: str, dest: Path, timeout: float) -> None:
             start = _start_from_content_range(response.headers.get("Content-Range"))
             if start != offset:
                 raise PrepareError(
-                    f"{url}: server resumed at byte {start}, expected {offset}. "
-                    f"Fix: delete {part} and re-run."
+                    f"server resumed at byte {start}, expected {offset}",
+                    source=url,
+                    fix=f"delete {part} and re-run",
                 )
             mode = "ab"
             LOG.info("resuming %s at %d bytes", dest.name, offset)
@@ -297,14 +301,16 @@ def download(url: str, dest: Path, timeout: float) -> None:
                     bar.update(len(chunk))
         except (socket.timeout, ConnectionError, urllib.error.URLError) as exc:
             raise PrepareError(
-                f"{url}: connection lost after {part.stat().st_size} bytes ({exc}). "
-                "Fix: re-run; the download resumes."
+                f"connection lost after {part.stat().st_size} bytes ({exc})",
+                source=url,
+                fix="re-run; the download resumes",
             ) from exc
     got = part.stat().st_size
     if total is not None and got != total:
         raise PrepareError(
-            f"{url}: received {got} of {total} bytes into {part}. "
-            "Fix: re-run; the download resumes."
+            f"received {got} of {total} bytes into {part}",
+            source=url,
+            fix="re-run; the download resumes",
         )
     part.replace(dest)
 
@@ -345,8 +351,9 @@ def verify(path: Path, item: Item, checksums: Optional[dict[str, str]] = None) -
         aside = path.with_name(path.name + ".corrupt")
         path.replace(aside)
         raise PrepareError(
-            f"{path}: {problem} (downloaded from {item.url}); moved to {aside}. "
-            "Fix: re-run to download it again."
+            f"{problem} (downloaded from {item.url}); moved to {aside}",
+            source=path,
+            fix="re-run to download it again",
         )
 
 
@@ -364,15 +371,18 @@ def safe_extract(archive: Path, target: Path, max_bytes: int) -> None:
         total = sum(m.file_size for m in members)
         if total > max_bytes:
             raise PrepareError(
-                f"{archive}: its members add up to {_human(total)}, more than the "
-                f"{_human(max_bytes)} allowed. Fix: {fix}, or raise --max-extract-gb"
+                f"its members add up to {_human(total)}, more than the {_human(max_bytes)} "
+                "allowed",
+                source=archive,
+                fix=f"{fix}, or raise --max-extract-gb",
             )
         target.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(target).free
         if total > free:
             raise PrepareError(
-                f"{archive}: needs {_human(total)} to extract, {target} has {_human(free)} free. "
-                "Fix: free disk space or choose another --root"
+                f"needs {_human(total)} to extract, {target} has {_human(free)} free",
+                source=archive,
+                fix="free disk space or choose another --root",
             )
         base = target.resolve()
         for member in members:
@@ -380,8 +390,10 @@ def safe_extract(archive: Path, target: Path, max_bytes: int) -> None:
             dest = (base / member.filename).resolve()
             if member.filename.startswith("/") or ".." in parts or not dest.is_relative_to(base):
                 raise PrepareError(
-                    f"{archive}: member {quote(member.filename, 120)} would be written outside "
-                    f"{target}; nothing was extracted. Fix: {fix}"
+                    f"member {quote(member.filename, 120)} would be written outside {target}; "
+                    "nothing was extracted",
+                    source=archive,
+                    fix=fix,
                 )
         for member in members:
             dest = target / member.filename

@@ -170,8 +170,9 @@ class Trainer:
 
         if cfg.optim.batch_size % self.world:
             raise ConfigError(
-                f"optim.batch_size {cfg.optim.batch_size} is not divisible by {self.world} ranks. "
-                "Fix: make it a multiple."
+                f"{cfg.optim.batch_size} is not divisible by {self.world} ranks",
+                field="optim.batch_size",
+                fix="make it a multiple",
             )
         self.local_batch = cfg.optim.batch_size // self.world
 
@@ -213,8 +214,8 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise DatasetError(
                 f"{len(self.train_set)} training samples give no full batch of {self.local_batch} "
-                "per rank. "
-                "Fix: lower optim.batch_size or add data."
+                "per rank",
+                fix="lower optim.batch_size or add data",
             )
         planned = cfg.optim.epochs * self.steps_per_epoch
         self.total_steps = (

@@ -41,7 +41,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from space_clip_ros.errors import EXIT_FAILURE, EXIT_OK, ConfigError
+from space_clip_ros.errors import EXIT_FAILURE, EXIT_OK, ConfigError, message
 from space_clip_ros.frame_plan import NEEDS_CAMERA, FramePlan, FrameSettings, Output
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.ros import param_overrides, params
@@ -341,9 +341,12 @@ class DepthNode(LifecycleNode):
             self.get_logger().info(f"verify_on_configure passed:\n{report.text()}")
             return True
         self.get_logger().error(
-            f"verify_on_configure FAILED, refusing to configure:\n{report.text()}\nFix: use "
-            "precision fp32 or another backend, rebuild the TensorRT engine (clear "
-            "trt_cache_dir), or raise verify_tolerance"
+            message(
+                f"FAILED, refusing to configure:\n{report.text()}",
+                field="verify_on_configure",
+                fix="use precision fp32 or another backend, rebuild the TensorRT engine (clear "
+                "trt_cache_dir), or raise verify_tolerance",
+            )
         )
         return False
 
