@@ -12,8 +12,9 @@ Publishes:
                       statuses, "space_clip_accuracy: frame" and "space_clip_accuracy: mean", whose
                       values are the metrics (abs_rel, sq_rel, rmse, rmse_log, log10, silog,
                       delta1..3), then the same near and away from LiDAR depth discontinuities
-                      ('boundary_0.05/abs_rel', 'interior_0.05/...', with '.../pixels' counts;
-                      space_clip_ros.metrics.boundary_masks, sparse rule); a standard type
+                      ('boundary_0.05/abs_rel', 'interior_0.05/...', with '.../pixels' counts:
+                      space_clip_ros.evaluation.report.diagnostic_values, regions by
+                      space_clip_ros.metrics.boundary_masks' sparse rule); a standard type
                       rqt_runtime_monitor and `ros2 topic echo` show.
 At shutdown it prints the metrics table and writes `output_json` if set (same format as
 space-clip-bag-accuracy --json, plus `model` and `duplicate_depth_frames`). A run in which no frame
