@@ -62,7 +62,8 @@ from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_array, stamp_ns
 from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, load_calibration
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
-from space_clip_ros.ros.node_cli import handle_help, run_node, spin
+from space_clip_ros.ros.node_cli import handle_help
+from space_clip_ros.ros.node_main import run_node, spin
 from space_clip_ros.ros.param_overrides import check_params_files_target
 from space_clip_ros.ros.params import Parameters, param
 from space_clip_ros.ros.qos import make_qos
@@ -452,7 +453,7 @@ def _status(kind: str, metrics: dict[str, float], ok: bool, message: str) -> Dia
 
 def main(args: Optional[list[str]] = None) -> int:
     """Exit 2 on invalid or unknown parameters or an unusable calib_dir, 1 when no frame got
-    ground truth (node_cli.run_node decides for the errors)."""
+    ground truth (node_main.run_node decides for the errors)."""
     handle_help(NODE_NAME, __doc__, PARAMETERS_HELP, args)
     return run_node(NODE_NAME, args, serve)
 

@@ -54,7 +54,7 @@ from space_clip_ros.errors import (
 )
 from space_clip_ros.io.bag_messages import deserialize
 from space_clip_ros.io.msg_arrays import stamp_ns as header_stamp_ns
-from space_clip_ros.ros.node_cli import run_node, spin
+from space_clip_ros.ros.node_main import run_node, spin
 
 NODE_NAME = "space_clip_bag_replay"
 PREFERRED_SYNC_TOPIC = "/kitti/camera_color_left/image_raw"
@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(args: list[str] | None = None) -> int:
     """The command line (run_tool: exit 2 for a bad argument), then the player as a node
-    (node_cli.run_node: exit 1 for a bag that cannot be read or a node that never appeared)."""
+    (node_main.run_node: exit 1 for a bag that cannot be read or a node that never appeared)."""
     return run_tool(NODE_NAME, _main, args, usage=build_parser().format_usage)
 
 

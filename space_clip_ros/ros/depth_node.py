@@ -48,7 +48,8 @@ from space_clip_ros.ros import param_overrides, params
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
 from space_clip_ros.ros.diagnostics import FrameStats, ThrottledLog, diagnostic_status
 from space_clip_ros.ros.frame_slot import Frame
-from space_clip_ros.ros.node_cli import handle_help, run_node, spin
+from space_clip_ros.ros.node_cli import handle_help
+from space_clip_ros.ros.node_main import run_node, spin
 from space_clip_ros.ros.qos import BEST_AVAILABLE, fixed_qos_refusal, make_qos, qos_overrides
 
 if TYPE_CHECKING:
@@ -700,7 +701,7 @@ def main(
     """`ros2 run space_clip_ros space_clip_depth`.
 
     Exit 2 on invalid, unknown or unparsable parameters, 1 if the model fails to load or
-    inference keeps failing (max_consecutive_failures); node_cli.run_node decides.
+    inference keeps failing (max_consecutive_failures); node_main.run_node decides.
     estimator_factory: as DepthNode's.
     """
     handle_help(NODE_NAME, __doc__, PARAMETERS_HELP, args)
