@@ -48,11 +48,11 @@ setup(
             f"space-clip-predict = {PACKAGE}.predict:main",
             f"space-clip-depth = {PACKAGE}.predict:deprecated_main",  # old name, one release
             f"space-clip-demo = {PACKAGE}.ros.demo:main",
-            f"space-clip-kitti2bag = {PACKAGE}.kitti.to_bag:main",
+            f"space-clip-kitti2bag = {PACKAGE}.cli.kitti2bag:main",
             f"space-clip-generate-drive = {PACKAGE}.kitti.generated_drive:main",
-            f"space-clip-bag-accuracy = {PACKAGE}.kitti.bag_accuracy:main",
-            f"space-clip-verify = {PACKAGE}.inference.verify:main",
-            f"space-clip-import = {PACKAGE}.model.import_reference:main",
+            f"space-clip-bag-accuracy = {PACKAGE}.cli.bag_accuracy:main",
+            f"space-clip-verify = {PACKAGE}.cli.verify:main",
+            f"space-clip-import = {PACKAGE}.cli.import_reference:main",
         ],
     },
 )

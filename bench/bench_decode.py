@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
+from space_clip_ros.cli.arguments import parse_size
 from space_clip_ros.io.image_containers import MAX_JPEG_SCANS
 from space_clip_ros.io.image_decoding import (
     INPUT_ENCODINGS,
@@ -143,7 +144,9 @@ def hostile() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=["1242x375", "1920x1080"])
+    parser.add_argument(
+        "--sizes", nargs="+", type=parse_size, default=[(1242, 375), (1920, 1080)], metavar="WxH"
+    )
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1, help="cv2.setNumThreads (0: default)")
     parser.add_argument("--hostile", action="store_true", help="the bounds on decode work")
@@ -154,7 +157,7 @@ def main() -> None:
         print(f"CPU: {cpu_model_name()}; one thread; CPU time in ms (JPEG: median of 3)")
         hostile()
         return
-    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
+    sizes = args.sizes
     results = {}
     for w, h in sizes:
         for name, call in decoders(scene(w, h)).items():

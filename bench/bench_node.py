@@ -54,6 +54,7 @@ import torch  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
+from space_clip_ros.cli.arguments import parse_size  # noqa: E402
 from space_clip_ros.geometry import Intrinsics  # noqa: E402
 from space_clip_ros.inference import DepthEstimator, TorchEstimator  # noqa: E402
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model  # noqa: E402
@@ -61,7 +62,7 @@ from space_clip_ros.ros.camera_info import camera_info_from_intrinsics  # noqa: 
 from space_clip_ros.ros.image_codec import array_to_image  # noqa: E402
 from space_clip_ros.ros.loopback import OUTPUT_TYPES, Loopback, stamp_ns  # noqa: E402
 from space_clip_ros.ros.pointcloud import points_to_cloud  # noqa: E402
-from space_clip_ros.runtime import resolve_device  # noqa: E402
+from space_clip_ros.runtime import PRECISION_CHOICES, resolve_device  # noqa: E402
 
 SIZES = ((640, 480), (1242, 375), (1920, 1080), (3840, 2160))
 VARIANTS = {
@@ -264,7 +265,7 @@ def measure_overhead(
 
 
 def overhead(args: argparse.Namespace) -> None:
-    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
+    sizes = args.sizes
     print(
         f"node (instant model) vs relay floor, {args.frames} frames each, interleaved; "
         f"device {args.device}, torch threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
@@ -395,7 +396,7 @@ def bench_node(
 
 
 def model(args: argparse.Namespace) -> None:
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = args.size
     net = build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None)))
     estimator = TimedEstimator(net, device=args.device, precision=args.precision)
     estimator.durations = []
@@ -465,7 +466,7 @@ def start_nodes(namespace: str, cameras: list[str], multi: bool, args) -> list:
 
 
 def measure_cameras(loopback: Loopback, count: int, multi: bool, args) -> dict:
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = args.size
     namespace = f"/bench_cameras_{os.getpid()}_{count}_{'one' if multi else 'many'}"
     cameras = [f"c{i}" for i in range(count)]
     processes = start_nodes(namespace, cameras, multi, args)
@@ -551,9 +552,9 @@ def measure_cameras(loopback: Loopback, count: int, multi: bool, args) -> dict:
 
 def cameras_mode(args: argparse.Namespace) -> None:
     print(
-        f"ViT-B/16 SPACE-CLIP (untrained), {args.size}, cameras at {args.rate:g} Hz each, device "
-        f"{args.device}, precision {args.precision}, cores {os.cpu_count()}, load "
-        f"{os.getloadavg()[0]:.1f}"
+        f"ViT-B/16 SPACE-CLIP (untrained), {args.size[0]}x{args.size[1]}, cameras at "
+        f"{args.rate:g} Hz each, device {args.device}, precision {args.precision}, cores "
+        f"{os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
     )
     print(
         "| cameras | one node: depth/s (sum) | N nodes: depth/s (sum) | one / N | latency one "
@@ -580,7 +581,7 @@ def main() -> None:
     )
     modes = parser.add_subparsers(dest="mode", required=True)
     over = modes.add_parser("overhead", help="instant model vs the relay floor")
-    over.add_argument("--sizes", nargs="+", default=[f"{w}x{h}" for w, h in SIZES])
+    over.add_argument("--sizes", nargs="+", type=parse_size, default=list(SIZES), metavar="WxH")
     over.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     over.add_argument("--frames", type=int, default=30, help="frames per size and variant")
     over.add_argument("--device", default="cpu")
@@ -589,10 +590,10 @@ def main() -> None:
     real.add_argument(
         "--precision",
         default="fp32",
-        choices=("auto", "fp32", "fp16", "bf16"),
+        choices=PRECISION_CHOICES,
         help="auto: fp16 on CUDA, bf16 on a CPU with native bf16, fp32 otherwise",
     )
-    real.add_argument("--size", default="1242x375")
+    real.add_argument("--size", type=parse_size, default=(1242, 375), metavar="WxH")
     real.add_argument("--seconds", type=float, default=15.0, help="each timed phase")
     real.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (KITTI: 10)")
     real.add_argument("--rounds", type=int, default=3, help="interleaved bare / node rounds")
@@ -602,8 +603,8 @@ def main() -> None:
     many = modes.add_parser("cameras", help="one multi-camera node vs one node per camera")
     many.add_argument("--counts", nargs="+", type=int, default=[1, 2, 4, 6])
     many.add_argument("--device", default="cpu")
-    many.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
-    many.add_argument("--size", default="640x480")
+    many.add_argument("--precision", default="auto", choices=PRECISION_CHOICES)
+    many.add_argument("--size", type=parse_size, default=(640, 480), metavar="WxH")
     many.add_argument("--rate", type=float, default=10.0, help="each camera's rate in Hz")
     many.add_argument("--seconds", type=float, default=20.0, help="each timed phase")
     args = parser.parse_args()

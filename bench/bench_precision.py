@@ -25,7 +25,8 @@ import time
 import numpy as np
 import torch
 
-from space_clip_ros.inference import DepthEstimator
+from space_clip_ros.cli.arguments import parse_size
+from space_clip_ros.inference import DepthEstimator, TorchEstimator
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model
 from space_clip_ros.runtime import cpu_model_name, resolve_device, resolve_precision
 
@@ -38,7 +39,7 @@ def estimator(base: torch.nn.Module, path: str, device: str) -> DepthEstimator:
         model.backbone.visual.transformer.batch_first = True
         for block in model.backbone.visual.transformer.resblocks:
             block.attn.batch_first = True
-    return DepthEstimator(model, device, path.split("-")[0])
+    return TorchEstimator(model, device, path.split("-")[0])
 
 
 def main() -> None:
@@ -50,7 +51,9 @@ def main() -> None:
     parser.add_argument(
         "--slow-rounds", type=int, default=1, help="rounds for the emulated paths (fp16 on CPU)"
     )
-    parser.add_argument("--size", default="1242x375", help="frame WIDTHxHEIGHT")
+    parser.add_argument(
+        "--size", type=parse_size, default=(1242, 375), metavar="WxH", help="frame size"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
     parser.add_argument(
         "--clock",
@@ -64,7 +67,7 @@ def main() -> None:
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     logging.basicConfig(level=logging.ERROR)  # the untrained-weights banner is not the point
     device = resolve_device(args.device)
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = args.size
     torch.manual_seed(0)
     base = build_model(SpaceClipConfig(backbone=BackboneConfig(pretrained=None)))
     frames = np.random.default_rng(0).integers(0, 256, (max(args.batches), height, width, 3))

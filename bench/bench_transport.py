@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from space_clip_ros.cli.arguments import parse_size
+
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", "89")
 
@@ -429,11 +431,6 @@ def summarize(blocks: list[Block]) -> dict:
     }
 
 
-def _size(text: str) -> tuple[int, int]:
-    width, _, height = text.partition("x")
-    return int(width), int(height)
-
-
 def _row(key: tuple, s: dict, with_images: bool) -> str:
     setting, w, h, d = key
     cloud = f"{w}x{h}" + (f" /{d}" if d > 1 else "")
@@ -464,7 +461,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--count", type=int, default=35, help="clouds per block (35)")
     parser.add_argument("--rate", type=float, default=10.0, help="publish rate, Hz (10)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (2)")
-    parser.add_argument("--sizes", nargs="+", default=["1242x375", "1920x1080"])
+    parser.add_argument(
+        "--sizes", nargs="+", type=parse_size, default=[(1242, 375), (1920, 1080)], metavar="WxH"
+    )
     parser.add_argument(
         "--settings", nargs="+", default=["default", "profile"],
         help="default, profile, profile_<N>mb, shm, udp, large_data (default: default profile)",
@@ -490,7 +489,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         roles[args.role](args)
         return 0
 
-    sizes = [_size(s) for s in args.sizes]
+    sizes = args.sizes
     plan = [(s, w, h, 1) for (w, h) in sizes for s in args.settings]
     plan += [
         (s, *sizes[0], d) for d in args.decimations for s in args.decimation_settings

@@ -33,7 +33,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from space_clip_ros.geometry import Intrinsics
-from space_clip_ros.io.limits import DEFAULT_MAX_PIXELS
+from space_clip_ros.io.limits import DEFAULT_MAX_FRAME_PIXELS
 from space_clip_ros.ros.camera_info import intrinsics_from_camera_info
 from space_clip_ros.ros.depth_outputs import DepthPublisher
 from space_clip_ros.ros.image_codec import decode_image
@@ -91,7 +91,7 @@ class ClipLabelsAndDepth(Node):
         self.camera_info = msg
 
     def _on_image(self, msg: Image) -> None:
-        image = decode_image(msg, DEFAULT_MAX_PIXELS)
+        image = decode_image(msg, DEFAULT_MAX_FRAME_PIXELS)
         height, width = image.pixels.shape[:2]
         x = torch.from_numpy(image.rgb.copy()).to(self.device).permute(2, 0, 1)[None].float()
         x = F.interpolate(x / 255.0, size=self.input_size, mode="bilinear", antialias=True)

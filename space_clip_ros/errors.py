@@ -70,6 +70,11 @@ class ConfigError(SpaceClipError, ValueError):
     exit_code = EXIT_USAGE
 
 
+class UsageError(ConfigError):
+    """The command line asks for something impossible: reported, after the tool's usage line
+    (as argparse reports its own errors), before anything is loaded."""
+
+
 class InputError(SpaceClipError, ValueError):
     """Data handed to the code (an image, a message, a dataset or KITTI file) cannot be used."""
 
@@ -83,13 +88,22 @@ class RuntimeFailure(SpaceClipError, RuntimeError):
 
 
 def run_tool(
-    prog: str, main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None
+    prog: str,
+    main: Callable[[Optional[Sequence[str]]], int],
+    argv: Optional[Sequence[str]] = None,
+    *,
+    usage: Optional[Callable[[], str]] = None,
 ) -> int:
     """Run a tool's main(); a SpaceClipError becomes '<prog>: error: ...' and its exit code,
-    Ctrl-C one line and EXIT_INTERRUPTED instead of a KeyboardInterrupt traceback."""
+    Ctrl-C one line and EXIT_INTERRUPTED instead of a KeyboardInterrupt traceback.
+
+    usage: the tool's usage line (ArgumentParser.format_usage), printed before a UsageError.
+    """
     try:
         return main(argv)
     except SpaceClipError as exc:
+        if usage is not None and isinstance(exc, UsageError):
+            print(usage(), end="", file=sys.stderr)
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -22,14 +22,14 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from space_clip_ros.errors import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_USAGE,
-    ConfigError,
-    SpaceClipError,
-    quote,
+from space_clip_ros.cli.arguments import (
+    add_deprecated_alias,
+    add_max_pixels,
+    check_max_pixels,
+    parse_size,
 )
+from space_clip_ros.cli.model_options import ModelOptions
+from space_clip_ros.errors import EXIT_FAILURE, EXIT_OK, UsageError, run_tool
 from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.io.image_decoding import (
     IMAGE_FILE_SUFFIXES,
@@ -43,11 +43,8 @@ from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
 if TYPE_CHECKING:  # torch is imported lazily, after argument parsing, to keep --help instant
     from space_clip_ros.inference import DepthEstimator
 
-log = logging.getLogger("space-clip-predict")
-
-# A 50 MP frame is more than any robot camera sends (KITTI: 0.47 MP, 8K video: 33 MP), while a
-# 2 KB PNG can claim 13000x13000 pixels (4.3 GB decoded); larger images need --max-pixels.
-DEFAULT_MAX_PIXELS = 50_000_000
+PROG = "space-clip-predict"
+log = logging.getLogger(PROG)
 
 UNTRAINED_BANNER = """
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
@@ -75,7 +72,7 @@ examples:
 outputs:
   <name>_depth.png    16-bit PNG, KITTI convention: value / 256 = metres, 0 = no depth
   <name>_depth.npy    float32 metres, HxW, the same size as the input image
-  <name>_preview.png  Turbo colours over the fixed --min-depth..--max-depth range
+  <name>_preview.png  Turbo colours over the fixed --colorize-min..--colorize-max range
                       (red = near, blue = far; the same colour is the same distance in
                       every image)
   Files from a folder keep their path relative to it, under a subfolder named after it.
@@ -98,13 +95,9 @@ class Job:
     out_stem: Path
 
 
-class UsageError(ConfigError):
-    """The command line asks for something impossible; reported before any model is loaded."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="space-clip-predict",
+        prog=PROG,
         description="Metric monocular depth with SPACE-CLIP for image files and folders "
         "(no ROS needed).",
         epilog=EPILOG,
@@ -125,14 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run on N frames of the built-in synthetic driving sequence and print metrics "
         "against its exact ground truth",
     )
-    inputs.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        metavar="N",
-        help="images with more pixels than this are skipped and reported, before they are decoded "
-        f"(default: {DEFAULT_MAX_PIXELS:_} = 50 MP)",
-    )
+    add_max_pixels(inputs)
     inputs.add_argument(
         "--synthetic-size",
         type=parse_size,
@@ -141,39 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="image size of the synthetic frames (default: KITTI's 1242x375)",
     )
 
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--checkpoint",
-        type=Path,
-        metavar="DIR",
-        help="trained checkpoint: a directory with decoder.safetensors + config.yaml (or the "
-        ".safetensors file), or an exported .onnx graph (ONNX Runtime). Without it an UNTRAINED "
-        "model runs and the depth is meaningless.",
-    )
-    model.add_argument(
-        "--backbone-weights",
-        metavar="TAG_OR_FILE",
-        help="where the frozen CLIP backbone's weights come from, overriding the checkpoint's "
-        "config: an open_clip pretrained tag or a local file",
-    )
-    model.add_argument(
-        "--device",
-        default="auto",
-        help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)",
-    )
-    model.add_argument(
-        "--precision",
-        default="auto",
-        choices=("auto", "fp32", "fp16", "bf16"),
-        help="inference precision; auto: fp16 on CUDA, bf16 on a CPU with native bf16, fp32 "
-        "otherwise; an .onnx graph runs fp32, or fp16 through TensorRT (default: auto)",
-    )
-    model.add_argument(
-        "--trt-cache-dir",
-        metavar="DIR",
-        help="TensorRT engine and timing caches for an .onnx checkpoint, so the engine is built "
-        "once (default: ~/.cache/space_clip_ros/trt)",
-    )
+    model = ModelOptions.add_to(parser)
     model.add_argument(
         "--batch-size",
         type=int,
@@ -198,20 +152,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     outputs.add_argument("--npy", action="store_true", help="write float32 .npy depth in metres")
     outputs.add_argument("--preview", action="store_true", help="write colourised preview PNGs")
+    # The node's names for the same thing; its min_depth/max_depth mask depth, which this tool
+    # never does (the files hold the model's depth as it is).
     outputs.add_argument(
-        "--min-depth",
+        "--colorize-min",
         type=float,
         default=1.0,
         metavar="M",
-        help="preview colour range start, metres (default: 1)",
+        help="depth drawn red in the previews, metres (default: 1)",
     )
     outputs.add_argument(
-        "--max-depth",
+        "--colorize-max",
         type=float,
         default=80.0,
         metavar="M",
-        help="preview colour range end, metres (default: 80)",
+        help="depth drawn blue in the previews, metres (default: 80)",
     )
+    for old, new in (("--min-depth", "--colorize-min"), ("--max-depth", "--colorize-max")):
+        dest = new[2:].replace("-", "_")
+        add_deprecated_alias(outputs, old, new, dest, type=float, metavar="M")
     outputs.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -220,19 +179,6 @@ def selected_formats(args: argparse.Namespace) -> tuple[str, ...]:
     """The formats asked for; none asked for means all three."""
     chosen = tuple(f for f in FORMATS if getattr(args, f))
     return chosen or FORMATS
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """argparse type for WIDTHxHEIGHT."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected WIDTHxHEIGHT, e.g. 1242x375"
-        ) from None
-    if width < 8 or height < 8:
-        raise argparse.ArgumentTypeError(f"{text!r}: each side must be at least 8 pixels")
-    return width, height
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -244,19 +190,12 @@ def validate(args: argparse.Namespace) -> None:
         raise UsageError(f"--synthetic must be >= 0, got {args.synthetic}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.max_pixels < 1:
-        raise UsageError(f"--max-pixels must be >= 1, got {args.max_pixels}")
-    if not (0 <= args.min_depth < args.max_depth):
+    check_max_pixels(args.max_pixels)
+    if not (0 <= args.colorize_min < args.colorize_max):
         raise UsageError(
-            f"need 0 <= --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}"
+            f"need 0 <= --colorize-min < --colorize-max, got {args.colorize_min} and "
+            f"{args.colorize_max}"
         )
-    if args.backbone_weights is not None:
-        from space_clip_ros.model.config import check_weights_source  # imports torch: lazily
-
-        try:
-            check_weights_source(args.backbone_weights, "--backbone-weights")
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from exc
 
 
 def prepare_output_dir(output_dir: Path, *, create: bool) -> None:
@@ -393,7 +332,9 @@ def run_images(
             depths = estimator.predict(np.stack([image for _, image in batch]))
             for (job, _), depth in zip(batch, depths):
                 try:  # all of the image's files or none of them
-                    write_outputs(depth, job.out_stem, formats, args.min_depth, args.max_depth)
+                    write_outputs(
+                        depth, job.out_stem, formats, args.colorize_min, args.colorize_max
+                    )
                 except OSError as exc:  # e.g. a file where a sub-folder must go, a full disk
                     reason = f"cannot write {job.out_stem}_*, none written ({exc.strerror or exc})"
                     log.error("%s: %s; skipped", job.source, reason)
@@ -424,7 +365,9 @@ def run_synthetic(
     )
     for frame in frames:
         depth = estimator.predict(frame.rgb)
-        write_synthetic_frame(out_dir, frame, depth, formats, args.min_depth, args.max_depth)
+        write_synthetic_frame(
+            out_dir, frame, depth, formats, args.colorize_min, args.colorize_max
+        )
         metrics = compute_metrics(depth, frame.depth)
         running.update(metrics)
         scaled.update(compute_metrics(depth, frame.depth, median_scaling=True))
@@ -452,49 +395,24 @@ def run_synthetic(
     return means
 
 
-def load_estimator(args: argparse.Namespace) -> "DepthEstimator":
-    """The DepthEstimator for the command line's checkpoint/device/precision.
-
-    torch is imported only here.
-    """
-    from space_clip_ros.inference import DepthEstimator  # heavy import: keep --help fast
-
-    if args.checkpoint is None:
-        log.warning(UNTRAINED_BANNER)
-    return DepthEstimator.from_checkpoint(
-        args.checkpoint,
-        device=args.device,
-        precision=args.precision,
-        backbone_weights=args.backbone_weights,
-        trt_cache_dir=args.trt_cache_dir,
-    )
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_tool(PROG, run, argv, usage=build_parser().format_usage)
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
+    """Exit 2 (nothing written) for bad arguments, inputs, output folder or checkpoint, before
+    any image is read; 1 when some images could not be read or written."""
+    args = build_parser().parse_args(argv)
     formats = selected_formats(args)
-    try:
-        validate(args)
-        jobs, unreadable = collect_jobs(args.inputs, args.output_dir, args.recursive)
-        prepare_output_dir(args.output_dir, create=False)
-    except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"space-clip-predict: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        estimator = load_estimator(args)
-        prepare_output_dir(args.output_dir, create=True)
-    except SpaceClipError as exc:  # checkpoint, config, device/precision, weights: exit 2
-        print(f"space-clip-predict: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (RuntimeError, OSError) as exc:  # torch or the disk failed while loading: exit 1
-        print(
-            f"space-clip-predict: error: loading the model failed: {quote(str(exc))}",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
+    validate(args)
+    jobs, unreadable = collect_jobs(args.inputs, args.output_dir, args.recursive)
+    prepare_output_dir(args.output_dir, create=False)
+    options = ModelOptions.from_settings(args)
+    if options.checkpoint is None:
+        log.warning(UNTRAINED_BANNER)
+    estimator = options.load()
+    prepare_output_dir(args.output_dir, create=True)
     log.info("model ready on %s (%s)", estimator.device, estimator.precision)
 
     with logging_redirect_tqdm():
@@ -512,7 +430,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.output_dir,
             ", ".join(formats),
         )
-    if args.checkpoint is None:
+    if options.checkpoint is None:
         log.warning(
             "reminder: no --checkpoint was given, so these depths come from an UNTRAINED model"
         )

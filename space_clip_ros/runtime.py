@@ -20,17 +20,18 @@ from typing import Iterator, Optional
 
 import torch
 
-from space_clip_ros.errors import ConfigError, quote
+from space_clip_ros.errors import ConfigError, message, quote
+from space_clip_ros.runtime_choices import (
+    DEVICE_CHOICES_TEXT,
+    PRECISION_CHOICES,
+    PRECISION_NAMES,
+)
 
 log = logging.getLogger(__name__)
 
-PRECISIONS: dict[str, torch.dtype] = {
-    "fp32": torch.float32,
-    "fp16": torch.float16,
-    "bf16": torch.bfloat16,
-}
-PRECISION_CHOICES = ("auto", *PRECISIONS)
-DEVICE_CHOICES_TEXT = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+PRECISIONS: dict[str, torch.dtype] = dict(
+    zip(PRECISION_NAMES, (torch.float32, torch.float16, torch.bfloat16))
+)
 # bf16 tensor cores arrived with Ampere (compute capability 8.0); before that CUDA emulates it.
 NATIVE_BF16_CUDA_CAPABILITY = (8, 0)
 # CPU flags that mean bf16 arithmetic in hardware (x86 AVX512-BF16 / AMX, Arm BF16 extension).
@@ -160,13 +161,12 @@ def resolve_precision(name: str, device: torch.device, field: str = "precision")
     if slow:
         fast = precision_name(resolve_precision("auto", device))
         log.warning(
-            "%s: '%s' on %s %s. Fix: use '%s' ('auto' picks it here) unless this precision's "
-            "numbers are what you are testing",
-            field,
-            name,
-            device,
-            slow,
-            fast,
+            message(
+                f"'{name}' on {device} {slow}",
+                field=field,
+                fix=f"use '{fast}' ('auto' picks it here) unless this precision's numbers are "
+                "what you are testing",
+            )
         )
     return dtype
 

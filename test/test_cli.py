@@ -102,9 +102,9 @@ def test_single_file_is_named_after_the_input(tmp_path, tiny_checkpoint):
                 str(out),
                 "--npy",
                 "--preview",
-                "--min-depth",
+                "--colorize-min",
                 "0.5",
-                "--max-depth",
+                "--colorize-max",
                 "20",
             ]
         )
@@ -185,7 +185,7 @@ def test_unknown_device_is_a_clear_error(tmp_path, tiny_checkpoint, capsys):
         (["{tmp}/missing.png"], "no such file or folder"),
         (["{tmp}/empty"], "no images"),
         (["{tmp}/a.png", "--batch-size", "0"], "--batch-size"),
-        (["{tmp}/a.png", "--min-depth", "50", "--max-depth", "10"], "--min-depth"),
+        (["{tmp}/a.png", "--colorize-min", "50", "--colorize-max", "10"], "--colorize-min"),
         (["{tmp}/a.png", "{tmp}/again/a.png"], "would both write"),
     ],
 )

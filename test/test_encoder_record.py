@@ -15,6 +15,7 @@ import torch
 import yaml
 from test_import_reference import release_file  # noqa: F401  (the CLIP release fixture)
 
+from space_clip_ros.cli.import_reference import main as import_main
 from space_clip_ros.errors import ConfigError
 from space_clip_ros.model import CheckpointError, SpaceClipConfig, build_model, load_checkpoint
 from space_clip_ros.model.encoder_record import (
@@ -23,7 +24,6 @@ from space_clip_ros.model.encoder_record import (
     record_of_backbone,
     weights_fingerprint,
 )
-from space_clip_ros.model.import_reference import main as import_main
 from training.export import main as export_main
 
 torch.set_num_threads(2)

@@ -30,7 +30,7 @@ from space_clip_ros.io.image_decoding import (
     read_image_file,
 )
 from space_clip_ros.io.image_encoding import RawFrame, encode_rgb
-from space_clip_ros.io.limits import DEFAULT_MAX_PIXELS
+from space_clip_ros.io.limits import DEFAULT_MAX_FRAME_PIXELS
 
 BIG = 1 << 30
 H, W = 24, 32
@@ -151,15 +151,15 @@ def test_bad_frames_raise_a_reasoned_error_with_quoted_fields(change, reason, wo
     frame = encode_rgb(smooth_rgb(), "uyvy")
     fields = {**frame.__dict__, **change}
     with pytest.raises(ImageDecodeError, match=words) as info:
-        decode(RawFrame(**fields), max_pixels=DEFAULT_MAX_PIXELS)
+        decode(RawFrame(**fields), max_pixels=DEFAULT_MAX_FRAME_PIXELS)
     assert info.value.reason == reason
     assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
 
 
 def test_the_default_pixel_limit_takes_4k_and_refuses_more():
-    assert DEFAULT_MAX_PIXELS == 3840 * 2160
+    assert DEFAULT_MAX_FRAME_PIXELS == 3840 * 2160
     with pytest.raises(ImageDecodeError, match="max_image_pixels") as info:
-        decode_raw(b"", "mono8", 4096, 4096, 4096, False, DEFAULT_MAX_PIXELS)
+        decode_raw(b"", "mono8", 4096, 4096, 4096, False, DEFAULT_MAX_FRAME_PIXELS)
     assert info.value.reason == "too_large"
 
 
@@ -226,7 +226,7 @@ def test_a_small_png_bomb_is_refused_from_its_header_before_decoding():
     assert len(bomb) < 100_000
     started = time.perf_counter()
     with pytest.raises(ImageDecodeError, match="4096x4096") as info:
-        decode_compressed(bomb, "png", DEFAULT_MAX_PIXELS)
+        decode_compressed(bomb, "png", DEFAULT_MAX_FRAME_PIXELS)
     assert info.value.reason == "too_large" and time.perf_counter() - started < 0.5
 
 
@@ -303,7 +303,7 @@ def with_repeated_last_scan(jpeg: bytes, copies: int) -> bytes:
 def test_a_jpeg_header_claiming_more_pixels_than_its_data_is_refused_not_filled_grey():
     lying = with_frame_size(camera_jpeg(), 3840, 2160)
     with pytest.raises(ImageDecodeError, match="premature end") as info:
-        decode_compressed(lying, "jpeg", DEFAULT_MAX_PIXELS)
+        decode_compressed(lying, "jpeg", DEFAULT_MAX_FRAME_PIXELS)
     assert info.value.reason == "truncated"
 
 
@@ -317,7 +317,8 @@ def test_a_truncated_jpeg_is_refused(keep):
 
 def test_a_jpeg_header_of_60000x60000_is_too_large_not_undecodable():
     with pytest.raises(ImageDecodeError, match="60000x60000") as info:
-        decode_compressed(with_frame_size(camera_jpeg(), 60000, 60000), "jpeg", DEFAULT_MAX_PIXELS)
+        huge = with_frame_size(camera_jpeg(), 60000, 60000)
+        decode_compressed(huge, "jpeg", DEFAULT_MAX_FRAME_PIXELS)
     assert info.value.reason == "too_large"
 
 
@@ -340,7 +341,7 @@ def test_a_progressive_jpeg_with_thousands_of_scans_is_refused_before_any_decode
     monkeypatch.setattr(image_decoding.simplejpeg, "decode_jpeg", no_decoding)
     monkeypatch.setattr(image_decoding.cv2, "imdecode", no_decoding)
     with pytest.raises(ImageDecodeError, match="more than 100 scans") as info:
-        decode_compressed(bomb, "jpeg", DEFAULT_MAX_PIXELS)
+        decode_compressed(bomb, "jpeg", DEFAULT_MAX_FRAME_PIXELS)
     assert info.value.reason == "too_complex"
 
 
@@ -354,7 +355,7 @@ def test_an_ordinary_progressive_jpeg_decodes_like_its_baseline_twin():
 @pytest.mark.parametrize("width,height", [(8_000_000, 1), (1, 8_000_000), (330, 10)])
 def test_extreme_aspect_ratios_are_refused_before_the_data_is_read(width, height):
     with pytest.raises(ImageDecodeError, match="more than 32:1") as info:
-        decode_raw(b"", "rgb8", width, height, 3 * width, False, DEFAULT_MAX_PIXELS)
+        decode_raw(b"", "rgb8", width, height, 3 * width, False, DEFAULT_MAX_FRAME_PIXELS)
     assert info.value.reason == "aspect_ratio"
     decode(encode_rgb(smooth_rgb(10, 320), "rgb8"))  # 32:1 itself is still an image
 
@@ -410,7 +411,7 @@ def test_a_lying_jpeg_file_is_refused_like_the_message(tmp_path):
     path = tmp_path / "lying.jpg"
     path.write_bytes(with_frame_size(camera_jpeg(), 3840, 2160))
     with pytest.raises(ImageDecodeError) as info:
-        read_image_file(path, DEFAULT_MAX_PIXELS)
+        read_image_file(path, DEFAULT_MAX_FRAME_PIXELS)
     assert info.value.reason == "truncated"
 
 

@@ -19,6 +19,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from space_clip_ros.cli.import_reference import main
 from space_clip_ros.errors import ConfigError
 from space_clip_ros.model import (
     BackboneConfig,
@@ -35,7 +36,6 @@ from space_clip_ros.model.import_reference import (
     backbone_to_open_clip,
     import_reference,
     infer_config,
-    main,
     split_state,
 )
 from space_clip_ros.model.tiny import TINY_OPEN_CLIP_CFG, tiny_config

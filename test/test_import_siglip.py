@@ -20,11 +20,12 @@ import yaml
 from safetensors.torch import load_file
 from test_import_reference import _invert, _to_reference
 
+from space_clip_ros.cli.import_reference import main
 from space_clip_ros.errors import ConfigError
 from space_clip_ros.model import DecoderConfig, load_checkpoint
 from space_clip_ros.model.decoder import SpaceClipDecoder
 from space_clip_ros.model.encoder_record import record_of_backbone
-from space_clip_ros.model.import_reference import BACKBONE_PREFIX, DECODER_KEY_MAP, main
+from space_clip_ros.model.import_reference import BACKBONE_PREFIX, DECODER_KEY_MAP
 from space_clip_ros.model.import_siglip import (
     SIGLIP_KEY_MAP,
     siglip_to_timm,

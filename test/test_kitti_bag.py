@@ -8,11 +8,12 @@ import pytest
 from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader, Writer
 
+from space_clip_ros.cli.bag_accuracy import main as accuracy_main
+from space_clip_ros.cli.kitti2bag import main as kitti2bag
 from space_clip_ros.evaluation.lidar_gt import lidar_depth
 from space_clip_ros.evaluation.transforms import lookup_static
 from space_clip_ros.io import bag_messages as msgs
 from space_clip_ros.io.msg_arrays import pointcloud2_to_array
-from space_clip_ros.kitti.bag_accuracy import main as accuracy_main
 from space_clip_ros.kitti.calibration import load_calibration
 from space_clip_ros.kitti.drive import KittiDrive
 from space_clip_ros.kitti.generated_drive import write_synthetic_drive
@@ -20,9 +21,6 @@ from space_clip_ros.kitti.to_bag import (
     VELO_TOPIC,
     camera_info_topic,
     image_topic,
-)
-from space_clip_ros.kitti.to_bag import (
-    main as kitti2bag,
 )
 
 LEFT_IMAGE, LEFT_INFO = image_topic(2), camera_info_topic(2)

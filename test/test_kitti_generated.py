@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
+from space_clip_ros.cli.kitti2bag import main as kitti2bag
 from space_clip_ros.evaluation.transforms import lookup_static, matrix_from_transform
 from space_clip_ros.geometry import project, transform_points
 from space_clip_ros.io import bag_messages as msgs
 from space_clip_ros.kitti.drive import KittiDrive
 from space_clip_ros.kitti.generated_drive import main as generate_drive
 from space_clip_ros.kitti.generated_drive import street_rig, write_synthetic_drive
-from space_clip_ros.kitti.to_bag import main as kitti2bag
 
 SMALL = ("--width", "124", "--height", "38")
 

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
+from space_clip_ros.cli.kitti2bag import main as kitti2bag
+from space_clip_ros.io import atomic as staging
 from space_clip_ros.io import bag_messages as msgs
 from space_clip_ros.io.msg_arrays import pointcloud2_to_array
-from space_clip_ros.kitti import staging
 from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, load_calibration
 from space_clip_ros.kitti.errors import KittiFormatError
 from space_clip_ros.kitti.generated_drive import write_synthetic_drive
@@ -29,7 +30,6 @@ from space_clip_ros.kitti.timestamps import (
     read_timestamps,
 )
 from space_clip_ros.kitti.to_bag import VELO_TOPIC, image_topic
-from space_clip_ros.kitti.to_bag import main as kitti2bag
 
 FRAMES = 3
 
@@ -174,7 +174,7 @@ def test_frame_range_outside_the_drive_names_the_options(drive_dir: Path, tmp_pa
 def test_command_line_reports_a_bad_calibration_without_a_traceback(drive_dir: Path, tmp_path):
     edit_field(drive_dir.parent / CAM_TO_CAM, "P_rect_02", "1 2 3")
     result = subprocess.run(
-        [sys.executable, "-m", "space_clip_ros.kitti.to_bag", str(drive_dir), "-o", "bag"],
+        [sys.executable, "-m", "space_clip_ros.cli.kitti2bag", str(drive_dir), "-o", "bag"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -279,7 +279,7 @@ def test_impossible_stamps_exit_2_naming_file_and_line(
     stamps = drive_dir / "velodyne_points" / "timestamps.txt"
     set_line(stamps, 2, text)
     result = subprocess.run(
-        [sys.executable, "-m", "space_clip_ros.kitti.to_bag", str(drive_dir), "-o", "bag"],
+        [sys.executable, "-m", "space_clip_ros.cli.kitti2bag", str(drive_dir), "-o", "bag"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -335,12 +335,12 @@ def blocked_conversion(drive_dir: Path, output: Path) -> subprocess.Popen:
     code = (
         "import sys, time\n"
         "from space_clip_ros.io import bag_messages as msgs\n"
-        "from space_clip_ros.kitti import to_bag\n"
+        "from space_clip_ros.cli import kitti2bag\n"
         "def blocked(*args, **kwargs):\n"
         "    print('WRITING', flush=True)\n"
         "    time.sleep(600)\n"
         "msgs.point_cloud = blocked\n"
-        f"sys.exit(to_bag.main([{str(drive_dir)!r}, '-o', {str(output)!r}, '--no-progress']))\n"
+        f"sys.exit(kitti2bag.main([{str(drive_dir)!r}, '-o', {str(output)!r}, '--no-progress']))\n"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

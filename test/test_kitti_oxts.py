@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
+from space_clip_ros.cli.kitti2bag import main as kitti2bag
 from space_clip_ros.evaluation.transforms import (
     invert,
     lookup_static,
@@ -35,7 +36,6 @@ from space_clip_ros.kitti.oxts import (
     rotation,
 )
 from space_clip_ros.kitti.to_bag import GPS_TOPIC, IMU_TOPIC, TF_TOPIC, oxts_messages
-from space_clip_ros.kitti.to_bag import main as kitti2bag
 
 FRAMES = 5
 SPEED, YAW = 12.5, 0.7

@@ -25,6 +25,7 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader, Writer
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from space_clip_ros.cli.kitti2bag import main as kitti2bag
 from space_clip_ros.evaluation.lidar_gt import lidar_depth
 from space_clip_ros.io import bag_messages as msgs
 from space_clip_ros.io.msg_arrays import pointcloud2_to_array
@@ -35,9 +36,6 @@ from space_clip_ros.kitti.to_bag import (
     VELO_TOPIC,
     camera_info_topic,
     image_topic,
-)
-from space_clip_ros.kitti.to_bag import (
-    main as kitti2bag,
 )
 from space_clip_ros.ros.accuracy_node import TRAINED_KEY as TRAINED
 from space_clip_ros.ros.accuracy_node import AccuracyNode

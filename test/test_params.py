@@ -34,11 +34,11 @@ def test_defaults_are_valid_and_every_bad_value_is_named_with_a_fix():
 
 
 def test_descriptors_carry_description_and_range():
-    d = params.descriptor("point_decimation")
+    d = params.NodeConfig.descriptor("point_decimation")
     assert "n-th" in d.description and (
         d.integer_range[0].from_value,
         d.integer_range[0].to_value,
     ) == (1, 64)
-    d = params.descriptor("max_depth")
+    d = params.NodeConfig.descriptor("max_depth")
     assert d.floating_point_range[0].to_value == 1000.0
-    assert "fp16" in params.descriptor("precision").additional_constraints
+    assert "fp16" in params.NodeConfig.descriptor("precision").additional_constraints

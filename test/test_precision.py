@@ -159,7 +159,7 @@ def test_no_gpu_tells_a_cpu_only_torch_from_a_gpu_torch_without_a_visible_gpu(mo
 
 
 def test_verify_with_cuda_on_a_machine_without_a_gpu_names_the_right_fix(monkeypatch, capsys):
-    from space_clip_ros.inference.verify import main as verify
+    from space_clip_ros.cli.verify import main as verify
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", "12.6")

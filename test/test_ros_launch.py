@@ -112,7 +112,7 @@ def test_depth_yaml_lists_every_declared_parameter_with_its_default():
     data = yaml.safe_load((REPO / launch_constants()["PARAMS_FILE"]).read_text())
     assert list(data) == [PARAMS_KEY]
     values = data[PARAMS_KEY]["ros__parameters"]
-    assert values == params.defaults()
+    assert values == params.NodeConfig.defaults()
     context = rclpy.Context()
     rclpy.init(context=context)
     try:  # the yaml must load into a real node: same names, same types

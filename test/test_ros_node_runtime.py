@@ -104,7 +104,7 @@ def test_depth_yaml_says_which_parameters_apply_at_runtime():
         )
     )
     assert set(tags) == set(yaml.safe_load(text)["/**/space_clip_depth"]["ros__parameters"])
-    assert {n for n, t in tags.items() if t == "runtime"} == params.runtime_parameters()
+    assert {n for n, t in tags.items() if t == "runtime"} == params.NodeConfig.runtime_parameters()
     assert {n for n, t in tags.items() if t == "restart"} == set(QOS_SHORTHANDS)
 
 

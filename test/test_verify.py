@@ -9,13 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from space_clip_ros.cli.verify import main
 from space_clip_ros.inference import TorchEstimator
-from space_clip_ros.inference.verify import (
-    compare,
-    main,
-    synthetic_images,
-    verify_estimator,
-)
+from space_clip_ros.inference.verify import compare, synthetic_images, verify_estimator
 from space_clip_ros.model import build_model, save_checkpoint
 from space_clip_ros.model.tiny import tiny_config
 
@@ -91,7 +87,7 @@ def test_cli_exit_codes_on_images_and_usage_errors(tmp_path, checkpoint, capsys)
 
 def test_console_script_runs_synthetic_frames(checkpoint):
     result = subprocess.run(
-        [sys.executable, "-m", "space_clip_ros.inference.verify", "--checkpoint", str(checkpoint),
+        [sys.executable, "-m", "space_clip_ros.cli.verify", "--checkpoint", str(checkpoint),
          "--device", "cpu", "--precision", "fp32", "--frames", "2", "--size", "64x32"],
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )  # fmt: skip

@@ -23,6 +23,7 @@ from space_clip_ros.model.config import (
     to_plain,
     validate,
 )
+from space_clip_ros.runtime_choices import PRECISION_CHOICES
 
 DATASETS = ("kitti", "nyu")
 # standard: KB-crop input, metrics at native GT resolution (BTS/AdaBins); reference: the
@@ -151,7 +152,7 @@ def apply_override(data: dict, assignment: str) -> None:
     """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (numbers, lists, null)."""
     if "=" not in assignment:
         raise ConfigError(
-            f"--set {assignment!r}: expected key=value. Fix: e.g. --set optim.lr=3e-4."
+            f"{assignment!r}: expected key=value", field="--set", fix="e.g. --set optim.lr=3e-4"
         )
     key, raw = assignment.split("=", 1)
     node = data
@@ -160,7 +161,9 @@ def apply_override(data: dict, assignment: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(
-                f"--set {assignment!r}: '{part}' is not a section. Fix: check the key path."
+                f"{assignment!r}: '{part}' is not a section",
+                field="--set",
+                fix="check the key path",
             )
     value = yaml.safe_load(raw)
     if isinstance(value, str):
@@ -228,7 +231,7 @@ def _same_list(a: str, b: str, root: str) -> bool:
 
 def _validate(cfg: TrainConfig, source: str) -> None:
     def bad(name: str, why: str, fix: str) -> ConfigError:
-        return ConfigError(f"{source}: field '{name}' {why}. Fix: {fix}.")
+        return ConfigError(f"field '{name}' {why}", source=source, fix=fix)
 
     if cfg.data.dataset not in DATASETS:
         raise bad("data.dataset", f"is {cfg.data.dataset!r}", "use " + " or ".join(DATASETS))
@@ -257,8 +260,9 @@ def _validate(cfg: TrainConfig, source: str) -> None:
             f"is 'reference' (the release's KITTI evaluation) for {cfg.data.dataset}",
             "use standard",
         )
-    if cfg.run.precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise bad("run.precision", f"is {cfg.run.precision!r}", "use auto, fp32, bf16 or fp16")
+    if cfg.run.precision not in PRECISION_CHOICES:
+        fix = "use " + ", ".join(PRECISION_CHOICES)
+        raise bad("run.precision", f"is {cfg.run.precision!r}", fix)
     heads = cfg.model.decoder.aux_heads
     if len(cfg.loss.aux_weights) != heads:
         # One term per head, zero weights included: a head without a term gets no gradient,

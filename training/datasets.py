@@ -56,7 +56,7 @@ class Sample:
 def _list_entries(list_path: Path, fix: str) -> Iterator[tuple[str, str, float]]:
     """(image, depth or "None", focal) per line of a BTS/AdaBins list; errors name the line."""
     if not list_path.is_file():
-        raise DatasetError(f"{list_path}: file list not found. Fix: {fix}")
+        raise DatasetError("file list not found", source=list_path, fix=fix)
     for line_no, line in enumerate(list_path.read_text().splitlines(), 1):
         if not line.strip():
             continue
@@ -130,8 +130,9 @@ def kb_crop_box(height: int, width: int, kb: tuple[int, int], path: Path) -> tup
     kh, kw = kb
     if height < kh or width < kw:
         raise DatasetError(
-            f"{path}: image {height}x{width} is smaller than the KB crop {kh}x{kw}. Fix: set "
-            "data.kb_crop."
+            f"image {height}x{width} is smaller than the KB crop {kh}x{kw}",
+            source=path,
+            fix="set data.kb_crop",
         )
     return height - kh, (width - kw) // 2
 
@@ -246,7 +247,7 @@ class DepthDataset(Dataset):
             message = f"{len(missing)} file(s) from {list_path} are missing:\n  {listed}"
             if cfg.strict:
                 raise DatasetError(
-                    message + f"\nFix: {self.FIX_MISSING}, or set data.strict=false to skip them."
+                    message, fix=f"{self.FIX_MISSING}, or set data.strict=false to skip them"
                 )
             LOG.warning("%s\nskipping them (data.strict=false)", message)
             gone = set(missing)
@@ -255,7 +256,9 @@ class DepthDataset(Dataset):
         self.samples = samples[:max_samples] if max_samples > 0 else samples
         if not self.samples:
             raise DatasetError(
-                f"{list_path}: no usable samples under {root}. Fix: check data.root and the list."
+                f"no usable samples under {root}",
+                source=list_path,
+                fix="check data.root and the list",
             )
 
     def set_epoch(self, epoch: int) -> None:
@@ -279,8 +282,7 @@ class DepthDataset(Dataset):
                 message = f"cannot read sample {sample.image} / {sample.depth}: {exc}"
                 if self.cfg.strict:
                     raise DatasetError(
-                        message
-                        + ". Fix: re-extract the file, or set data.strict=false to skip it."
+                        message, fix="re-extract the file, or set data.strict=false to skip it"
                     ) from exc
                 self.skipped.append(str(sample.image))
                 LOG.warning("%s; skipped (%d so far in this worker)", message, len(self.skipped))
@@ -356,9 +358,10 @@ class NyuDepth(DepthDataset):
         top, bottom, left, right = self.cfg.nyu_valid_box
         if depth.shape[0] < bottom or depth.shape[1] < right:
             raise DatasetError(
-                f"{sample.image}: image {depth.shape[0]}x{depth.shape[1]} is smaller than "
-                f"data.nyu_valid_box {list(self.cfg.nyu_valid_box)}. Fix: NYU frames are 480x640; "
-                "check the file or set data.nyu_valid_box."
+                f"image {depth.shape[0]}x{depth.shape[1]} is smaller than data.nyu_valid_box "
+                f"{list(self.cfg.nyu_valid_box)}",
+                source=sample.image,
+                fix="NYU frames are 480x640; check the file or set data.nyu_valid_box",
             )
         return self._train_item(
             image[top:bottom, left:right], depth[top:bottom, left:right], index
@@ -374,7 +377,9 @@ def make_dataset(
     """The dataset class named by data.dataset (kitti | nyu)."""
     if cfg.dataset not in DATASET_CLASSES:
         raise DatasetError(
-            f"data.dataset is {cfg.dataset!r}. Fix: use one of {', '.join(DATASET_CLASSES)}."
+            f"is {cfg.dataset!r}",
+            field="data.dataset",
+            fix=f"use one of {', '.join(DATASET_CLASSES)}",
         )
     return DATASET_CLASSES[cfg.dataset](cfg, list_path, train, seed, max_samples)
 

@@ -41,7 +41,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
+from space_clip_ros.errors import run_tool
 from space_clip_ros.evaluation.report import finite_or_none
 from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.io.depth_files import read_png16
@@ -56,7 +56,7 @@ from space_clip_ros.metrics import (
     valid_mask,
 )
 from space_clip_ros.model import SpaceClip, load_checkpoint
-from space_clip_ros.runtime import PRECISIONS, autocast, resolve_device
+from space_clip_ros.runtime import PRECISION_NAMES, PRECISIONS, autocast, resolve_device
 from training.config import (
     PROTOCOLS,
     ConfigError,
@@ -67,6 +67,7 @@ from training.config import (
 )
 from training.datasets import DatasetError, DepthDataset, collate_eval, make_dataset
 
+PROG = "python -m training.evaluate"
 LOG = logging.getLogger("evaluate")
 REFERENCE_SIZE = (352, 704)  # (height, width) the release evaluates at
 
@@ -95,7 +96,8 @@ class ReferenceProtocolItems(Dataset):
             depth = read_png16(sample.depth)
         except (OSError, ValueError) as exc:
             raise DatasetError(
-                f"cannot read sample {sample.image} / {sample.depth}: {exc}. Fix: re-extract it."
+                f"cannot read sample {sample.image} / {sample.depth}: {exc}",
+                fix="re-extract it",
             ) from exc
         gt = np.asarray(Image.fromarray(depth).resize((width, height), Image.NEAREST))
         image = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
@@ -209,6 +211,7 @@ def results_table(results: dict[str, dict]) -> str:
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        prog=PROG,
         description="Evaluate a SPACE-CLIP checkpoint on the KITTI Eigen split or NYU Depth v2 "
         "(data.dataset)."
     )
@@ -262,7 +265,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--precision",
         default="fp32",
-        choices=["fp32", "bf16", "fp16"],
+        choices=PRECISION_NAMES,
         help="autocast dtype on CUDA",
     )
     parser.add_argument(
@@ -274,23 +277,19 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """Exit 2 for a config, checkpoint or dataset that cannot be used (nothing ran)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_tool(PROG, run, argv)
+
+
+def run(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        cfg = load_train_config(args.config, args.set)
-        device = resolve_device(args.device, field="--device")  # cuda:N checked, not passed on
-        model = load_checkpoint(
-            args.checkpoint, device=device, backbone_weights=args.backbone_weights
-        )
-        protocol = args.protocol or cfg.eval.protocol
-        list_path = Path(args.list or cfg.data.test_list)
-        dataset = make_eval_dataset(cfg.data, list_path, protocol)
-    except SpaceClipError as exc:  # config, checkpoint, dataset: nothing ran, exit 2
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    cfg = load_train_config(args.config, args.set)
+    device = resolve_device(args.device, field="--device")  # cuda:N checked, not passed on
+    model = load_checkpoint(args.checkpoint, device=device, backbone_weights=args.backbone_weights)
+    protocol = args.protocol or cfg.eval.protocol
+    list_path = Path(args.list or cfg.data.test_list)
+    dataset = make_eval_dataset(cfg.data, list_path, protocol)
     loader = DataLoader(
         dataset,
         batch_size=args.batch_size,

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from space_clip_ros.errors import EXIT_USAGE
+from space_clip_ros.errors import UsageError, run_tool
 from space_clip_ros.model import (
     CheckpointError,
     SpaceClip,
@@ -37,6 +37,7 @@ from space_clip_ros.model.checkpoint import CONFIG_FILE, upgrade_decoder_state
 from space_clip_ros.model.onnx_export import check_onnx, export_onnx
 from training.state import STATE_LAST, load_state
 
+PROG = "python -m training.export"
 LOG = logging.getLogger("export")
 EMA_PREFIX = "module."
 
@@ -53,8 +54,9 @@ def model_from_state(
     if weights == "ema":
         if state.get("ema") is None:
             raise CheckpointError(
-                f"{state_path}: holds no EMA weights (run.ema_decay was 0). Fix: use --weights "
-                "raw."
+                "holds no EMA weights (run.ema_decay was 0)",
+                source=state_path,
+                fix="use --weights raw",
             )
         decoder = {
             k[len(EMA_PREFIX) :]: v for k, v in state["ema"].items() if k.startswith(EMA_PREFIX)
@@ -66,9 +68,9 @@ def model_from_state(
     return model.eval()
 
 
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Export a trained SPACE-CLIP: node checkpoint and/or ONNX."
+        prog=PROG, description="Export a trained SPACE-CLIP: node checkpoint and/or ONNX."
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help=f"training out_dir (reads its {STATE_LAST})")
@@ -93,31 +95,28 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--backbone-weights",
         help="local CLIP weights file instead of the config's pretrained source",
     )
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """Exit 2 (nothing written) for a command line, run, state or checkpoint that cannot be
+    used."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
+    return run_tool(PROG, run, argv, usage=build_parser().format_usage)
+
+
+def run(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     if not args.out and not args.onnx:
-        print(
-            "error: nothing to do. Fix: give --out (node checkpoint) and/or --onnx.",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        raise UsageError("nothing to do", fix="give --out (node checkpoint) and/or --onnx")
     if args.opset < 17:
-        print(f"error: --opset {args.opset} is too old. Fix: use 17 or newer.", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        if args.checkpoint:
-            model = load_checkpoint(args.checkpoint, backbone_weights=args.backbone_weights)
-        else:
-            model = model_from_state(
-                args.state or args.run / STATE_LAST, args.weights, args.backbone_weights
-            )
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:  # nothing written
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"--opset {args.opset} is too old", fix="use 17 or newer")
+    if args.checkpoint:
+        model = load_checkpoint(args.checkpoint, backbone_weights=args.backbone_weights)
+    else:
+        model = model_from_state(
+            args.state or args.run / STATE_LAST, args.weights, args.backbone_weights
+        )
     if args.out:
         # The encoder record (config.yaml) says what the decoder was trained on: a checkpoint's
         # own record is kept; a training state's tower is measured now, so --backbone-weights

@@ -30,7 +30,6 @@ holes are 0::
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from space_clip_ros.errors import ConfigError, run_tool
+from space_clip_ros.io.atomic import atomic_dir
 from space_clip_ros.io.depth_files import NYU_DEPTH_SCALE, write_png16
 from training.datasets import NYU_TEST_DIR, NYU_TRAIN_DIR
 from training.splits import SPECS, make_split
@@ -258,12 +258,13 @@ def make_mini_nyu(
 # --------------------------------------------------------------------------------------------
 # Command line
 
+PROG = "python -m training.mini_datasets"
 MAKERS: dict[str, Callable[..., MiniDataset]] = {"kitti": make_mini_kitti, "nyu": make_mini_nyu}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.mini_datasets",
+        prog=PROG,
         description="Write a mini KITTI or NYU Depth v2 tree for smoke runs and tests.",
     )
     parser.add_argument("dataset", choices=sorted(MAKERS))
@@ -278,7 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Generate into <root>.partial, then rename: an interrupted run leaves no half dataset."""
+    """Generate into a staging folder, then rename (io/atomic): an interrupted run leaves no
+    half dataset."""
+    return run_tool(PROG, _main, argv)
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     args = build_parser().parse_args(argv)
     if min(args.train, args.test, args.val) < 1:
         raise ConfigError(
@@ -286,22 +292,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             field="--train/--test/--val",
             fix="give --train N --test N --val N with N >= 1",
         )
-    root: Path = args.root
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise ConfigError(
-            "already exists and is not an empty folder",
-            source=root,
-            fix="choose a new folder or delete this one",
-        )
-    partial = root.with_name(root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    MAKERS[args.dataset](partial, args.train, args.test, seed=args.seed, n_val=args.val)
-    if root.exists():
-        root.rmdir()
-    partial.rename(root)
-    print(f"wrote {args.dataset} mini dataset to {root}")
+    with atomic_dir(
+        args.root, exists_fix="choose a new folder or delete this one", replace_empty=True
+    ) as staged:
+        MAKERS[args.dataset](staged, args.train, args.test, seed=args.seed, n_val=args.val)
+    print(f"wrote {args.dataset} mini dataset to {args.root}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_tool("training.mini_datasets", main))
+    sys.exit(main())

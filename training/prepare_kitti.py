@@ -51,10 +51,11 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from space_clip_ros.errors import ConfigError, InputError, RuntimeFailure, quote
+from space_clip_ros.errors import ConfigError, RuntimeFailure, quote, run_tool
 from space_clip_ros.io.atomic import atomic_path
 from training.splits import DRIVE_RE, SPECS, SPLIT_SEED, VAL_FRACTION, make_split
 
+PROG = "python -m training.prepare_kitti"
 LOG = logging.getLogger("prepare_kitti")
 
 # The one place that says where the data lives. {kitti} and {splits} are the two bases, which
@@ -116,8 +117,9 @@ def drives_in_split_lists(paths: list[Path]) -> list[str]:
             match = DRIVE_RE.search(line.split()[0])
             if not match:
                 raise PrepareError(
-                    f"{path}:{line_no}: no KITTI drive name in {quote(line.split()[0], 120)}. "
-                    "Fix: use a BTS/AdaBins split list."
+                    f"no KITTI drive name in {quote(line.split()[0], 120)}",
+                    source=f"{path}:{line_no}",
+                    fix="use a BTS/AdaBins split list",
                 )
             drives.add(f"{match.group(1)}_drive_{match.group(2)}")
     return sorted(drives)
@@ -216,10 +218,10 @@ def read_sha256_file(path: Path) -> dict[str, str]:
 def _offline_error(url: str, dest: Optional[Path], exc: BaseException) -> PrepareError:
     where = str(dest) if dest else "<root>/downloads/ (zips) or <root>/splits/ (lists)"
     return PrepareError(
-        f"cannot reach {url} ({exc}). This machine looks offline or the server is unreachable. "
-        f"Fix: check the connection, or copy the file by hand to {where} "
-        "(e.g. from a machine with internet) "
-        "and re-run: present archives are verified and extracted without downloading."
+        f"cannot reach {url} ({exc}); this machine looks offline or the server is unreachable",
+        fix=f"check the connection, or copy the file by hand to {where} (e.g. from a machine "
+        "with internet) and re-run: present archives are verified and extracted without "
+        "downloading",
     )
 
 
@@ -250,12 +252,14 @@ def download(url: str, dest: Path, timeout: float) -> None:
                 return
             part.unlink()
             raise PrepareError(
-                f"{url}: server refused to resume {part} (HTTP 416); the partial file was "
-                "deleted. Fix: re-run."
+                f"server refused to resume {part} (HTTP 416); the partial file was deleted",
+                source=url,
+                fix="re-run",
             ) from exc
         raise PrepareError(
-            f"{url}: HTTP {exc.code} {exc.reason}. "
-            "Fix: check the URL (or --kitti-url/--splits-url mirror)."
+            f"HTTP {exc.code} {exc.reason}",
+            source=url,
+            fix="check the URL (or --kitti-url/--splits-url mirror)",
         ) from exc
     except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
         raise _offline_error(url, dest, exc) from exc
@@ -266,8 +270,9 @@ def download(url: str, dest: Path, timeout: float) -> None:
             start = _start_from_content_range(response.headers.get("Content-Range"))
             if start != offset:
                 raise PrepareError(
-                    f"{url}: server resumed at byte {start}, expected {offset}. "
-                    f"Fix: delete {part} and re-run."
+                    f"server resumed at byte {start}, expected {offset}",
+                    source=url,
+                    fix=f"delete {part} and re-run",
                 )
             mode = "ab"
             LOG.info("resuming %s at %d bytes", dest.name, offset)
@@ -296,14 +301,16 @@ def download(url: str, dest: Path, timeout: float) -> None:
                     bar.update(len(chunk))
         except (socket.timeout, ConnectionError, urllib.error.URLError) as exc:
             raise PrepareError(
-                f"{url}: connection lost after {part.stat().st_size} bytes ({exc}). "
-                "Fix: re-run; the download resumes."
+                f"connection lost after {part.stat().st_size} bytes ({exc})",
+                source=url,
+                fix="re-run; the download resumes",
             ) from exc
     got = part.stat().st_size
     if total is not None and got != total:
         raise PrepareError(
-            f"{url}: received {got} of {total} bytes into {part}. "
-            "Fix: re-run; the download resumes."
+            f"received {got} of {total} bytes into {part}",
+            source=url,
+            fix="re-run; the download resumes",
         )
     part.replace(dest)
 
@@ -344,8 +351,9 @@ def verify(path: Path, item: Item, checksums: Optional[dict[str, str]] = None) -
         aside = path.with_name(path.name + ".corrupt")
         path.replace(aside)
         raise PrepareError(
-            f"{path}: {problem} (downloaded from {item.url}); moved to {aside}. "
-            "Fix: re-run to download it again."
+            f"{problem} (downloaded from {item.url}); moved to {aside}",
+            source=path,
+            fix="re-run to download it again",
         )
 
 
@@ -363,15 +371,18 @@ def safe_extract(archive: Path, target: Path, max_bytes: int) -> None:
         total = sum(m.file_size for m in members)
         if total > max_bytes:
             raise PrepareError(
-                f"{archive}: its members add up to {_human(total)}, more than the "
-                f"{_human(max_bytes)} allowed. Fix: {fix}, or raise --max-extract-gb"
+                f"its members add up to {_human(total)}, more than the {_human(max_bytes)} "
+                "allowed",
+                source=archive,
+                fix=f"{fix}, or raise --max-extract-gb",
             )
         target.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(target).free
         if total > free:
             raise PrepareError(
-                f"{archive}: needs {_human(total)} to extract, {target} has {_human(free)} free. "
-                "Fix: free disk space or choose another --root"
+                f"needs {_human(total)} to extract, {target} has {_human(free)} free",
+                source=archive,
+                fix="free disk space or choose another --root",
             )
         base = target.resolve()
         for member in members:
@@ -379,8 +390,10 @@ def safe_extract(archive: Path, target: Path, max_bytes: int) -> None:
             dest = (base / member.filename).resolve()
             if member.filename.startswith("/") or ".." in parts or not dest.is_relative_to(base):
                 raise PrepareError(
-                    f"{archive}: member {quote(member.filename, 120)} would be written outside "
-                    f"{target}; nothing was extracted. Fix: {fix}"
+                    f"member {quote(member.filename, 120)} would be written outside {target}; "
+                    "nothing was extracted",
+                    source=archive,
+                    fix=fix,
                 )
         for member in members:
             dest = target / member.filename
@@ -414,7 +427,8 @@ def prepare_item(
         if not keep_archives:
             archive.unlink()
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"url": item.url, "name": item.name}) + "\n")
+    with atomic_path(marker) as tmp:
+        tmp.write_text(json.dumps({"url": item.url, "name": item.name}) + "\n")
     return "prepared"
 
 
@@ -503,7 +517,7 @@ def run(
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--root",
         type=Path,
@@ -566,26 +580,26 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """Exit 2 for a bad URL, checksum list or split list, 1 for a download or extraction that
+    fails (re-running resumes)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_tool(PROG, _main, argv)
+
+
+def _main(argv: Optional[list[str]]) -> int:
     args = parse_args(argv)
-    bases = {"kitti": args.kitti_url.rstrip("/"), "splits": args.splits_url.rstrip("/")}
-    try:
-        checksums = read_sha256_file(args.sha256_file) if args.sha256_file else None
-        run(
-            args.root,
-            bases,
-            args.timeout,
-            args.dry_run,
-            args.keep_archives,
-            args.drives,
-            checksums=checksums,
-            max_extract_bytes=int(args.max_extract_gb * 1e9),
-            val_seed=args.val_seed,
-            val_fraction=args.val_fraction,
-        )
-    except (PrepareError, ConfigError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    run(
+        args.root,
+        {"kitti": args.kitti_url.rstrip("/"), "splits": args.splits_url.rstrip("/")},
+        args.timeout,
+        args.dry_run,
+        args.keep_archives,
+        args.drives,
+        checksums=read_sha256_file(args.sha256_file) if args.sha256_file else None,
+        max_extract_bytes=int(args.max_extract_gb * 1e9),
+        val_seed=args.val_seed,
+        val_fraction=args.val_fraction,
+    )
     return 0
 
 

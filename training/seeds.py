@@ -46,6 +46,7 @@ from space_clip_ros.model.checkpoint import WEIGHTS_FILE
 from training import evaluate as evaluate_tool
 from training.config import load_train_config
 
+PROG = "python -m training.seeds"
 LOG = logging.getLogger("seeds")
 DEFAULT_SEEDS = (42, 43, 44, 45, 46)  # the authors' five seeds
 TEST_JSON = "test_metrics.json"
@@ -309,7 +310,7 @@ def _by_seed(arm: str, runs: list[RunResult]) -> dict[int, dict[str, float]]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.seeds",
+        prog=PROG,
         description="Train (or take) one run per seed for a recipe and a control, evaluate each "
         "validation-selected checkpoint once on the test list, report mean ± SD and paired "
         "differences.",
@@ -340,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_tool(PROG, run, argv)
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if (args.config is None) == (args.runs is None):
         raise ConfigError(
@@ -383,4 +388,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_tool("training.seeds", main))
+    sys.exit(main())

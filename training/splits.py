@@ -43,6 +43,7 @@ from typing import Callable, Iterable, Optional, Sequence
 from space_clip_ros.errors import ConfigError, InputError, RuntimeFailure, quote, run_tool
 from space_clip_ros.io.atomic import atomic_path
 
+PROG = "python -m training.splits"
 LOG = logging.getLogger("splits")
 
 SPLIT_SEED = 20260926  # the authors' seed for their NYU scene hold-out
@@ -268,7 +269,7 @@ def _compare_with_authors(manifest: dict, seed: int, fraction: float) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.splits",
+        prog=PROG,
         description="Hold out a validation list from a training list by drive (KITTI) or scene "
         "(NYU), reproducibly from a seed.",
     )
@@ -284,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_tool(PROG, run, argv)
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     manifest = make_split(SPECS[args.dataset], args.root, args.seed, args.fraction, args.source)
     groups = {part: len(names) for part, names in manifest["groups"].items()}
@@ -292,4 +297,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_tool("training.splits", main))
+    sys.exit(main())

@@ -8,7 +8,6 @@ deliverable checkpoint for the node is a different thing (space_clip_ros.model.s
 from __future__ import annotations
 
 import logging
-import os
 import random
 from pathlib import Path
 from typing import Any, Union
@@ -16,6 +15,8 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from space_clip_ros.errors import ConfigError
+from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.model.torch_files import load_torch_file
 
 STATE_LAST = "state_last.pt"
@@ -87,19 +88,20 @@ def _to_tuples(value: Any) -> Any:
 
 
 def save_state(path: Union[str, Path], state: dict[str, Any]) -> None:
-    """Atomic write: a crash mid-save leaves the previous state file intact."""
+    """Atomic write (io/atomic): a crash mid-save leaves the previous state file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(path: Union[str, Path]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: training state not found. "
-            "Fix: point run.resume to a state_*.pt in a run's out_dir."
+        raise ConfigError(
+            "training state not found",
+            source=path,
+            field="run.resume",
+            fix="point run.resume to a state_*.pt in a run's out_dir",
         )
     return load_torch_file(path, field="run.resume")  # refused on torch < 2.6 (CVE-2025-32434)

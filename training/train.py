@@ -34,7 +34,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from space_clip_ros.errors import EXIT_USAGE, SpaceClipError
+from space_clip_ros.errors import run_tool
+from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
 from space_clip_ros.runtime import PRECISIONS, autocast, has_native_bf16, training_precision
 from training.camera import first_frame_size, record_camera
@@ -51,6 +52,7 @@ from training.state import (
     save_state,
 )
 
+PROG = "python -m training.train"
 LOG = logging.getLogger("train")
 
 
@@ -169,8 +171,9 @@ class Trainer:
 
         if cfg.optim.batch_size % self.world:
             raise ConfigError(
-                f"optim.batch_size {cfg.optim.batch_size} is not divisible by {self.world} ranks. "
-                "Fix: make it a multiple."
+                f"{cfg.optim.batch_size} is not divisible by {self.world} ranks",
+                field="optim.batch_size",
+                fix="make it a multiple",
             )
         self.local_batch = cfg.optim.batch_size // self.world
 
@@ -215,8 +218,8 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise DatasetError(
                 f"{len(self.train_set)} training samples give no full batch of {self.local_batch} "
-                "per rank. "
-                "Fix: lower optim.batch_size or add data."
+                "per rank",
+                fix="lower optim.batch_size or add data",
             )
         planned = cfg.optim.epochs * self.steps_per_epoch
         self.total_steps = (
@@ -273,7 +276,8 @@ class Trainer:
         self.writer = None
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "train_config.yaml").write_text(_yaml(cfg.to_dict()))
+            with atomic_path(self.out / "train_config.yaml") as tmp:
+                tmp.write_text(_yaml(cfg.to_dict()))
             from torch.utils.tensorboard import (
                 SummaryWriter,
             )  # rank 0 only: the other ranks never write
@@ -573,7 +577,7 @@ def _yaml(data: dict) -> str:
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Train the SPACE-CLIP decoder (frozen CLIP backbone)."
+        prog=PROG, description="Train the SPACE-CLIP decoder (frozen CLIP backbone)."
     )
     parser.add_argument(
         "--config",
@@ -592,18 +596,15 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = parse_args(argv)
+    """Exit 2 for a config, dataset or resume state that cannot be used (nothing ran)."""
     level = logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_train_config(args.config, args.set)
-        trainer = Trainer(cfg)
-    except SpaceClipError as exc:  # config, dataset: nothing ran, exit 2
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_tool(PROG, run, argv)
+
+
+def run(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    trainer = Trainer(load_train_config(args.config, args.set))
     try:
         trainer.fit()
     finally:

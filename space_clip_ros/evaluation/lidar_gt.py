@@ -18,6 +18,8 @@ from space_clip_ros.metrics import Crop, compute_metrics, region_metrics, valid_
 # rule (pixels with a measured 4-neighbour; the dense rule's fully measured 7x7 squares almost
 # never occur in a scan).
 LIDAR_BOUNDARY_RULE = "sparse"
+# The crops a KITTI-sized image with LiDAR truth is evaluated under (NYU's is for 480x640).
+LIDAR_CROPS = ("garg", "eigen", "none")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from space_clip_ros.evaluation.lidar_gt import LIDAR_BOUNDARY_RULE, AccuracySettings
+from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.metrics import (
     BOUNDARY_THRESHOLDS,
     METRIC_NAMES,
@@ -70,7 +71,8 @@ class AccuracyReport:
         }
 
     def write_json(self, path: Path | str) -> None:
-        Path(path).write_text(json.dumps(self.as_dict(), indent=2, allow_nan=False) + "\n")
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.as_dict(), indent=2, allow_nan=False) + "\n")
 
 
 def diagnostic_values(metrics: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""`space-clip-verify`: does the deployed backend/precision still predict what fp32 PyTorch does?
+"""Does the deployed backend/precision still predict what fp32 PyTorch does?
 
 Why: a TensorRT engine, an fp16 path or a new ONNX Runtime build can change the depth without
 any error: the scale jumping from frame to frame is what users of other depth nodes on Jetson
@@ -12,8 +12,9 @@ synthetic street (space_clip_ros.scenes.street) or the user's images, and report
 - per-frame scale (median of d / d_ref per frame) and its spread across frames.
 
 It passes when AbsRel and the scale spread are within the tolerance and the distinct-value ratio
-is above MIN_DISTINCT_RATIO. Exit 0 pass, 1 fail, 2 usage. The depth node runs the same check at
-configure with `verify_on_configure` (space_clip_ros.ros.depth_node). No ROS here.
+is above MIN_DISTINCT_RATIO. `space-clip-verify` (cli/verify.py) runs it from a command line
+(exit 0 pass, 1 fail, 2 usage); the depth node runs the same check at configure with
+`verify_on_configure` (space_clip_ros.ros.depth_node). No ROS here.
 
 The reference is fp32 PyTorch of the very same weights: a copy of the candidate's model for a
 checkpoint directory; for an .onnx graph, the PyTorch checkpoint it was exported from
@@ -22,7 +23,6 @@ checkpoint directory; for an .onnx graph, the PyTorch checkpoint it was exported
 
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 from dataclasses import dataclass
@@ -32,19 +32,18 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from space_clip_ros.errors import ConfigError, InputError, run_tool
+from space_clip_ros.errors import ConfigError, InputError
 from space_clip_ros.inference.estimator import DepthEstimator, OnnxEstimator, TorchEstimator
 from space_clip_ros.io.image_decoding import (
     IMAGE_FILE_SUFFIXES,
     ImageDecodeError,
     read_image_file,
 )
-from space_clip_ros.io.limits import DEFAULT_MAX_PIXELS
+from space_clip_ros.io.limits import DEFAULT_MAX_FILE_PIXELS
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
 
 log = logging.getLogger(__name__)
 
-PROG = "space-clip-verify"
 DEFAULT_TOLERANCE = 0.01
 MIN_DISTINCT_RATIO = 0.5  # bf16 depth out of a bf16 conv had 0.02 % of fp32's distinct values
 DEFAULT_FRAMES = 6
@@ -172,12 +171,13 @@ def synthetic_images(
 
 
 def image_files(
-    paths: Sequence[Path], max_pixels: int = DEFAULT_MAX_PIXELS
+    paths: Sequence[Path], max_pixels: int = DEFAULT_MAX_FILE_PIXELS
 ) -> list[tuple[str, np.ndarray]]:
     """Image files, and the images directly inside folders, in name order.
 
     Decoded as the node decodes frames and space-clip-predict files (io/image_decoding): a
-    16-bit or truncated file means here what it means there.
+    16-bit or truncated file means here what it means there; the files' pixel limit
+    (io/limits) is predict's.
     """
     files: list[Path] = []
     for path in paths:
@@ -195,7 +195,7 @@ def image_files(
     out = []
     for file in files:
         try:
-            out.append((file.name, read_image_file(file, max_pixels, "max_image_pixels")))
+            out.append((file.name, read_image_file(file, max_pixels)))
         except ImageDecodeError as exc:
             raise InputError(f"not a usable image ({exc.reason}: {exc})", source=file) from exc
     return out
@@ -243,87 +243,3 @@ def verify_estimator(
         del reference
         if candidate.device.type == "cuda":
             torch.cuda.empty_cache()
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 621x188") from None
-    if width < 8 or height < 8:
-        raise argparse.ArgumentTypeError(f"{text!r}: at least 8x8")
-    return width, height
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=__doc__.split("\n\n")[0],
-        epilog="Exit status: 0 within tolerance, 1 not, 2 usage or configuration error.",
-    )
-    parser.add_argument(
-        "--checkpoint", help="checkpoint directory or .onnx graph (empty: untrained model)"
-    )
-    parser.add_argument("--backbone-weights", help="local CLIP backbone weights override")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=("auto", "fp32", "fp16", "bf16"),
-        help="the precision to check (auto: fp16 on CUDA, bf16 on a CPU with native bf16)",
-    )
-    parser.add_argument(
-        "--trt-cache-dir",
-        metavar="DIR",
-        help="TensorRT engine and timing caches, as the node's trt_cache_dir "
-        "(default: ~/.cache/space_clip_ros/trt)",
-    )
-    parser.add_argument(
-        "--reference",
-        metavar="CKPT",
-        help="PyTorch checkpoint directory an .onnx graph was exported from (default: the "
-        "graph itself on ONNX Runtime's CPU provider in fp32)",
-    )
-    parser.add_argument(
-        "images", nargs="*", type=Path, help="image files or folders (default: synthetic frames)"
-    )
-    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="synthetic frames")
-    parser.add_argument(
-        "--size", type=parse_size, default=DEFAULT_SIZE, help="synthetic frame WIDTHxHEIGHT"
-    )
-    parser.add_argument(
-        "--tolerance",
-        type=float,
-        default=DEFAULT_TOLERANCE,
-        help=f"largest AbsRel and per-frame scale spread accepted (default {DEFAULT_TOLERANCE})",
-    )
-    return parser
-
-
-def run(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not 0 < args.tolerance < 1 or args.frames < 1:
-        raise ConfigError(
-            f"--tolerance {args.tolerance} / --frames {args.frames} out of range",
-            fix="use 0 < --tolerance < 1 and --frames >= 1",
-        )
-    images = image_files(args.images) if args.images else synthetic_images(args.frames, args.size)
-    candidate = DepthEstimator.from_checkpoint(
-        args.checkpoint or None,
-        device=args.device,
-        precision=args.precision,
-        backbone_weights=args.backbone_weights,
-        trt_cache_dir=args.trt_cache_dir,
-    )
-    report = verify_estimator(candidate, images, args.tolerance, args.reference)
-    print(report.text())
-    return 0 if report.passed else 1
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_tool(PROG, run, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

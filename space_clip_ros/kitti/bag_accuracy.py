@@ -1,4 +1,5 @@
-"""`space-clip-bag-accuracy`: LiDAR accuracy of depth recorded in a rosbag2, offline.
+"""LiDAR accuracy of depth recorded in a rosbag2, offline (`space-clip-bag-accuracy`,
+cli/bag_accuracy.py).
 
 Record a replay with the depth node running (e.g. `ros2 bag record` of the depth, its
 camera_info, the Velodyne cloud and /tf_static), then run this on the recording. Each depth
@@ -10,15 +11,11 @@ are printed per frame / as a mean and optionally written as JSON.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from rosbags.rosbag2 import Reader
-from rosbags.rosbag2.errors import ReaderError
 
-from space_clip_ros.errors import EXIT_FAILURE, EXIT_USAGE
 from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
 from space_clip_ros.evaluation.pairing import StampPairer
 from space_clip_ros.evaluation.report import AccuracyReport
@@ -31,9 +28,8 @@ from space_clip_ros.io.msg_arrays import (
     pointcloud2_to_array,
     stamp_ns,
 )
-from space_clip_ros.kitti.calibration import load_calibration
 from space_clip_ros.kitti.errors import KittiFormatError
-from space_clip_ros.kitti.to_bag import LEFT, TF_STATIC_TOPIC, VELO_TOPIC
+from space_clip_ros.kitti.to_bag import TF_STATIC_TOPIC, VELO_TOPIC
 
 DEFAULT_DEPTH_TOPIC = "/kitti/camera_color_left/depth"
 
@@ -65,7 +61,9 @@ def evaluate_bag(
         for needed in (depth_topic, camera_info_topic, cloud_topic):
             if needed not in topics:
                 raise KittiFormatError(
-                    f"{bag}: topic {needed} not in the bag (it has {sorted(topics)})"
+                    f"topic {needed} not in the bag (it has {sorted(topics)})",
+                    source=bag,
+                    fix="record that topic, or name the topics the bag has",
                 )
         wanted = [
             c
@@ -104,106 +102,3 @@ def evaluate_bag(
             )
             report.add(stamp, frame_metrics(depth, points, transform, intr, settings))
     return report
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="space-clip-bag-accuracy",
-        description=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("bag", type=Path, help="rosbag2 folder (MCAP or sqlite3)")
-    parser.add_argument(
-        "--depth-topic",
-        default=DEFAULT_DEPTH_TOPIC,
-        help=f"32FC1 depth images (default {DEFAULT_DEPTH_TOPIC})",
-    )
-    parser.add_argument(
-        "--camera-info-topic",
-        help="CameraInfo of the depth images (default <depth topic>/camera_info)",
-    )
-    parser.add_argument(
-        "--cloud-topic", default=VELO_TOPIC, help=f"Velodyne PointCloud2 (default {VELO_TOPIC})"
-    )
-    parser.add_argument(
-        "--calib-dir",
-        type=Path,
-        help="KITTI date folder with calib_*.txt; default: use the bag's /tf_static",
-    )
-    parser.add_argument(
-        "--camera", type=int, default=LEFT, help="KITTI camera index for --calib-dir (default 2)"
-    )
-    parser.add_argument(
-        "--max-dt",
-        type=float,
-        default=0.05,
-        help="max stamp difference depth<->scan, s (default 0.05)",
-    )
-    parser.add_argument(
-        "--max-depth", type=float, default=80.0, help="depth cap in metres (default 80)"
-    )
-    parser.add_argument(
-        "--crop",
-        choices=("garg", "eigen", "none"),
-        default="garg",
-        help="evaluation crop (default garg)",
-    )
-    parser.add_argument(
-        "--per-frame", action="store_true", help="print one row per frame, not only the mean"
-    )
-    parser.add_argument(
-        "--json", type=Path, help="also write per-frame metrics and the mean to this JSON file"
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = AccuracySettings(max_depth=args.max_depth, crop=args.crop)
-    try:
-        transform = (
-            load_calibration(args.calib_dir).camera_from_velodyne(args.camera)
-            if args.calib_dir
-            else None
-        )
-        report = evaluate_bag(
-            args.bag,
-            args.depth_topic,
-            args.camera_info_topic,
-            args.cloud_topic,
-            transform,
-            args.max_dt,
-            settings,
-        )
-    except (
-        KittiFormatError,
-        ReaderError,
-        LookupError,
-        ValueError,
-    ) as err:  # KeyError is a LookupError
-        print(f"space-clip-bag-accuracy: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    if not report.frames:
-        print(
-            f"space-clip-bag-accuracy: error: no depth image in {args.bag} paired with a scan "
-            f"within {args.max_dt} s; check the topics and --max-dt",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
-    if not report.running.count:  # a table of NaN would look like a result
-        print(
-            f"space-clip-bag-accuracy: error: none of the {len(report.frames)} paired frames had "
-            f"a LiDAR return inside the evaluated region (crop {args.crop}, up to "
-            f"{args.max_depth:g} m); check the LiDAR -> camera transform (--calib-dir)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
-    print(report.table(per_frame=args.per_frame))
-    if args.json:
-        report.write_json(args.json)
-        print(f"wrote {args.json}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

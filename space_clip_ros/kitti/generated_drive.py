@@ -27,6 +27,7 @@ from PIL import Image
 
 from space_clip_ros.errors import ConfigError, run_tool
 from space_clip_ros.geometry import Intrinsics
+from space_clip_ros.io.atomic import atomic_dir
 from space_clip_ros.kitti.calibration import (
     CAM_TO_CAM,
     VELO_TO_CAM,
@@ -37,7 +38,6 @@ from space_clip_ros.kitti.calibration import (
 from space_clip_ros.kitti.drive import VELODYNE, camera_folder
 from space_clip_ros.kitti.generated_oxts import add_straight_drive, write_imu_to_velo
 from space_clip_ros.kitti.oxts import rotation
-from space_clip_ros.kitti.staging import staged_folder
 from space_clip_ros.kitti.timestamps import format_timestamp, parse_timestamp
 from space_clip_ros.scenes import lidar
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive, render
@@ -321,9 +321,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     # The date folder is written whole under a temporary name and renamed when complete, so an
     # existing one (real KITTI calibration, say) is never overwritten and an interrupted run
     # leaves nothing.
-    with staged_folder(root / DATE, exists_fix="pass another root folder") as staging:
+    with atomic_dir(root / DATE, exists_fix="pass another root folder") as date_dir:
         write_synthetic_drive(
-            staging.parent,
+            date_dir.parent,
             frames=args.frames,
             width=args.width,
             height=args.height,

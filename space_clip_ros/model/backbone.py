@@ -116,12 +116,12 @@ def resolve_backbone_weights(
     except Exception as exc:  # network, HF hub and filesystem errors all end here
         raise BackboneWeightsError(
             f"could not fetch open_clip weights {cfg.model_name}/{pretrained} "
-            f"({type(exc).__name__}: {quote(str(exc))}). "
-            "Fix: on a machine with internet run "
+            f"({type(exc).__name__}: {quote(str(exc))})",
+            fix="on a machine with internet run "
             '`python -c "import open_clip; open_clip.create_model('
             f"'{cfg.model_name}', pretrained='{pretrained}')\"` to fill the cache, "
             "or set backbone.pretrained (or the backbone_weights override) to a local "
-            "weights file."
+            "weights file",
         ) from exc
 
 
@@ -141,9 +141,10 @@ class ClipVisionBackbone(nn.Module):
         )
         if model_cfg is None:
             raise ConfigError(
-                f"backbone.model_name {quote(cfg.model_name)} is not an open_clip architecture. "
-                "Fix: use one of open_clip.list_models() (e.g. ViT-B-16, ViT-L-14) or give "
-                "backbone.model_cfg."
+                f"{quote(cfg.model_name)} is not an open_clip architecture",
+                field="backbone.model_name",
+                fix="use one of open_clip.list_models() (e.g. ViT-B-16, ViT-L-14) or give "
+                "backbone.model_cfg",
             )
         # The config's pretrained tag fixes activation and normalisation even when the weights
         # themselves come from an override file (a local copy of the same tag).
@@ -163,8 +164,10 @@ class ClipVisionBackbone(nn.Module):
         self.patch_size: tuple[int, int] = self.tower.patch_size
         if any(s % p for s, p in zip(cfg.input_size, self.patch_size)):
             raise ConfigError(
-                f"backbone.input_size {list(cfg.input_size)} is not a multiple of the patch size "
-                f"{list(self.patch_size)}. Fix: round each side to a multiple of the patch size."
+                f"{list(cfg.input_size)} is not a multiple of the patch size "
+                f"{list(self.patch_size)}",
+                field="backbone.input_size",
+                fix="round each side to a multiple of the patch size",
             )
         mean = cfg.mean or tag_cfg.get("mean") or open_clip.OPENAI_DATASET_MEAN
         std = cfg.std or tag_cfg.get("std") or open_clip.OPENAI_DATASET_STD
@@ -342,9 +345,11 @@ class OpenClipTower(BuildableTower):
             ) from exc
         if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
             raise ConfigError(
-                f"backbone '{name}' builds a {type(visual).__name__} with attentional pooling "
-                "or a non-ViT trunk. Fix: use a plain open_clip ViT (ViT-B-16, ViT-L-14, ...) "
-                "or a timm ViT tower (SigLIP)."
+                f"'{name}' builds a {type(visual).__name__} with attentional pooling or a "
+                "non-ViT trunk",
+                field="backbone.model_name",
+                fix="use a plain open_clip ViT (ViT-B-16, ViT-L-14, ...) or a timm ViT tower "
+                "(SigLIP)",
             )
         # The projection to the joint text-image space is never used (the decoder reads the
         # pre-projection class token); dropping it makes the count match the paper's 85.8 M.
@@ -449,16 +454,17 @@ class TimmTower(BuildableTower):
             RuntimeError,
         ) as exc:  # towers that take no img_size / this pool
             raise ConfigError(
-                f"backbone '{name}': timm tower {vision_cfg.timm_model_name} cannot be built here "
-                f"({exc}). Fix: use an open_clip-native ViT or a timm ViT tower such as SigLIP."
+                f"'{name}': timm tower {vision_cfg.timm_model_name} cannot be built here ({exc})",
+                field="backbone.model_name",
+                fix="use an open_clip-native ViT or a timm ViT tower such as SigLIP",
             ) from exc
         if not isinstance(trunk, TimmVisionTransformer):
             raise ConfigError(
-                f"backbone '{name}' is a timm {type(trunk).__name__} "
-                f"({vision_cfg.timm_model_name}); only timm VisionTransformer trunks "
-                "(e.g. SigLIP) and open_clip-native ViTs are supported (EVA's rotary "
-                "embeddings are not). "
-                "Fix: pick ViT-B-16, ViT-L-14, ViT-B-16-SigLIP, ..."
+                f"'{name}' is a timm {type(trunk).__name__} ({vision_cfg.timm_model_name}); only "
+                "timm VisionTransformer trunks (e.g. SigLIP) and open_clip-native ViTs are "
+                "supported (EVA's rotary embeddings are not)",
+                field="backbone.model_name",
+                fix="pick ViT-B-16, ViT-L-14, ViT-B-16-SigLIP, ...",
             )
         return cls(trunk)
 

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+from space_clip_ros.errors import message
 from space_clip_ros.geometry import Intrinsics
 
 from .config import CameraConfig
@@ -220,23 +221,25 @@ def assumed_intrinsics(camera: CameraConfig, width: int, height: int) -> Intrins
 def assumed_camera_message(intrinsics: Intrinsics, camera: CameraConfig, fix: str) -> str:
     """The warning a tool prints when it runs on assumed_intrinsics; fix names its flag."""
     origin = f" ({camera.source})" if camera.source else ""
-    return (
+    return message(
         f"no camera intrinsics given for {intrinsics.width}x{intrinsics.height} images: "
         f"assuming fx = {intrinsics.fx:.2f} px, fy = {intrinsics.fy:.2f} px, the training "
         f"camera's{origin}, with the principal point at the image centre. Depth is metric only "
         f"if the images come from that camera at this size; otherwise it is off by the ratio of "
-        f"the true focal length to this one. Fix: {fix}"
+        f"the true focal length to this one",
+        fix=fix,
     )
 
 
 def no_record_message(source: object) -> str:
     """The warning for a checkpoint that records no training camera (made before the record)."""
-    return (
-        f"{source}: records no training camera (config 'camera'): depth is NOT mapped to the "
-        "input camera, so it is metric only for images taken like the training crops "
-        "(docs/ARCHITECTURE.md, 'Camera geometry'). Fix: re-export the checkpoint with this "
-        "version (training writes the record; space-clip-import --dataset kitti|nyu for the "
-        "release's files)"
+    return message(
+        "records no training camera (config 'camera'): depth is NOT mapped to the input "
+        "camera, so it is metric only for images taken like the training crops "
+        "(docs/ARCHITECTURE.md, 'Camera geometry')",
+        source=source,
+        fix="re-export the checkpoint with this version (training writes the record; "
+        "space-clip-import --dataset kitti|nyu for the release's files)",
     )
 
 

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from space_clip_ros.errors import quote
-from space_clip_ros.io.atomic import atomic_path
+from space_clip_ros.io.atomic import atomic_paths
 
 from .backbone import BackboneWeightsError
 from .config import ConfigError, SpaceClipConfig
@@ -63,8 +63,9 @@ def write_checkpoint(
 ) -> Path:
     """The checkpoint files for a decoder state and the config that builds it (float32 on disk).
 
-    Each file is written under a temporary name and renamed when complete. safetensors creates
-    its files 0600; the weights get the umask's mode like config.yaml, so another user (the
+    Both files are written under temporary names and renamed together when complete
+    (io/atomic.atomic_paths): weights never sit beside another run's config. safetensors
+    creates its files 0600; the weights get the umask's mode like config.yaml, so another user (the
     node's service account) can read what training wrote.
     """
     directory = Path(directory)
@@ -75,9 +76,10 @@ def write_checkpoint(
     }
     meta = {"format": FORMAT_TAG, "config": json.dumps(config.to_dict())}
     meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
-    with atomic_path(directory / WEIGHTS_FILE, fix_mode=True) as tmp:
-        save_file(state, str(tmp), metadata=meta)
-    config.save(directory / CONFIG_FILE)
+    files = [directory / WEIGHTS_FILE, directory / CONFIG_FILE]
+    with atomic_paths(files, fix_mode=True) as (weights, config_file):  # both or neither
+        save_file(state, str(weights), metadata=meta)
+        config.save(config_file)
     return directory
 
 
@@ -86,25 +88,29 @@ def resolve_checkpoint(path: Union[str, Path]) -> tuple[Path, Path]:
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(
-            f"{path}: checkpoint not found. Fix: point to a directory holding {WEIGHTS_FILE} and "
-            f"{CONFIG_FILE} (written by training/export.py), or leave the checkpoint empty to run "
-            "the untrained model."
+            "checkpoint not found",
+            source=path,
+            fix=f"point to a directory holding {WEIGHTS_FILE} and {CONFIG_FILE} (written by "
+            "training/export.py), or leave the checkpoint empty to run the untrained model",
         )
     weights = path / WEIGHTS_FILE if path.is_dir() else path
     config = weights.parent / CONFIG_FILE
     if not weights.is_file():
         raise CheckpointError(
-            f"{weights}: missing. Fix: the checkpoint directory must contain {WEIGHTS_FILE}."
+            "missing", source=weights, fix=f"the checkpoint directory must contain {WEIGHTS_FILE}"
         )
     if weights.suffix != ".safetensors":
         raise CheckpointError(
-            f"{weights}: not a .safetensors file. Fix: convert it with training/export.py; "
-            "pickled torch files are never loaded by the node."
+            "not a .safetensors file",
+            source=weights,
+            fix="convert it with training/export.py; pickled torch files are never loaded by "
+            "the node",
         )
     if not config.is_file():
         raise CheckpointError(
-            f"{config}: missing. Fix: put the {CONFIG_FILE} written with these weights beside "
-            f"{weights.name}."
+            "missing",
+            source=config,
+            fix=f"put the {CONFIG_FILE} written with these weights beside {weights.name}",
         )
     return weights, config
 
@@ -122,8 +128,9 @@ def read_checkpoint(
         state = load_safetensors(weights)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(
-            f"{weights}: not a readable safetensors file ({quote(str(exc))}). "
-            "Fix: re-export or re-download it."
+            f"not a readable safetensors file ({quote(str(exc))})",
+            source=weights,
+            fix="re-export or re-download it",
         ) from exc
     _check_values(state, weights)
     return config, state, weights, config_path
@@ -230,33 +237,40 @@ def _check_state(
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     fix = (
-        f"Fix: use the {CONFIG_FILE} that was saved with these weights "
-        "(the two must come from the same run)."
+        f"use the {CONFIG_FILE} that was saved with these weights (the two must come from the "
+        "same run)"
     )
     if missing:
         raise CheckpointError(
-            f"{weights}: missing key '{missing[0]}' ({len(missing)} missing) required by "
-            f"{config_path} (use_film={config.decoder.use_film}, "
-            f"use_structural={config.decoder.use_structural}). {fix}"
+            f"missing key '{missing[0]}' ({len(missing)} missing) required by {config_path} "
+            f"(use_film={config.decoder.use_film}, "
+            f"use_structural={config.decoder.use_structural})",
+            source=weights,
+            fix=fix,
         )
     if unexpected:
         raise CheckpointError(
-            f"{weights}: unexpected key {quote(unexpected[0], 120)} ({len(unexpected)} "
-            f"unexpected) not built by {config_path}. {fix}"
+            f"unexpected key {quote(unexpected[0], 120)} ({len(unexpected)} unexpected) not "
+            f"built by {config_path}",
+            source=weights,
+            fix=fix,
         )
     tower = f"backbone '{config.backbone.model_name}'" if width is None else "the encoder"
     width = width if width is not None else expected["semantic.proj.0.weight"].shape[1]
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise CheckpointError(
-                f"{weights}: key '{key}' has shape {tuple(state[key].shape)} but {config_path} "
-                f"builds {tuple(tensor.shape)} ({tower}, width {width}). {fix}"
+                f"key '{key}' has shape {tuple(state[key].shape)} but {config_path} builds "
+                f"{tuple(tensor.shape)} ({tower}, width {width})",
+                source=weights,
+                fix=fix,
             )
         if state[key].is_floating_point() != tensor.is_floating_point():
             raise CheckpointError(
-                f"{weights}: key '{key}' has dtype {state[key].dtype} where the decoder holds "
-                f"{tensor.dtype}. Fix: re-export the checkpoint with training/export.py "
-                "(weights are stored as float32)."
+                f"key '{key}' has dtype {state[key].dtype} where the decoder holds {tensor.dtype}",
+                source=weights,
+                fix="re-export the checkpoint with training/export.py (weights are stored as "
+                "float32)",
             )
 
 
@@ -266,7 +280,8 @@ def _check_values(state: dict[str, torch.Tensor], weights: Path) -> None:
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             bad = int((~torch.isfinite(tensor)).sum())
             raise CheckpointError(
-                f"{weights}: key {quote(key, 120)} holds {bad} NaN/inf value(s) of "
-                f"{tensor.numel()}. Fix: the training run diverged or the file was damaged; "
-                "export an earlier checkpoint (or the EMA weights) of a healthy run."
+                f"key {quote(key, 120)} holds {bad} NaN/inf value(s) of {tensor.numel()}",
+                source=weights,
+                fix="the training run diverged or the file was damaged; export an earlier "
+                "checkpoint (or the EMA weights) of a healthy run",
             )

@@ -1,5 +1,7 @@
 """Import a checkpoint written by the SPACE-CLIP reference release (taewan2002/SPACE-CLIP).
 
+`space-clip-import` (cli/import_reference.py) runs it from a command line:
+
     space-clip-import best_checkpoint.pt checkpoints/kitti_release --config kitti.yaml \\
         --backbone-out checkpoints/kitti_release_clip.safetensors
 
@@ -22,23 +24,20 @@ checkpoint writer's. Exit 2 for a file that cannot be imported, 1 for a disk tha
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import logging
 import math
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import open_clip
 import torch
 import yaml
 from safetensors.torch import save_file
 
-from space_clip_ros.errors import ConfigError, InputError, RuntimeFailure, quote, run_tool
-from space_clip_ros.io.atomic import atomic_path, default_dir_mode
+from space_clip_ros.errors import ConfigError, InputError, RuntimeFailure, message, quote
+from space_clip_ros.io.atomic import atomic_dir, atomic_path
 
 from .canonical_camera import release_camera
 from .checkpoint import load_checkpoint, write_checkpoint
@@ -59,6 +58,7 @@ IGNORED_BACKBONE_KEYS = ("embeddings.position_ids",)
 INTEGER_BUFFERS = ("num_batches_tracked", "position_ids")
 # Where the tower is staged for the load check when --backbone-out is not given.
 TOWER_CHECK_FILE = ".tower-load-check.safetensors"
+OUT_DIR_FIX = "choose a new directory or remove it"
 
 # Reference decoder prefix -> ours ({i}: stage index); the suffix (weight, bias, running_mean,
 # ...) is kept. The same table as the release data's decoder_key_map.txt.
@@ -428,10 +428,8 @@ def import_reference(
     `dataset`) records the release's training camera.
     """
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise ConfigError(
-            "exists and is not empty", source=out_dir, fix="choose a new directory or remove it"
-        )
-    reference = _read_yaml(reference_yaml) if reference_yaml else None
+        raise ConfigError("exists and is not empty", source=out_dir, fix=OUT_DIR_FIX)
+    reference = read_mapping(reference_yaml) if reference_yaml else None
     state = read_reference_checkpoint(checkpoint)
     check_tensors(state, checkpoint)
     decoder, hf_tower = split_state(state, checkpoint)
@@ -489,9 +487,11 @@ def release_camera_record(
     name = dataset or declared
     if name is None:
         log.warning(
-            "%s: no camera recorded (inference will not map input cameras). Fix: give "
-            "--dataset kitti|nyu or the release's --config YAML",
-            source,
+            message(
+                "no camera recorded (inference will not map input cameras)",
+                source=source,
+                fix="give --dataset kitti|nyu or the release's --config YAML",
+            )
         )
         return None
     if name not in RELEASE_CROPS or (declared and declared != name):
@@ -519,45 +519,33 @@ def write_import(
     backbone_out: Optional[Path],
     source: Path,
 ) -> None:
-    """Stage the checkpoint (and the tower), prove it loads, then rename it all into place.
+    """Stage the checkpoint (and the tower), prove it loads, then rename it all into place
+    (io/atomic: the folder first, then the tower file).
 
-    The staging folder gets the umask's mode (mkdtemp makes it 0700) and the tower file too
-    (safetensors writes 0600), like every file the checkpoint writer makes, so the robot's
-    service user can read what an administrator imported. Without --backbone-out the tower is
-    staged only for the load check and never kept.
+    The tower file gets the umask's mode (safetensors writes 0600), like every file the
+    checkpoint writer makes, so the robot's service user can read what an administrator
+    imported. Without --backbone-out the tower is staged beside the staged checkpoint only for
+    the load check, and goes with the staging folder.
     """
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        write_checkpoint(decoder_state, config, staging, {"imported_from": str(source)})
+    with contextlib.ExitStack() as stack:
+        if backbone_out is not None:
+            backbone_out.parent.mkdir(parents=True, exist_ok=True)
+            tower_file = stack.enter_context(atomic_path(backbone_out, fix_mode=True))
+        staged = stack.enter_context(
+            atomic_dir(out_dir, exists_fix=OUT_DIR_FIX, replace_empty=True)
+        )
         if backbone_out is None:
-            check_file = staging / TOWER_CHECK_FILE
-            _save_tower(tower, check_file)
-            _check_loads(staging, check_file, source)
-            check_file.unlink()
-            _publish(staging, out_dir)
-            return
-        backbone_out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(backbone_out, fix_mode=True) as tower_file:
-            _save_tower(tower, tower_file)
-            _check_loads(staging, tower_file, source)
-            _publish(staging, out_dir)
+            tower_file = staged.parent / TOWER_CHECK_FILE
+        write_checkpoint(decoder_state, config, staged, {"imported_from": str(source)})
+        _save_tower(tower, tower_file)
+        _check_loads(staged, tower_file, source)
+    if backbone_out is not None:
         log.info("CLIP tower written to %s (use it as backbone_weights)", backbone_out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _save_tower(tower: dict[str, torch.Tensor], path: Path) -> None:
     """The CLIP tower as an open_clip state dict ('visual.*')."""
     save_file({f"visual.{k}": v.contiguous() for k, v in tower.items()}, str(path))
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    os.chmod(staging, default_dir_mode())
-    if out_dir.exists():
-        out_dir.rmdir()  # empty (checked first): the staged folder takes its place
-    os.replace(staging, out_dir)
 
 
 def _check_loads(checkpoint_dir: Path, tower_file: Path, source: Path) -> None:
@@ -572,7 +560,8 @@ def _check_loads(checkpoint_dir: Path, tower_file: Path, source: Path) -> None:
         ) from exc
 
 
-def _read_yaml(path: Path) -> dict:
+def read_mapping(path: Path) -> dict:
+    """A YAML (or JSON) file holding a mapping: the release's config, an open_clip model config."""
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -582,54 +571,3 @@ def _read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError("is not a mapping", source=path, fix="give the release's configs/*.yaml")
     return data
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="space-clip-import",
-        description="Import a SPACE-CLIP reference-release checkpoint as a node checkpoint.",
-    )
-    parser.add_argument("checkpoint", type=Path, help="best_checkpoint.pt written by the release")
-    parser.add_argument(
-        "out_dir", type=Path, help="new directory: decoder.safetensors + config.yaml"
-    )
-    parser.add_argument(
-        "--config", type=Path, help="the release's YAML it was trained with (checked against)"
-    )
-    parser.add_argument(
-        "--backbone-out",
-        type=Path,
-        help="also write the file's CLIP tower (open_clip names, safetensors): backbone_weights",
-    )
-    parser.add_argument(
-        "--model-cfg",
-        type=Path,
-        help="open_clip model config JSON for a tower that is not a known OpenAI one",
-    )
-    parser.add_argument(
-        "--dataset",
-        choices=sorted(RELEASE_CROPS),
-        help="what the file was trained on, for its camera record (default: the YAML's)",
-    )
-    return parser
-
-
-def _main(argv: Optional[Sequence[str]]) -> int:
-    args = build_parser().parse_args(argv)
-    model_cfg = _read_yaml(args.model_cfg) if args.model_cfg else None  # JSON is YAML
-    config = import_reference(
-        args.checkpoint, args.out_dir, args.config, args.backbone_out, model_cfg, args.dataset
-    )
-    print(
-        f"{args.out_dir}: {config.backbone.model_name}, input {list(config.backbone.input_size)}"
-    )
-    return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_tool("space-clip-import", _main, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

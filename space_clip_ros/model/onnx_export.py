@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from space_clip_ros.io.atomic import atomic_path
+
 from .space_clip import SpaceClip
 
 INPUT_NAME, OUTPUT_NAME = "image", "depth"
@@ -34,18 +36,30 @@ def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -
     # On the model's device: a CUDA model traced with a CPU dummy fails (bench --device cuda did).
     dummy = torch.rand(batch, 3, h, w, device=next(model.parameters()).device)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:  # a failed export leaves no half-written graph
+        _trace(model, dummy, tmp, opset)
+        import onnx  # the exporter's own dependency; not needed to run the graph
+
+        graph = onnx.load(str(tmp))
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = INPUT_RESIZE_KEY, model.config.backbone.input_resize
+        if model.config.camera is not None:
+            entry = graph.metadata_props.add()
+            entry.key = CAMERA_KEY
+            entry.value = json.dumps(dataclasses.asdict(model.config.camera))
+        onnx.save(graph, str(tmp))
+    return path
+
+
+def _trace(model: SpaceClip, dummy: torch.Tensor, path: Path, opset: int) -> None:
+    """torch.onnx.export, with the fused attention kernel off: it has no ONNX symbolic."""
     fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(
-        False
-    )  # the fused attention kernel has no ONNX symbolic
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore", DeprecationWarning
-            )  # the TorchScript exporter: needs no onnxscript
-            warnings.simplefilter(
-                "ignore", torch.jit.TracerWarning
-            )  # shape checks traced as constants: fixed H, W
+            # the TorchScript exporter (needs no onnxscript); shape checks traced as constants
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 model,
                 (dummy,),
@@ -58,17 +72,6 @@ def export_onnx(model: SpaceClip, path: Path, opset: int = 17, batch: int = 1) -
             )
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-    import onnx  # the exporter's own dependency; not needed to run the graph
-
-    graph = onnx.load(str(path))
-    entry = graph.metadata_props.add()
-    entry.key, entry.value = INPUT_RESIZE_KEY, model.config.backbone.input_resize
-    if model.config.camera is not None:
-        entry = graph.metadata_props.add()
-        entry.key = CAMERA_KEY
-        entry.value = json.dumps(dataclasses.asdict(model.config.camera))
-    onnx.save(graph, str(path))
-    return path
 
 
 def check_onnx(model: SpaceClip, path: Path, batch: int = 2, seed: int = 0) -> float:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from space_clip_ros.errors import message
+
 # Keep equal to the open_clip_torch bounds in requirements/runtime.txt.
 SUPPORTED_OPEN_CLIP = ">=2.24,<4"
 VERIFIED_OPEN_CLIP = "3.3.0"  # the version the test suite last ran against
@@ -32,9 +34,11 @@ try:
     from open_clip.transformer import VisionTransformer
 except ImportError as exc:  # a moved or renamed internal
     raise ImportError(
-        f"space_clip_ros needs open_clip_torch{SUPPORTED_OPEN_CLIP} (verified with "
-        f"{VERIFIED_OPEN_CLIP}); installed: {_installed()}, and its internals differ ({exc}). "
-        f"Fix: pip install 'open_clip_torch{SUPPORTED_OPEN_CLIP}'"
+        message(
+            f"space_clip_ros needs open_clip_torch{SUPPORTED_OPEN_CLIP} (verified with "
+            f"{VERIFIED_OPEN_CLIP}); installed: {_installed()}, and its internals differ ({exc})",
+            fix=f"pip install 'open_clip_torch{SUPPORTED_OPEN_CLIP}'",
+        )
     ) from exc
 
 __all__ = [

@@ -37,9 +37,10 @@ def resolve_layers(cfg: SpaceClipConfig, num_layers: int) -> SpaceClipConfig:
         bad = [k for k in getattr(d, name) if not 0 <= k <= num_layers]
         if bad:
             raise ConfigError(
-                f"decoder.{name} contains {bad}, but backbone '{cfg.backbone.model_name}' "
-                "has hidden states "
-                f"0..{num_layers}. Fix: use indices in that range or null for the default."
+                f"contains {bad}, but backbone '{cfg.backbone.model_name}' has hidden states "
+                f"0..{num_layers}",
+                field=f"decoder.{name}",
+                fix="use indices in that range or null for the default",
             )
     return cfg
 

@@ -12,8 +12,9 @@ Publishes:
                       statuses, "space_clip_accuracy: frame" and "space_clip_accuracy: mean", whose
                       values are the metrics (abs_rel, sq_rel, rmse, rmse_log, log10, silog,
                       delta1..3), then the same near and away from LiDAR depth discontinuities
-                      ('boundary_0.05/abs_rel', 'interior_0.05/...', with '.../pixels' counts;
-                      space_clip_ros.metrics.boundary_masks, sparse rule); a standard type
+                      ('boundary_0.05/abs_rel', 'interior_0.05/...', with '.../pixels' counts:
+                      space_clip_ros.evaluation.report.diagnostic_values, regions by
+                      space_clip_ros.metrics.boundary_masks' sparse rule); a standard type
                       rqt_runtime_monitor and `ros2 topic echo` show.
 At shutdown it prints the metrics table and writes `output_json` if set (same format as
 space-clip-bag-accuracy --json, plus `model` and `duplicate_depth_frames`). A run in which no frame
@@ -21,10 +22,12 @@ got ground truth is an error, not a table of NaN: the log says why (no depth, no
 topic, no transform, stamps too far apart), the JSON carries it as `error`, and the node exits 1
 so a launch that depends on it fails.
 
-Depth and scans are paired by header stamp within `max_dt` seconds (evaluation.pairing;
-message_filters is not available as a pip wheel, and this pairing is a few lines). Each depth
-stamp is scored once: a bag played again, or a second depth node on the topic, gives duplicates
-that are counted and ignored.
+Parameters (AccuracyConfig: typed, range-checked; an unknown name is an error with a
+did-you-mean, exit 2, as for the depth node) are read at start-up; a change later is refused.
+Depth and scans are paired by header stamp within `max_dt` seconds
+(space_clip_ros.evaluation.pairing; message_filters is not available as a pip wheel, and this
+pairing is a few lines). Each depth stamp is scored once: a bag played again, or a second depth
+node on the topic, gives duplicates that are counted and ignored.
 
 Whether the model was trained (JSON `model.trained_checkpoint`: true when the depth node loaded a
 checkpoint, false for its untrained decoder) is read from /diagnostics: the `trained_checkpoint`
@@ -38,19 +41,20 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from space_clip_ros.errors import EXIT_FAILURE, EXIT_OK, ConfigError, quote
-from space_clip_ros.evaluation.lidar_gt import AccuracySettings, frame_metrics
+from space_clip_ros.errors import EXIT_FAILURE, EXIT_OK, ConfigError, SpaceClipError, quote
+from space_clip_ros.evaluation.lidar_gt import LIDAR_CROPS, AccuracySettings, frame_metrics
 from space_clip_ros.evaluation.pairing import StampPairer
 from space_clip_ros.evaluation.report import AccuracyReport, diagnostic_values
 from space_clip_ros.evaluation.transforms import lookup_static
@@ -59,6 +63,9 @@ from space_clip_ros.io.msg_arrays import depth_image_to_metres, pointcloud2_to_a
 from space_clip_ros.kitti.calibration import CAM_TO_CAM, VELO_TO_CAM, load_calibration
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
 from space_clip_ros.ros.node_cli import handle_help
+from space_clip_ros.ros.node_main import run_node, spin
+from space_clip_ros.ros.param_overrides import check_params_files_target
+from space_clip_ros.ros.params import Parameters, param
 from space_clip_ros.ros.qos import make_qos
 
 try:
@@ -69,10 +76,6 @@ except (
     TFMessage = None
 
 NODE_NAME = "space_clip_accuracy"
-PARAMETERS_HELP = """Parameters: calib_dir (KITTI date folder; empty: /tf_static), camera (2),
-max_dt (0.05 s), min_depth, max_depth, crop (garg, eigen, none), output_json. E.g.
-  ros2 run space_clip_ros space_clip_accuracy --ros-args -p calib_dir:=$HOME/kitti/2011_09_26 \\
-      -r lidar_points:=/kitti/velo/pointcloud -r __ns:=/kitti/camera_color_left"""
 TRAINED_KEY = "trained_checkpoint"  # the depth node's /diagnostics value
 MODEL_KEYS = (TRAINED_KEY, "device", "precision", "backend")
 STATIC_TF_QOS = QoSProfile(
@@ -81,6 +84,66 @@ STATIC_TF_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+
+
+@dataclass(frozen=True)
+class AccuracyConfig(Parameters):
+    """The accuracy node's parameters; the defaults are evaluation.lidar_gt.AccuracySettings'
+    (KITTI's protocol) and launch/kitti_replay.launch.py passes calib_dir, output_json, max_dt."""
+
+    LISTING: ClassVar[str] = f"{NODE_NAME} --help"
+
+    calib_dir: str = param(
+        "",
+        "KITTI date folder holding calib_cam_to_cam.txt and calib_velo_to_cam.txt: the LiDAR -> "
+        "camera transform (~ is expanded). Empty: read it from /tf_static.",
+    )
+    camera: int = param(
+        2,
+        "KITTI camera of the depth images, for calib_dir (2 left, 3 right colour).",
+        limits=(0, 3),
+    )
+    max_dt: float = param(
+        0.05,
+        "Largest stamp difference (s) between a depth image and the scan it is scored against.",
+        limits=(0.0, 10.0),
+    )
+    min_depth: float = param(
+        AccuracySettings.min_depth,
+        "Ground truth nearer than this (metres) is not scored.",
+        limits=(0.0, 1000.0),
+    )
+    max_depth: float = param(
+        AccuracySettings.max_depth,
+        "Ground truth farther than this (metres) is not scored (80 m: KITTI's cap).",
+        limits=(0.001, 1000.0),
+    )
+    crop: str = param(
+        AccuracySettings.crop,
+        "Evaluation crop (garg: the usual one for LiDAR truth).",
+        choices=LIDAR_CROPS,
+    )
+    output_json: str = param(
+        "",
+        "Where the report goes at shutdown (space-clip-bag-accuracy --json's format, plus the "
+        "model and duplicates). Empty: no file.",
+    )
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if self.min_depth >= self.max_depth:
+            out.append(
+                f"min_depth ({self.min_depth}) must be below max_depth ({self.max_depth}); "
+                "lower min_depth or raise max_depth"
+            )
+        return out
+
+
+PARAMETERS_HELP = f"""Parameters (read at start-up):
+{AccuracyConfig.help_text()}
+E.g.
+  ros2 run space_clip_ros {NODE_NAME} --ros-args -p calib_dir:=$HOME/kitti/2011_09_26 \\
+      -r lidar_points:=/kitti/velo/pointcloud -r __ns:=/kitti/camera_color_left"""
 
 
 def camera_from_lidar(calib_dir: str, camera: int) -> np.ndarray:
@@ -100,37 +163,49 @@ def camera_from_lidar(calib_dir: str, camera: int) -> np.ndarray:
             fix="set calib_dir to the KITTI date folder holding both files "
             "(e.g. calib_dir:=~/kitti/2011_09_26), or leave it empty to use /tf_static",
         )
-    return load_calibration(folder).camera_from_velodyne(camera)
+    try:
+        return load_calibration(folder).camera_from_velodyne(camera)
+    except OSError as exc:  # a file that exists but cannot be read (permission denied)
+        raise ConfigError(
+            f"cannot read the calibration in {quote(str(folder))} ({exc})",
+            source=NODE_NAME,
+            field="parameter calib_dir",
+            fix="make the calibration files readable to this node's user",
+        ) from exc
 
 
 class AccuracyNode(Node):
+    """A ParameterError or ConfigError (bad parameters, a calib_dir without calibration) is
+    raised from the constructor, the node already destroyed."""
+
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        calib_dir = self.declare_parameter("calib_dir", "").value
-        camera = self.declare_parameter("camera", 2).value
-        max_dt = self.declare_parameter("max_dt", 0.05).value
-        self.settings = AccuracySettings(
-            min_depth=self.declare_parameter("min_depth", 1e-3).value,
-            max_depth=self.declare_parameter("max_depth", 80.0).value,
-            crop=self.declare_parameter("crop", "garg").value,
-        )
-        self.output_json: str = self.declare_parameter("output_json", "").value
-        if self.settings.crop not in ("garg", "eigen", "none"):
-            raise ValueError(f"parameter crop={self.settings.crop!r}: use garg, eigen or none")
-
-        # Fixed transform from the KITTI calibration, or None: look it up in /tf_static per frame.
-        self.camera_from_lidar: Optional[np.ndarray] = (
-            camera_from_lidar(calib_dir, camera) if calib_dir else None
-        )
-        if self.camera_from_lidar is None and TFMessage is None:
-            raise ValueError(
-                "tf2_msgs is not installed, so /tf_static can not be read: set the calib_dir "
-                "parameter to the KITTI date folder holding calib_velo_to_cam.txt"
+        try:
+            self.config = AccuracyConfig.declare(self)
+            # The KITTI calibration's transform, or None: look it up in /tf_static per frame.
+            self.camera_from_lidar: Optional[np.ndarray] = (
+                camera_from_lidar(self.config.calib_dir, self.config.camera)
+                if self.config.calib_dir
+                else None
             )
+            if self.camera_from_lidar is None and TFMessage is None:
+                raise ConfigError(
+                    "tf2_msgs is not installed, so /tf_static can not be read",
+                    source=NODE_NAME,
+                    field="parameter calib_dir",
+                    fix="set calib_dir to the KITTI date folder holding calib_velo_to_cam.txt",
+                )
+        except SpaceClipError:
+            self.destroy_node()
+            raise
+        self.add_on_set_parameters_callback(self._refuse_changes)
+        cfg = self.config
+        self.settings = AccuracySettings(cfg.min_depth, cfg.max_depth, cfg.crop)
+        self.output_json = cfg.output_json
+        self.max_dt = cfg.max_dt
         self.static_transforms: dict[tuple[str, str], Any] = {}
         self.report = AccuracyReport(self.settings)
-        self.max_dt = max_dt
-        self.pairer: StampPairer = StampPairer(slop_ns=int(max_dt * 1e9))
+        self.pairer: StampPairer = StampPairer(slop_ns=int(self.max_dt * 1e9))
         # Each depth image is read with the depth/camera_info of its own stamp (the two topics
         # arrive in either order, as message_filters' ExactTime pairs them).
         self.depth_with_info: StampPairer = StampPairer(slop_ns=0)
@@ -152,6 +227,17 @@ class AccuracyNode(Node):
             self.create_subscription(TFMessage, "/tf_static", self._on_tf_static, STATIC_TF_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.publisher = self.create_publisher(DiagnosticArray, "accuracy", 10)
+
+    def _refuse_changes(self, changes: list[Any]) -> SetParametersResult:
+        """Every parameter shapes the whole run's report: a change half-way would score frames
+        by two protocols under one number."""
+        ours = sorted(p.name for p in changes if p.name in AccuracyConfig.defaults())
+        if not ours:
+            return SetParametersResult(successful=True)
+        return SetParametersResult(
+            successful=False,
+            reason=f"{', '.join(ours)}: read at start-up; restart {NODE_NAME} with the new value",
+        )
 
     def _depth_node_names(self) -> set[str]:
         """Fully qualified names of the nodes publishing our `depth` topic."""
@@ -366,23 +452,27 @@ def _status(kind: str, metrics: dict[str, float], ok: bool, message: str) -> Dia
 
 
 def main(args: Optional[list[str]] = None) -> int:
+    """Exit 2 on invalid or unknown parameters or an unusable calib_dir, 1 when no frame got
+    ground truth (node_main.run_node decides for the errors)."""
     handle_help(NODE_NAME, __doc__, PARAMETERS_HELP, args)
-    rclpy.init(args=args)
+    return run_node(NODE_NAME, args, serve)
+
+
+def serve(argv: list[str]) -> int:
+    """Score frames until stopped, then report (finish): its exit status."""
+    node = AccuracyNode()
     try:
-        node = AccuracyNode()
-    except (ValueError, LookupError, OSError) as err:  # bad parameter, calibration or camera index
-        rclpy.logging.get_logger(NODE_NAME).fatal(str(err))
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        code = node.finish()
+        check_params_files_target(argv, node.get_fully_qualified_name())
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        spin(executor)
+    except SpaceClipError:
         node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+        raise
+    try:
+        return node.finish()
+    finally:
+        node.destroy_node()
 
 
 if __name__ == "__main__":

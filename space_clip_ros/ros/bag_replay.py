@@ -24,6 +24,7 @@ the bag cannot be read, the node never appeared, or frames went unanswered; 2 on
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 import threading
@@ -35,7 +36,7 @@ from typing import Any, Iterable, Iterator
 
 import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
@@ -43,8 +44,17 @@ from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 
+from space_clip_ros.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    ConfigError,
+    RuntimeFailure,
+    UsageError,
+    run_tool,
+)
 from space_clip_ros.io.bag_messages import deserialize
 from space_clip_ros.io.msg_arrays import stamp_ns as header_stamp_ns
+from space_clip_ros.ros.node_main import run_node, spin
 
 NODE_NAME = "space_clip_bag_replay"
 PREFERRED_SYNC_TOPIC = "/kitti/camera_color_left/image_raw"
@@ -195,10 +205,10 @@ class BagPlayer:
             types = dict(self.node.get_topic_names_and_types()).get(resolved, [])
             time.sleep(0.05)
         if not types:
-            raise RuntimeError(
-                f"--wait-for {resolved}: no publisher appeared within "
-                f"{self.options.wait_timeout} s; "
-                "is the node running and remapped to that topic?"
+            raise RuntimeFailure(
+                f"no publisher appeared within {self.options.wait_timeout} s",
+                field=f"--wait-for {resolved}",
+                fix="start the node and remap it to that topic, or raise --wait-timeout",
             )
         waiter = StampWaiter()
         qos = QoSProfile(
@@ -221,61 +231,67 @@ class BagPlayer:
         time.sleep(SUBSCRIBER_GRACE_S)
 
     def play(self) -> None:
-        with Reader(self.bag) as reader:
-            publishers = self._publishers(reader)
-            sync = self._sync_topic(reader)
-            waiter = self._waiter()
-            if waiter is not None and sync not in publishers:
-                raise RuntimeError(
-                    f"--wait-for needs a sync topic with images; {sync!r} is not being played"
-                )
-            wait_subs = self.options.wait_subscribers or (
-                self.options.wait_timeout if waiter else 0.0
+        try:
+            with Reader(self.bag) as reader:
+                self._play(reader)
+        except ReaderError as err:
+            raise RuntimeFailure(
+                f"cannot read the bag ({err})", source=self.bag, fix="check it with ros2 bag info"
+            ) from err
+
+    def _play(self, reader: Reader) -> None:
+        publishers = self._publishers(reader)
+        sync = self._sync_topic(reader)
+        waiter = self._waiter()
+        if waiter is not None and sync not in publishers:
+            raise RuntimeFailure(
+                f"needs a sync topic with images; {sync!r} is not being played",
+                field="--wait-for",
+                fix="name an image topic the bag has with --sync-topic",
             )
-            if wait_subs and sync in publishers:
-                self._await_subscribers(publishers[sync], wait_subs)
-            for topic in self.options.subscribed_topics:  # e.g. the accuracy node's LiDAR input
-                if topic not in publishers:
-                    raise RuntimeError(f"--wait-for-subscriber {topic}: not a topic being played")
-                self._await_subscribers(publishers[topic], wait_subs or self.options.wait_timeout)
-            paced = waiter is None and not self.options.fast
-            start_wall = time.monotonic()
-            start_bag = reader.start_time
-            wanted = [c for c in reader.connections if c.topic in publishers]
-            ordered = camera_info_first(reader.messages(connections=wanted), camera_topics(wanted))
-            for conn, bag_time, data in ordered:
-                if not rclpy.ok():
-                    break
-                if paced:
-                    delay = (
-                        start_wall
-                        + (bag_time - start_bag) / 1e9 / self.options.rate
-                        - time.monotonic()
+        wait_subs = self.options.wait_subscribers or (
+            self.options.wait_timeout if waiter else 0.0
+        )
+        if wait_subs and sync in publishers:
+            self._await_subscribers(publishers[sync], wait_subs)
+        for topic in self.options.subscribed_topics:  # e.g. the accuracy node's LiDAR input
+            if topic not in publishers:
+                raise RuntimeFailure(
+                    "not a topic being played",
+                    field=f"--wait-for-subscriber {topic}",
+                    fix="name a topic of the bag (ros2 bag info lists them)",
+                )
+            self._await_subscribers(publishers[topic], wait_subs or self.options.wait_timeout)
+        paced = waiter is None and not self.options.fast
+        start_wall = time.monotonic()
+        start_bag = reader.start_time
+        wanted = [c for c in reader.connections if c.topic in publishers]
+        ordered = camera_info_first(reader.messages(connections=wanted), camera_topics(wanted))
+        for conn, bag_time, data in ordered:
+            if not rclpy.ok():
+                break
+            if paced:
+                delay = (
+                    start_wall
+                    + (bag_time - start_bag) / 1e9 / self.options.rate
+                    - time.monotonic()
+                )
+                if delay > 0:
+                    time.sleep(delay)
+            publishers[conn.topic].publish(bytes(data))
+            self.published[conn.topic] += 1
+            if waiter is not None and conn.topic == sync:
+                stamp = stamp_ns(deserialize(data, conn.msgtype))
+                if not waiter.wait(stamp, self.options.wait_timeout):
+                    self.timeouts += 1
+                    self.log.warning(
+                        f"no {self.options.wait_for} for stamp {stamp} within "
+                        f"{self.options.wait_timeout} s; going on"
                     )
-                    if delay > 0:
-                        time.sleep(delay)
-                publishers[conn.topic].publish(bytes(data))
-                self.published[conn.topic] += 1
-                if waiter is not None and conn.topic == sync:
-                    stamp = stamp_ns(deserialize(data, conn.msgtype))
-                    if not waiter.wait(stamp, self.options.wait_timeout):
-                        self.timeouts += 1
-                        self.log.warning(
-                            f"no {self.options.wait_for} for stamp {stamp} within "
-                            f"{self.options.wait_timeout} s; going on"
-                        )
-            for publisher in publishers.values():
-                publisher.wait_for_all_acked(
-                    Duration(seconds=2.0)
-                )  # reliable delivery of the tail
-
-
-def _spin(executor: SingleThreadedExecutor) -> None:
-    """Serve the --wait-for subscription and graph queries while the main thread plays."""
-    try:
-        executor.spin()
-    except ExternalShutdownException:
-        pass
+        for publisher in publishers.values():
+            publisher.wait_for_all_acked(
+                Duration(seconds=2.0)
+            )  # reliable delivery of the tail
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,18 +345,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: list[str] | None = None) -> int:
+    """The command line (run_tool: exit 2 for a bad argument), then the player as a node
+    (node_main.run_node: exit 1 for a bag that cannot be read or a node that never appeared)."""
+    return run_tool(NODE_NAME, _main, args, usage=build_parser().format_usage)
+
+
+def _main(args: list[str] | None) -> int:
     argv = sys.argv if args is None else [NODE_NAME, *args]
     parsed = build_parser().parse_args(remove_ros_args(argv)[1:])
-    parsed.bag = parsed.bag.expanduser()  # launch arguments (bag:=~/...) reach us unexpanded
+    bag = parsed.bag.expanduser()  # launch arguments (bag:=~/...) reach us unexpanded
     if parsed.rate <= 0:
-        print(
-            "space_clip_bag_replay: error: --rate must be > 0 (use --fast for no pacing)",
-            file=sys.stderr,
-        )
-        return 2
-    if not parsed.bag.exists():
-        print(f"space_clip_bag_replay: error: bag {parsed.bag} does not exist", file=sys.stderr)
-        return 2
+        raise UsageError("--rate must be > 0 (use --fast for no pacing)")
+    if not bag.exists():
+        raise ConfigError("does not exist", source=bag, fix="check the bag's path")
     options = ReplayOptions(
         parsed.rate,
         parsed.fast,
@@ -351,30 +368,29 @@ def main(args: list[str] | None = None) -> int:
         parsed.wait_for_subscribers,
         tuple(parsed.wait_for_subscriber),
     )
-    rclpy.init(args=argv)
+    return run_node(NODE_NAME, args, functools.partial(play, bag, options))
+
+
+def play(bag: Path, options: ReplayOptions, argv: list[str]) -> int:
     node = Node(NODE_NAME)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
+    # serves the --wait-for subscription and graph queries while this thread plays
+    spinner = threading.Thread(target=spin, args=(executor,), daemon=True)
     spinner.start()
-    player = BagPlayer(node, parsed.bag, options)
+    player = BagPlayer(node, bag, options)
     try:
         player.play()
         summary = ", ".join(f"{t}: {n}" for t, n in player.published.items())
-        node.get_logger().info(f"played {parsed.bag} ({summary}); {player.timeouts} wait timeouts")
+        node.get_logger().info(f"played {bag} ({summary}); {player.timeouts} wait timeouts")
         if player.timeouts:
             node.get_logger().error(
                 f"{player.timeouts} frames got no reply on {options.wait_for} within "
                 f"{options.wait_timeout} s, so they were not processed: see the node's log, or "
                 "raise --wait-timeout for a slow device"
             )
-            return 1
-        return 0
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    except (RuntimeError, ReaderError) as err:
-        node.get_logger().error(str(err))
-        return 1
+            return EXIT_FAILURE
+        return EXIT_OK
     finally:
         # wakes the spinning executor so its thread can end before the node goes
         rclpy.try_shutdown()

@@ -21,11 +21,15 @@ from typing import Optional
 
 import numpy as np
 
+from space_clip_ros.cli.model_options import ModelOptions
+from space_clip_ros.errors import UsageError, run_tool
 from space_clip_ros.inference import UNTRAINED_WARNING, DepthEstimator
+from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.io.outputs import FORMATS, write_synthetic_frame
 from space_clip_ros.metrics import RunningMetrics, compute_metrics, format_table
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive, SyntheticFrame
 
+PROG = "space-clip-demo"
 log = logging.getLogger("space_clip_demo")
 
 PREVIEW_RANGE_M = (1.0, 50.0)
@@ -101,7 +105,7 @@ def run_over_ros(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="space-clip-demo",
+        prog=PROG,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  space-clip-demo\n"
@@ -118,21 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--height", type=int, default=375, help="image height (default KITTI's 375)"
     )
     parser.add_argument("--seed", type=int, default=0, help="street layout seed")
-    parser.add_argument(
-        "--checkpoint", default="", help="checkpoint directory; empty runs the untrained model"
-    )
-    parser.add_argument(
-        "--backbone-weights",
-        default="",
-        help="local CLIP weights file overriding the checkpoint's tag",
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "fp32", "fp16", "bf16"],
-        help="auto: fp16 on CUDA, bf16 on a CPU with native bf16, fp32 otherwise",
-    )
+    ModelOptions.add_to(parser)
     parser.add_argument("--output-dir", type=Path, default=Path("demo_output"))
     parser.add_argument(
         "--no-ros", action="store_true", help="skip DDS: run the estimator directly"
@@ -144,10 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(name)s: %(message)s")
+    return run_tool(PROG, run, argv, usage=build_parser().format_usage)
+
+
+def run(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.frames < 1:
-        build_parser().error("--frames must be >= 1")
+        raise UsageError(f"--frames must be >= 1, got {args.frames}")
+    model = ModelOptions.from_settings(args)
     drive = SyntheticDrive(DriveConfig(width=args.width, height=args.height, seed=args.seed))
     log.info("rendering %d synthetic frames at %dx%d", args.frames, args.width, args.height)
     frames = list(drive.frames(args.frames))
@@ -164,17 +159,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 "requirements/ros-wheels.txt or source a ROS 2 install to run the node)"
             )
     if transport == "ros":
-        node_params = {
-            "checkpoint": args.checkpoint,
-            "backbone_weights": args.backbone_weights,
-            "device": args.device,
-            "precision": args.precision,
-        }
-        results, trained = run_over_ros(frames, node_params, args.timeout)
+        results, trained = run_over_ros(frames, model.node_parameters(), args.timeout)
     else:
-        estimator = DepthEstimator.from_checkpoint(
-            args.checkpoint or None, args.device, args.precision, args.backbone_weights or None
-        )
+        estimator = model.load()
         trained = estimator.trained
         results = run_direct(frames, estimator)
 
@@ -204,7 +191,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         float(np.median([r.latency_ms for r in results])),
         per_frame,
     )
-    (args.output_dir / "summary.json").write_text(json.dumps(summary.__dict__, indent=2))
+    with atomic_path(args.output_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary.__dict__, indent=2))
 
     through = "the space_clip_depth node over DDS" if transport == "ros" else "DepthEstimator"
     print(

@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from space_clip_ros.errors import ConfigError
+from space_clip_ros.errors import EXIT_FAILURE, EXIT_OK, ConfigError, message
 from space_clip_ros.frame_plan import NEEDS_CAMERA, FramePlan, FrameSettings, Output
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.ros import param_overrides, params
@@ -54,6 +54,7 @@ from space_clip_ros.ros.node_cli import (
     DEPTH_NODE_HELP,
     handle_help,
 )
+from space_clip_ros.ros.node_main import run_node, spin
 from space_clip_ros.ros.qos import BEST_AVAILABLE, fixed_qos_refusal, make_qos, qos_overrides
 
 if TYPE_CHECKING:
@@ -143,16 +144,11 @@ class CameraStream:
 
 
 def load_estimator(cfg: params.NodeConfig) -> "DepthEstimator":
-    """The model the parameters name, warmed up so the first frame is not the slow one."""
-    from space_clip_ros.inference import DepthEstimator
+    """The model the parameters name (built as every tool builds it: cli/model_options), warmed
+    up so the first frame is not the slow one."""
+    from space_clip_ros.cli.model_options import ModelOptions
 
-    estimator = DepthEstimator.from_checkpoint(
-        cfg.checkpoint or None,
-        device=cfg.device,
-        precision=cfg.precision,
-        backbone_weights=cfg.backbone_weights or None,
-        trt_cache_dir=cfg.trt_cache_dir,
-    )
+    estimator = ModelOptions.from_settings(cfg).load()
     estimator.warmup(*WARMUP_SHAPE)
     return estimator
 
@@ -207,15 +203,16 @@ class DepthNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         self._estimator_factory = estimator_factory
         try:
-            self.config = params.declare_and_read(self)
-            param_overrides.check_declared(self, self.list_parameters([], 0).names)
+            self.config = params.NodeConfig.declare(self)
         except params.ParameterError:
             self.destroy_node()
             raise
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._streams = {name: CameraStream(name) for name in self.config.camera_names}
-        self._warn = ThrottledLog(self.get_logger().warning)
-        self._error = ThrottledLog(self.get_logger().error)
+        logger = self.get_logger()
+        # rclpy fixes a call site's severity at its first call: one call site per severity
+        self._warn = ThrottledLog(lambda text: logger.warning(text))
+        self._error = ThrottledLog(lambda text: logger.error(text))
         self._estimator: Optional[DepthEstimator] = None
         self._diagnostics_pub = None
         self._status_timers: list = []
@@ -289,7 +286,7 @@ class DepthNode(LifecycleNode):
     @_logged
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            self.config = params.read(self)
+            self.config = params.NodeConfig.read(self)
         except params.ParameterError as exc:
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
@@ -348,9 +345,12 @@ class DepthNode(LifecycleNode):
             self.get_logger().info(f"verify_on_configure passed:\n{report.text()}")
             return True
         self.get_logger().error(
-            f"verify_on_configure FAILED, refusing to configure:\n{report.text()}\nFix: use "
-            "precision fp32 or another backend, rebuild the TensorRT engine (clear "
-            "trt_cache_dir), or raise verify_tolerance"
+            message(
+                f"FAILED, refusing to configure:\n{report.text()}",
+                field="verify_on_configure",
+                fix="use precision fp32 or another backend, rebuild the TensorRT engine (clear "
+                "trt_cache_dir), or raise verify_tolerance",
+            )
         )
         return False
 
@@ -490,8 +490,8 @@ class DepthNode(LifecycleNode):
         if refusal is not None:
             return SetParametersResult(successful=False, reason=refusal)
         try:
-            proposed = params.read(
-                self, {p.name: p.value for p in changes if p.name in params.defaults()}
+            proposed = params.NodeConfig.read(
+                self, {p.name: p.value for p in changes if p.name in params.NodeConfig.defaults()}
             )
         except params.ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
@@ -720,46 +720,33 @@ def main(
     """`ros2 run space_clip_ros space_clip_depth`.
 
     Exit 2 on invalid, unknown or unparsable parameters, 1 if the model fails to load or
-    inference keeps failing (max_consecutive_failures). estimator_factory: as DepthNode's.
+    inference keeps failing (max_consecutive_failures); node_main.run_node decides.
+    estimator_factory: as DepthNode's.
     """
     handle_help(NODE_NAME, DEPTH_NODE_HELP, DEPTH_NODE_EPILOG, args)
-    argv = sys.argv if args is None else args
-    fatal = rclpy.logging.get_logger(NODE_NAME).fatal
+    return run_node(NODE_NAME, args, functools.partial(serve, estimator_factory=estimator_factory))
+
+
+def serve(
+    argv: list[str], estimator_factory: Callable[[params.NodeConfig], "DepthEstimator"]
+) -> int:
+    """Start the node (autostart: configure and activate) and serve until stopped."""
+    node = DepthNode(estimator_factory=estimator_factory)
     try:
-        rclpy.init(args=args)
-    except Exception as exc:  # rcl's RCLError: a params file or -p rule it cannot parse
-        fatal(f"{param_overrides.explain_init_failure(exc, argv)}")
-        return 2
-    try:
-        try:
-            node = DepthNode(estimator_factory=estimator_factory)
-        except params.ParameterError as exc:
-            fatal(f"{exc}\nFix the parameter(s) above (see config/depth.yaml).")
-            return 2
-        try:
-            param_overrides.check_params_files_target(argv, node.get_fully_qualified_name())
-            if node.config.autostart and not node.autostart():
-                return 1
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            # torch, open_clip and timm leave ~400k long-lived objects: frozen, no full collection
-            # walks them again, neither while serving frames nor at exit, where that took 10 s on a
-            # busy 2-core machine and made `ros2 launch` escalate Ctrl-C to SIGTERM.
-            gc.freeze()
-            executor.spin()
-        except params.ParameterError as exc:
-            fatal(str(exc))
-            return 2
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            node.release()
-            node.destroy_node()
-        if node.gave_up:
-            return 1
+        param_overrides.check_params_files_target(argv, node.get_fully_qualified_name())
+        if node.config.autostart and not node.autostart():
+            return EXIT_FAILURE
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        # torch, open_clip and timm leave ~400k long-lived objects: frozen, no full collection
+        # walks them again, neither while serving frames nor at exit, where that took 10 s on a
+        # busy 2-core machine and made `ros2 launch` escalate Ctrl-C to SIGTERM.
+        gc.freeze()
+        spin(executor)
     finally:
-        rclpy.try_shutdown()
-    return 0
+        node.release()
+        node.destroy_node()
+    return EXIT_FAILURE if node.gave_up else EXIT_OK
 
 
 if __name__ == "__main__":

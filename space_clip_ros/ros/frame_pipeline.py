@@ -26,6 +26,7 @@ frame's tensors are gone before the cache is emptied.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from space_clip_ros.frame_plan import FramePlan
 from space_clip_ros.io.image_decoding import ColorImage, ImageDecodeError
 from space_clip_ros.ros.frame_slot import Frame, FrameBoard, LatestFrameSlot
 
+log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0  # a stop waits this long for a busy thread (a decode or a forward pass)
 
 
@@ -218,7 +220,10 @@ class FramePipeline:
         # traceback's frames would keep the failed frame's tensors alive.
         if error is not None:
             error = error.with_traceback(None)
-        self._handler.frame_done(camera, frame, outcome, error, products)
+        try:
+            self._handler.frame_done(camera, frame, outcome, error, products)
+        except Exception:  # the handler's own bug must not end the thread: said, not hidden
+            log.exception("reporting a frame's outcome (%s) failed", outcome.value)
         if outcome is FrameOutcome.OUT_OF_MEMORY:
             torch.cuda.empty_cache()
         elif outcome is FrameOutcome.SHUTDOWN:  # ROS is gone: both threads end

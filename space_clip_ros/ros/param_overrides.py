@@ -24,12 +24,12 @@ DEFERRED_PREFIXES = ("qos_overrides.",)
 PARAMS_KEY = "ros__parameters"
 
 
-def check_declared(node: Any, declared: Iterable[str]) -> None:
+def check_declared(node: Any, declared: Iterable[str], listing: str) -> None:
     """Raise ParameterError for every override on `node` that is not a declared parameter.
 
-    `declared` are the names the node knows (its own and rclpy's use_sim_time etc.). The
-    overrides are rclpy's private `_parameter_overrides` (from -p, --params-file and the
-    constructor); there is no public accessor in Humble..Kilted.
+    `declared` are the names the node knows (its own and rclpy's use_sim_time etc.), `listing`
+    where the user finds them. The overrides are rclpy's private `_parameter_overrides` (from
+    -p, --params-file and the constructor); there is no public accessor in Humble..Kilted.
     """
     known = sorted(set(declared))
     problems = []
@@ -37,7 +37,7 @@ def check_declared(node: Any, declared: Iterable[str]) -> None:
         if name in known or name.startswith(DEFERRED_PREFIXES):
             continue
         close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else "see config/depth.yaml for the list"
+        hint = f"did you mean '{close[0]}'?" if close else f"see {listing} for the list"
         problems.append(
             f"{quote(name, 80)}: not a parameter of this node ({hint}); "
             "remove it or correct the name (ros2 param list shows the declared ones)"

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional
 
-from space_clip_ros.errors import ConfigError, quote
+from space_clip_ros.errors import ConfigError, message, quote
 from space_clip_ros.model.config import EncoderRecord, SpaceClipConfig
 from space_clip_ros.model.encoder_record import (
     FINGERPRINT_DTYPES,
@@ -206,9 +206,12 @@ def _check_without_record(
     else:
         unchecked.append("normalisation")
     checker.warnings.append(
-        f"{config_path} has no encoder_record (written before checkpoints recorded their "
-        f"encoder): the host's {', '.join(unchecked)} could not be checked against training. "
-        "Fix: re-export it (python -m training.export --checkpoint DIR --out NEW, with the "
-        "training tower's --backbone-weights) to record the encoder"
+        message(
+            "has no encoder_record (written before checkpoints recorded their encoder): the "
+            f"host's {', '.join(unchecked)} could not be checked against training",
+            source=config_path,
+            fix="re-export it (python -m training.export --checkpoint DIR --out NEW, with the "
+            "training tower's --backbone-weights) to record the encoder",
+        )
     )
     return checker.warnings
