@@ -28,6 +28,8 @@ from space_clip_ros.cli.arguments import (
     check_max_pixels,
     parse_size,
 )
+from space_clip_ros.cli.camera_options import FIX as CAMERA_FIX
+from space_clip_ros.cli.camera_options import CameraOptions
 from space_clip_ros.cli.model_options import ModelOptions
 from space_clip_ros.errors import EXIT_FAILURE, EXIT_OK, UsageError, run_tool
 from space_clip_ros.io.atomic import atomic_path
@@ -128,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     model = ModelOptions.add_to(parser)
+    CameraOptions.add_to(parser)
     model.add_argument(
         "--batch-size",
         type=int,
@@ -329,7 +332,12 @@ def run_images(
     show_bar = len(jobs) > 1 and not args.no_progress
     with tqdm(total=len(jobs), unit="img", desc="depth", disable=not show_bar) as bar:
         for batch in _loaded_batches(jobs, args, failed, bar):
-            depths = estimator.predict(np.stack([image for _, image in batch]))
+            height, width = batch[0][1].shape[:2]  # a batch holds images of one size
+            depths = estimator.predict(
+                np.stack([image for _, image in batch]),
+                camera=args.camera.intrinsics_for(width, height),
+                camera_fix=CAMERA_FIX,
+            )
             for (job, _), depth in zip(batch, depths):
                 try:  # all of the image's files or none of them
                     write_outputs(
@@ -363,8 +371,8 @@ def run_synthetic(
         desc="synthetic",
         disable=args.synthetic <= 1 or args.no_progress,
     )
-    for frame in frames:
-        depth = estimator.predict(frame.rgb)
+    for frame in frames:  # rendered through a known camera: depth mapped to it
+        depth = estimator.predict(frame.rgb, camera=frame.intrinsics)
         write_synthetic_frame(
             out_dir, frame, depth, formats, args.colorize_min, args.colorize_max
         )
@@ -409,6 +417,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     jobs, unreadable = collect_jobs(args.inputs, args.output_dir, args.recursive)
     prepare_output_dir(args.output_dir, create=False)
     options = ModelOptions.from_settings(args)
+    args.camera = CameraOptions.from_args(args)
     if options.checkpoint is None:
         log.warning(UNTRAINED_BANNER)
     estimator = options.load()

@@ -182,3 +182,50 @@ def test_the_tap_corrects_a_hosts_squashed_input_by_the_focal_ratio(tmp_path, ca
     plan = plan_view(CAMERA, None, W, H, (64, 64), squashed=True)
     assert plan.warning and any("assuming fx" in r.getMessage() for r in caplog.records)
     torch.testing.assert_close(mapped / k_given, assumed / plan.view.depth_scale)
+
+
+def test_space_clip_predict_maps_to_the_camera_its_flags_give(tmp_path, caplog):
+    from PIL import Image as PILImage
+
+    from space_clip_ros.predict import main
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(build_model(with_camera(tiny_config())), tmp_path / "ckpt")
+    reference = DepthEstimator.from_checkpoint(checkpoint, device="cpu", precision="fp32")
+    rgb = image(6)
+    PILImage.fromarray(rgb).save(tmp_path / "photo.png")
+    calibration = tmp_path / "camera.yaml"
+    k = [CAMERA_K.fx, 0, CAMERA_K.cx, 0, CAMERA_K.fy, CAMERA_K.cy, 0, 0, 1]
+    calibration.write_text(
+        f"image_width: {W}\nimage_height: {H}\ncamera_name: test\n"
+        f"camera_matrix: {{rows: 3, cols: 3, data: {k}}}\n"
+    )
+
+    def run(*flags: str, out: str) -> np.ndarray:
+        argv = [str(tmp_path / "photo.png"), "-o", str(tmp_path / out), "--checkpoint",
+                str(checkpoint), "--device", "cpu", "--precision", "fp32", "--npy",
+                *flags]  # fmt: skip
+        assert main(argv) == 0
+        return np.load(tmp_path / out / "photo_depth.npy")
+
+    given = Intrinsics(60.0, 60.0, (W - 1) / 2, (H - 1) / 2, W, H)
+    np.testing.assert_allclose(
+        run("--focal-length", "60", out="focal"), reference.predict(rgb, camera=given), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        run("--camera-info", str(calibration), out="info"),
+        reference.predict(rgb, camera=CAMERA_K),
+        rtol=1e-5,
+    )
+    with caplog.at_level(logging.WARNING):
+        assumed = run(out="assumed")
+    warning = [r.getMessage() for r in caplog.records if "assuming fx" in r.getMessage()]
+    assert warning and "--camera-info" in warning[0] and "--focal-length" in warning[0]
+    np.testing.assert_allclose(
+        assumed, reference.predict(rgb, camera=assumed_intrinsics(CAMERA, W, H)), rtol=1e-5
+    )
+    small = tmp_path / "small.yaml"
+    small.write_text(calibration.read_text().replace(f"image_width: {W}", "image_width: 10"))
+    argv = [str(tmp_path / "photo.png"), "-o", str(tmp_path / "bad"), "--checkpoint",
+            str(checkpoint), "--device", "cpu", "--camera-info", str(small)]  # fmt: skip
+    assert main(argv) == 2  # a calibration of another size is refused, naming the flag

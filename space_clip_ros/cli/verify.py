@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from space_clip_ros.cli.arguments import add_max_pixels, check_max_pixels, parse_size
+from space_clip_ros.cli.camera_options import FIX as CAMERA_FIX
+from space_clip_ros.cli.camera_options import CameraOptions
 from space_clip_ros.cli.model_options import ModelOptions
 from space_clip_ros.errors import ConfigError, run_tool
 from space_clip_ros.inference.verify import (
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "images", nargs="*", type=Path, help="image files or folders (default: synthetic frames)"
     )
     add_max_pixels(frames)
+    CameraOptions.add_to(parser)  # for image files; synthetic frames know their camera
     frames.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="synthetic frames")
     frames.add_argument(
         "--size",
@@ -74,8 +77,13 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         if args.images
         else synthetic_images(args.frames, args.size)
     )
+    camera = CameraOptions.from_args(args)
     candidate = ModelOptions.from_settings(args).load()
-    report = verify_estimator(candidate, images, args.tolerance, args.reference)
+    if args.images:
+        report = verify_estimator(candidate, images, args.tolerance, args.reference,
+                                  camera.intrinsics_for, CAMERA_FIX)  # fmt: skip
+    else:
+        report = verify_estimator(candidate, images, args.tolerance, args.reference)
     print(report.text())
     return 0 if report.passed else 1
 

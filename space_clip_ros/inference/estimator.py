@@ -209,15 +209,17 @@ class DepthEstimator(ABC):
         color_order: ColorOrder = "rgb",
         output_size: Optional[tuple[int, int]] = None,
         camera: Optional[Intrinsics] = None,
+        camera_fix: str = ASSUMED_CAMERA_FIX,
     ) -> torch.Tensor:
         """(B, h, w) float32 metres on the device for uint8 (B, H, W, 3) pixels on the device.
 
         output_size (h, w) defaults to the input's (H, W). camera: the intrinsics of the images
         (at their size): depth is mapped to that camera (view_plan); None assumes the training
-        camera's focal length and logs a warning once per image size.
+        camera's focal length and logs a warning once per image size, naming camera_fix (what
+        the caller's user does about it: a tool's flags).
         """
         size = tuple(output_size) if output_size is not None else tuple(pixels.shape[1:3])
-        plan = self.view_plan(pixels.shape[2], pixels.shape[1], camera)
+        plan = self.view_plan(pixels.shape[2], pixels.shape[1], camera, camera_fix)
         self._warn_once(plan.warning)
         with torch.inference_mode():
             x = _rgb_floats(pixels, color_order)
@@ -262,11 +264,14 @@ class DepthEstimator(ABC):
         image: np.ndarray,
         color_order: ColorOrder = "rgb",
         camera: Optional[Intrinsics] = None,
+        camera_fix: str = ASSUMED_CAMERA_FIX,
     ) -> np.ndarray:
         """float32 depth in metres at the input size: HxW for one image, NxHxW for a batch.
 
-        camera: the images' intrinsics (see infer)."""
-        depth = self.infer(self.upload(image), color_order, camera=camera).cpu().numpy()
+        camera, camera_fix: the images' intrinsics (see infer)."""
+        pixels = self.upload(image)
+        depth = self.infer(pixels, color_order, camera=camera, camera_fix=camera_fix)
+        depth = depth.cpu().numpy()
         return depth[0] if image.ndim == 3 else depth
 
     def _warn_once(self, warning: Optional[str]) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from space_clip_ros.errors import ConfigError, InputError
+from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.inference.estimator import DepthEstimator, OnnxEstimator, TorchEstimator
 from space_clip_ros.io.image_decoding import (
     IMAGE_FILE_SUFFIXES,
@@ -40,7 +41,7 @@ from space_clip_ros.io.image_decoding import (
     read_image_file,
 )
 from space_clip_ros.io.limits import DEFAULT_MAX_FILE_PIXELS
-from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive
+from space_clip_ros.scenes.street import KITTI_INTRINSICS, DriveConfig, SyntheticDrive
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,11 @@ def compare(
     return VerifyReport(frames, tolerance, candidate_name, reference_name)
 
 
+def street_camera(width: int, height: int) -> Intrinsics:
+    """The camera the built-in street is rendered through, at width x height."""
+    return KITTI_INTRINSICS.scaled(width, height)
+
+
 def synthetic_images(
     count: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAULT_SIZE
 ) -> list[tuple[str, np.ndarray]]:
@@ -227,13 +233,25 @@ def verify_estimator(
     images: Sequence[tuple[str, np.ndarray]],
     tolerance: float = DEFAULT_TOLERANCE,
     reference_checkpoint: Optional[str] = None,
+    camera: Callable[[int, int], Optional[Intrinsics]] = street_camera,
+    camera_fix: str = "give the images' camera",
 ) -> VerifyReport:
-    """The check the CLI and the node's verify_on_configure share."""
+    """The check the CLI and the node's verify_on_configure share. camera(width, height): the
+    images' intrinsics, so both models map depth to the camera as they will when deployed
+    (default: the built-in street's, which synthetic_images renders through)."""
     reference = reference_for(candidate, reference_checkpoint)
+
+    def mapped(estimator: DepthEstimator) -> Predict:
+        def predict(rgb: np.ndarray) -> np.ndarray:
+            intrinsics = camera(rgb.shape[1], rgb.shape[0])
+            return estimator.predict(rgb, camera=intrinsics, camera_fix=camera_fix)
+
+        return predict
+
     try:
         return compare(
-            candidate.predict,
-            reference.predict,
+            mapped(candidate),
+            mapped(reference),
             images,
             tolerance,
             describe(candidate),

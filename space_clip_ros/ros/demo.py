@@ -58,7 +58,7 @@ def run_direct(frames: list[SyntheticFrame], estimator: DepthEstimator) -> list[
     results = []
     for frame in frames:
         start = time.perf_counter()
-        depth = estimator.predict(frame.rgb)
+        depth = estimator.predict(frame.rgb, camera=frame.intrinsics)  # a known camera
         results.append(FrameResult(depth, (time.perf_counter() - start) * 1000))
     return results
 
