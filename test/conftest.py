@@ -22,7 +22,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     """A checkpoint directory of the tiny random SPACE-CLIP (model/tiny.py), shared read-only by
     every test that needs "some loadable checkpoint" rather than particular weights."""
     from space_clip_ros.model import build_model, save_checkpoint
-    from space_clip_ros.model.tiny import tiny_config
+    from testing.tiny import tiny_config
 
     return save_checkpoint(build_model(tiny_config()), tmp_path_factory.mktemp("ckpt") / "tiny")
 
@@ -30,7 +30,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def golden():
     """The committed golden fixture (test/golden.py): checkpoint, backbone, image, depth."""
-    from golden import load_golden
+    from testing.golden import load_golden
 
     return load_golden()
 
