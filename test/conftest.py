@@ -1,4 +1,9 @@
-"""Test-session environment and fixtures shared by every test.
+"""Test-session environment, folder markers and fixtures shared by every test.
+
+Tests live by what they need: test/unit (no DDS, no ROS install), test/ros (real rclpy nodes
+over DDS: marker `dds`), test/launch (launch_testing, the ros2 CLI, a colcon-built package:
+marker `launch`). The markers come from the folder, so `-m "not dds and not launch"` is the
+ROS-free suite; test/unit's own conftest.py refuses an rclpy start there.
 
 DDS traffic stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) and each pytest
 session gets its own ROS domain, so parallel runs on one host never hear each other's topics.
@@ -15,6 +20,20 @@ import pytest
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach for the network
+
+TEST_DIR = Path(__file__).resolve().parent
+FOLDER_MARKERS = {"ros": "dds", "launch": "launch"}  # test/<folder>/ -> marker
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark each test by its folder (registered in setup.cfg), never by hand per test."""
+    for item in items:
+        try:
+            folder = Path(item.path).resolve().relative_to(TEST_DIR).parts[0]
+        except ValueError:  # collected from outside test/
+            continue
+        if folder in FOLDER_MARKERS:
+            item.add_marker(FOLDER_MARKERS[folder])
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from testing.setup_files import installed_files, setup_kwargs
+from testing.package_files import installed_files, setup_kwargs
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench" / "bench_transport.py"

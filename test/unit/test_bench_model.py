@@ -31,6 +31,7 @@ def bench(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cpu_paths_and_an_unavailable_one_reported():
     pytest.importorskip("onnxruntime", reason="onnxruntime is in requirements/dev.txt")
     result = bench(

@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_tiny_run_prints_the_three_configurations():
     done = subprocess.run(
         [sys.executable, "bench/bench_shared_encoder.py", "--tiny", "--rounds", "1",

@@ -194,6 +194,7 @@ def test_timm_tower_hidden_states_and_global_embedding_match_timm():
     assert depth.shape == (1, 1, 40, 100)
 
 
+@pytest.mark.slow
 def test_siglip_tower_without_class_token_at_kitti_aspect():
     """SigLIP: no class token, attention-pool global embedding; built at a 1:3 input directly."""
     cfg = SpaceClipConfig(

@@ -1,36 +1,27 @@
-"""launch/depth.launch.py, config/depth.yaml and config/depth.rviz.
+"""launch/depth.launch.py, config/depth.yaml and config/depth.rviz, without a ROS install or DDS.
 
-Three levels: (1) always: everything the launch file references exists and would be installed
-by setup.py, and depth.yaml is exactly the node's declared parameters with their defaults;
-(2) always: the launch file's node construction (remappings, parameter files, overrides, rviz)
-run against recording stand-ins for the launch API; (3) where `launch` / `launch_ros` are
-importable and the package is installed (a sourced colcon workspace): the real launch
-description is executed and depth must come out.
+(1) Everything the launch file references exists and would be installed by setup.py; (2) the
+launch file's node construction (remappings, parameter files, overrides, rviz) runs against
+recording stand-ins for the launch API. The node reading depth.yaml is test/ros/
+test_depth_params_file.py; the real launch description running is test/launch/
+test_launch_service.py.
 """
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import sys
-import threading
-import time
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
-import rclpy
 import yaml
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
 
-from space_clip_ros.ros import params
-from space_clip_ros.ros.depth_node import NODE_NAME, DepthNode
-from testing.setup_files import installed_files, setup_kwargs
+from space_clip_ros.ros.depth_node import NODE_NAME
+from testing.package_files import DEPTH_LAUNCH_FILE as LAUNCH_FILE
+from testing.package_files import installed_files, launch_constants, setup_kwargs
 
 REPO = Path(__file__).resolve().parents[2]
-LAUNCH_FILE = REPO / "launch" / "depth.launch.py"
 PARAMS_KEY = f"/**/{NODE_NAME}"
 REQUIRED_ARGUMENTS = {
     "image",
@@ -41,23 +32,6 @@ REQUIRED_ARGUMENTS = {
     "device",
     "use_rviz",
 }
-
-
-def launch_constants() -> dict:
-    """Module-level constant assignments of the launch file, read without importing launch."""
-    tree = ast.parse(LAUNCH_FILE.read_text())
-    out = {}
-    for stmt in tree.body:
-        if (
-            isinstance(stmt, ast.Assign)
-            and len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name)
-        ):
-            try:
-                out[stmt.targets[0].id] = ast.literal_eval(stmt.value)
-            except ValueError:
-                pass  # not a literal (e.g. built from other names)
-    return out
 
 
 def test_everything_the_launch_file_references_is_in_the_package_and_installed():
@@ -83,48 +57,6 @@ def test_everything_the_launch_file_references_is_in_the_package_and_installed()
     assert f"share/{package}/launch/{LAUNCH_FILE.name}" in installed
     assert constants["NODE_NAME"] == NODE_NAME
     assert REQUIRED_ARGUMENTS <= set(constants["ARGUMENTS"])
-
-
-def test_depth_yaml_lists_every_declared_parameter_with_its_default():
-    data = yaml.safe_load((REPO / launch_constants()["PARAMS_FILE"]).read_text())
-    assert list(data) == [PARAMS_KEY]
-    values = data[PARAMS_KEY]["ros__parameters"]
-    assert values == params.defaults()
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:  # the yaml must load into a real node: same names, same types
-        node = DepthNode(
-            context=context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]
-        )
-        assert all(node.has_parameter(k) for k in values)
-        assert set(values) == {
-            name
-            for name in node._parameters
-            if not name.startswith(("use_sim_time", "start_type"))
-        }
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
-
-
-def test_params_file_applies_to_a_node_in_any_namespace(tmp_path):
-    """As `ros2 launch depth.launch.py namespace:=front params_file:=...` passes it:
-    --params-file."""
-    data = yaml.safe_load((REPO / launch_constants()["PARAMS_FILE"]).read_text())
-    data[PARAMS_KEY]["ros__parameters"]["max_depth"] = 42.0
-    path = tmp_path / "mine.yaml"
-    path.write_text(yaml.safe_dump(data))
-    context = rclpy.Context()
-    rclpy.init(
-        context=context, args=["--ros-args", "-r", "__ns:=/front/left", "--params-file", str(path)]
-    )
-    try:
-        node = DepthNode(context=context)
-        assert node.get_fully_qualified_name() == f"/front/left/{NODE_NAME}"
-        assert node.get_parameter("max_depth").value == 42.0
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
 
 
 def test_rviz_config_shows_camera_colorized_depth_and_cloud_in_the_camera_frame():
@@ -358,84 +290,3 @@ def test_without_rviz2_use_rviz_warns_and_starts_only_the_depth_node(fake_launch
     module.test_installed.add("rviz2")
     node, rviz = run_opaque(module, use_rviz="auto", rviz_config="/mine.rviz")
     assert rviz.kwargs["package"] == "rviz2"
-
-
-def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path, tiny_checkpoint):
-    launch = pytest.importorskip(
-        "launch", reason="the launch package comes with a ROS install, not as a wheel"
-    )
-    if not hasattr(
-        launch, "LaunchService"
-    ):  # only the repository's launch/ folder, as a namespace package
-        pytest.skip(
-            "the ROS launch package is not installed (comes with a ROS install, not as a wheel)"
-        )
-    pytest.importorskip("launch_ros", reason="launch_ros comes with a ROS install, not as a wheel")
-    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-    from launch.actions import IncludeLaunchDescription, Shutdown, TimerAction
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
-    from sensor_msgs.msg import Image
-
-    try:
-        get_package_share_directory("space_clip_ros")
-    except PackageNotFoundError:
-        pytest.skip(
-            "space_clip_ros is not installed in an ament index: colcon build, "
-            "source install/setup.bash"
-        )
-    checkpoint = tiny_checkpoint
-    service = launch.LaunchService()
-    service.include_launch_description(
-        launch.LaunchDescription(
-            [
-                IncludeLaunchDescription(
-                    PythonLaunchDescriptionSource(str(LAUNCH_FILE)),
-                    launch_arguments={
-                        "namespace": "launch_test",
-                        "image": "/launch_test_cam/image",
-                        "camera_info": "/launch_test_cam/camera_info",
-                        "checkpoint": str(checkpoint),
-                        "device": "cpu",
-                        "use_rviz": "false",
-                    }.items(),
-                ),
-                TimerAction(period=90.0, actions=[Shutdown(reason="launch test timed out")]),
-            ]
-        )
-    )
-    received: list = []
-
-    def client() -> None:
-        context = rclpy.Context()
-        rclpy.init(context=context)
-        node = rclpy.create_node("launch_test_client", context=context)
-        executor = SingleThreadedExecutor(context=context)  # the global one serves another context
-        executor.add_node(node)
-        node.create_subscription(Image, "/launch_test/depth", received.append, 10)
-        pub = node.create_publisher(Image, "/launch_test_cam/image", 10)
-        end = time.monotonic() + 80
-        while not received and time.monotonic() < end:
-            msg = Image(
-                height=48,
-                width=160,
-                encoding="rgb8",
-                step=480,
-                data=np.zeros(48 * 480, np.uint8).tobytes(),
-            )
-            msg.header.frame_id = "launch_test_optical"
-            pub.publish(msg)
-            executor.spin_once(timeout_sec=0.5)
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-        service.shutdown()
-
-    thread = threading.Thread(target=client, daemon=True)
-    thread.start()
-    service.run()
-    thread.join(timeout=10)
-    assert (
-        received
-        and received[0].header.frame_id == "launch_test_optical"
-        and received[0].encoding == "32FC1"
-    )

@@ -226,6 +226,7 @@ def test_autocast_and_a_bf16_host(clip_case):
     torch.testing.assert_close(depth, fp32, rtol=0.05, atol=0.1)
 
 
+@pytest.mark.slow
 def test_torch_compile_of_the_host_aot_eager(clip_case):
     """Hooks attached before compiling are traced into the graph: the compiled host's output
     with the tap equals its output after detach() bit for bit (both differ from eager in the
@@ -252,6 +253,7 @@ def test_torch_compile_of_the_host_aot_eager(clip_case):
     assert getattr(tap._local, "store", None) in (None, {}), "a detached tap captures nothing"
 
 
+@pytest.mark.slow
 def test_torch_compile_of_the_host_inductor(clip_case):
     """The default backend (inductor, C++ on the CPU): one tiny compile, tens of seconds."""
     torch._dynamo.reset()
@@ -270,6 +272,7 @@ def test_torch_compile_of_the_host_inductor(clip_case):
     torch.testing.assert_close(depth, reference_depth(model, images, (64, 64)), rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_hooks_added_after_compiling_are_not_seen_and_depth_says_so(clip_case):
     """torch.compile does not guard on module hooks (skip_nnmodule_hook_guards): code compiled
     before attach() runs without them. depth() must say so, never return a stale depth."""
@@ -454,6 +457,7 @@ def test_the_record_of_an_attached_host_is_the_standalone_tower_s(clip_case):
     assert (record.pooling, record.activation) == ("class_token", "gelu")
 
 
+@pytest.mark.slow
 def test_transformers_stays_optional(clip_case, tmp_path):
     """With transformers unimportable, an open_clip host still attaches and decodes."""
     _, ckpt = clip_case
@@ -478,6 +482,7 @@ print("depth", tuple(tap.depth().shape))
     assert "depth (1, 1, 64, 64)" in done.stdout
 
 
+@pytest.mark.slow
 def test_the_siglip_recipe_attaches_to_a_vla_s_timm_siglip(tmp_path):
     """training/configs/nyu_siglip.yaml at full size (random weights: no download): its
     checkpoint attaches to timm's vit_base_patch16_siglip_224 as a VLA creates it."""

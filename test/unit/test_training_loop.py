@@ -67,6 +67,7 @@ def test_a_few_steps_reduce_the_loss(mini, tmp_path):
     assert losses[-1] < 0.95 * losses[0], losses
 
 
+@pytest.mark.slow
 def test_overfitting_four_images_halves_abs_rel(mini, tmp_path):
     cfg = tiny_cfg(
         mini,
@@ -92,6 +93,7 @@ def test_overfitting_four_images_halves_abs_rel(mini, tmp_path):
     assert after < 0.5 * before, (before, after)
 
 
+@pytest.mark.slow
 def test_resume_reproduces_the_following_steps_exactly(mini, tmp_path):
     base = ["optim.epochs=3", "run.image_every=2"]  # augmentation, dropout and EMA all on
     straight = tmp_path / "straight"
@@ -122,6 +124,7 @@ def test_training_checkpoint_loads_and_drives_the_depth_estimator(mini, tmp_path
     assert depth.shape == (60, 160) and depth.dtype == np.float32 and np.isfinite(depth).all()
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_and_rank0_saves_once(mini, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

@@ -191,6 +191,7 @@ def test_corrupt_and_wrong_size_files_fail_in_strict_mode_and_are_skipped_in_len
     assert lenient.skipped == [str(samples[0].image), str(samples[1].image)]
 
 
+@pytest.mark.slow
 def test_a_few_steps_on_mini_nyu_reduce_the_loss(mini, tmp_path):
     cfg = load_train_config(
         TINY,
@@ -213,6 +214,7 @@ def test_a_few_steps_on_mini_nyu_reduce_the_loss(mini, tmp_path):
     assert losses[-1] < 0.95 * losses[0], losses
 
 
+@pytest.mark.slow
 def test_evaluate_on_mini_nyu_uses_the_nyu_crop_and_10m_cap(mini, tmp_path):
     out = tmp_path / "run"
     Trainer(

@@ -89,6 +89,7 @@ def test_cli_exit_codes_on_images_and_usage_errors(tmp_path, checkpoint, capsys)
     assert main([*argv, "--tolerance", "0"]) == 2
 
 
+@pytest.mark.slow
 def test_console_script_runs_synthetic_frames(checkpoint):
     result = subprocess.run(
         [sys.executable, "-m", "space_clip_ros.inference.verify", "--checkpoint", str(checkpoint),
