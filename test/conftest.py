@@ -38,12 +38,11 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A checkpoint directory of the tiny random SPACE-CLIP (model/tiny.py), shared read-only by
-    every test that needs "some loadable checkpoint" rather than particular weights."""
-    from space_clip_ros.model import build_model, save_checkpoint
-    from testing.tiny import tiny_config
+    """A checkpoint directory of the tiny random SPACE-CLIP (testing/tiny.py), shared read-only
+    by every test that needs "some loadable checkpoint" rather than particular weights."""
+    from testing.tiny import save_tiny_checkpoint
 
-    return save_checkpoint(build_model(tiny_config()), tmp_path_factory.mktemp("ckpt") / "tiny")
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="session")

@@ -52,14 +52,11 @@ def share(relative: str) -> str:
 
 
 def tiny_checkpoint() -> Path:
-    """A randomly initialised tiny checkpoint in a fresh temporary folder (the caller's to keep
-    or remove); loads in about a second on a CPU."""
-    from space_clip_ros.model import build_model, save_checkpoint
-    from testing.tiny import tiny_config
+    """A tiny checkpoint in a fresh temporary folder (the caller's to keep or remove): a launch
+    test builds it before pytest's fixtures exist (generate_test_description)."""
+    from testing.tiny import save_tiny_checkpoint
 
-    path = Path(tempfile.mkdtemp(prefix="space_clip_launch_test_")) / "tiny"
-    save_checkpoint(build_model(tiny_config()), path)
-    return path
+    return save_tiny_checkpoint(tempfile.mkdtemp(prefix="space_clip_launch_test_"))
 
 
 def camera_frame(

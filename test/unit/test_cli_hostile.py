@@ -17,16 +17,15 @@ from PIL import Image
 
 from space_clip_ros.io.atomic import atomic_path, default_file_mode
 from space_clip_ros.io.depth_files import read_npy, write_npy
-from space_clip_ros.model import build_model, save_checkpoint
 from space_clip_ros.predict import main
-from testing.tiny import tiny_config
 
 RUNNING_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_checkpoint(build_model(tiny_config()), tmp_path_factory.mktemp("ckpt") / "tiny")
+@pytest.fixture
+def checkpoint(tiny_checkpoint):
+    """The session's tiny checkpoint (conftest.py): these tests only read it."""
+    return tiny_checkpoint
 
 
 def _good(path: Path, seed: int) -> None:

@@ -34,12 +34,6 @@ from testing.unprivileged import open_folder, outcome_without_privileges
 MESSAGE_LIMIT = 2000  # no message may carry a hostile value at length
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """A tiny checkpoint; tests copy its files rather than rebuild the model."""
-    return save_checkpoint(build_model(tiny_config()), tmp_path_factory.mktemp("c") / "tiny")
-
-
 def _checkpoint_with(tmp_path: Path, saved: Path, config_text: str | bytes) -> Path:
     directory = tmp_path / "ckpt"
     directory.mkdir()
@@ -138,10 +132,12 @@ def test_width_and_layers_within_bounds_but_too_many_parameters_together(tmp_pat
     _raises_config_error(lambda: SpaceClipConfig.load(path), "G parameters", "ViT-B-16")
 
 
-def test_a_bad_key_inside_the_backbone_model_cfg_names_file_field_and_suggestion(tmp_path, saved):
+def test_a_bad_key_inside_the_backbone_model_cfg_names_file_field_and_suggestion(
+    tmp_path, tiny_checkpoint
+):
     data = _config_dict()
     data["backbone"]["model_cfg"]["vision_cfg"]["hed_width"] = 16
-    ckpt = _checkpoint_with(tmp_path, saved, yaml.safe_dump(data))
+    ckpt = _checkpoint_with(tmp_path, tiny_checkpoint, yaml.safe_dump(data))
     _raises_config_error(
         lambda: load_checkpoint(ckpt),
         f"{ckpt / 'config.yaml'}: backbone.model_cfg.vision_cfg: unknown key 'hed_width'",
@@ -149,10 +145,10 @@ def test_a_bad_key_inside_the_backbone_model_cfg_names_file_field_and_suggestion
     )
 
 
-def test_backbone_weights_problems_are_reported_as_backbone_weights(tmp_path, saved):
+def test_backbone_weights_problems_are_reported_as_backbone_weights(tmp_path, tiny_checkpoint):
     missing = tmp_path / "nowhere.safetensors"
     text = _raises_config_error(
-        lambda: load_checkpoint(saved, backbone_weights=str(missing)),
+        lambda: load_checkpoint(tiny_checkpoint, backbone_weights=str(missing)),
         "backbone_weights:",
         "leave backbone_weights empty",
     )
@@ -160,7 +156,7 @@ def test_backbone_weights_problems_are_reported_as_backbone_weights(tmp_path, sa
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"\x00" * 64)
     with pytest.raises(BackboneWeightsError, match="set by backbone_weights"):
-        load_checkpoint(saved, backbone_weights=str(garbage))
+        load_checkpoint(tiny_checkpoint, backbone_weights=str(garbage))
 
 
 @pytest.mark.parametrize(
@@ -172,9 +168,11 @@ def test_backbone_weights_problems_are_reported_as_backbone_weights(tmp_path, sa
     ],
 )
 def test_nan_inf_and_integer_tensors_are_refused_with_file_key_and_fix(
-    tmp_path, saved, spoil, words
+    tmp_path, tiny_checkpoint, spoil, words
 ):
-    ckpt = _checkpoint_with(tmp_path, saved, (saved / "config.yaml").read_text())
+    ckpt = _checkpoint_with(
+        tmp_path, tiny_checkpoint, (tiny_checkpoint / "config.yaml").read_text()
+    )
     state = load_file(str(ckpt / "decoder.safetensors"))
     key = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 4)
     state[key] = spoil(state[key])
@@ -241,46 +239,46 @@ def test_training_state_is_refused_on_old_torch(tmp_path, monkeypatch):
     ],
 )
 def test_non_finite_or_degenerate_normalisation_is_refused_with_field_and_fix(
-    tmp_path, saved, field, value
+    tmp_path, tiny_checkpoint, field, value
 ):
     """Such a config loaded, reported a trained model and published 0 % finite depth."""
     data = _config_dict()
     data["backbone"][field] = value
-    ckpt = _checkpoint_with(tmp_path, saved, yaml.safe_dump(data))
+    ckpt = _checkpoint_with(tmp_path, tiny_checkpoint, yaml.safe_dump(data))
     _raises_config_error(
         lambda: load_checkpoint(ckpt), str(ckpt / "config.yaml"), f"backbone.{field}", "Fix:"
     )
 
 
-def test_the_usual_normalisations_still_load(tmp_path, saved):
+def test_the_usual_normalisations_still_load(tmp_path, tiny_checkpoint):
     for mean, std in [((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), ((0, 0, 0), (1, 1, 1))]:
         data = _config_dict()
         data["backbone"].update(mean=list(mean), std=list(std))
         (tmp_path / str(std[0])).mkdir()
-        ckpt = _checkpoint_with(tmp_path / str(std[0]), saved, yaml.safe_dump(data))
+        ckpt = _checkpoint_with(tmp_path / str(std[0]), tiny_checkpoint, yaml.safe_dump(data))
         assert load_checkpoint(ckpt).backbone.std.flatten().tolist() == pytest.approx(std)
 
 
-def test_a_100000_character_pretrained_is_refused_quoted(tmp_path, saved):
+def test_a_100000_character_pretrained_is_refused_quoted(tmp_path, tiny_checkpoint):
     data = _config_dict()
     data["backbone"]["pretrained"] = "x" * 100_000
-    ckpt = _checkpoint_with(tmp_path, saved, yaml.safe_dump(data))
+    ckpt = _checkpoint_with(tmp_path, tiny_checkpoint, yaml.safe_dump(data))
     _raises_config_error(
         lambda: load_checkpoint(ckpt), "backbone.pretrained", "(100002 characters)", "Fix:"
     )
 
 
-def test_a_100000_character_backbone_weights_override_is_refused_quoted(saved):
+def test_a_100000_character_backbone_weights_override_is_refused_quoted(tiny_checkpoint):
     """The node's backbone_weights parameter and every tool's --backbone-weights end here."""
     _raises_config_error(
-        lambda: load_checkpoint(saved, backbone_weights="x" * 100_000),
+        lambda: load_checkpoint(tiny_checkpoint, backbone_weights="x" * 100_000),
         "backbone_weights:",
         "(100002 characters)",
         "Fix:",
     )
 
 
-def test_a_clip_tower_with_nan_weights_is_refused_at_load(tmp_path, saved):
+def test_a_clip_tower_with_nan_weights_is_refused_at_load(tmp_path, tiny_checkpoint):
     """space-clip-import wrote such a tower with exit 0, and the node published NaN depth."""
     visual = build_model(tiny_config()).backbone.visual.state_dict()
     tower = {f"visual.{k}": v.clone().contiguous() for k, v in visual.items()}
@@ -289,7 +287,7 @@ def test_a_clip_tower_with_nan_weights_is_refused_at_load(tmp_path, saved):
     path = tmp_path / "tower.safetensors"
     save_file(tower, path)
     text = _raises_config_error(
-        lambda: load_checkpoint(saved, backbone_weights=str(path)),
+        lambda: load_checkpoint(tiny_checkpoint, backbone_weights=str(path)),
         str(path),
         key.removeprefix("visual."),
         "1 NaN/inf value(s)",
@@ -299,10 +297,12 @@ def test_a_clip_tower_with_nan_weights_is_refused_at_load(tmp_path, saved):
     assert "re-download" in text
 
 
-def test_files_this_user_may_not_read_say_permission_denied(saved):
+def test_files_this_user_may_not_read_say_permission_denied(tiny_checkpoint):
     """safetensors said 'No such file or directory' for a mode-000 file."""
     with open_folder() as folder:
-        ckpt = _checkpoint_with(folder, saved, (saved / "config.yaml").read_text())
+        ckpt = _checkpoint_with(
+            folder, tiny_checkpoint, (tiny_checkpoint / "config.yaml").read_text()
+        )
         tower = folder / "tower.safetensors"
         visual = build_model(tiny_config()).backbone.visual.state_dict()
         save_file({f"visual.{k}": v.contiguous() for k, v in visual.items()}, tower)

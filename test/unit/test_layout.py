@@ -132,6 +132,23 @@ def test_every_third_party_import_is_declared(folder, requirement_files):
     assert not missing, "imported but not declared in requirements/:\n" + "\n".join(missing)
 
 
+def test_the_shipped_code_never_imports_the_test_support():
+    """testing/ (tiny models, golden, stand-ins) is not installed: an import of it from the
+    package, training or an example would work in the source tree and fail for every user."""
+    from testing.package_files import setup_kwargs
+
+    offenders = [
+        f"{path.relative_to(REPO)}:{line}: {module}"
+        for path in _python_files(PACKAGE, REPO / "training", REPO / "examples", REPO / "launch")
+        for line, module, _ in _imports(path)
+        if module.split(".")[0] == "testing"
+    ]
+    assert not offenders, "the shipped code imports testing/:\n" + "\n".join(offenders)
+    packages = setup_kwargs()["packages"]
+    assert "space_clip_ros.model" in packages  # the list is the real one
+    assert not [p for p in packages if p.split(".")[0] in ("testing", "test", "training")]
+
+
 def test_the_rules_see_a_violation(tmp_path):
     """The checks above would catch a lazy rclpy import and an undeclared package."""
     bad = tmp_path / "bad.py"
