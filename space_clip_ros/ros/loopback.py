@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import rclpy
@@ -78,12 +78,15 @@ class Loopback:
         executor_factory: Callable[[rclpy.Context], Executor] = (
             lambda context: SingleThreadedExecutor(context=context)
         ),
+        args: Optional[Sequence[str]] = None,
     ) -> None:
+        """args: ROS arguments for the context (["--ros-args", "--params-file", ...]), as a
+        process's command line gives them to every node it runs."""
         # Keep loopback DDS traffic on this machine unless the user chose otherwise; it must be
         # set before the context is initialised.
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, args=None if args is None else list(args))
         self.nodes: list[DepthNode] = []
         self._subscriptions: list = []
         self._publishers: list = []

@@ -22,7 +22,8 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 
 from launch import LaunchDescription  # noqa: E402
-from testing.ros_install import Client, missing_install, share, tiny_checkpoint  # noqa: E402
+from testing.harness import PROCESS_START_TIMEOUT_S, Harness, wait_for_topics  # noqa: E402
+from testing.ros_install import missing_install, share, tiny_checkpoint  # noqa: E402
 
 NAMESPACE = f"lt_cameras_{os.getpid()}"
 SIZES = {"front": (160, 48), "left": (96, 64), "rear": (64, 40)}  # width, height
@@ -50,12 +51,15 @@ def generate_test_description():
 
 class TestCamerasLaunch(unittest.TestCase):
     def test_three_cameras_each_at_its_own_size_and_a_stopped_one_holds_no_one_back(self):
-        client = Client("lt_cameras_client")
-        try:
-            depth = {c: client.collect(Image, f"/{NAMESPACE}/{c}/depth") for c in SIZES}
-            points = {c: client.collect(PointCloud2, f"/{NAMESPACE}/{c}/points") for c in SIZES}
+        outputs = [
+            (f"/{NAMESPACE}/{camera}/{topic}", msg_type)
+            for camera in SIZES
+            for topic, msg_type in (("depth", Image), ("points", PointCloud2))
+        ]
+        with Harness("lt_cameras_client") as ros:
+            depth = {c: ros.subscribe(f"/{NAMESPACE}/{c}/depth", Image, wait=False) for c in SIZES}
             cameras = {
-                c: client.camera(f"/{NAMESPACE}/{c}/image", f"/{NAMESPACE}/{c}/camera_info", w, h)
+                c: ros.camera(f"/{NAMESPACE}/{c}/image", f"/{NAMESPACE}/{c}/camera_info", w, h)
                 for c, (w, h) in SIZES.items()
             }
 
@@ -63,13 +67,11 @@ class TestCamerasLaunch(unittest.TestCase):
                 for publish in cameras.values():
                     publish()
 
-            served = client.spin_until(
-                lambda: all(depth.values()) and all(points.values()), timeout=120,
-                every=all_publish,
-            )  # fmt: skip
-            self.assertTrue(served, {c: (len(depth[c]), len(points[c])) for c in SIZES})
+            with ros.repeating(all_publish):
+                got = wait_for_topics(outputs)
             for camera, (width, height) in SIZES.items():
-                image, cloud = depth[camera][0], points[camera][0]
+                image = got[f"/{NAMESPACE}/{camera}/depth"][0]
+                cloud = got[f"/{NAMESPACE}/{camera}/points"][0]
                 self.assertEqual((image.width, image.height), (width, height))
                 self.assertEqual((cloud.width, cloud.height), (width, height))
 
@@ -80,14 +82,12 @@ class TestCamerasLaunch(unittest.TestCase):
                 cameras["front"]()
                 cameras["left"]()
 
-            served = client.spin_until(
+            served = ros.wait_until(
                 lambda: all(len(depth[c]) >= seen[c] + 3 for c in ("front", "left")),
-                timeout=120,
+                timeout=PROCESS_START_TIMEOUT_S,
                 every=two_publish,
             )
             self.assertTrue(served, {c: len(depth[c]) - seen[c] for c in SIZES})
-        finally:
-            client.close()
 
 
 @launch_testing.post_shutdown_test()

@@ -22,7 +22,8 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
 from launch import LaunchDescription  # noqa: E402
-from testing.ros_install import Client, missing_install, share, tiny_checkpoint  # noqa: E402
+from testing.harness import Harness, wait_for_topics  # noqa: E402
+from testing.ros_install import missing_install, share, tiny_checkpoint  # noqa: E402
 
 NAMESPACE = f"lt_depth_{os.getpid()}"
 CAMERA = f"/lt_cam_{os.getpid()}"
@@ -51,19 +52,16 @@ def generate_test_description():
 
 class TestDepthLaunch(unittest.TestCase):
     def test_depth_camera_info_and_points_come_out_under_the_namespace(self):
-        client = Client("lt_depth_client")
-        try:
-            got = {
-                "depth": client.collect(Image, f"/{NAMESPACE}/depth"),
-                "depth/camera_info": client.collect(CameraInfo, f"/{NAMESPACE}/depth/camera_info"),
-                "points": client.collect(PointCloud2, f"/{NAMESPACE}/points"),
-            }
-            publish = client.camera(f"{CAMERA}/image", f"{CAMERA}/camera_info")
-            served = client.spin_until(lambda: all(got.values()), timeout=90, every=publish)
-            self.assertTrue(served, {topic: len(msgs) for topic, msgs in got.items()})
-        finally:
-            client.close()
-        depth, info, cloud = got["depth"][0], got["depth/camera_info"][0], got["points"][0]
+        outputs = {
+            "depth": (f"/{NAMESPACE}/depth", Image),
+            "depth/camera_info": (f"/{NAMESPACE}/depth/camera_info", CameraInfo),
+            "points": (f"/{NAMESPACE}/points", PointCloud2),
+        }
+        with Harness("lt_depth_client") as ros:
+            camera = ros.camera(f"{CAMERA}/image", f"{CAMERA}/camera_info")
+            with ros.repeating(camera):  # until the node, started beside this test, answers
+                got = wait_for_topics(list(outputs.values()))
+        depth, info, cloud = (got[name][0] for name, _ in outputs.values())
         self.assertEqual((depth.encoding, depth.width, depth.height), ("32FC1", 160, 48))
         self.assertEqual(depth.header.frame_id, "launch_test_optical")
         self.assertEqual((info.width, info.height), (160, 48))

@@ -27,7 +27,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from launch import LaunchDescription  # noqa: E402
-from testing.ros_install import Client, missing_install, share  # noqa: E402
+from testing.harness import Harness, wait_for_topics  # noqa: E402
+from testing.ros_install import missing_install, share  # noqa: E402
 
 NAMESPACE = f"lt_example_{os.getpid()}"
 
@@ -55,21 +56,18 @@ def generate_test_description():
 
 class TestSharedEncoderExample(unittest.TestCase):
     def test_labels_depth_and_points_from_one_encoder_pass(self):
-        client = Client("lt_example_client")
-        try:
-            got = {
-                "labels": client.collect(String, f"/{NAMESPACE}/labels"),
-                "depth": client.collect(Image, f"/{NAMESPACE}/depth"),
-                "depth/camera_info": client.collect(CameraInfo, f"/{NAMESPACE}/depth/camera_info"),
-                "points": client.collect(PointCloud2, f"/{NAMESPACE}/points"),
-            }
-            publish = client.camera(f"/{NAMESPACE}/image", f"/{NAMESPACE}/camera_info")
-            served = client.spin_until(lambda: all(got.values()), timeout=120, every=publish)
-            self.assertTrue(served, {topic: len(msgs) for topic, msgs in got.items()})
-        finally:
-            client.close()
-        self.assertEqual(set(json.loads(got["labels"][0].data)), {"car", "tree"})
-        depth, cloud = got["depth"][0], got["points"][0]
+        outputs = {
+            "labels": (f"/{NAMESPACE}/labels", String),
+            "depth": (f"/{NAMESPACE}/depth", Image),
+            "depth/camera_info": (f"/{NAMESPACE}/depth/camera_info", CameraInfo),
+            "points": (f"/{NAMESPACE}/points", PointCloud2),
+        }
+        with Harness("lt_example_client") as ros:
+            camera = ros.camera(f"/{NAMESPACE}/image", f"/{NAMESPACE}/camera_info")
+            with ros.repeating(camera):
+                got = wait_for_topics(list(outputs.values()))
+        labels, depth, _, cloud = (got[name][0] for name, _ in outputs.values())
+        self.assertEqual(set(json.loads(labels.data)), {"car", "tree"})
         self.assertEqual((depth.encoding, depth.width, depth.height), ("32FC1", 160, 48))
         self.assertEqual((cloud.width, cloud.height), (160, 48))
 

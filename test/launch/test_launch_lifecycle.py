@@ -22,12 +22,12 @@ import launch_testing.asserts  # noqa: E402
 import yaml  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-from lifecycle_msgs.msg import State, Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from launch import LaunchDescription  # noqa: E402
-from testing.ros_install import Client, missing_install, share, tiny_checkpoint  # noqa: E402
+from testing.harness import PROCESS_START_TIMEOUT_S, Harness, wait_for_topics  # noqa: E402
+from testing.ros_install import missing_install, share, tiny_checkpoint  # noqa: E402
 
 NAMESPACE = f"lt_lifecycle_{os.getpid()}"
 NODE = f"/{NAMESPACE}/space_clip_depth"
@@ -62,32 +62,18 @@ def generate_test_description():
 
 
 class TestLifecycle(unittest.TestCase):
-    def call(self, client: Client, service, request):
-        future = service.call_async(request)
-        self.assertTrue(client.spin_until(future.done, timeout=60), "no reply")
-        return future.result()
-
     def test_configure_and_activate_through_the_lifecycle_services(self):
-        client = Client("lt_lifecycle_client")
-        try:
-            get_state = client.node.create_client(GetState, f"{NODE}/get_state")
-            change = client.node.create_client(ChangeState, f"{NODE}/change_state")
-            self.assertTrue(
-                client.spin_until(lambda: change.service_is_ready(), timeout=90), "no service"
-            )
-            state = self.call(client, get_state, GetState.Request()).current_state
-            self.assertEqual(state.id, State.PRIMARY_STATE_UNCONFIGURED)  # autostart false
-            depth = client.collect(Image, f"/{NAMESPACE}/depth")
-            publish = client.camera(f"{CAMERA}/image", f"{CAMERA}/camera_info")
+        with Harness("lt_lifecycle_client") as ros:
+            # autostart false: the node waits unconfigured (first answer: the process is up)
+            state = ros.lifecycle_state(NODE, timeout=PROCESS_START_TIMEOUT_S)
+            self.assertEqual(state, "unconfigured")
             for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
-                request = ChangeState.Request(transition=Transition(id=transition))
-                self.assertTrue(self.call(client, change, request).success, transition)
-            state = self.call(client, get_state, GetState.Request()).current_state
-            self.assertEqual(state.id, State.PRIMARY_STATE_ACTIVE)
-            self.assertTrue(client.spin_until(lambda: bool(depth), timeout=60, every=publish))
-            self.assertEqual(depth[0].encoding, "32FC1")
-        finally:
-            client.close()
+                self.assertTrue(ros.change_state(NODE, transition), transition)
+            self.assertEqual(ros.lifecycle_state(NODE), "active")
+            camera = ros.camera(f"{CAMERA}/image", f"{CAMERA}/camera_info")
+            with ros.repeating(camera):
+                got = wait_for_topics([(f"/{NAMESPACE}/depth", Image)])
+        self.assertEqual(got[f"/{NAMESPACE}/depth"][0].encoding, "32FC1")
 
 
 @launch_testing.post_shutdown_test()

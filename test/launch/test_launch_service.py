@@ -7,12 +7,8 @@ workspace); skips elsewhere, naming what is missing.
 from __future__ import annotations
 
 import threading
-import time
 
-import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 
 from testing.package_files import DEPTH_LAUNCH_FILE as LAUNCH_FILE
 
@@ -32,6 +28,8 @@ def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path, tiny
     from launch.actions import IncludeLaunchDescription, Shutdown, TimerAction
     from launch.launch_description_sources import PythonLaunchDescriptionSource
     from sensor_msgs.msg import Image
+
+    from testing.harness import PROCESS_START_TIMEOUT_S, Harness
 
     try:
         get_package_share_directory("space_clip_ros")
@@ -56,43 +54,29 @@ def test_the_launch_description_runs_the_node_and_depth_comes_out(tmp_path, tiny
                         "use_rviz": "false",
                     }.items(),
                 ),
-                TimerAction(period=90.0, actions=[Shutdown(reason="launch test timed out")]),
+                TimerAction(
+                    period=PROCESS_START_TIMEOUT_S + 30,
+                    actions=[Shutdown(reason="launch test timed out")],
+                ),
             ]
         )
     )
-    received: list = []
+    ros = Harness("launch_service_client")
+    depth = ros.subscribe("/launch_test/depth", Image, wait=False)
+    camera = ros.camera("/launch_test_cam/image", "/launch_test_cam/camera_info")
 
-    def client() -> None:
-        context = rclpy.Context()
-        rclpy.init(context=context)
-        node = rclpy.create_node("launch_test_client", context=context)
-        executor = SingleThreadedExecutor(context=context)  # the global one serves another context
-        executor.add_node(node)
-        node.create_subscription(Image, "/launch_test/depth", received.append, 10)
-        pub = node.create_publisher(Image, "/launch_test_cam/image", 10)
-        end = time.monotonic() + 80
-        while not received and time.monotonic() < end:
-            msg = Image(
-                height=48,
-                width=160,
-                encoding="rgb8",
-                step=480,
-                data=np.zeros(48 * 480, np.uint8).tobytes(),
-            )
-            msg.header.frame_id = "launch_test_optical"
-            pub.publish(msg)
-            executor.spin_once(timeout_sec=0.5)
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-        service.shutdown()
+    def client() -> None:  # beside service.run(), which wants the main thread
+        try:
+            ros.wait_until(lambda: depth, timeout=PROCESS_START_TIMEOUT_S, every=camera)
+        finally:
+            service.shutdown()
 
     thread = threading.Thread(target=client, daemon=True)
     thread.start()
-    service.run()
-    thread.join(timeout=10)
-    assert (
-        received
-        and received[0].header.frame_id == "launch_test_optical"
-        and received[0].encoding == "32FC1"
-    )
+    try:
+        service.run()
+    finally:
+        thread.join(timeout=PROCESS_START_TIMEOUT_S)
+        ros.close()
+    assert depth, "no depth from the launched node"
+    assert depth[0].header.frame_id == "launch_test_optical" and depth[0].encoding == "32FC1"

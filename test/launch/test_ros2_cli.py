@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from sensor_msgs.msg import Image
 
-from testing.ros_install import Client, missing_install, processes_in_session, tiny_checkpoint
+from testing.harness import PROCESS_START_TIMEOUT_S, Harness
+from testing.ros_install import missing_install, processes_in_session, tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVE = "2011_09_26/2011_09_26_drive_0001_sync"
@@ -104,15 +105,17 @@ def test_use_rviz_without_rviz2_warns_and_serves_depth_leaving_nothing_behind(ch
         "device:=cpu",
         "use_rviz:=true",
     )
-    client = Client("norviz_client")
+    ros = Harness("norviz_client")
     try:
-        depth = client.collect(Image, f"/{marker}/depth")
-        publish = client.camera(f"/{marker}_cam/image", f"/{marker}_cam/camera_info")
-        served = client.spin_until(
-            lambda: bool(depth) or launch.poll() is not None, timeout=120, every=publish
+        depth = ros.subscribe(f"/{marker}/depth", Image, wait=False)
+        camera = ros.camera(f"/{marker}_cam/image", f"/{marker}_cam/camera_info")
+        served = ros.wait_until(
+            lambda: bool(depth) or launch.poll() is not None,
+            timeout=PROCESS_START_TIMEOUT_S,
+            every=camera,
         )
     finally:
-        client.close()
+        ros.close()
         output = interrupt(launch)
     assert served and depth, output[-3000:]
     assert "rviz2 is not installed" in output and "WARNING" in output, output[-3000:]

@@ -3,7 +3,6 @@ name the parameter (not the --calib-dir flag of the offline tools)."""
 
 import numpy as np
 import pytest
-import rclpy
 from rclpy.parameter import Parameter
 
 from space_clip_ros.errors import ConfigError
@@ -12,22 +11,18 @@ from space_clip_ros.kitti.generated_drive import write_synthetic_drive
 from space_clip_ros.ros.accuracy_node import AccuracyNode, camera_from_lidar
 
 
-def test_a_home_relative_calib_dir_is_expanded(tmp_path, monkeypatch):
+def test_a_home_relative_calib_dir_is_expanded(ros, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     drive = write_synthetic_drive(tmp_path / "kitti", frames=1)
     relative = "~/" + str(drive.parent.relative_to(tmp_path))  # ~/kitti/2011_09_26
     expected = load_calibration(drive.parent).camera_from_velodyne(2)
     assert np.array_equal(camera_from_lidar(relative, 2), expected)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = AccuracyNode(
-            context=context, parameter_overrides=[Parameter("calib_dir", value=relative)]
+    node = ros.adopt(
+        AccuracyNode(
+            context=ros.context, parameter_overrides=[Parameter("calib_dir", value=relative)]
         )
-        assert np.array_equal(node.camera_from_lidar, expected)
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
+    )
+    assert np.array_equal(node.camera_from_lidar, expected)
 
 
 def test_a_calib_dir_without_calibration_names_the_parameter(tmp_path):

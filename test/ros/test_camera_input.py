@@ -6,8 +6,6 @@ failures; QoS follows ROS's own qos_overrides parameters from a params file; out
 lifecycle publishers that publish nothing while the node is inactive.
 """
 
-# ruff: noqa: F811 - the harness fixtures of test_ros_node are imported, then used as arguments
-
 from __future__ import annotations
 
 import io
@@ -19,19 +17,13 @@ from rclpy.lifecycle import LifecyclePublisher, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from test_ros_node import (  # noqa: F401 - harness_module and ros are fixtures
-    harness_module,
-    make_camera_info,
-    make_header,
-    ros,
-    wait_for,
-)
 
 from space_clip_ros.frame_plan import Output
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.image_decoding import INPUT_ENCODINGS
 from space_clip_ros.ros.depth_node import DepthNode
 from testing.estimators import KnownDepth, plane
+from testing.harness import make_camera_info, make_header, wait_for
 from testing.image_encoding import encode_rgb
 
 W, H = 48, 32  # even: the YUV encodings share chroma between pixel pairs
@@ -130,8 +122,9 @@ def test_qos_overrides_from_a_params_file_set_the_reliability(ros, tmp_path):
         "        publisher:\n"
         "          reliability: best_effort\n"
     )
-    node = DepthNode(
-        namespace="/t_qos",
+    node = ros.adopt(
+        DepthNode(
+            namespace="/t_qos",
         context=ros.context,
         cli_args=["--ros-args", "--params-file", str(params)],
         parameter_overrides=[
@@ -140,9 +133,8 @@ def test_qos_overrides_from_a_params_file_set_the_reliability(ros, tmp_path):
             Parameter("input_reliability", value="reliable"),  # the override must win over it
         ],
         estimator_factory=lambda cfg: KnownDepth(plane(5.0)),
+        )
     )
-    ros.nodes.append(node)
-    ros.executor.add_node(node)
     assert node.autostart()
     (image_sub,) = node.get_subscriptions_info_by_topic("/t_qos/image")
     assert image_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT

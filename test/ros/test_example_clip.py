@@ -18,7 +18,7 @@ from space_clip_ros.inference import TorchEstimator
 from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics
 from space_clip_ros.ros.image_codec import array_to_image
-from space_clip_ros.ros.loopback import Loopback, wait_for
+from testing.harness import wait_for
 from testing.tiny_hosts import zero_shot_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,40 +39,37 @@ def files(tmp_path_factory):
     return zero_shot_files(tmp_path_factory.mktemp("zero_shot"))
 
 
-def test_labels_and_depth_come_from_one_encoder_pass(files):
+def test_labels_and_depth_come_from_one_encoder_pass(ros, files):
     from rclpy.parameter import Parameter
 
     files, model = files
     example = load_example()
     params = {k: str(v) for k, v in files.items()}
     params.update(labels="car,tree,sky", device="cpu")
-    with Loopback("example_client") as loopback:
-        node = example.ClipLabelsAndDepth(
-            namespace="/t_example",
-            context=loopback.context,
-            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
-        )
-        loopback.executor.add_node(node)
-        try:
-            got = {"labels": [], "depth": [], "points": []}
-            for topic, msg_type in (("labels", String), ("depth", Image), ("points", PointCloud2)):
-                loopback.add_subscription(f"/t_example/{topic}", msg_type, got[topic].append)
-            images = loopback.add_publisher("/t_example/image", Image)
-            infos = loopback.add_publisher("/t_example/camera_info", CameraInfo)
-            loopback.wait_for_subscribers(images)
-            rgb = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
-            intrinsics = Intrinsics(60.0, 60.0, (W - 1) / 2, (H - 1) / 2, W, H)
-            header = Header(frame_id="camera_optical")
-            header.stamp.sec = 3
-            msg = array_to_image(rgb, "rgb8", header)
-            infos.publish(camera_info_from_intrinsics(intrinsics, msg.header))
-            assert wait_for(lambda: node.camera_info is not None)
-            images.publish(msg)
-            assert wait_for(lambda: all(got.values()))
-        finally:
-            node.tap.detach()
-            loopback.executor.remove_node(node)
-            node.destroy_node()
+    node = example.ClipLabelsAndDepth(
+        namespace="/t_example",
+        context=ros.context,
+        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+    )
+    ros.adopt(node)
+    try:
+        got = {
+            topic: ros.subscribe(f"/t_example/{topic}", msg_type, wait=False)
+            for topic, msg_type in (("labels", String), ("depth", Image), ("points", PointCloud2))
+        }
+        images = ros.publisher("/t_example/image")
+        infos = ros.publisher("/t_example/camera_info", CameraInfo)
+        rgb = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
+        intrinsics = Intrinsics(60.0, 60.0, (W - 1) / 2, (H - 1) / 2, W, H)
+        header = Header(frame_id="camera_optical")
+        header.stamp.sec = 3
+        msg = array_to_image(rgb, "rgb8", header)
+        infos.publish(camera_info_from_intrinsics(intrinsics, msg.header))
+        assert wait_for(lambda: node.camera_info is not None)
+        images.publish(msg)
+        assert wait_for(lambda: all(got.values()))
+    finally:
+        node.tap.detach()
     labels = json.loads(got["labels"][0].data)
     assert list(labels) == ["car", "tree", "sky"] and sum(labels.values()) == pytest.approx(1.0)
     depth = depth_image_to_metres(got["depth"][0])

@@ -2,30 +2,20 @@
 topics at its own size, their frames inferred together in one batch, a silent camera holding no
 one back, per-camera counters and diagnostics."""
 
-# ruff: noqa: F811 - the harness fixtures of test_ros_node are imported, then used as arguments
-
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo
-from test_ros_node import (  # noqa: F401  (harness_module, ros: fixtures used by name)
-    INTR,
-    harness_module,
-    make_header,
-    make_image,
-    ros,
-    wait_for,
-)
 
 from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics
 from space_clip_ros.ros.depth_node import DepthNode
 from space_clip_ros.ros.params import ParameterError
 from testing.estimators import GatedDepth, KnownDepth, plane
+from testing.harness import INTR, make_header, make_image, wait_for
 
 SIZES = {"front": (160, 48), "left": (96, 64), "rear": (64, 40)}  # width, height
 
@@ -104,13 +94,6 @@ def test_a_silent_camera_holds_no_one_back_and_each_camera_has_its_diagnostics(r
         ([1, 2], "not a list of names"),
     ],
 )
-def test_bad_camera_lists_are_refused_with_the_fix(cameras, problem):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        with pytest.raises(ParameterError, match=problem):
-            DepthNode(
-                context=context, parameter_overrides=[Parameter("cameras", value=cameras)]
-            )
-    finally:
-        rclpy.try_shutdown(context=context)
+def test_bad_camera_lists_are_refused_with_the_fix(ros, cameras, problem):
+    with pytest.raises(ParameterError, match=problem):
+        DepthNode(context=ros.context, parameter_overrides=[Parameter("cameras", value=cameras)])

@@ -9,7 +9,6 @@ CPU; the real OOM with real CUDA allocations is in the CUDA-only test.
 import os
 import subprocess
 import sys
-import threading
 import weakref
 from pathlib import Path
 
@@ -19,12 +18,11 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import TransitionCallbackReturn
 from sensor_msgs.msg import Image
-from test_ros_node import make_image
 
 from space_clip_ros.inference import TorchEstimator
 from space_clip_ros.model import build_model
-from space_clip_ros.ros.loopback import Loopback, wait_for
 from testing.estimators import KnownDepth, plane
+from testing.harness import Harness, make_image, wait_for
 from testing.tiny import tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,18 +46,10 @@ class Scripted(KnownDepth):
         return super().infer_frames(frames)
 
 
-@pytest.fixture
-def loopback():
-    with Loopback("t_failures_client") as lb:
-        yield lb
-
-
-def serve(loopback: Loopback, namespace: str, estimator, **params):
+def serve(ros: Harness, namespace: str, estimator, **params):
     """The node on `estimator`, active, with a subscriber on depth so every frame is wanted."""
-    node = loopback.start_node(
-        namespace, {"device": "cpu", "log_period": 0.0, **params}, lambda cfg: estimator
-    )
-    loopback.add_subscription(f"{namespace}/depth", Image, lambda msg: None)
+    node = ros.start(namespace, estimator=estimator, **params)
+    ros.subscribe(f"{namespace}/depth", Image, wait=False)
     assert wait_for(lambda: node.wanted())
     return node
 
@@ -73,11 +63,10 @@ def feed(node, sec: int) -> None:
         or (lambda s: s.errors + s.processed > before.errors + before.processed)(
             node.stats.snapshot()
         ),
-        timeout=30,
     ), "the frame's outcome was never counted"
 
 
-def test_oom_frees_the_failed_frames_tensors_before_emptying_the_cache(loopback, monkeypatch):
+def test_oom_frees_the_failed_frames_tensors_before_emptying_the_cache(ros, monkeypatch):
     tensors, alive_at_empty_cache = [], []
 
     def activations():
@@ -88,36 +77,36 @@ def test_oom_frees_the_failed_frames_tensors_before_emptying_the_cache(loopback,
     monkeypatch.setattr(
         torch.cuda, "empty_cache", lambda: alive_at_empty_cache.append(tensors[-1]() is not None)
     )
-    node = serve(loopback, "/t_oom", Scripted([OOM], allocate=activations))
+    node = serve(ros, "/t_oom", Scripted([OOM], allocate=activations))
     feed(node, 1)
     assert wait_for(lambda: alive_at_empty_cache)
     assert alive_at_empty_cache == [False]  # released first, then the cache emptied
-    assert node.stats.snapshot().errors == 1 and not node.gave_up and loopback.context.ok()
+    assert node.stats.snapshot().errors == 1 and not node.gave_up and ros.context.ok()
 
 
-def test_consecutive_failures_end_the_node_and_a_success_resets_the_count(loopback):
+def test_consecutive_failures_end_the_node_and_a_success_resets_the_count(own_ros):
     script = [ILLEGAL, ILLEGAL, None, ILLEGAL, ILLEGAL, ILLEGAL]
-    node = serve(loopback, "/t_fail", Scripted(script), max_consecutive_failures=3)
+    node = serve(own_ros, "/t_fail", Scripted(script), max_consecutive_failures=3)
     pipeline = node.pipeline
     for sec in range(1, 6):
         feed(node, sec)
         assert not node.gave_up
     feed(node, 6)  # the third failure in a row
-    assert node.gave_up and not loopback.context.ok()  # main() sees gave_up and exits 1
-    assert pipeline.join(timeout_s=30)  # and the pipeline stopped by itself
+    assert node.gave_up and not own_ros.context.ok()  # main() sees gave_up and exits 1
+    assert pipeline.join(timeout_s=60)  # and the pipeline stopped by itself
     assert node.stats.snapshot().errors == 5
 
 
-def test_zero_disables_the_exit(loopback):
-    node = serve(loopback, "/t_zero", Scripted([ILLEGAL] * 12), max_consecutive_failures=0)
+def test_zero_disables_the_exit(ros):
+    node = serve(ros, "/t_zero", Scripted([ILLEGAL] * 12), max_consecutive_failures=0)
     for sec in range(1, 13):
         feed(node, sec)
-    assert not node.gave_up and loopback.context.ok() and node.stats.snapshot().errors == 12
+    assert not node.gave_up and ros.context.ok() and node.stats.snapshot().errors == 12
 
 
-def test_a_missing_cuda_device_fails_configure_before_loading(loopback):
+def test_a_missing_cuda_device_fails_configure_before_loading(ros):
     loads = []
-    node = loopback.start_node("/t_cuda99", {"device": "cuda:99"}, loads.append, autostart=False)
+    node = ros.start_node("/t_cuda99", {"device": "cuda:99"}, loads.append, autostart=False)
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert loads == []  # rejected before the (slow) model load
 
@@ -136,18 +125,18 @@ class DriftingEstimator(TorchEstimator):
     (TorchEstimator, TransitionCallbackReturn.SUCCESS),
     (DriftingEstimator, TransitionCallbackReturn.FAILURE),
 ])  # fmt: skip
-def test_verify_on_configure_refuses_a_drifting_backend(loopback, estimator_type, expected):
+def test_verify_on_configure_refuses_a_drifting_backend(ros, estimator_type, expected):
     def factory(cfg):
         return estimator_type(build_model(tiny_config()), device="cpu", precision="bf16")
 
     params = {"device": "cpu", "verify_on_configure": True, "verify_tolerance": 0.01}
-    node = loopback.start_node("/t_verify", params, factory, autostart=False)
+    node = ros.start_node("/t_verify", params, factory, autostart=False)
     assert node.trigger_configure() == expected
     assert (node.estimator is not None) == (expected == TransitionCallbackReturn.SUCCESS)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (no CUDA device here)")
-def test_real_cuda_oom_is_survived_with_the_memory_released(loopback):
+def test_real_cuda_oom_is_survived_with_the_memory_released(ros):
     free, _ = torch.cuda.mem_get_info()
 
     class AllocatesTooMuch(TorchEstimator):
@@ -156,7 +145,7 @@ def test_real_cuda_oom_is_survived_with_the_memory_released(loopback):
             torch.empty(int(free * 0.6), dtype=torch.uint8, device="cuda")  # the OOM
 
     estimator = AllocatesTooMuch(build_model(tiny_config()), device="cuda", precision="fp16")
-    node = serve(loopback, "/t_real_oom", estimator, device="cuda")
+    node = serve(ros, "/t_real_oom", estimator, device="cuda")
     feed(node, 1)
     assert node.stats.snapshot().errors == 1 and not node.gave_up
     assert torch.cuda.memory_reserved() < free * 0.1  # the failed frame's 60 % was given back
@@ -177,7 +166,7 @@ sys.exit(depth_node.main(sys.argv[1:], estimator_factory=lambda cfg: AlwaysFails
 """
 
 
-def test_main_exits_1_after_a_persistent_failure_for_respawn(loopback):
+def test_main_exits_1_after_a_persistent_failure_for_respawn(ros):
     """The real main() in its own process, fed over DDS until it gives up."""
     namespace = f"/t_persist_{os.getpid()}"
     process = subprocess.Popen(
@@ -187,48 +176,35 @@ def test_main_exits_1_after_a_persistent_failure_for_respawn(loopback):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
-    loopback.add_subscription(f"{namespace}/depth", Image, lambda msg: None)
-    images = loopback.add_publisher(f"{namespace}/image", Image)
-    stop = threading.Event()
-
-    def camera() -> None:
-        sec = 0
-        while not stop.wait(0.05) and process.poll() is None:
-            sec += 1
-            images.publish(make_image(sec))
-
-    feeder = threading.Thread(target=camera, daemon=True)
-    feeder.start()
-    try:
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        stop.set()
-        process.kill()
-        feeder.join(timeout=10)
+    ros.subscribe(f"{namespace}/depth", Image, wait=False)
+    camera = ros.camera(f"{namespace}/image", f"{namespace}/camera_info")
+    with ros.repeating(camera, period_s=0.05):  # until the node gives up and exits
+        try:
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            process.kill()
     assert process.returncode == 1, stderr
     assert "3 frames in a row failed in inference" in stderr
     assert "respawn" in stderr
 
 
-def test_backend_is_logged_and_published_in_diagnostics(loopback):
+def test_backend_is_logged_and_published_in_diagnostics(ros):
     def factory(cfg):
         return TorchEstimator(build_model(tiny_config()), device="cpu", precision="fp32")
 
-    got = []
-    loopback.add_subscription("/diagnostics", DiagnosticArray, got.append)
-    loopback.start_node("/t_backend", {"device": "cpu", "diagnostics_period": 0.2}, factory)
-    assert wait_for(lambda: got, timeout=30), "no /diagnostics message"
+    got = ros.subscribe("/diagnostics", DiagnosticArray, wait=False)
+    ros.start_node("/t_backend", {"device": "cpu", "diagnostics_period": 0.2}, factory)
+    assert wait_for(lambda: got), "no /diagnostics message"
     values = {kv.key: kv.value for kv in got[-1].status[0].values}
     assert values["backend"] == "pytorch" and values["precision"] == "fp32"
 
 
-def test_a_model_that_outputs_nan_turns_diagnostics_to_error(loopback):
+def test_a_model_that_outputs_nan_turns_diagnostics_to_error(ros):
     from diagnostic_msgs.msg import DiagnosticStatus
 
-    got = []
-    loopback.add_subscription("/diagnostics", DiagnosticArray, got.append)
+    got = ros.subscribe("/diagnostics", DiagnosticArray, wait=False)
     nan = KnownDepth(lambda h, w: np.full((h, w), np.nan, np.float32))
-    node = serve(loopback, "/t_nan", nan, diagnostics_period=0.2)
+    node = serve(ros, "/t_nan", nan, diagnostics_period=0.2)
     feed(node, 1)
     assert node.stats.snapshot().nonfinite_frames == 1
 
@@ -239,7 +215,7 @@ def test_a_model_that_outputs_nan_turns_diagnostics_to_error(loopback):
                     return status
         return None
 
-    assert wait_for(error_status, timeout=30)
+    assert wait_for(error_status)
     status = error_status()
     values = {kv.key: kv.value for kv in status.values}
     assert "not finite" in status.message and values["finite_depth_fraction"] == "0.0000"

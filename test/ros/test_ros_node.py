@@ -3,7 +3,8 @@
 A test client node publishes images and camera info and subscribes to the outputs; the node
 under test runs either the tiny SPACE-CLIP checkpoint or, where the test needs a depth it can
 predict (geometry, range masking, slow inference), an estimator that returns a known depth.
-One rclpy context and executor serve the whole module, spinning in a background thread.
+The `ros` fixture (test/ros/conftest.py) is the harness: one rclpy context and executor per
+module, spinning in a background thread.
 """
 
 from __future__ import annotations
@@ -22,109 +23,20 @@ import pytest
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from PIL import Image as PILImage
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import Header
 
-from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros import depth_outputs
-from space_clip_ros.ros.camera_info import camera_info_from_intrinsics, intrinsics_from_camera_info
+from space_clip_ros.ros.camera_info import intrinsics_from_camera_info
 from space_clip_ros.ros.depth_node import Camera, CameraInfoStore, DepthNode
-from space_clip_ros.ros.loopback import OUTPUT_TYPES, CameraClient, Loopback, wait_for
+from space_clip_ros.ros.loopback import CameraClient
 from space_clip_ros.ros.params import ParameterError
 from space_clip_ros.ros.pointcloud import cloud_rgb, cloud_to_points
 from testing.estimators import GatedDepth, KnownDepth, plane
+from testing.harness import INTR, H, W, make_camera_info, make_header, make_image, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-W, H = 160, 48
-INTR = Intrinsics(fx=100.0, fy=95.0, cx=79.5, cy=23.5, width=W, height=H)
-
-
-def make_header(sec: int, frame_id: str = "camera_optical") -> Header:
-    h = Header(frame_id=frame_id)
-    h.stamp.sec, h.stamp.nanosec = sec, 5000
-    return h
-
-
-def make_image(
-    sec: int, width: int = W, height: int = H, encoding: str = "rgb8", frame_id="camera_optical"
-) -> Image:
-    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}[encoding]
-    pixels = np.random.default_rng(sec).integers(0, 256, (height, width, channels), dtype=np.uint8)
-    msg = Image(
-        header=make_header(sec, frame_id),
-        height=height,
-        width=width,
-        encoding=encoding,
-        step=width * channels,
-    )
-    msg.data = pixels.tobytes()
-    return msg
-
-
-def make_camera_info(intr: Intrinsics = INTR, sec: int = 0) -> CameraInfo:
-    return camera_info_from_intrinsics(intr, make_header(sec))
-
-
-class Harness(Loopback):
-    """The shared loopback with this module's defaults: the tiny checkpoint on the CPU, and
-    client endpoints that a test's cleanup removes, so the next test starts clean."""
-
-    def __init__(self, checkpoint: Path) -> None:
-        # Two executor threads: the node must also hold up when callbacks run concurrently
-        # (the demo, bench and main() use one).
-        super().__init__(
-            "space_clip_test_client",
-            executor_factory=lambda context: MultiThreadedExecutor(num_threads=2, context=context),
-        )
-        self.checkpoint = checkpoint
-
-    def start(
-        self, namespace: str, autostart: bool = True, estimator=None, **overrides
-    ) -> DepthNode:
-        overrides.setdefault("checkpoint", str(self.checkpoint))
-        overrides.setdefault("device", "cpu")
-        overrides.setdefault("log_period", 0.0)
-        return self.start_node(
-            namespace,
-            overrides,
-            None if estimator is None else (lambda cfg: estimator),
-            autostart=autostart,
-        )
-
-    def subscribe(self, topic: str, msg_type, qos=10) -> list:
-        received: list = []
-        self.add_subscription(topic, msg_type, received.append, qos)
-        self.wait_for_publishers(topic)
-        return received
-
-    def subscribe_outputs(self, namespace: str, topics=tuple(OUTPUT_TYPES)) -> dict[str, list]:
-        return {t: self.subscribe(f"{namespace}/{t}", OUTPUT_TYPES[t]) for t in topics}
-
-    def publisher(self, topic: str, msg_type=Image):
-        pub = self.add_publisher(topic, msg_type)
-        self.wait_for_subscribers(pub)
-        return pub
-
-    def cleanup(self) -> None:
-        self.drop_endpoints()
-        for node in list(self.nodes):
-            self.stop_node(node)
-
-
-@pytest.fixture(scope="module")
-def harness_module(tiny_checkpoint):
-    harness = Harness(tiny_checkpoint)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-def ros(harness_module):
-    yield harness_module
-    harness_module.cleanup()
 
 
 # ----------------------------------------------------------------------------------- outputs
@@ -507,7 +419,7 @@ def test_lifecycle_subscribes_only_while_active_and_a_bad_checkpoint_fails_confi
     ros, tmp_path
 ):
     node = ros.start("/t_life", autostart=False)
-    assert node._state_machine.current_state[1] == "unconfigured"
+    assert ros.lifecycle_state("/t_life/space_clip_depth") == "unconfigured"
     assert ros.client.count_subscribers("/t_life/image") == 0
     assert (
         node.trigger_configure().name == "SUCCESS"
@@ -527,7 +439,7 @@ def test_lifecycle_subscribes_only_while_active_and_a_bad_checkpoint_fails_confi
     (tmp_path / "decoder.safetensors").write_bytes(b"not safetensors")
     bad = ros.start("/t_life_bad", autostart=False, checkpoint=str(tmp_path))
     assert bad.trigger_configure().name == "FAILURE"
-    assert bad._state_machine.current_state[1] == "unconfigured"
+    assert ros.lifecycle_state("/t_life_bad/space_clip_depth") == "unconfigured"
 
 
 def run_main(*ros_args: str) -> subprocess.CompletedProcess:
