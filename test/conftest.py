@@ -2,8 +2,9 @@
 
 Tests live by what they need: test/unit (no DDS, no ROS install), test/ros (real rclpy nodes
 over DDS: marker `dds`), test/launch (launch_testing, the ros2 CLI, a colcon-built package:
-marker `launch`). The markers come from the folder, so `-m "not dds and not launch"` is the
-ROS-free suite; test/unit's own conftest.py refuses an rclpy start there.
+marker `ros_install`; `launch` is launch_pytest's marker). The markers come from the folder, so
+`-m "not dds and not ros_install"` is the ROS-free suite; test/unit's own conftest.py refuses an
+rclpy start there.
 
 DDS traffic stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) and each pytest
 session gets its own ROS domain, so parallel runs on one host never hear each other's topics.
@@ -22,7 +23,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach for the network
 
 TEST_DIR = Path(__file__).resolve().parent
-FOLDER_MARKERS = {"ros": "dds", "launch": "launch"}  # test/<folder>/ -> marker
+FOLDER_MARKERS = {"ros": "dds", "launch": "ros_install"}  # test/<folder>/ -> marker
 
 
 def pytest_collection_modifyitems(config, items) -> None:
