@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Callable, Optional
 
 import numpy as np
@@ -16,17 +15,17 @@ from space_clip_ros.inference import DepthEstimator
 class KnownDepth(DepthEstimator):
     """depth_fn(h, w) at the requested output size; records the pixels and colour order given.
 
-    delay: seconds each inference takes; fail_with: an exception the next inference raises once.
+    fail_with: an exception the next inference raises once. (A slow model is GatedDepth: it
+    waits for the test's signal, never for a time.)
     """
 
     def __init__(
         self,
         depth_fn: Callable[[int, int], np.ndarray],
-        delay: float = 0.0,
         fail_with: Optional[BaseException] = None,
     ) -> None:
         super().__init__(torch.device("cpu"), "fp32", "known depth")
-        self.depth_fn, self.delay, self.fail_with = depth_fn, delay, fail_with
+        self.depth_fn, self.fail_with = depth_fn, fail_with
         self.calls: list[tuple[np.ndarray, str]] = []
         self.batches: list[int] = []  # frames per infer_frames call
 
@@ -40,8 +39,6 @@ class KnownDepth(DepthEstimator):
 
     def _called(self, pixels: torch.Tensor, color_order: str) -> None:
         self.calls.append((pixels.cpu().numpy().copy(), color_order))
-        if self.delay:
-            time.sleep(self.delay)
         if self.fail_with is not None:
             error, self.fail_with = self.fail_with, None
             raise error

@@ -165,7 +165,11 @@ def test_outputs_are_lifecycle_publishers_silent_while_inactive(ros):
     direct.data = np.float32([1.0]).tobytes()
     publishers[Output.DEPTH].publish(direct)  # what an in-flight frame would do: dropped
 
+    # Inactive, the node has no image subscription; active again, it makes a new one, which the
+    # camera must match before frame 4 (a frame sent earlier is lost: this failed under load).
+    assert wait_for(lambda: images.get_subscription_count() == 0)
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    ros.wait_for_subscribers(images)
     images.publish(camera_frame("rgb8", 4))
     assert wait_for(lambda: depth and depth[-1].header.stamp.sec == 4)
     # One reliable publisher delivers in order: had frame 2 or the direct message (3) gone out

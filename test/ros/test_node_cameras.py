@@ -34,13 +34,13 @@ def test_three_cameras_of_different_sizes_share_one_batch_and_keep_their_own_top
     assert wait_for(lambda: all(node.camera(w, h, c) for c, (w, h) in SIZES.items()))
 
     images["front"].publish(make_image(1, *SIZES["front"]))
-    assert estimator.waiting.wait(timeout=30)  # front's first frame is in inference, alone
+    assert estimator.waiting.wait(timeout=60)  # front's first frame is in inference, alone
     for sec, (camera, (w, h)) in enumerate(SIZES.items(), start=2):
         images[camera].publish(make_image(sec, w, h))
     assert wait_for(lambda: all(node.streams[c].stats.snapshot().received for c in SIZES))
     estimator.gate.set()
 
-    assert wait_for(lambda: all(out[c]["depth"] and out[c]["points"] for c in SIZES), 30)
+    assert wait_for(lambda: all(out[c]["depth"] and out[c]["points"] for c in SIZES))
     assert estimator.batches[:2] == [1, 3]  # then front, left and rear together
     for camera, (w, h) in SIZES.items():
         depth = out[camera]["depth"][-1]
@@ -65,7 +65,7 @@ def test_a_silent_camera_holds_no_one_back_and_each_camera_has_its_diagnostics(r
     for sec in range(1, 4):  # rear never publishes
         for camera, publisher in images.items():
             publisher.publish(make_image(sec, *SIZES[camera]))
-        assert wait_for(lambda: all(len(out[c]["depth"]) >= sec for c in out), 30)
+        assert wait_for(lambda: all(len(out[c]["depth"]) >= sec for c in out))
 
     def latest() -> dict[str, dict[str, str]]:
         """camera -> key/values of the newest /diagnostics array naming all three cameras."""
@@ -79,7 +79,7 @@ def test_a_silent_camera_holds_no_one_back_and_each_camera_has_its_diagnostics(r
                 return found
         return {}
 
-    assert wait_for(lambda: int(latest().get("front", {}).get("frames_processed", 0)) >= 3, 30)
+    assert wait_for(lambda: int(latest().get("front", {}).get("frames_processed", 0)) >= 3)
     values = latest()
     assert set(values) == set(SIZES)
     assert values["rear"]["frames_received"] == "0" and values["rear"]["camera"] == "rear"

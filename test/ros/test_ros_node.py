@@ -147,7 +147,7 @@ def test_a_first_image_sent_before_its_camera_info_still_gets_points_and_camera_
     infos = ros.publisher("/t_late/camera_info", CameraInfo)
     images.publish(make_image(sec=1))
     infos.publish(make_camera_info(sec=1))
-    assert wait_for(lambda: all(out.values()), timeout=30)
+    assert wait_for(lambda: all(out.values()))
     assert [m[0].header.stamp.sec for m in out.values()] == [1, 1, 1]
 
 
@@ -507,7 +507,7 @@ SEPARATE_PROCESS_CLIENT = textwrap.dedent("""
     info = CameraInfo(width=W, height=H)
     info.k = [721.5, 0.0, 609.6, 0.0, 721.5, 172.9, 0.0, 0.0, 1.0]
     pixels = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8).tobytes()
-    end, sent, sec = time.monotonic() + 40, [], 0
+    end, sent, sec = time.monotonic() + 150, [], 0
     while time.monotonic() < end and (len(got["depth"]) < 3 or len(got["points"]) < 3):
         if images.get_subscription_count() and node.count_publishers(NS + "/points"):
             sec += 1
@@ -527,7 +527,7 @@ def test_a_subscriber_in_another_process_receives_full_size_depth_and_points_wit
         [sys.executable, "-c", SEPARATE_PROCESS_CLIENT, "/t_xproc"],
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=240,
         env=os.environ.copy(),
     )
     assert result.returncode == 0, result.stderr
