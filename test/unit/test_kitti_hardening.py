@@ -338,7 +338,10 @@ def blocked_conversion(drive_dir: Path, output: Path) -> subprocess.Popen:
         "from space_clip_ros.kitti import to_bag\n"
         "def blocked(*args, **kwargs):\n"
         "    print('WRITING', flush=True)\n"
-        "    time.sleep(600)\n"
+        # Short sleeps, not one long one: a SIGINT the kernel hands to another thread (numpy's
+        # BLAS threads) does not wake the main thread's sleep, only its next bytecode.
+        "    while True:\n"
+        "        time.sleep(0.05)\n"
         "msgs.point_cloud = blocked\n"
         f"sys.exit(to_bag.main([{str(drive_dir)!r}, '-o', {str(output)!r}, '--no-progress']))\n"
     )
