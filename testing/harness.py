@@ -38,6 +38,8 @@ W, H = 160, 48  # the test camera's frame size
 INTR = Intrinsics(fx=100.0, fy=95.0, cx=79.5, cy=23.5, width=W, height=H)
 # Model start-up in another process (torch import, checkpoint load) under load: launch tests.
 PROCESS_START_TIMEOUT_S = 120.0
+# lifecycle_msgs/Transition id -> the state label a node that took it is in
+LIFECYCLE_GOALS = {1: "inactive", 2: "unconfigured", 3: "active", 4: "inactive"}
 
 
 def make_header(sec: int, frame_id: str = "camera_optical") -> Header:
@@ -91,7 +93,7 @@ class Harness(Loopback):
         )
         self.checkpoint = checkpoint
         self._adopted: list[Node] = []
-        self._service_clients: list = []
+        self._service_clients: dict[str, Any] = {}
         self._frames = itertools.count(1)
 
     # --------------------------------------------------------------------- nodes under test
@@ -197,24 +199,33 @@ class Harness(Loopback):
         raise TimeoutError(f"{node}/get_state never answered within {timeout} s")
 
     def change_state(self, node: str, transition: int, timeout: float = 120.0) -> bool:
-        """Whether `node` took the lifecycle transition (lifecycle_msgs/Transition id).
+        """Whether `node` took the lifecycle transition (lifecycle_msgs/Transition id), asked
+        through its change_state service as `ros2 lifecycle set` does.
 
-        Not repeatable, so asked once, after lifecycle_state() proved that responses reach
-        this client; configure loads the model, hence the longer timeout.
+        A transition cannot be asked twice, so while no reply comes the state is asked instead
+        (get_state may be repeated): a node in the transition's goal state took it and only the
+        reply was lost (the race lifecycle_state() describes). Configure loads the model, hence
+        the longer timeout.
         """
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
 
-        self.lifecycle_state(node)
+        goal = LIFECYCLE_GOALS[transition]
         client = self._service_client(ChangeState, f"{node}/change_state", timeout)
         future = client.call_async(ChangeState.Request(transition=Transition(id=transition)))
-        if not wait_for(future.done, timeout):
-            raise TimeoutError(f"{node}/change_state {transition}: no reply within {timeout} s")
-        return future.result().success
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if wait_for(future.done, 5.0):
+                return future.result().success
+            if self.lifecycle_state(node) == goal:
+                return True
+        raise TimeoutError(f"{node}/change_state {transition}: no reply within {timeout} s")
 
     def _service_client(self, srv_type, name: str, timeout: float):
-        client = self.client.create_client(srv_type, name)
-        self._service_clients.append(client)
+        """One client per service name, kept until cleanup(); waits for the service."""
+        client = self._service_clients.get(name)
+        if client is None:
+            client = self._service_clients[name] = self.client.create_client(srv_type, name)
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f"no service {name} within {timeout} s")
         return client
@@ -224,7 +235,7 @@ class Harness(Loopback):
     def cleanup(self) -> None:
         """Drop every client endpoint and stop every node started or adopted here."""
         self.drop_endpoints()
-        for client in self._service_clients:
+        for client in self._service_clients.values():
             self.client.destroy_client(client)
         self._service_clients.clear()
         for node in self._adopted:
