@@ -333,15 +333,15 @@ def blocked_conversion(drive_dir: Path, output: Path) -> subprocess.Popen:
     """kitti2bag in a process of its own that stops, bag half-written, inside its first Velodyne
     scan and says so on stdout: the test then signals it at a known point, not after a guess."""
     code = (
-        "import sys, time\n"
+        "import signal, sys, time\n"
+        # Ctrl-C as a terminal gives it to a foreground command. A test run started in the
+        # background (`pytest &` in a script, nohup) ignores SIGINT, and children inherit that.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from space_clip_ros.io import bag_messages as msgs\n"
         "from space_clip_ros.kitti import to_bag\n"
         "def blocked(*args, **kwargs):\n"
         "    print('WRITING', flush=True)\n"
-        # Short sleeps, not one long one: a SIGINT the kernel hands to another thread (numpy's
-        # BLAS threads) does not wake the main thread's sleep, only its next bytecode.
-        "    while True:\n"
-        "        time.sleep(0.05)\n"
+        "    time.sleep(600)\n"
         "msgs.point_cloud = blocked\n"
         f"sys.exit(to_bag.main([{str(drive_dir)!r}, '-o', {str(output)!r}, '--no-progress']))\n"
     )
