@@ -1,13 +1,13 @@
-"""Metric depth on other cameras: a tiny model trained at KITTI's camera, read through cameras
-with other focal lengths, sizes and aspects, with and without the canonical-camera mapping.
+"""Metric depth on other cameras: a tiny model trained at KITTI's camera, read through cameras with
+other focal lengths, sizes and aspects, with and without the canonical-camera mapping.
 
-Trains the tiny SPACE-CLIP (space_clip_ros/model/tiny.py) with the real trainer on the
-procedural street rendered at KITTI's camera (KB-crop frames, random 352x704 crops, the paper's
-augmentations), then scores it on fresh streets rendered with exact depth through each test
-camera. Everything is rendered at a quarter of the resolution with the intrinsics scaled: the
-same field of view, aspect and principal point as the full-size camera (the tiny encoder sees
-64x64 pixels either way). Prints one table: AbsRel and the median of the per-image median
-ratio predicted / true depth, per camera and per way of showing it to the encoder:
+Trains the tiny SPACE-CLIP (testing/tiny.py) with the real trainer on the procedural street
+rendered at KITTI's camera (KB-crop frames, random 352x704 crops, the paper's augmentations),
+then scores it on fresh streets rendered with exact depth through each test camera. Everything
+is rendered at a quarter of the resolution with the intrinsics scaled: the same field of view,
+aspect and principal point as the full-size camera (the tiny encoder sees 64x64 pixels either
+way). Prints one table: AbsRel and the median of the per-image median ratio predicted / true
+depth, per camera and per way of showing it to the encoder:
 
 - none:      today's path, the whole frame resized to the encoder (view=None)
 - focal:     the same resize, depth times the encoder focal ratio (one number, no anisotropy fix)
@@ -48,10 +48,13 @@ from space_clip_ros.model.canonical_camera import (
 )
 from space_clip_ros.model.config import CameraConfig
 from space_clip_ros.model.space_clip import resize_to_encoder, view_to_image
-from space_clip_ros.model.tiny import tiny_config
 from space_clip_ros.scenes.street import DriveConfig, SyntheticDrive, render
-from training.config import load_train_config
-from training.train import Trainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # training/, testing/: source tree
+
+from testing.tiny import tiny_config  # noqa: E402
+from training.config import load_train_config  # noqa: E402
+from training.train import Trainer  # noqa: E402
 
 SCALE = 4  # render every camera at 1/SCALE of its size, intrinsics scaled alike
 KB_CROP = (352, 1216)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -35,8 +37,11 @@ from space_clip_ros.io.image_decoding import (
     decode_compressed,
     decode_raw,
 )
-from space_clip_ros.io.image_encoding import encode_rgb
 from space_clip_ros.runtime import cpu_model_name
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # testing/ is not installed
+
+from testing.image_encoding import encode_rgb  # noqa: E402
 
 FRAME_BUDGET_MS = 1000.0 / 30.0  # a 30 fps camera
 

@@ -26,8 +26,11 @@ from space_clip_ros.inference.estimator import backbone_dtype_for
 from space_clip_ros.inference.onnx_runtime import OnnxSpaceClip
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model
 from space_clip_ros.model.onnx_export import export_onnx
-from space_clip_ros.model.tiny import tiny_config
 from space_clip_ros.runtime import PRECISIONS, resolve_device
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # testing/ is not installed
+
+from testing.tiny import tiny_config  # noqa: E402
 
 # onnxruntime-fp32 is the node's session (threads sleep between parallel regions);
 # onnxruntime+spin-fp32 the same graph with ONNX Runtime's default spin-waiting, for comparison.

@@ -459,7 +459,9 @@ def start_nodes(namespace: str, cameras: list[str], multi: bool, args) -> list:
     return [
         subprocess.Popen(
             [sys.executable, "-m", "space_clip_ros.ros.depth_node", "--ros-args", *run, *common],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )  # fmt: skip
         for run in runs
     ]

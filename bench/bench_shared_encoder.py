@@ -39,9 +39,12 @@ import torch
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model, save_checkpoint
 from space_clip_ros.model.backbone import OpenClipTower
 from space_clip_ros.model.open_clip_api import CLIPVisionCfg, build_vision_tower
-from space_clip_ros.model.tiny import TINY_OPEN_CLIP_CFG, tiny_config
 from space_clip_ros.runtime import PRECISIONS, resolve_device
 from space_clip_ros.shared import attach
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # testing/ is not installed
+
+from testing.tiny import TINY_OPEN_CLIP_CFG, tiny_config  # noqa: E402
 
 CONFIGS = ("backbone", "shared", "separate")
 # The release's results/integration_cost (batch 1, GPU model not recorded).

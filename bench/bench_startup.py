@@ -33,14 +33,20 @@ COMMANDS = {
     "a bare lifecycle node, one parameter (peer)": [sys.executable, "-c", BARE_LIFECYCLE_NODE],
     # the console script `space_clip_depth` (ros2 run) calls this entry point
     "space_clip_depth --help": [
-        sys.executable, "-c",
+        sys.executable,
+        "-c",
         "import sys; from space_clip_ros.ros.node_cli import space_clip_depth; "
-        "sys.exit(space_clip_depth(sys.argv[1:]))", "--help",
+        "sys.exit(space_clip_depth(sys.argv[1:]))",
+        "--help",
     ],  # fmt: skip
     "space_clip_depth, bad parameter (exit 2)": [
-        sys.executable, "-c",
+        sys.executable,
+        "-c",
         "import sys; from space_clip_ros.ros.node_cli import space_clip_depth; "
-        "sys.exit(space_clip_depth(sys.argv[1:]))", "--ros-args", "-p", "max_depth:=-1.0",
+        "sys.exit(space_clip_depth(sys.argv[1:]))",
+        "--ros-args",
+        "-p",
+        "max_depth:=-1.0",
     ],  # fmt: skip
     "import torch (for scale)": [sys.executable, "-c", "import torch"],
 }

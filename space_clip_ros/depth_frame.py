@@ -246,9 +246,7 @@ class DeviceKernels:
 
     @staticmethod
     def resize(pixels: torch.Tensor, width: int, height: int) -> torch.Tensor:
-        x = F.interpolate(
-            pixels.permute(2, 0, 1)[None].float(), size=(height, width), mode="area"
-        )
+        x = F.interpolate(pixels.permute(2, 0, 1)[None].float(), size=(height, width), mode="area")
         return x[0].permute(1, 2, 0).round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -322,9 +320,7 @@ class FrameRenderer:
             raise RuntimeError("this renderer has no estimator: use render_depth")
         names = list(streams) or [""] * len(frames)
         pending = [self._pending(image, plan, s) for (image, plan), s in zip(frames, names)]
-        inferred = [
-            (p, image) for p, (image, plan) in zip(pending, frames) if plan.needs_depth
-        ]
+        inferred = [(p, image) for p, (image, plan) in zip(pending, frames) if plan.needs_depth]
         if not inferred:
             return pending
         views = []
@@ -432,7 +428,6 @@ class FrameRenderer:
         if Output.COLORIZED in plan.outputs:
             shapes["preview"] = ((h, w, 3), np.uint8)
         return shapes
-
 
 
 def postprocess(kernels, pending: PendingFrame, raw, pixels, out: dict, lut, scratch):

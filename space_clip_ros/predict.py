@@ -373,9 +373,7 @@ def run_synthetic(
     )
     for frame in frames:  # rendered through a known camera: depth mapped to it
         depth = estimator.predict(frame.rgb, camera=frame.intrinsics)
-        write_synthetic_frame(
-            out_dir, frame, depth, formats, args.colorize_min, args.colorize_max
-        )
+        write_synthetic_frame(out_dir, frame, depth, formats, args.colorize_min, args.colorize_max)
         metrics = compute_metrics(depth, frame.depth)
         running.update(metrics)
         scaled.update(compute_metrics(depth, frame.depth, median_scaling=True))

@@ -213,7 +213,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Evaluate a SPACE-CLIP checkpoint on the KITTI Eigen split or NYU Depth v2 "
-        "(data.dataset)."
+        "(data.dataset).",
     )
     parser.add_argument(
         "--checkpoint",

@@ -114,13 +114,17 @@ def check_pixels(image: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
         raise ValueError(
-            message(f"expected uint8 pixels, got dtype {image.dtype}",
-                    fix="convert 8-bit images, e.g. img.astype(np.uint8)")  # fmt: skip
+            message(
+                f"expected uint8 pixels, got dtype {image.dtype}",
+                fix="convert 8-bit images, e.g. img.astype(np.uint8)",
+            )  # fmt: skip
         )
     if image.ndim not in (3, 4) or image.shape[-1] != 3:
         raise ValueError(
-            message(f"expected HxWx3 or NxHxWx3, got shape {image.shape}",
-                    fix="drop alpha / expand grey to 3 channels")  # fmt: skip
+            message(
+                f"expected HxWx3 or NxHxWx3, got shape {image.shape}",
+                fix="drop alpha / expand grey to 3 channels",
+            )  # fmt: skip
         )
     if image.size == 0:
         raise ValueError(f"empty image, shape {image.shape}")

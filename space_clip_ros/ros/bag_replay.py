@@ -32,7 +32,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import rclpy
 from rclpy.duration import Duration
@@ -160,10 +160,20 @@ class StampWaiter:
 
 
 class BagPlayer:
-    def __init__(self, node: Node, bag: Path, options: ReplayOptions) -> None:
+    def __init__(
+        self,
+        node: Node,
+        bag: Path,
+        options: ReplayOptions,
+        make_publisher: Optional[Callable[[type, str, QoSProfile], Any]] = None,
+    ) -> None:
+        """make_publisher(message class, topic, qos) gives what each topic's serialized
+        messages are published through: node.create_publisher by default; a test records the
+        order of publication with it."""
         self.node = node
         self.bag = bag
         self.options = options
+        self.make_publisher = make_publisher or node.create_publisher
         self.log = node.get_logger()
         self.published: Counter[str] = Counter()
         self.timeouts = 0
@@ -180,7 +190,7 @@ class BagPlayer:
                     f"skipping {conn.topic}: message type {conn.msgtype} is not installed"
                 )
                 continue
-            publishers[conn.topic] = self.node.create_publisher(cls, conn.topic, qos_for(conn))
+            publishers[conn.topic] = self.make_publisher(cls, conn.topic, qos_for(conn))
         return publishers
 
     def _sync_topic(self, reader: Reader) -> str | None:
@@ -249,9 +259,7 @@ class BagPlayer:
                 field="--wait-for",
                 fix="name an image topic the bag has with --sync-topic",
             )
-        wait_subs = self.options.wait_subscribers or (
-            self.options.wait_timeout if waiter else 0.0
-        )
+        wait_subs = self.options.wait_subscribers or (self.options.wait_timeout if waiter else 0.0)
         if wait_subs and sync in publishers:
             self._await_subscribers(publishers[sync], wait_subs)
         for topic in self.options.subscribed_topics:  # e.g. the accuracy node's LiDAR input
@@ -268,7 +276,7 @@ class BagPlayer:
         wanted = [c for c in reader.connections if c.topic in publishers]
         ordered = camera_info_first(reader.messages(connections=wanted), camera_topics(wanted))
         for conn, bag_time, data in ordered:
-            if not rclpy.ok():
+            if not self.node.context.ok():  # its node's context (Ctrl-C), not the default
                 break
             if paced:
                 delay = (
@@ -289,9 +297,7 @@ class BagPlayer:
                         f"{self.options.wait_timeout} s; going on"
                     )
         for publisher in publishers.values():
-            publisher.wait_for_all_acked(
-                Duration(seconds=2.0)
-            )  # reliable delivery of the tail
+            publisher.wait_for_all_acked(Duration(seconds=2.0))  # reliable delivery of the tail
 
 
 def build_parser() -> argparse.ArgumentParser:

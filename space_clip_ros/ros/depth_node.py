@@ -74,7 +74,6 @@ WARMUP_SHAPE = (375, 1242)
 CAMERA_INFO_SIZES_KEPT = 4
 
 
-
 @dataclass(frozen=True)
 class Camera:
     """The latest valid CameraInfo of one image size, and its intrinsics."""

@@ -175,8 +175,7 @@ class FramePipeline:
                     return
                 continue
             started = [
-                _Started(c, f, p, plan.camera_info)
-                for (c, f, plan), p in zip(planned, pending)
+                _Started(c, f, p, plan.camera_info) for (c, f, plan), p in zip(planned, pending)
             ]
             if not self._started.put(started, replace=False):
                 return  # stopped while waiting for the publisher

@@ -1,6 +1,6 @@
 """An in-process loopback: depth nodes and a client node over real DDS in one process.
 
-The demo (space-clip-demo), bench/bench_node.py and test/test_ros_node.py all need the same
+The demo (space-clip-demo), bench/bench_node.py and the tests (testing/harness.py) need the same
 scaffolding: an rclpy context of their own, the space_clip_depth node, a client node that
 publishes camera images and subscribes to the outputs, an executor spinning in a background
 thread, and a wait for discovery before the first frame (a frame published before the node
@@ -20,10 +20,11 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import rclpy
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -78,12 +79,15 @@ class Loopback:
         executor_factory: Callable[[rclpy.Context], Executor] = (
             lambda context: SingleThreadedExecutor(context=context)
         ),
+        args: Optional[Sequence[str]] = None,
     ) -> None:
+        """args: ROS arguments for the context (["--ros-args", "--params-file", ...]), as a
+        process's command line gives them to every node it runs."""
         # Keep loopback DDS traffic on this machine unless the user chose otherwise; it must be
         # set before the context is initialised.
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, args=None if args is None else list(args))
         self.nodes: list[DepthNode] = []
         self._subscriptions: list = []
         self._publishers: list = []
@@ -94,10 +98,22 @@ class Loopback:
         self._spinner.start()
 
     def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:  # a node shut the context down (max failures, Ctrl-C)
-            pass
+        """Spin until the executor or the context shuts down.
+
+        rclpy's executor raises InvalidHandle when an entity is destroyed while it builds its
+        wait set (a QoS event handler of a node that stop_node() destroys from another thread:
+        rclpy skips destroyed subscriptions there, not waitables). The entity is gone from the
+        next wait set, so spinning goes on; before, the thread ended and every later wait for a
+        message timed out (seen on a loaded machine).
+        """
+        while True:
+            try:
+                self.executor.spin()
+                return  # the executor was shut down (close())
+            except ExternalShutdownException:  # a node shut the context down (max failures)
+                return
+            except InvalidHandle:
+                continue
 
     def __enter__(self) -> "Loopback":
         return self

@@ -184,7 +184,7 @@ class Parameters:
             elif not isinstance(value, str):
                 problems.append(
                     f"{f.name}: {value!r} is not a list of names; write a string array "
-                    f"({f.name}:=\"[front, left]\") or a comma-separated string "
+                    f'({f.name}:="[front, left]") or a comma-separated string '
                     f"({f.name}:=front,left)"
                 )
                 values[f.name] = f.default
