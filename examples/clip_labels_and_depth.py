@@ -25,18 +25,20 @@ import sys
 from typing import Optional
 
 import open_clip
-import rclpy
 import torch
 import torch.nn.functional as F
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
+from space_clip_ros.errors import ConfigError
 from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.io.limits import DEFAULT_MAX_FRAME_PIXELS
 from space_clip_ros.ros.camera_info import intrinsics_from_camera_info
 from space_clip_ros.ros.depth_outputs import DepthPublisher
 from space_clip_ros.ros.image_codec import decode_image
+from space_clip_ros.ros.node_main import run_node, spin
 from space_clip_ros.runtime import resolve_device
 from space_clip_ros.shared import attach
 
@@ -59,7 +61,11 @@ class ClipLabelsAndDepth(Node):
             )
         }
         if not p["checkpoint"]:
-            raise ValueError("set the checkpoint parameter: a decoder trained on this encoder")
+            raise ConfigError(
+                "not set",
+                field="checkpoint",
+                fix="-p checkpoint:=DIR, a decoder trained on this encoder",
+            )
         self.device = resolve_device(p["device"])
         if p["clip_model_config"]:
             open_clip.add_model_config(p["clip_model_config"])
@@ -113,19 +119,21 @@ class ClipLabelsAndDepth(Node):
 
 
 def main(args: Optional[list[str]] = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
+    """Exit codes as the package's nodes give them (node_main.run_node): 0 after Ctrl-C or a
+    launch stopping it, 2 for a bad parameter or checkpoint, named."""
+
+    def serve(argv: list[str]) -> int:
         node = ClipLabelsAndDepth()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
+        try:
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            spin(executor)
+        finally:
             node.tap.detach()
             node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+        return 0
+
+    return run_node("clip_labels_and_depth", args, serve)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,11 @@ def interrupt(process: subprocess.Popen, timeout: float = 60) -> str:
         return process.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        raise
+        output = process.communicate()[0]  # what it said before it hung: the failure's evidence
+        raise AssertionError(
+            f"{' '.join(process.args[:4])} still ran {timeout} s after Ctrl-C; its output:\n"
+            f"{output[-4000:]}"
+        ) from None
 
 
 def test_ros2_run_answers_help_for_every_executable():

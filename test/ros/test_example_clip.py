@@ -81,3 +81,12 @@ def test_labels_and_depth_come_from_one_encoder_pass(ros, files):
     expected[~((expected >= 0.1) & (expected <= 80.0))] = np.nan  # the node's default range
     np.testing.assert_allclose(depth, expected, rtol=1e-4, atol=1e-4)
     assert torch.isfinite(torch.from_numpy(depth)).any()
+
+
+def test_the_example_refuses_a_missing_checkpoint_with_exit_2_naming_it(capfd):
+    """As the package's nodes do (node_main.run_node): one FATAL line and the usage exit code."""
+    status = load_example().main(["--ros-args", "-p", "device:=cpu"])
+    assert status == 2
+    err = capfd.readouterr().err
+    assert "checkpoint: not set" in err and "-p checkpoint:=DIR" in err
+    assert "Traceback" not in err
