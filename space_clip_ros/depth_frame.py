@@ -32,6 +32,7 @@ the device; on the CPU the post-processing itself). `render` is both in one call
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Optional, Sequence
@@ -155,6 +156,31 @@ _LITTLE_ENDIAN = sys.byteorder == "little"
 _TORCH_DTYPES = {np.float32: torch.float32, np.uint8: torch.uint8}
 # where each byte of a packed 0x00RRGGBB word sits in memory: (R, G, B, zero) byte offsets
 _RGB_BYTES = (2, 1, 0, 3) if _LITTLE_ENDIAN else (1, 2, 3, 0)
+_SCRATCH = threading.local()
+
+
+def _scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A work array of this thread, kept between frames: a fresh frame-sized array each frame
+    costs its page faults again (the kernels run on the publisher thread, render anywhere)."""
+    arrays = _SCRATCH.__dict__.setdefault("arrays", {})
+    array = arrays.get(name)
+    if array is None or array.shape != shape or array.dtype != dtype:
+        array = arrays[name] = np.empty(shape, dtype)
+    return array
+
+
+def _packed_rgb(rgb: np.ndarray) -> np.ndarray:
+    """PointCloud2's packed colour of contiguous (h, w, 3) RGB as float32 words 0x00RRGGBB: one
+    OpenCV pass to B, G, R, A bytes (a channel-reversed BGR view goes in as BGR, uncopied), read
+    as little-endian words, alpha cleared into the native word order."""
+    bgra = _scratch("bgra", rgb.shape[:2] + (4,), np.uint8)
+    if rgb.strides[-1] < 0:
+        cv2.cvtColor(rgb[..., ::-1], cv2.COLOR_BGR2BGRA, dst=bgra)
+    else:
+        cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA, dst=bgra)
+    words = _scratch("rgb_words", rgb.shape[:2], np.uint32)
+    np.bitwise_and(bgra.view("<u4")[..., 0], np.uint32(0x00FFFFFF), out=words)
+    return words.view(np.float32)
 
 
 class HostKernels:
@@ -177,16 +203,21 @@ class HostKernels:
     @staticmethod
     def cloud(depth: np.ndarray, rays: _Rays, rgb: Optional[np.ndarray], step: int,
               out: np.ndarray) -> None:  # fmt: skip
-        z = depth[::step, ::step]
-        np.multiply(rays.u, z, out=out[..., 0])
-        np.multiply(rays.v, z, out=out[..., 1])
-        out[..., 2] = z
-        if rgb is not None:
-            word = out.view(np.uint8)[..., 12:16]
-            rgb = rgb[::step, ::step]
-            for channel, byte in enumerate(_RGB_BYTES[:3]):
-                word[..., byte] = rgb[..., channel]
-            word[..., _RGB_BYTES[3]] = 0
+        """x, y, z (and the packed colour) computed into contiguous planes, then interleaved
+        into `out` by one cv2.merge pass: writing each field through a 16-byte stride took
+        2.9x the time at 1920x1080."""
+        z = np.ascontiguousarray(depth[::step, ::step])
+        x, y = _scratch("x", z.shape, np.float32), _scratch("y", z.shape, np.float32)
+        np.multiply(rays.u, z, out=x)
+        np.multiply(rays.v, z, out=y)
+        planes = [x, y, z]
+        if rgb is not None:  # decimated: a small copy; whole: the pixels as they are
+            planes.append(
+                _packed_rgb(np.ascontiguousarray(rgb[::step, ::step]) if step > 1 else rgb)
+            )
+        merged = cv2.merge(planes, dst=out)
+        if not np.shares_memory(merged, out):  # OpenCV allocated instead: never silently lost
+            out[...] = merged
 
     @staticmethod
     def preview(depth: np.ndarray, valid: np.ndarray, s: FrameSettings, lut: np.ndarray,
