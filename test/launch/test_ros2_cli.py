@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -33,9 +34,21 @@ def console_scripts() -> set[str]:
     return set(re.findall(r'f?"([\w-]+) = \{PACKAGE\}', (REPO / "setup.py").read_text()))
 
 
+# Ctrl-C as a terminal delivers it. A test run started in the background (a script's `&`,
+# nohup, a CI runner) ignores SIGINT and its children inherit that; Python then installs no
+# SIGINT handler and `ros2 launch` never hears Ctrl-C (seen in CI: the launch served on for
+# 60 s). The command starts with SIGINT at its default, as from a shell in a terminal.
+WITH_DEFAULT_SIGINT = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])",
+)
+
+
 def start(*command: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        command,
+        (*WITH_DEFAULT_SIGINT, *command),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -51,12 +64,21 @@ def interrupt(process: subprocess.Popen, timeout: float = 60) -> str:
     try:
         return process.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:
+        signals = signal_dispositions(process.pid)  # was Ctrl-C ignored, blocked or handled?
         os.killpg(process.pid, signal.SIGKILL)
         output = process.communicate()[0]  # what it said before it hung: the failure's evidence
         raise AssertionError(
-            f"{' '.join(process.args[:4])} still ran {timeout} s after Ctrl-C; its output:\n"
-            f"{output[-4000:]}"
+            f"{' '.join(process.args[3:7])} still ran {timeout} s after Ctrl-C ({signals}); its "
+            f"output:\n{output[-4000:]}"
         ) from None
+
+
+def signal_dispositions(pid: int) -> str:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError as exc:
+        return f"no /proc status: {exc}"
+    return ", ".join(line for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
 
 
 def test_ros2_run_answers_help_for_every_executable():
