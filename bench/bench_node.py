@@ -64,6 +64,10 @@ from space_clip_ros.ros.loopback import OUTPUT_TYPES, Loopback, stamp_ns  # noqa
 from space_clip_ros.ros.pointcloud import points_to_cloud  # noqa: E402
 from space_clip_ros.runtime import PRECISION_CHOICES, resolve_device  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # testing/ is not installed
+
+from testing.estimators import StandIn  # noqa: E402
+
 SIZES = ((640, 480), (1242, 375), (1920, 1080), (3840, 2160))
 VARIANTS = {
     "depth": ("depth",),
@@ -83,25 +87,13 @@ def frames(width: int, height: int, n: int) -> list[np.ndarray]:
     return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(n)]
 
 
-class InstantEstimator(DepthEstimator):
+class InstantEstimator(StandIn):
     """Inference made free: a fixed depth (0.05..100 m, so the range mask and the palette do
     their work) of the requested size, made once per size on the device."""
 
     def __init__(self, device: str = "cpu") -> None:
         super().__init__(resolve_device(device), "fp32", "instant")
         self._depth: dict[tuple[int, int], torch.Tensor] = {}
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        return (224, 224)
-
-    @property
-    def input_resize(self) -> str:
-        return "bilinear_antialias"
-
-    @property
-    def camera(self):
-        return None  # no training camera recorded: depth is not mapped
 
     def infer(self, pixels, color_order="rgb", output_size=None) -> torch.Tensor:
         return self._at(tuple(output_size or pixels.shape[1:3]))[None]

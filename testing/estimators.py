@@ -12,7 +12,24 @@ import torch
 from space_clip_ros.inference import DepthEstimator
 
 
-class KnownDepth(DepthEstimator):
+class StandIn(DepthEstimator):
+    """The estimator contract's fixed facts for a stand-in whose depth is made, not inferred
+    (tests, bench/bench_node.py's instant model): no training camera, so depth is not mapped."""
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (224, 224)
+
+    @property
+    def input_resize(self) -> str:
+        return "bilinear_antialias"
+
+    @property
+    def camera(self):
+        return None
+
+
+class KnownDepth(StandIn):
     """depth_fn(h, w) at the requested output size; records the pixels and colour order given.
 
     fail_with: an exception the next inference raises once. (A slow model is GatedDepth: it
@@ -28,18 +45,6 @@ class KnownDepth(DepthEstimator):
         self.depth_fn, self.fail_with = depth_fn, fail_with
         self.calls: list[tuple[np.ndarray, str]] = []
         self.batches: list[int] = []  # frames per infer_frames call
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        return (224, 224)
-
-    @property
-    def input_resize(self) -> str:
-        return "bilinear_antialias"
-
-    @property
-    def camera(self):
-        return None  # no training camera recorded: depth is not mapped
 
     def _called(self, pixels: torch.Tensor, color_order: str) -> None:
         self.calls.append((pixels.cpu().numpy().copy(), color_order))

@@ -29,7 +29,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import open_clip
 import torch
@@ -285,14 +285,26 @@ def backbone_to_open_clip(hf: dict[str, torch.Tensor], source: object) -> dict[s
                 fix="only plain HF CLIPVisionModel towers are imported",
             )
         out[ours] = tensor
-    for (block, kind), parts in qkv.items():
+    out.update(merge_qkv(qkv, "transformer.resblocks.{}.attn.in_proj_{}".format, source))
+    return out
+
+
+def merge_qkv(
+    parts_by_block: dict[tuple[str, str], dict[str, torch.Tensor]],
+    name: Callable[[str, str], str],
+    source: object,
+) -> dict[str, torch.Tensor]:
+    """HF towers keep q, k and v projections apart; open_clip (in_proj) and timm (qkv) hold them
+    as one tensor. parts_by_block: (block, weight|bias) -> {"q"|"k"|"v": tensor}; name(block,
+    kind): the concatenated tensor's name in the target."""
+    merged: dict[str, torch.Tensor] = {}
+    for (block, kind), parts in parts_by_block.items():
         if set(parts) != {"q", "k", "v"}:
             raise ReferenceImportError(
                 f"block {block} lacks some of q/k/v_proj.{kind}", source=source, fix="re-save it"
             )
-        name = f"transformer.resblocks.{block}.attn.in_proj_{kind}"
-        out[name] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
-    return out
+        merged[name(block, kind)] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    return merged
 
 
 def _count(state: dict[str, torch.Tensor], pattern: str) -> int:

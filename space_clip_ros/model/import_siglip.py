@@ -43,6 +43,7 @@ from .import_reference import (
     _count,
     _rename,
     infer_decoder_config,
+    merge_qkv,
 )
 from .space_clip import resolve_layers
 
@@ -117,12 +118,7 @@ def siglip_to_timm(hf: dict[str, torch.Tensor], source: object) -> dict[str, tor
                     "imported",
                 )
             out[ours] = tensor
-    for (block, kind), parts in qkv.items():
-        if set(parts) != {"q", "k", "v"}:
-            raise ReferenceImportError(
-                f"block {block} lacks some of q/k/v_proj.{kind}", source=source, fix="re-save it"
-            )
-        out[f"blocks.{block}.attn.qkv.{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]])
+    out.update(merge_qkv(qkv, "blocks.{}.attn.qkv.{}".format, source))
     return out
 
 
