@@ -9,6 +9,7 @@ The mixed-in ValueError/RuntimeError keep `except ValueError` callers working.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -87,18 +88,25 @@ class RuntimeFailure(SpaceClipError, RuntimeError):
     exit_code = EXIT_FAILURE
 
 
+TOOL_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
 def run_tool(
     prog: str,
     main: Callable[[Optional[Sequence[str]]], int],
     argv: Optional[Sequence[str]] = None,
     *,
     usage: Optional[Callable[[], str]] = None,
+    log_level: Optional[int] = None,
 ) -> int:
     """Run a tool's main(); a SpaceClipError becomes '<prog>: error: ...' and its exit code,
     Ctrl-C one line and EXIT_INTERRUPTED instead of a KeyboardInterrupt traceback.
 
     usage: the tool's usage line (ArgumentParser.format_usage), printed before a UsageError.
+    log_level: the tools' log lines on stderr from this level, in one format (TOOL_LOG_FORMAT).
     """
+    if log_level is not None:
+        logging.basicConfig(level=log_level, format=TOOL_LOG_FORMAT)
     try:
         return main(argv)
     except SpaceClipError as exc:

@@ -402,8 +402,7 @@ def run_synthetic(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_tool(PROG, run, argv, usage=build_parser().format_usage)
+    return run_tool(PROG, run, argv, usage=build_parser().format_usage, log_level=logging.INFO)
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:

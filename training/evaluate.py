@@ -278,8 +278,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Exit 2 for a config, checkpoint or dataset that cannot be used (nothing ran)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_tool(PROG, run, argv)
+    return run_tool(PROG, run, argv, log_level=logging.INFO)
 
 
 def run(argv: Optional[list[str]] = None) -> int:

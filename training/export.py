@@ -101,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     """Exit 2 (nothing written) for a command line, run, state or checkpoint that cannot be
     used."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_tool(PROG, run, argv, usage=build_parser().format_usage)
+    return run_tool(PROG, run, argv, usage=build_parser().format_usage, log_level=logging.INFO)
 
 
 def run(argv: Optional[list[str]] = None) -> int:

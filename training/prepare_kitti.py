@@ -582,8 +582,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[list[str]] = None) -> int:
     """Exit 2 for a bad URL, checksum list or split list, 1 for a download or extraction that
     fails (re-running resumes)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_tool(PROG, _main, argv)
+    return run_tool(PROG, _main, argv, log_level=logging.INFO)
 
 
 def _main(argv: Optional[list[str]]) -> int:

@@ -340,8 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_tool(PROG, run, argv)
+    return run_tool(PROG, run, argv, log_level=logging.INFO)
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:

@@ -61,8 +61,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_tool(PROG, run, argv)
+    return run_tool(PROG, run, argv, log_level=logging.INFO)
 
 
 if __name__ == "__main__":

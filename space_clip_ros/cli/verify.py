@@ -89,8 +89,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_tool(PROG, run, argv, usage=build_parser().format_usage)
+    return run_tool(PROG, run, argv, usage=build_parser().format_usage, log_level=logging.WARNING)
 
 
 if __name__ == "__main__":
