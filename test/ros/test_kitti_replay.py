@@ -61,10 +61,32 @@ def stamp(msg) -> int:
 def python_entry(module: str, *args: str) -> list[str]:
     return [
         sys.executable,
+        "-X",
+        "faulthandler",  # a process that has to be aborted dumps every thread's stack first
         "-c",
         f"import sys; from {module} import main; sys.exit(main())",
         *args,
     ]
+
+
+def interrupt_all(processes: list[subprocess.Popen], timeout: float = 120) -> list[str]:
+    """Ctrl-C each process, then their outputs once they have exited. One that has not exited
+    within `timeout` is aborted (SIGABRT: faulthandler prints where each thread was) and the
+    test fails with what it printed: the evidence, not a bare timeout."""
+    for process in processes:
+        process.send_signal(signal.SIGINT)
+    outputs = []
+    for process in processes:
+        try:
+            outputs.append(process.communicate(timeout=timeout)[0])
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            output = process.communicate()[0]
+            raise AssertionError(
+                f"{process.args[4]!r} still ran {timeout} s after Ctrl-C; its output "
+                f"and stacks:\n{output[-6000:]}"
+            ) from None
+    return outputs
 
 
 def test_replay_publishes_the_bag_at_the_recorded_rate(kitti, ros, tmp_path):
@@ -383,9 +405,7 @@ def test_bag_drives_depth_node_into_accuracy_node(kitti, ros, tmp_path, tiny_che
         # The player saw the last depth frame; the accuracy node pairs it as it arrives there.
         assert wait_for(lambda: scored_frames(scored) == FRAMES), scored_frames(scored)
     finally:
-        for process in (accuracy, depth):
-            process.send_signal(signal.SIGINT)
-        outputs = [p.communicate(timeout=60)[0] for p in (accuracy, depth)]
+        outputs = interrupt_all([accuracy, depth])
     assert accuracy.returncode == 0, outputs[0]
     written = json.loads(report.read_text())
     assert written["frames_paired"] == FRAMES, outputs
