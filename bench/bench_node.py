@@ -59,7 +59,7 @@ from space_clip_ros.geometry import Intrinsics  # noqa: E402
 from space_clip_ros.inference import DepthEstimator, TorchEstimator  # noqa: E402
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model  # noqa: E402
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics  # noqa: E402
-from space_clip_ros.ros.image_codec import array_to_image  # noqa: E402
+from space_clip_ros.ros.image_codec import array_to_image, new_message  # noqa: E402
 from space_clip_ros.ros.loopback import OUTPUT_TYPES, Loopback, stamp_ns  # noqa: E402
 from space_clip_ros.ros.pointcloud import points_to_cloud  # noqa: E402
 from space_clip_ros.runtime import PRECISION_CHOICES, resolve_device  # noqa: E402
@@ -147,18 +147,12 @@ class Relay:
             elif topic == "depth/camera_info":
                 built[topic] = camera_info_from_intrinsics(c["intrinsics"], header)
             elif topic == "points":
-                cloud = c["cloud"]
-                built[topic] = PointCloud2(
-                    header=header,
-                    height=cloud.height,
-                    width=cloud.width,
-                    fields=cloud.fields,
-                    is_bigendian=cloud.is_bigendian,
-                    point_step=cloud.point_step,
-                    row_step=cloud.row_step,
-                    is_dense=False,
-                    data=array.array("B", cloud.data),  # the one copy per message
-                )
+                cloud, msg_out = c["cloud"], new_message(PointCloud2)
+                for field in ("height", "width", "fields", "is_bigendian", "point_step"):
+                    setattr(msg_out, field, getattr(cloud, field))
+                msg_out.header, msg_out.row_step = header, cloud.row_step
+                msg_out.data = array.array("B", cloud.data)  # the one copy per message
+                built[topic] = msg_out
             else:
                 built[topic] = array_to_image(c["rgb"], "bgr8", header)
         for topic, out in built.items():

@@ -12,8 +12,9 @@ class HostBuffer:
     """A reusable byte buffer with a typed numpy view over it.
 
     The buffer is an `array.array('B')` because that is the type rclpy stores in a message's
-    uint8[] field: a message takes `raw` as its data without a copy. It is reallocated only when
-    the frame's shape changes. Contents are valid until the next frame is completed.
+    uint8[] field: a message built by space_clip_ros.ros.image_codec.new_message takes `raw` as
+    its data without a copy. It is reallocated only when the frame's shape changes. Contents
+    are valid until the next frame is completed.
     """
 
     def __init__(self) -> None:

@@ -79,6 +79,18 @@ def decode_image(
     return image_to_color(msg, max_pixels, order_override)
 
 
+# rosidl_python from Jazzy on copies whatever a uint8[] field is given into a new array.array,
+# unless the message checks its fields: a checked message stores an array.array('B') as it is,
+# as Humble's messages always do. Messages made here are checked, so their data is the buffer
+# given, not a copy of it (the 1920x1080 cloud: 33 MB, 3.5 ms a frame on this VM).
+_STORES_ARRAYS_AS_IS = {"check_fields": True} if "_check_fields" in Image.__slots__ else {}
+
+
+def new_message(msg_type):
+    """An empty message of `msg_type` whose uint8[] field takes an array.array('B') uncopied."""
+    return msg_type(**_STORES_ARRAYS_AS_IS)
+
+
 def to_message_bytes(data: np.ndarray) -> array.array:
     """The message field type rclpy stores; filling it from the buffer costs one copy."""
     out = array.array("B")
@@ -99,7 +111,7 @@ def _image_header(pixels: np.ndarray, encoding: str, header: Header) -> Image:
             f"{encoding} needs a {dtype.__name__} array of ndim {ndim}, "
             f"got {pixels.dtype} {pixels.shape}"
         )
-    msg = Image()
+    msg = new_message(Image)
     msg.header = header
     msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
     msg.encoding = encoding

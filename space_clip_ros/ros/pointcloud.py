@@ -20,7 +20,7 @@ from std_msgs.msg import Header
 
 from space_clip_ros.io.host_buffer import HostBuffer
 from space_clip_ros.io.msg_arrays import pointcloud2_to_array
-from space_clip_ros.ros.image_codec import to_message_bytes
+from space_clip_ros.ros.image_codec import new_message, to_message_bytes
 
 _FLOAT32 = PointField.FLOAT32
 
@@ -84,7 +84,7 @@ def _cloud(packed: np.ndarray, header: Header, data: array.array) -> PointCloud2
         )
     height, width, count = packed.shape
     names = ("x", "y", "z", "rgb")[:count]
-    msg = PointCloud2()
+    msg = new_message(PointCloud2)
     msg.header = header
     msg.height, msg.width = int(height), int(width)
     msg.fields = _fields(names)
