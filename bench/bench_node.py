@@ -11,14 +11,16 @@ model with real inference. Ratios come from one run, interleaved frame by frame 
 overhead: the node runs an instant estimator (a constant depth of the right size: inference is
     free), so what remains is the node's own work. The floor is a minimal rclpy relay in the same
     process that answers each image with the same messages (same types, sizes, header), their
-    contents prepared once and copied into each message with numpy: receipt, message building
-    and DDS, nothing else. A camera client sends one frame at a time, alternating relay and
+    contents prepared once and copied into each message once: receipt, message building and
+    DDS, nothing else. A camera client sends one frame at a time, alternating relay and
     node, and waits for every subscribed output of that frame:
       round trip   image published -> last output received (client side);
       node time    receipt -> last output published (the node's statistics; the relay's own
                    callback time for the floor).
     For depth / depth + points / all outputs at 640x480, 1242x375, 1920x1080 and 3840x2160:
-    min and median of each, node / relay ratios, and node time per megapixel.
+    min and median of each, node / relay ratios, and node time per megapixel. Then the frame
+    function alone (FrameRenderer.render_depth, no ROS) per size: the node's own computation
+    per megapixel, without the transport that node and relay both pay.
 model: the real model; bare = DepthEstimator.predict in a loop on the same frames (the ceiling),
     node = frames published open loop at --rate (above the model's rate, so a fresh frame always
     waits) into space_clip_depth with depth (+ points, + all outputs) subscribed; throughput in
@@ -55,8 +57,11 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from space_clip_ros.cli.arguments import parse_size  # noqa: E402
+from space_clip_ros.depth_frame import FrameRenderer  # noqa: E402
+from space_clip_ros.frame_plan import FramePlan, FrameSettings, Output  # noqa: E402
 from space_clip_ros.geometry import Intrinsics  # noqa: E402
 from space_clip_ros.inference import DepthEstimator, TorchEstimator  # noqa: E402
+from space_clip_ros.io.image_decoding import ColorImage  # noqa: E402
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model  # noqa: E402
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics  # noqa: E402
 from space_clip_ros.ros.image_codec import array_to_image, new_message  # noqa: E402
@@ -250,6 +255,48 @@ def measure_overhead(
     return pair
 
 
+def frame_function_ms(width: int, height: int, variant: str, frames_n: int, device: str) -> float:
+    """Median ms of the frame function alone (FrameRenderer.render_depth: range mask, cloud,
+    preview into the reused host buffers; no ROS), the depth already on the device."""
+    renderer = FrameRenderer(device=resolve_device(device))
+    plan = FramePlan(
+        frozenset(Output(topic) for topic in VARIANTS[variant]),
+        FrameSettings(),
+        kitti_like(width, height),
+    )
+    image = ColorImage(frames(width, height, 1)[0], "rgb")
+    depth = InstantEstimator(device).infer_frames([(None, None, (height, width), None)])[0]
+    times = []
+    for i in range(frames_n + 2):  # 2 warm-up frames: buffers and scratch allocated
+        start = time.perf_counter()
+        renderer.render_depth(depth, image, plan)
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def print_frame_function(args: argparse.Namespace) -> None:
+    """The node's own computation per megapixel, without the transport both sides pay."""
+    print(
+        "\nframe function alone (no ROS), median ms and ms per MP:\n"
+        "| outputs | " + " | ".join(f"{w}x{h}" for w, h in args.sizes) + " |\n"
+        "|---|" + "---:|" * len(args.sizes)
+    )
+    for variant in args.variants:
+        per_mp = {}
+        cells = []
+        for width, height in args.sizes:
+            ms = frame_function_ms(width, height, variant, args.frames, args.device)
+            per_mp[(width, height)] = ms / (width * height / 1e6)
+            cells.append(f"{ms:.2f} ({per_mp[(width, height)]:.1f}/MP)")
+        print(f"| {variant} | " + " | ".join(cells) + " |", flush=True)
+        if (3840, 2160) in per_mp and (1242, 375) in per_mp:
+            print(
+                f"{variant}: frame function per MP at 3840x2160 / at 1242x375 = "
+                f"{per_mp[(3840, 2160)] / per_mp[(1242, 375)]:.2f}x"
+            )
+
+
 def overhead(args: argparse.Namespace) -> None:
     sizes = args.sizes
     print(
@@ -287,6 +334,7 @@ def overhead(args: argparse.Namespace) -> None:
                 f"{variant}: node time per MP at 3840x2160 / at 1242x375 = "
                 f"{costs[(3840, 2160)] / costs[(1242, 375)]:.2f}x (target <= 1.2x)"
             )
+    print_frame_function(args)
 
 
 # ------------------------------------------------------------------------------ model mode
