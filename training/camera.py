@@ -63,6 +63,13 @@ def training_camera(
     return crop_camera(frame, (crop_h, crop_w), offset, data.hflip, source)
 
 
+def principal_anchor(camera: CameraConfig) -> tuple[float, float]:
+    """The principal point as (height, width) fractions of a training crop, pixel edges at 0
+    and 1 (canonical_view's convention): where the focal-scale zoom keeps it."""
+    (height, width), (cx, cy) = camera.crop_size, camera.principal_point
+    return (cy + 0.5) / height, (cx + 0.5) / width
+
+
 def first_frame_size(dataset: DepthDataset) -> tuple[int, int]:
     """(width, height) of the dataset's first listed image, read from its header."""
     with Image.open(dataset.samples[0].image) as image:

@@ -138,16 +138,20 @@ def kb_crop_box(height: int, width: int, kb: tuple[int, int], path: Path) -> tup
 
 
 def augment(
-    image: np.ndarray, depth: np.ndarray, cfg: DataConfig, rng: np.random.Generator
+    image: np.ndarray,
+    depth: np.ndarray,
+    cfg: DataConfig,
+    rng: np.random.Generator,
+    anchor: tuple[float, float] = (0.5, 0.5),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation, random crop (or zoom_crop with data.focal_scale), flip and photometric
-    jitter, as in BTS/AdaBins and the paper."""
+    """Rotation, random crop (or zoom_crop with data.focal_scale, keeping the principal point at
+    `anchor`), flip and photometric jitter, as in BTS/AdaBins and the paper."""
     if cfg.rotate_deg > 0:
         angle = float(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
         image = _rotate_float(image, angle, Image.BILINEAR)
         depth = _rotate_float(depth[..., None], angle, Image.NEAREST)[..., 0]
     if tuple(cfg.focal_scale) != (1.0, 1.0):
-        image, depth = zoom_crop(image, depth, cfg.crop_size, cfg.focal_scale, rng)
+        image, depth = zoom_crop(image, depth, cfg.crop_size, cfg.focal_scale, rng, anchor)
     else:
         ch, cw = cfg.crop_size
         h, w = depth.shape
@@ -172,6 +176,7 @@ def zoom_crop(
     crop_size: tuple[int, int],
     scale_range: tuple[float, float],
     rng: np.random.Generator,
+    anchor: tuple[float, float] = (0.5, 0.5),
 ) -> tuple[np.ndarray, np.ndarray]:
     """A crop_size crop of the camera with s times the data's focal length, s log-uniform in
     scale_range, depth in the recorded camera's metres (divided by s).
@@ -179,14 +184,16 @@ def zoom_crop(
     A camera with s times the focal length sees a 1/s-size window of the frame at crop_size;
     the decoder, told to read it as the recorded camera, must answer depth / s, which is what
     inference multiplies back by its view's depth_scale (space_clip_ros/model/canonical_camera).
-    A window larger than the frame (s < 1) holds the frame at a random place, padded as
+    The window is placed as inference places an image (`_zoom_offset`): the principal point at
+    `anchor` (height, width fractions of a crop: where the training camera has it), moved by
+    the spread plain random crops give it. A window larger than the frame (s < 1) is padded as
     inference pads (the edge pixels repeated, PAD_MODE) with depth 0 (no ground truth).
     """
     s = float(np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1]))))
     (ch, cw), (h, w) = crop_size, depth.shape
     wh, ww = max(round(ch / s), 1), max(round(cw / s), 1)
-    top = int(rng.integers(min(0, h - wh), max(0, h - wh) + 1))
-    left = int(rng.integers(min(0, w - ww), max(0, w - ww) + 1))
+    top = _zoom_offset(h, ch, wh, anchor[0], rng)
+    left = _zoom_offset(w, cw, ww, anchor[1], rng)
     image = _window(image, top, left, wh, ww, mode="edge")  # numpy's name for "replicate"
     depth = _window(depth, top, left, wh, ww, mode="constant")
     shrink = cv2.INTER_AREA if wh > ch else cv2.INTER_LINEAR
@@ -194,6 +201,25 @@ def zoom_crop(
     depth = cv2.resize(depth, (cw, ch), interpolation=cv2.INTER_NEAREST)
     # the window's exact scale per axis after rounding; their geometric mean, as inference does
     return image, depth / np.float32(np.sqrt((ch / wh) * (cw / ww)))
+
+
+def _zoom_offset(
+    size: int, crop: int, window: int, anchor: float, rng: np.random.Generator
+) -> int:
+    """Where a `window`-pixel window starts on a frame axis of `size` pixels whose plain crops
+    are `crop` pixels.
+
+    The plain random crops start anywhere in [0, size - crop]: centred at c = (size - crop) / 2,
+    the principal point at `anchor` of the crop, give or take c. A window of another size keeps
+    the principal point at `anchor` of it and the same spread relative to its size, so at
+    s = 1 this is the plain random crop, and a window larger than the frame holds the frame
+    where canonical_view puts an image of a wider camera (KITTI's rows: exactly there, as the
+    KB crop and the training crops share them). A uniform place instead put the horizon
+    anywhere in the padded window, which inference never does.
+    """
+    centred = (size - crop) / 2.0
+    spread = abs(centred) * window / crop
+    return round(centred - anchor * (window - crop) + rng.uniform(-spread, spread))
 
 
 def _window(array: np.ndarray, top: int, left: int, height: int, width: int, mode: str):
@@ -233,6 +259,9 @@ class DepthDataset(Dataset):
         self, cfg: DataConfig, list_path: Path, train: bool, seed: int = 0, max_samples: int = 0
     ):
         self.cfg, self.train, self.seed, self.epoch = cfg, train, seed, 0
+        # where the training camera's principal point sits in a crop (height, width fractions),
+        # which data.focal_scale's zoom keeps: the trainer sets it from the camera record
+        self.anchor: tuple[float, float] = (0.5, 0.5)
         root = Path(cfg.root)
         samples = self.read_list(list_path if list_path.is_absolute() else root / list_path, root)
         self.no_gt = sum(s.depth is None for s in samples)  # the split's known gaps, not errors
@@ -296,7 +325,7 @@ class DepthDataset(Dataset):
     def _train_item(self, image: np.ndarray, depth: np.ndarray, index: int) -> dict:
         """Augment (randomness from (seed, epoch, index)) and mask the depth range."""
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        image, depth = augment(image, depth, self.cfg, rng)
+        image, depth = augment(image, depth, self.cfg, rng, self.anchor)
         depth_t = torch.from_numpy(depth)[None]
         mask = (depth_t > self.cfg.min_depth) & (depth_t < self.cfg.max_depth)
         return {"image": _chw(image), "depth": depth_t, "mask": mask}

@@ -38,7 +38,7 @@ from space_clip_ros.errors import run_tool
 from space_clip_ros.io.atomic import atomic_path
 from space_clip_ros.model import SpaceClip, build_model, save_checkpoint
 from space_clip_ros.runtime import PRECISIONS, autocast, has_native_bf16, training_precision
-from training.camera import first_frame_size, record_camera
+from training.camera import first_frame_size, principal_anchor, record_camera
 from training.config import ConfigError, TrainConfig, load_train_config
 from training.datasets import DatasetError, collate_eval, make_dataset
 from training.evaluate import default_crops, evaluate, make_eval_dataset
@@ -197,6 +197,7 @@ class Trainer:
         )
         record_camera(cfg, "the training config", first_frame_size(self.train_set))
         self.model.config.camera = cfg.model.camera  # what every checkpoint records
+        self.train_set.anchor = principal_anchor(cfg.model.camera)
         LOG.info("training camera (the checkpoints' record): %s", cfg.model.camera)
         self.sampler = ResumableSampler(
             DistributedSampler(

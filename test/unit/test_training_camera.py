@@ -11,9 +11,11 @@ import pytest
 import yaml
 
 from space_clip_ros.errors import ConfigError
+from space_clip_ros.geometry import Intrinsics
 from space_clip_ros.model import load_checkpoint
-from space_clip_ros.model.canonical_camera import KITTI_FRAME
-from training.camera import record_camera, training_camera
+from space_clip_ros.model.canonical_camera import KITTI_FRAME, canonical_view
+from space_clip_ros.model.config import CameraConfig
+from training.camera import principal_anchor, record_camera, training_camera
 from training.config import DataConfig, load_train_config
 from training.datasets import augment, zoom_crop
 from training.mini_datasets import make_mini_kitti
@@ -103,6 +105,39 @@ def test_zoom_out_pads_like_inference_and_leaves_no_ground_truth_there():
             assert np.ptp(band, axis=0).max() < 1e-6 and np.ptp(band[0], axis=0).max() > 0.1
 
 
+def _frame_rows(out_depth: np.ndarray) -> tuple[int, int]:
+    rows = np.flatnonzero(~(out_depth == 0).all(axis=1))
+    return int(rows[0]), int(rows[-1])
+
+
+def test_zoom_out_puts_the_principal_point_where_inference_puts_it():
+    """KITTI's rows: the KB crop and the training crops share them, so a zoomed-out window
+    holds the frame exactly where canonical_view puts the image of a camera that sees more (the
+    horizon on the crops' row), whatever the seed; across the frame the place varies as plain
+    crops do."""
+    image, depth = _frame(40, 120)
+    camera = CameraConfig(
+        crop_size=(40, 80), focal=(100.0, 100.0), principal_point=(39.5, 11.5), source="test"
+    )  # a crop's principal point 12 of 40 rows down (pixel edges), on its centre line (flips)
+    anchor = principal_anchor(camera)
+    assert anchor == (0.3, 0.5)
+    lefts = set()
+    for seed in range(20):
+        _, out = zoom_crop(image, depth, (40, 80), (0.5, 0.5), np.random.default_rng(seed), anchor)
+        # an 80-row window whose row 0.3 * 80 = 24 is the frame's row 12: the frame spans
+        # window rows 12..51, output rows 6..25
+        assert _frame_rows(out) == (6, 25)
+        lefts.add(int(np.flatnonzero(~(out == 0).all(axis=0))[0]))
+    assert len(lefts) > 5  # random across, as plain random crops are
+    # inference: the whole 120x40 frame through a camera with 2/3 the crops' focal length in
+    # encoder pixels lands in rows 4..30 of the 40-row canvas; a 2/3 zoom puts it there too
+    seen = canonical_view(Intrinsics(50.0, 50.0, 59.5, 11.5, 120, 40), camera, (40, 80))
+    top, _, height, _ = seen.footprint
+    assert (top, height) == (4, 27)
+    _, out = zoom_crop(image, depth, (40, 80), (2 / 3, 2 / 3), np.random.default_rng(0), anchor)
+    assert _frame_rows(out) == (top, top + height - 1)
+
+
 def test_focal_scale_draws_log_uniform_scales_and_is_off_by_default():
     image, depth = _frame(88, 304)
     scales = []
@@ -148,6 +183,7 @@ def test_a_training_run_writes_the_camera_into_every_checkpoint(tmp_path):
         assert load_checkpoint(tmp_path / "run" / "checkpoints" / name).config.camera == expected
     resolved = load_train_config(tmp_path / "run" / "train_config.yaml")
     assert resolved.model.camera == expected
+    assert principal_anchor(expected) == (pytest.approx(17.5 / 48), 0.5)
 
 
 def test_without_intrinsics_the_calibration_follows_the_frames_size(tmp_path):
