@@ -30,6 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -127,7 +128,9 @@ def write_dataset(root: Path) -> None:
         (root / "splits" / f"{split}.txt").write_text("\n".join(entries) + "\n")
 
 
-def train(root: Path, out: Path, focal_scale: tuple[float, float], epochs: int) -> Path:
+def train(
+    root: Path, out: Path, focal_scale: tuple[float, float], epochs: int, seed: Optional[int]
+) -> Path:
     camera = small(KB_CAMERA)
     tiny = tiny_config().to_dict()
     data = {
@@ -148,6 +151,8 @@ def train(root: Path, out: Path, focal_scale: tuple[float, float], epochs: int) 
         "eval": {"crop": "none", "every_epochs": max(epochs // 4, 1)},
         "run": {"out_dir": str(out), "log_every": 50, "image_every": 0, "tqdm": False},
     }
+    if seed is not None:
+        overrides["run"]["seed"] = seed
     config_file = out.parent / f"{out.name}.yaml"
     config_file.write_text(yaml.safe_dump({"model": tiny, "data": data, **overrides}))
     trainer = Trainer(load_train_config(config_file))
@@ -247,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=40, help="epochs of 50 steps per model")
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
     parser.add_argument(
+        "--seed", type=int, help="training seed (default: run.seed's default, as in the tables)"
+    )
+    parser.add_argument(
         "--skip-training", action="store_true", help="score the models already under --out"
     )
     args = parser.parse_args(argv)
@@ -260,15 +268,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# rendered the training street in {time.perf_counter() - start:.0f} s")
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread, 1/{SCALE} resolution")
     for name in args.models:
-        run = args.out / f"run_{name}"
+        run = args.out / (f"run_{name}" if args.seed is None else f"run_{name}_seed{args.seed}")
         checkpoint = (
             run / "checkpoints" / "last_ema"
             if args.skip_training
-            else train(data, run, MODELS[name], args.epochs)
+            else train(data, run, MODELS[name], args.epochs, args.seed)
         )
         model = load_checkpoint(checkpoint).eval()
         camera = crop_intrinsics(model.config.camera)
-        print(f"# {name}: focal_scale {list(MODELS[name])}, record {model.config.camera}")
+        seed = "default" if args.seed is None else args.seed
+        print(
+            f"# {name} (seed {seed}): focal_scale {list(MODELS[name])}, "
+            f"record {model.config.camera}"
+        )
         print_table(
             f"model '{name}'", score(model, test_cameras(camera.scaled(*TRAIN_CROP[::-1])))
         )
