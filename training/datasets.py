@@ -212,10 +212,10 @@ def _zoom_offset(
     The plain random crops start anywhere in [0, size - crop]: centred at c = (size - crop) / 2,
     the principal point at `anchor` of the crop, give or take c. A window of another size keeps
     the principal point at `anchor` of it and the same spread relative to its size, so at
-    s = 1 this is the plain random crop, and a window larger than the frame holds the frame
-    where canonical_view puts an image of a wider camera (KITTI's rows: exactly there, as the
-    KB crop and the training crops share them). A uniform place instead put the horizon
-    anywhere in the padded window, which inference never does.
+    s = 1 this draws from the plain random crop's range, and a window larger than the frame
+    holds the frame where canonical_view puts an image of a wider camera (KITTI's rows: exactly
+    there, as the KB crop and the training crops share them). A uniform place would put the
+    horizon anywhere in the padded window, which inference never does.
     """
     centred = (size - crop) / 2.0
     spread = abs(centred) * window / crop
