@@ -161,12 +161,18 @@ _SCRATCH = threading.local()
 
 def _scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     """A work array of this thread, kept between frames: a fresh frame-sized array each frame
-    costs its page faults again (the kernels run on the publisher thread, render anywhere)."""
+    costs its page faults again (the kernels run on the publisher thread, render anywhere).
+    A request for fewer rows than the kept array has is a view of its first rows."""
     arrays = _SCRATCH.__dict__.setdefault("arrays", {})
     array = arrays.get(name)
-    if array is None or array.shape != shape or array.dtype != dtype:
+    if (
+        array is None
+        or array.shape[1:] != shape[1:]
+        or array.shape[0] < shape[0]
+        or array.dtype != dtype
+    ):
         array = arrays[name] = np.empty(shape, dtype)
-    return array
+    return array[: shape[0]]
 
 
 def _packed_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -181,6 +187,13 @@ def _packed_rgb(rgb: np.ndarray) -> np.ndarray:
     words = _scratch("rgb_words", rgb.shape[:2], np.uint32)
     np.bitwise_and(bgra.view("<u4")[..., 0], np.uint32(0x00FFFFFF), out=words)
     return words.view(np.float32)
+
+
+# Points per band of the CPU cloud: a band's planes and its share of the cloud (16 B a point
+# each) stay in the cache between the passes that write and the pass that interleaves them.
+# Whole frames made the cost per megapixel grow with the frame (4K / 1242x375: 1.7x; banded
+# 1.15-1.2x, bench/bench_node.py overhead's frame-function table).
+CLOUD_BAND_POINTS = 1 << 18
 
 
 class HostKernels:
@@ -204,20 +217,27 @@ class HostKernels:
     def cloud(depth: np.ndarray, rays: _Rays, rgb: Optional[np.ndarray], step: int,
               out: np.ndarray) -> None:  # fmt: skip
         """x, y, z (and the packed colour) computed into contiguous planes, then interleaved
-        into `out` by one cv2.merge pass: writing each field through a 16-byte stride took
-        2.9x the time at 1920x1080."""
-        z = np.ascontiguousarray(depth[::step, ::step])
-        x, y = _scratch("x", z.shape, np.float32), _scratch("y", z.shape, np.float32)
-        np.multiply(rays.u, z, out=x)
-        np.multiply(rays.v, z, out=y)
-        planes = [x, y, z]
-        if rgb is not None:  # decimated: a small copy; whole: the pixels as they are
-            planes.append(
-                _packed_rgb(np.ascontiguousarray(rgb[::step, ::step]) if step > 1 else rgb)
-            )
-        merged = cv2.merge(planes, dst=out)
-        if not np.shares_memory(merged, out):  # OpenCV allocated instead: never silently lost
-            out[...] = merged
+        into `out` by one cv2.merge pass, a band of rows at a time (CLOUD_BAND_POINTS):
+        writing each field through a 16-byte stride took 2.9x the time at 1920x1080."""
+        rows, width = out.shape[:2]
+        band = max(1, CLOUD_BAND_POINTS // width)
+        for top in range(0, rows, band):
+            bottom = min(rows, top + band)
+            z = depth[top * step : bottom * step : step, ::step]
+            if step > 1:  # decimated: gathered into a plane (whole rows are one already)
+                z = _scratch("z", z.shape, np.float32)
+                np.copyto(z, depth[top * step : bottom * step : step, ::step])
+            x, y = _scratch("x", z.shape, np.float32), _scratch("y", z.shape, np.float32)
+            np.multiply(rays.u, z, out=x)
+            np.multiply(rays.v[top:bottom], z, out=y)
+            planes = [x, y, z]
+            if rgb is not None:  # decimated: a small copy; whole: the pixels as they are
+                pixels = rgb[top * step : bottom * step : step, ::step]
+                planes.append(_packed_rgb(np.ascontiguousarray(pixels) if step > 1 else pixels))
+            band_out = out[top:bottom]
+            merged = cv2.merge(planes, dst=band_out)
+            if not np.shares_memory(merged, band_out):  # OpenCV allocated instead: never lost
+                band_out[...] = merged
 
     @staticmethod
     def preview(depth: np.ndarray, valid: np.ndarray, s: FrameSettings, lut: np.ndarray,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from space_clip_ros import depth_frame
 from space_clip_ros.depth_frame import (
     DeviceKernels,
     FrameRenderer,
@@ -148,6 +149,23 @@ def test_decimation_and_output_scale_shape_the_cloud_and_its_colours():
     assert cloud.shape == (8, 27, 4)  # ceil(24 / 3) x ceil(80 / 3)
     np.testing.assert_allclose(cloud[..., :3], backproject(np.full((24, 80), 6.0), half, 3))
     assert (cloud[..., 3].view(np.uint32) == (10 << 16) | (20 << 8) | 30).all()
+
+
+@pytest.mark.parametrize("band_points", [1, 160 * 5, 54 * 7])  # a row; bands that end short
+@pytest.mark.parametrize("step", [1, 3])
+def test_the_cpu_cloud_made_in_bands_is_the_cloud_made_whole(monkeypatch, band_points, step):
+    depth = masked(noisy_depth(48, 160), 0.5, 70.0)
+    bgr = pixels()[..., ::-1]  # a reversed view, as the node hands over BGR input
+    rays = depth_frame._rays(INTR, step)
+    shape = (-(-48 // step), -(-160 // step), 4)
+    whole, banded = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    HostKernels.cloud(depth, rays, bgr, step, whole)
+    monkeypatch.setattr(depth_frame, "CLOUD_BAND_POINTS", band_points)
+    HostKernels.cloud(depth, rays, bgr, step, banded)
+    np.testing.assert_array_equal(banded.view(np.uint32), whole.view(np.uint32))
+    np.testing.assert_allclose(whole[..., :3], backproject(depth, INTR, step), rtol=1e-6)
+    r, g, b = (bgr[::step, ::step, c].astype(np.uint32) for c in range(3))
+    np.testing.assert_array_equal(whole[..., 3].view(np.uint32), (r << 16) | (g << 8) | b)
 
 
 def test_the_cloud_without_colour_has_three_fields():
