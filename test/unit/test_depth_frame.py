@@ -45,6 +45,17 @@ def masked(depth: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kernels", [HostKernels, DeviceKernels])
+@pytest.mark.parametrize(
+    "bad", [[np.nan], [np.inf], [-np.inf], [np.inf, -np.inf], [np.nan] * 7680, []]
+)
+def test_the_finite_count_counts_every_nan_and_inf(kernels, bad):
+    raw = np.full((48, 160), 3.0e38, np.float32)  # huge but finite: no false alarm
+    raw.flat[: len(bad)] = bad
+    raw_in = raw if kernels is HostKernels else torch.from_numpy(raw)
+    assert int(kernels.finite_count(raw_in)) == raw.size - len(bad)
+
+
+@pytest.mark.parametrize("kernels", [HostKernels, DeviceKernels])
 @pytest.mark.parametrize("lo", [2.0, 0.0])
 def test_range_mask_turns_everything_outside_the_range_into_nan_never_zero(kernels, lo):
     depth = np.array([[0.0, -1.0, 1.9, 2.0, 30.0], [60.0, 60.5, np.nan, np.inf, 5.0]], np.float32)
