@@ -20,7 +20,8 @@ overhead: the node runs an instant estimator (a constant depth of the right size
     For depth / depth + points / all outputs at 640x480, 1242x375, 1920x1080 and 3840x2160:
     min and median of each, node / relay ratios, and node time per megapixel. Then the frame
     function alone (FrameRenderer.render_depth, no ROS) per size: the node's own computation
-    per megapixel, without the transport that node and relay both pay.
+    per megapixel, without the transport that node and relay both pay. glibc's malloc
+    thresholds are pinned first (--allocator default leaves them to drift: pin_allocator).
 model: the real model; bare = DepthEstimator.predict in a loop on the same frames (the ceiling),
     node = frames published open loop at --rate (above the model's rate, so a fresh frame always
     waits) into space_clip_depth with depth (+ points, + all outputs) subscribed; throughput in
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import ctypes
 import os
 import signal
 import subprocess
@@ -299,12 +301,37 @@ def print_frame_function(args: argparse.Namespace) -> None:
     print("\n".join(growth))
 
 
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def pin_allocator() -> str:
+    """Fix glibc's malloc thresholds for this process; what was done, in words.
+
+    By default glibc moves its mmap and trim thresholds as a process frees large blocks, so
+    whether each fresh multi-megabyte buffer of a publish or a receipt (rclpy's C copy of a
+    message, its serialized form) comes from memory already mapped or from new pages depends on
+    what the process happened to free before. Measured here: the same 1242x375 row read a
+    round trip of 21 ms (node) and 19 ms (relay) in one regime and 9 / 7 ms in the other, from
+    one run to the next. Pinned (blocks up to 32 MiB from the heap, which keeps 256 MiB before
+    it is trimmed), node and relay are always measured in the faster regime.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return "allocator as it is (no glibc mallopt)"
+    if mallopt(M_MMAP_THRESHOLD, 32 << 20) and mallopt(M_TRIM_THRESHOLD, 256 << 20):
+        return "glibc malloc pinned: mmap threshold 32 MiB, trim threshold 256 MiB"
+    return "allocator as it is (mallopt refused the thresholds)"
+
+
 def overhead(args: argparse.Namespace) -> None:
     sizes = args.sizes
+    allocator = pin_allocator() if args.allocator == "pinned" else "glibc malloc as it drifts"
     print(
         f"node (instant model) vs relay floor, {args.frames} frames each, interleaved; "
         f"device {args.device}, torch threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
-        f"load {os.getloadavg()[0]:.1f}"
+        f"load {os.getloadavg()[0]:.1f}; {allocator}"
     )
     print(
         "| size | outputs | round trip node / relay (min, median) | node / relay round trip | "
@@ -623,6 +650,12 @@ def main() -> None:
     over.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     over.add_argument("--frames", type=int, default=30, help="frames per size and variant")
     over.add_argument("--device", default="cpu")
+    over.add_argument(
+        "--allocator",
+        default="pinned",
+        choices=["pinned", "default"],
+        help="pinned: fixed glibc malloc thresholds, the same regime every run (pin_allocator)",
+    )
     real = modes.add_parser("model", help="the real model: node vs bare")
     real.add_argument("--device", default="cpu")
     real.add_argument(
