@@ -327,7 +327,7 @@ def pin_allocator() -> str:
 
 def overhead(args: argparse.Namespace) -> None:
     sizes = args.sizes
-    allocator = pin_allocator() if args.allocator == "pinned" else "glibc malloc as it drifts"
+    allocator = pin_allocator() if args.allocator == "pinned" else "allocator left to drift"
     print(
         f"node (instant model) vs relay floor, {args.frames} frames each, interleaved; "
         f"device {args.device}, torch threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
