@@ -226,10 +226,10 @@ class HostKernels:
         band = max(1, CLOUD_BAND_POINTS // width)
         for top in range(0, rows, band):
             bottom = min(rows, top + band)
-            z = depth[top * step : bottom * step : step, ::step]
+            z = band_depth = depth[top * step : bottom * step : step, ::step]
             if step > 1:  # decimated: gathered into a plane (whole rows are one already)
-                z = _scratch("z", z.shape, np.float32)
-                np.copyto(z, depth[top * step : bottom * step : step, ::step])
+                z = _scratch("z", band_depth.shape, np.float32)
+                np.copyto(z, band_depth)
             x, y = _scratch("x", z.shape, np.float32), _scratch("y", z.shape, np.float32)
             np.multiply(rays.u, z, out=x)
             np.multiply(rays.v[top:bottom], z, out=y)
