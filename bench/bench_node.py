@@ -20,8 +20,12 @@ overhead: the node runs an instant estimator (a constant depth of the right size
     For depth / depth + points / all outputs at 640x480, 1242x375, 1920x1080 and 3840x2160:
     min and median of each, node / relay ratios, and node time per megapixel. Then the frame
     function alone (FrameRenderer.render_depth, no ROS) per size: the node's own computation
-    per megapixel, without the transport that node and relay both pay. glibc's malloc
-    thresholds are pinned first (--allocator default leaves them to drift: pin_allocator).
+    per megapixel, without the transport that node and relay both pay.
+--allocator (every mode): tuned (default) runs this process, and the nodes cameras mode starts,
+    with the GLIBC_TUNABLES depth.launch.py gives the depth node (re-executing itself with them
+    when they are not in the environment: glibc reads them at start only;
+    space_clip_ros/ros/large_messages.py); pinned fixes only glibc's mmap and trim thresholds
+    from inside the process (mallopt); default leaves the allocator as the environment has it.
 model: the real model; bare = DepthEstimator.predict in a loop on the same frames (the ceiling),
     node = frames published open loop at --rate (above the model's rate, so a fresh frame always
     waits) into space_clip_depth with depth (+ points, + all outputs) subscribed; throughput in
@@ -67,6 +71,11 @@ from space_clip_ros.io.image_decoding import ColorImage  # noqa: E402
 from space_clip_ros.model import BackboneConfig, SpaceClipConfig, build_model  # noqa: E402
 from space_clip_ros.ros.camera_info import camera_info_from_intrinsics  # noqa: E402
 from space_clip_ros.ros.image_codec import array_to_image, new_message  # noqa: E402
+from space_clip_ros.ros.large_messages import (  # noqa: E402
+    VARIABLE,
+    allocator_tuned,
+    large_message_env,
+)
 from space_clip_ros.ros.loopback import OUTPUT_TYPES, Loopback, stamp_ns  # noqa: E402
 from space_clip_ros.ros.pointcloud import points_to_cloud  # noqa: E402
 from space_clip_ros.runtime import PRECISION_CHOICES, resolve_device  # noqa: E402
@@ -310,6 +319,19 @@ def print_growth(label: str, per_mp: dict[tuple[int, int], float], note: str = "
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
+def set_allocator(choice: str) -> str:
+    """The allocator of this run (--allocator), in words; `tuned` re-executes this process with
+    the large-message tunables when its environment lacks them (it does not return then)."""
+    if choice == "tuned" and not allocator_tuned(os.environ):
+        env = {**os.environ, **large_message_env(os.environ)}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    tunables = os.environ.get(VARIABLE)
+    state = f"{VARIABLE}={tunables}" if tunables else f"no {VARIABLE}"
+    if choice == "pinned":
+        state += "; " + pin_allocator()
+    return f"allocator {choice}: {state}"
+
+
 def pin_allocator() -> str:
     """Fix glibc's malloc thresholds for this process; what was done, in words.
 
@@ -332,11 +354,10 @@ def pin_allocator() -> str:
 
 def overhead(args: argparse.Namespace) -> None:
     sizes = args.sizes
-    allocator = pin_allocator() if args.allocator == "pinned" else "allocator left to drift"
     print(
         f"node (instant model) vs relay floor, {args.frames} frames each, interleaved; "
         f"device {args.device}, torch threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
-        f"load {os.getloadavg()[0]:.1f}; {allocator}"
+        f"load {os.getloadavg()[0]:.1f}; {args.allocator_state}"
     )
     print(
         "| size | outputs | round trip node / relay (min, median) | node / relay round trip | "
@@ -473,7 +494,7 @@ def model(args: argparse.Namespace) -> None:
     )
     print(
         f"ViT-B/16 SPACE-CLIP (random weights), {width}x{height}, {device}, "
-        f"{estimator.precision}, camera {args.rate:g} Hz"
+        f"{estimator.precision}, camera {args.rate:g} Hz; {args.allocator_state}"
     )
     variants = [VARIANTS[v] for v in args.variants]
     ratios: dict[tuple[str, ...], list[float]] = {v: [] for v in variants}
@@ -620,7 +641,7 @@ def cameras_mode(args: argparse.Namespace) -> None:
     print(
         f"ViT-B/16 SPACE-CLIP (untrained), {args.size[0]}x{args.size[1]}, cameras at "
         f"{args.rate:g} Hz each, device {args.device}, precision {args.precision}, cores "
-        f"{os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
+        f"{os.cpu_count()}, load {os.getloadavg()[0]:.1f}; {args.allocator_state}"
     )
     print(
         "| cameras | one node: depth/s (sum) | N nodes: depth/s (sum) | one / N | latency one "
@@ -645,19 +666,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--allocator",
+        default="tuned",
+        choices=["tuned", "pinned", "default"],
+        help="tuned: the GLIBC_TUNABLES depth.launch.py starts the node with; pinned: only "
+        "glibc's malloc thresholds fixed (mallopt); default: as the environment has it",
+    )
     modes = parser.add_subparsers(dest="mode", required=True)
-    over = modes.add_parser("overhead", help="instant model vs the relay floor")
+    over = modes.add_parser("overhead", parents=[common], help="instant model vs the relay floor")
     over.add_argument("--sizes", nargs="+", type=parse_size, default=list(SIZES), metavar="WxH")
     over.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     over.add_argument("--frames", type=int, default=30, help="frames per size and variant")
     over.add_argument("--device", default="cpu")
-    over.add_argument(
-        "--allocator",
-        default="pinned",
-        choices=["pinned", "default"],
-        help="pinned: fixed glibc malloc thresholds, the same regime every run (pin_allocator)",
-    )
-    real = modes.add_parser("model", help="the real model: node vs bare")
+    real = modes.add_parser("model", parents=[common], help="the real model: node vs bare")
     real.add_argument("--device", default="cpu")
     real.add_argument(
         "--precision",
@@ -672,7 +695,9 @@ def main() -> None:
     real.add_argument(
         "--variants", nargs="+", default=["depth", "depth+points"], choices=list(VARIANTS)
     )
-    many = modes.add_parser("cameras", help="one multi-camera node vs one node per camera")
+    many = modes.add_parser(
+        "cameras", parents=[common], help="one multi-camera node vs one node per camera"
+    )
     many.add_argument("--counts", nargs="+", type=int, default=[1, 2, 4, 6])
     many.add_argument("--device", default="cpu")
     many.add_argument("--precision", default="auto", choices=PRECISION_CHOICES)
@@ -680,6 +705,7 @@ def main() -> None:
     many.add_argument("--rate", type=float, default=10.0, help="each camera's rate in Hz")
     many.add_argument("--seconds", type=float, default=20.0, help="each timed phase")
     args = parser.parse_args()
+    args.allocator_state = set_allocator(args.allocator)
     {"overhead": overhead, "model": model, "cameras": cameras_mode}[args.mode](args)
 
 

@@ -34,6 +34,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
+from space_clip_ros.ros.large_messages import large_message_env
 from space_clip_ros.ros.launch_exits import fail_launch_on_error
 
 PACKAGE = "space_clip_ros"
@@ -89,6 +90,12 @@ ARGUMENTS = {
         "(config/fastdds_large_data.xml: 64 MiB shared-memory segment; clouds at 1080p and up; "
         "README 'Large messages'); costs 64 MiB of /dev/shm per process.",
     ),
+    "large_message_allocator": (
+        "true",
+        "true: start the node (and rviz2) with glibc's allocator set for large messages "
+        "(GLIBC_TUNABLES: huge pages and fixed mmap/trim thresholds; settings of your own "
+        "GLIBC_TUNABLES are kept; README 'Large messages'); false: the environment as it is.",
+    ),
     "rviz_config": (
         "",
         "rviz2 config used as it is; empty: config/depth.rviz following namespace and image.",
@@ -127,6 +134,8 @@ def _nodes(context):
     if overrides:
         parameters.append(overrides)
     env = _large_data_env(value["large_data_profile"], share)
+    if _boolean("large_message_allocator", value["large_message_allocator"]):
+        env.update(large_message_env(os.environ))
     node = Node(
         package=PACKAGE,
         executable=EXECUTABLE,
@@ -145,11 +154,15 @@ def _nodes(context):
     return actions
 
 
+def _boolean(name: str, text: str) -> bool:
+    if text.lower() not in BOOLEANS:
+        raise RuntimeError(f"{name}:={text}: use true or false")
+    return BOOLEANS[text.lower()]
+
+
 def _large_data_env(flag: str, share: str) -> dict:
     """The environment that gives a process the large-message Fast DDS profile, or none."""
-    if flag.lower() not in BOOLEANS:
-        raise RuntimeError(f"large_data_profile:={flag}: use true or false")
-    if not BOOLEANS[flag.lower()]:
+    if not _boolean("large_data_profile", flag):
         return {}
     return {"FASTDDS_DEFAULT_PROFILES_FILE": os.path.join(share, LARGE_DATA_PROFILE)}
 

@@ -1,5 +1,6 @@
 """launch_testing: depth.launch.py as a user starts it serves depth, depth/camera_info and points
-under its namespace, reading the remapped image and camera_info topics (tiny checkpoint).
+under its namespace, reading the remapped image and camera_info topics (tiny checkpoint), and
+starts the node with the large-message allocator (seen in the node's memory mappings).
 
 Runs where launch_testing is installed and space_clip_ros is colcon-built (`.ci/run`'s colcon
 stage); skips elsewhere, naming what is missing.
@@ -22,6 +23,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
 from launch import LaunchDescription  # noqa: E402
+from testing.allocator import huge_pages_unseen, mappings  # noqa: E402
 from testing.harness import Harness, wait_for_topics  # noqa: E402
 from testing.ros_install import missing_install, share, tiny_checkpoint  # noqa: E402
 
@@ -66,6 +68,15 @@ class TestDepthLaunch(unittest.TestCase):
         self.assertEqual(depth.header.frame_id, "launch_test_optical")
         self.assertEqual((info.width, info.height), (160, 48))
         self.assertEqual((cloud.width, cloud.height), (160, 48))
+
+    def test_the_node_runs_with_the_large_message_allocator(self, proc_info):
+        # seen in the running node: glibc asked for huge pages on its heap (glibc.malloc.hugetlb)
+        reason = huge_pages_unseen()
+        if reason:
+            self.skipTest(reason)
+        heap = [m for m in mappings(proc_info["space_clip_depth"].pid) if m.name == "[heap]"]
+        self.assertTrue(heap, "the node has no [heap] mapping")
+        self.assertTrue(any("hg" in m.flags for m in heap), [sorted(m.flags) for m in heap])
 
 
 @launch_testing.post_shutdown_test()

@@ -209,7 +209,9 @@ def test_inputs_follow_the_namespace_by_default_and_use_compressed_is_an_argumen
 
 def test_cameras_and_the_large_data_profile_are_launch_arguments(fake_launch):
     module, share = fake_launch
-    (node,) = run_opaque(module, namespace="car", cameras="front,left")
+    (node,) = run_opaque(
+        module, namespace="car", cameras="front,left", large_message_allocator="false"
+    )
     assert node.kwargs["parameters"][1] == {"cameras": "front,left"}
     assert node.kwargs["remappings"] == []  # each camera reads <camera>/image, <camera>/...
     assert node.kwargs["additional_env"] == {}
@@ -217,11 +219,39 @@ def test_cameras_and_the_large_data_profile_are_launch_arguments(fake_launch):
         run_opaque(module, cameras="front,left", image="/cam/image_raw")
     (share / "config").mkdir(parents=True, exist_ok=True)
     (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
-    node, rviz = run_opaque(module, large_data_profile="true", use_rviz="true")[:2]
+    node, rviz = run_opaque(
+        module, large_data_profile="true", use_rviz="true", large_message_allocator="False"
+    )[:2]
     profile = {"FASTDDS_DEFAULT_PROFILES_FILE": str(share / "config/fastdds_large_data.xml")}
     assert node.kwargs["additional_env"] == profile == rviz.kwargs["additional_env"]
     with pytest.raises(RuntimeError, match="large_data_profile:=maybe: use true or false"):
         run_opaque(module, large_data_profile="maybe")
+
+
+def test_the_node_and_rviz_start_with_the_large_message_allocator_by_default(
+    fake_launch, monkeypatch
+):
+    module, share = fake_launch
+    (share / "config").mkdir(parents=True, exist_ok=True)
+    (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
+    # the user's own tunables are kept, theirs winning where both set one
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=0")
+    node, rviz = run_opaque(module, use_rviz="true")[:2]
+    tunables = (
+        "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=0"
+        f":glibc.malloc.mmap_threshold={32 << 20}:glibc.malloc.trim_threshold={256 << 20}"
+    )
+    assert node.kwargs["additional_env"] == {"GLIBC_TUNABLES": tunables}
+    assert rviz.kwargs["additional_env"] == node.kwargs["additional_env"]
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    (node,) = run_opaque(module, large_data_profile="true")
+    assert node.kwargs["additional_env"] == {
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(share / "config/fastdds_large_data.xml"),
+        "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"
+        f":glibc.malloc.mmap_threshold={32 << 20}:glibc.malloc.trim_threshold={256 << 20}",
+    }
+    with pytest.raises(RuntimeError, match="large_message_allocator:=no: use true or false"):
+        run_opaque(module, large_message_allocator="no")
 
 
 def test_launch_file_remaps_inputs_and_layers_parameters(fake_launch):
