@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import sys
 import threading
 import time
@@ -48,6 +49,7 @@ from space_clip_ros.ros import param_overrides, params
 from space_clip_ros.ros.camera_info import CameraInfoError, intrinsics_from_camera_info
 from space_clip_ros.ros.diagnostics import FrameStats, ThrottledLog, diagnostic_status
 from space_clip_ros.ros.frame_slot import Frame
+from space_clip_ros.ros.large_messages import allocator_advice
 from space_clip_ros.ros.node_cli import (
     DEPTH_NODE,
     DEPTH_NODE_EPILOG,
@@ -407,6 +409,9 @@ class DepthNode(LifecycleNode):
                 f"listening on '{self._resolve(stream.topic(self._image_topic()))}' and "
                 f"'{self._resolve(stream.topic('camera_info'))}'"
             )
+        advice = allocator_advice(os.environ)
+        if advice:
+            self.get_logger().info(advice)
         self._restart_status_timers()
         return super().on_activate(state)
 

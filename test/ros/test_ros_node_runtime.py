@@ -1,4 +1,5 @@
-"""`ros2 param set` on a running depth node, and Ctrl-C during inference.
+"""`ros2 param set` on a running depth node, Ctrl-C during inference, and the start-up advice on
+glibc's allocator.
 
 Runtime parameters (config/depth.yaml marks them) change the next frame; the others are refused
 while the node is configured, with the reconfigure that applies them.
@@ -10,6 +11,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rclpy
 import yaml
 from rclpy.parameter import Parameter
@@ -19,6 +21,7 @@ from space_clip_ros.frame_plan import Output
 from space_clip_ros.io.msg_arrays import depth_image_to_metres
 from space_clip_ros.ros import params
 from space_clip_ros.ros.depth_node import DepthNode
+from space_clip_ros.ros.large_messages import VARIABLE, allocator_advice, large_message_env
 from space_clip_ros.ros.qos import QOS_SHORTHANDS
 from testing.estimators import KnownDepth, plane
 from testing.harness import Harness, make_image, wait_for
@@ -129,3 +132,22 @@ def test_ctrl_c_during_inference_is_no_frame_failure(capfd):
         if "t_ctrl_c.space_clip_depth" in line
     ]
     assert not [line for line in node_lines if "WARN" in line or "ERROR" in line], node_lines
+
+
+def test_a_node_started_without_the_allocator_setting_says_how_to_start_it(
+    ros, capfd, monkeypatch
+):
+    if allocator_advice({}) is None:
+        pytest.skip("the setting is glibc's; this Python does not run on glibc")
+    monkeypatch.delenv(VARIABLE, raising=False)
+    ros.start("/t_alloc_plain", estimator=KnownDepth(plane(5.0)))
+    monkeypatch.setenv(VARIABLE, large_message_env({})[VARIABLE])
+    ros.start("/t_alloc_tuned", estimator=KnownDepth(plane(5.0)))
+    logged = capfd.readouterr()
+    lines = [
+        line
+        for line in (logged.err + logged.out).splitlines()
+        if "python3 -m space_clip_ros.ros.large_messages" in line
+    ]
+    assert len(lines) == 1, lines  # the node started without it, once; not the tuned one
+    assert "[t_alloc_plain.space_clip_depth]: " + allocator_advice({}) in lines[0]

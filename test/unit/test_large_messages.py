@@ -13,6 +13,7 @@ import pytest
 from space_clip_ros.ros.large_messages import (
     LARGE_MESSAGE_TUNABLES,
     VARIABLE,
+    allocator_advice,
     allocator_tuned,
     large_message_env,
     parse_tunables,
@@ -42,6 +43,16 @@ def test_tuned_means_every_tunable_is_set_by_someone():
     assert not allocator_tuned({VARIABLE: "glibc.malloc.hugetlb=1"})
     assert allocator_tuned(large_message_env({}))
     assert allocator_tuned(large_message_env({VARIABLE: "glibc.malloc.hugetlb=0"}))
+
+
+def test_advice_is_for_processes_on_glibc_started_without_the_setting(monkeypatch):
+    assert allocator_advice(large_message_env({})) is None
+    monkeypatch.setattr(os, "confstr", lambda name: "glibc 2.36")
+    assert "GLIBC_TUNABLES=$(python3 -m space_clip_ros.ros.large_messages)" in allocator_advice(
+        {VARIABLE: "glibc.malloc.hugetlb=1"}
+    )
+    monkeypatch.setattr(os, "confstr", lambda name: "musl")  # another libc: nothing to set
+    assert allocator_advice({}) is None
 
 
 def test_the_module_prints_the_value_to_start_a_process_with():
