@@ -10,8 +10,8 @@ frame. Three tunables change that:
   transparent huge pages (madvise) on the blocks it maps and on its heap, so a fresh 133 MB block
   faults in 2 MiB at a time;
 - `glibc.malloc.mmap_threshold` 32 MiB and `glibc.malloc.trim_threshold` 256 MiB: fixed, so
-  messages up to 32 MiB (a 1080p cloud is 33 MB; a 1242x375 one 7.5 MB) come from the heap and
-  stay mapped between frames, whatever the process freed before.
+  messages up to 32 MiB (a 1242x375 cloud is 7.5 MB; a 1080p one, 33.2 MB, just fits) come
+  from the heap and stay mapped between frames, whatever the process freed before.
 
 Measured (bench/RESULTS.md, "Large messages: the allocator"): with points at 3840x2160 the
 node's time per frame halves and its time per megapixel stops growing with the frame.
