@@ -191,8 +191,8 @@ def _packed_rgb(rgb: np.ndarray) -> np.ndarray:
 
 # Points per band of the CPU cloud: a band's planes and its share of the cloud (16 B a point
 # each) stay in the cache between the passes that write and the pass that interleaves them.
-# Whole frames made the cost per megapixel grow with the frame (4K / 1242x375: 1.7x; banded
-# 1.15-1.2x, bench/bench_node.py overhead's frame-function table).
+# Whole frames made the cost per megapixel with points grow with the frame (4K / 1242x375:
+# 1.43x; banded 0.89-1.19x between runs: bench/RESULTS.md, the frame-function table).
 CLOUD_BAND_POINTS = 1 << 18
 
 

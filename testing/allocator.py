@@ -7,10 +7,11 @@ own copy of its environment (what /proc/<pid>/environ shows) while it parses it.
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
+
+from space_clip_ros.ros.large_messages import glibc_version
 
 THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
@@ -47,9 +48,8 @@ def thresholds_unseen() -> Optional[str]:
     """Why the malloc thresholds cannot be seen here; None when they can."""
     if not Path("/proc/self/smaps").exists():
         return "needs Linux's /proc/<pid>/smaps to see where malloc put a block"
-    libc, _ = platform.libc_ver()
-    if libc != "glibc":
-        return f"GLIBC_TUNABLES is glibc's; this Python runs on {libc or 'another libc'}"
+    if glibc_version() is None:
+        return "GLIBC_TUNABLES is glibc's; this Python runs on another libc"
     return None
 
 
@@ -58,9 +58,9 @@ def huge_pages_unseen() -> Optional[str]:
     reason = thresholds_unseen()
     if reason:
         return reason
-    version = platform.libc_ver()[1]
-    if tuple(int(p) for p in version.split(".")[:2]) < (2, 35):
-        return f"glibc {version} predates glibc.malloc.hugetlb (2.35)"
+    version = glibc_version()
+    if version < (2, 35):
+        return f"glibc {version[0]}.{version[1]} predates glibc.malloc.hugetlb (2.35)"
     mode = THP_MODE.read_text().strip() if THP_MODE.exists() else "absent"
     if "[madvise]" not in mode:
         return (

@@ -64,17 +64,22 @@ def allocator_tuned(environ: Mapping[str, str]) -> bool:
     return LARGE_MESSAGE_TUNABLES.keys() <= parse_tunables(environ.get(VARIABLE, "")).keys()
 
 
-def runs_on_glibc() -> bool:
+def glibc_version() -> Optional[tuple[int, int]]:
+    """(major, minor) of the glibc this process runs on; None on another libc."""
     try:
-        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+        name, _, version = os.confstr("CS_GNU_LIBC_VERSION").partition(" ")
     except (AttributeError, ValueError, OSError):  # not POSIX, or the name is unknown here
-        return False
+        return None
+    if name != "glibc":
+        return None
+    major, _, minor = version.partition(".")
+    return int(major), int(minor.split(".")[0] or 0)
 
 
 def allocator_advice(environ: Mapping[str, str]) -> Optional[str]:
     """What a node started without the setting tells its user (None: started with it, or not on
     glibc)."""
-    if allocator_tuned(environ) or not runs_on_glibc():
+    if allocator_tuned(environ) or glibc_version() is None:
         return None
     return (
         f"started without the large-message allocator setting ({VARIABLE}): large outputs "

@@ -151,6 +151,12 @@ def fake_launch(monkeypatch, tmp_path):
     return module, tmp_path / "space_clip_ros"
 
 
+def install_rviz_config(share) -> None:
+    """The shipped rviz config in the fake install's share folder (the launch file tailors it)."""
+    (share / "config").mkdir(parents=True, exist_ok=True)
+    (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
+
+
 def run_opaque(module, **arguments):
     """The nodes the launch file starts, then its other actions (event handlers)."""
     entities = module.generate_launch_description()
@@ -217,8 +223,7 @@ def test_cameras_and_the_large_data_profile_are_launch_arguments(fake_launch):
     assert node.kwargs["additional_env"] == {}
     with pytest.raises(RuntimeError, match="image rename the single camera"):
         run_opaque(module, cameras="front,left", image="/cam/image_raw")
-    (share / "config").mkdir(parents=True, exist_ok=True)
-    (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
+    install_rviz_config(share)
     node, rviz = run_opaque(
         module, large_data_profile="true", use_rviz="true", large_message_allocator="False"
     )[:2]
@@ -232,8 +237,7 @@ def test_the_node_and_rviz_start_with_the_large_message_allocator_by_default(
     fake_launch, monkeypatch
 ):
     module, share = fake_launch
-    (share / "config").mkdir(parents=True, exist_ok=True)
-    (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
+    install_rviz_config(share)
     # the user's own tunables are kept, theirs winning where both set one
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=0")
     node, rviz = run_opaque(module, use_rviz="true")[:2]
@@ -273,8 +277,7 @@ def test_launch_file_remaps_inputs_and_layers_parameters(fake_launch):
     ]
     assert kw["parameters"] == [str(share / "config" / "depth.yaml")]  # nothing overrides the file
 
-    (share / "config").mkdir(parents=True)
-    (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
+    install_rviz_config(share)
     node, rviz = run_opaque(
         module, params_file="/my.yaml", checkpoint="/ckpt", device="cuda", use_rviz="true"
     )
@@ -287,8 +290,7 @@ def test_launch_file_remaps_inputs_and_layers_parameters(fake_launch):
 
 def test_rviz_follows_the_namespace_and_image_of_the_launch(fake_launch):
     module, share = fake_launch
-    (share / "config").mkdir(parents=True)
-    (share / "config" / "depth.rviz").write_text((REPO / "config" / "depth.rviz").read_text())
+    install_rviz_config(share)
     _, rviz, cleanup = run_opaque(
         module, namespace="front", image="/cam/image_raw", use_rviz="true"
     )
